@@ -1,0 +1,134 @@
+//! The command line: subcommands and flags, parsed into plain values and
+//! handed to the functions that carry them out.
+
+mod output;
+mod runs;
+mod worker;
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::{self, Settings};
+use crate::error::Result;
+use crate::jobs;
+use crate::manager::Manager;
+use crate::registry::Registry;
+use crate::store::Store;
+
+/// jobmgr: runs, watches and controls the background jobs of one host.
+#[derive(Debug, Parser)]
+#[command(name = "jobmgr", version = crate::worker::VERSION, about, long_about = None)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Flags every subcommand takes.
+#[derive(Debug, Args)]
+pub struct Global {
+    /// The SQLite database file.
+    #[arg(long, global = true, env = "JOBMGR_DB", default_value = config::DEFAULT_DB)]
+    pub db: PathBuf,
+    /// Print JSON instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Heartbeat interval in milliseconds.
+    #[arg(long, global = true, hide = true, env = "JOBMGR_HEARTBEAT_MS", default_value_t = config::HEARTBEAT_MS)]
+    pub heartbeat_ms: u64,
+    /// A worker silent for longer than this (milliseconds) is stale.
+    #[arg(long, global = true, hide = true, env = "JOBMGR_STALE_AFTER_MS", default_value_t = config::STALE_AFTER_MS)]
+    pub stale_after_ms: u64,
+    /// Seconds a stopping worker lets running jobs finish before cancelling them.
+    #[arg(long, global = true, env = "JOBMGR_DRAIN_TIMEOUT", default_value_t = config::DRAIN_TIMEOUT_SECS)]
+    pub drain_timeout: f64,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the worker (only one per database), or stop the running one.
+    Worker(worker::WorkerArgs),
+    /// Enqueue a run: NAME [-p key=value]...
+    Enqueue(runs::EnqueueArgs),
+    /// Show the worker and the number of runs per status.
+    Status,
+    /// List runs, newest first.
+    Jobs(runs::JobsArgs),
+    /// Show one run.
+    Show { id: i64 },
+    /// Show a run's log lines.
+    Logs(runs::LogsArgs),
+    /// Cancel a queued or running run.
+    Cancel { id: i64 },
+    /// Enqueue a finished run again with the same parameters.
+    Rerun { id: i64 },
+    /// Fail RUNNING runs whose worker is gone ("worker lost").
+    CleanupStalled,
+    /// List the job types and their parameters.
+    JobTypes,
+    /// Apply database migrations and exit.
+    Migrate,
+}
+
+/// Parses `args` and runs the command. Returns the process exit code.
+pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<i32> {
+    let cli = match Cli::try_parse_from(args) {
+        Ok(c) => c,
+        Err(e) => {
+            // clap prints help and usage errors itself, with its own codes.
+            let _ = e.print();
+            return Ok(e.exit_code());
+        }
+    };
+    let settings = Settings {
+        db: cli.global.db.clone(),
+        heartbeat_ms: cli.global.heartbeat_ms,
+        stale_after_ms: cli.global.stale_after_ms,
+        drain_timeout_secs: cli.global.drain_timeout,
+    };
+    settings.validate()?;
+    let json = cli.global.json;
+    let registry = Arc::new(jobs::builtin_registry());
+    let Some(command) = cli.command else {
+        let _ = <Cli as clap::CommandFactory>::command().print_help();
+        return Ok(2);
+    };
+    match command {
+        Command::Worker(args) => worker::run(&settings, registry, &args, json),
+        Command::Migrate => migrate(&settings, json),
+        Command::JobTypes => output::job_types(&registry, json),
+        other => {
+            let manager = open_manager(&settings, registry)?;
+            runs::run(&manager, other, json)
+        }
+    }
+}
+
+/// Opens the database and builds the domain API over it.
+pub fn open_manager(settings: &Settings, registry: Arc<Registry>) -> Result<Manager> {
+    let store = Store::open(&settings.db)?;
+    Ok(Manager::new(
+        store,
+        registry,
+        settings.stale_after_ms as i64,
+        (settings.drain_timeout_secs * 1000.0) as i64,
+    ))
+}
+
+fn migrate(settings: &Settings, json: bool) -> Result<i32> {
+    let store = Store::open_unmigrated(&settings.db)?;
+    let applied = store.migrate()?;
+    if json {
+        output::print_json(&serde_json::json!({ "applied": applied }));
+    } else if applied.is_empty() {
+        println!("database {} is up to date", settings.db.display());
+    } else {
+        println!("applied {}", applied.join(", "));
+    }
+    Ok(0)
+}

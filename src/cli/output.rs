@@ -1,0 +1,189 @@
+//! Text and JSON output of the CLI.
+
+use serde::Serialize;
+
+use crate::error::Result;
+use crate::job::{JobRun, LogLine};
+use crate::maintenance::Recovery;
+use crate::manager::{Counts, WorkerStatus};
+use crate::registry::{ParamKind, Registry};
+use crate::worker::human_ms;
+
+/// Prints `v` as pretty JSON on stdout.
+pub fn print_json<T: Serialize>(v: &T) {
+    match serde_json::to_string_pretty(v) {
+        Ok(s) => println!("{s}"),
+        Err(e) => eprintln!("jobmgr: encode JSON: {e}"),
+    }
+}
+
+fn cut(s: &str, n: usize) -> String {
+    let one_line = s.replace('\n', " ");
+    if one_line.chars().count() <= n {
+        one_line
+    } else {
+        let mut t: String = one_line.chars().take(n.saturating_sub(1)).collect();
+        t.push('…');
+        t
+    }
+}
+
+/// The history as a table.
+pub fn run_table(runs: &[JobRun]) {
+    if runs.is_empty() {
+        println!("no runs");
+        return;
+    }
+    println!(
+        "{:>7}  {:<9}  {:<20}  {:<24}  {:<38}  ERROR",
+        "ID", "STATUS", "JOB", "CREATED", "PROGRESS"
+    );
+    for r in runs {
+        println!(
+            "{:>7}  {:<9}  {:<20}  {:<24}  {:<38}  {}",
+            r.id,
+            r.status.as_str(),
+            cut(&r.job_name, 20),
+            r.created_at,
+            cut(&r.progress_text(), 38),
+            cut(r.error.as_deref().unwrap_or(""), 60)
+        );
+    }
+}
+
+/// One run, field by field.
+pub fn run_details(r: &JobRun) {
+    let opt = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
+    println!("run {}: {} ({})", r.id, r.job_name, r.status);
+    println!("  parameters:  {}", serde_json::Value::Object(r.parameters.clone()));
+    println!("  priority:    {}   attempt: {}", r.priority, r.attempt);
+    println!("  triggered:   {}", r.triggered_by);
+    if let Some(of) = r.rerun_of_id {
+        println!("  re-run of:   {of}");
+    }
+    println!("  created:     {}", r.created_at);
+    println!("  started:     {}", opt(&r.started_at));
+    println!("  finished:    {}", opt(&r.finished_at));
+    if let Some(w) = r.worker_id {
+        println!("  worker:      {w}");
+    }
+    println!("  progress:    {}", r.progress_text());
+    println!(
+        "  outcome:     {}",
+        serde_json::Value::Object(r.outcome_summary.clone())
+    );
+    if let Some(e) = &r.error {
+        println!("  error:       {e}");
+    }
+    if let Some(c) = &r.error_context {
+        println!("  context:     {c}");
+    }
+    if r.cancel_requested_at.is_some() && !r.status.is_finished() {
+        println!("  cancel requested at {}", opt(&r.cancel_requested_at));
+    }
+    println!(
+        "  metadata:    {}",
+        serde_json::Value::Object(r.metadata.clone())
+    );
+}
+
+/// One log line, as text or one JSON object per line.
+pub fn log_line(l: &LogLine, json: bool) {
+    if json {
+        println!("{}", serde_json::to_string(l).unwrap_or_default());
+        return;
+    }
+    let stage = l.stage.as_deref().map(|s| format!(" [{s}]")).unwrap_or_default();
+    let ctx = l.context.as_ref().map(|c| format!(" {c}")).unwrap_or_default();
+    println!(
+        "{} {:<7}{} {}{}",
+        l.timestamp,
+        l.level.as_str().to_uppercase(),
+        stage,
+        l.message,
+        ctx
+    );
+}
+
+/// The worker and the counts.
+pub fn status(w: &WorkerStatus, counts: &Counts) {
+    match &w.worker {
+        None => println!("worker: none has ever run on this database"),
+        Some(row) => {
+            println!(
+                "worker: {} — id {}, pid {} on {}, version {}{}",
+                w.state,
+                row.id,
+                row.pid,
+                row.hostname,
+                row.version,
+                if w.version_drift {
+                    format!(" (differs from this binary's {})", w.server_version)
+                } else {
+                    String::new()
+                }
+            );
+            if let Some(age) = w.heartbeat_age_ms {
+                println!("  heartbeat {} ago", human_ms(age));
+            }
+            if let Some(up) = w.uptime_ms {
+                println!("  up {}", human_ms(up));
+            }
+            if let Some(over) = w.stopping_overdue_ms {
+                println!("  STOPPING for {} past its drain timeout", human_ms(over));
+            }
+        }
+    }
+    let parts: Vec<String> = counts
+        .by_status
+        .iter()
+        .map(|(k, v)| format!("{k} {v}"))
+        .collect();
+    println!("runs: {} ({})", counts.total, parts.join(", "));
+}
+
+/// What cleanup-stalled changed.
+pub fn recovery(r: &Recovery) {
+    for w in &r.dead_workers {
+        println!("worker {} (pid {} on {}) declared dead", w.id, w.pid, w.hostname);
+    }
+    if r.runs.is_empty() {
+        println!("no stalled runs");
+    }
+    for run in &r.runs {
+        println!("run {} ({}) → {}: {}", run.id, run.job_name, run.status, run.error);
+    }
+}
+
+/// `jobmgr job-types`.
+pub fn job_types(registry: &Registry, json: bool) -> Result<i32> {
+    let infos = registry.infos();
+    if json {
+        print_json(&infos);
+        return Ok(0);
+    }
+    for t in infos {
+        println!("{}\n  {}", t.name, t.description);
+        for p in t.parameters {
+            let kind = match &p.kind {
+                ParamKind::Enum(c) => format!("one of {}", c.join("|")),
+                ParamKind::String => "string".into(),
+                ParamKind::Integer => "integer".into(),
+                ParamKind::Boolean => "boolean".into(),
+                ParamKind::Path => "path".into(),
+            };
+            let mut extra = Vec::new();
+            if p.required {
+                extra.push("required".to_string());
+            }
+            if let Some(d) = &p.default {
+                extra.push(format!("default {d}"));
+            }
+            if let (Some(a), Some(b)) = (p.min, p.max) {
+                extra.push(format!("{a}..={b}"));
+            }
+            println!("  -p {}=<{kind}>  {} [{}]", p.name, p.help, extra.join(", "));
+        }
+    }
+    Ok(0)
+}

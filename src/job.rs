@@ -1,0 +1,247 @@
+//! Domain types of a job run: its status and allowed transitions, log levels,
+//! and the run record as jobmgr shows it.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// Where a run is in its life. QUEUED → RUNNING → COMPLETED | FAILED |
+/// CANCELLED; a QUEUED run may also be cancelled directly, and a RUNNING run
+/// whose worker was lost may go back to QUEUED when its type is safe to retry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum JobStatus {
+    Queued,
+    Running,
+    Completed,
+    Failed,
+    Cancelled,
+}
+
+impl JobStatus {
+    /// Every status, in lifecycle order.
+    pub const ALL: [JobStatus; 5] = [
+        JobStatus::Queued,
+        JobStatus::Running,
+        JobStatus::Completed,
+        JobStatus::Failed,
+        JobStatus::Cancelled,
+    ];
+
+    /// The text stored in `JobRun.status`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobStatus::Queued => "QUEUED",
+            JobStatus::Running => "RUNNING",
+            JobStatus::Completed => "COMPLETED",
+            JobStatus::Failed => "FAILED",
+            JobStatus::Cancelled => "CANCELLED",
+        }
+    }
+
+    /// Parses stored or user-typed text, in any case.
+    pub fn parse(text: &str) -> Option<JobStatus> {
+        JobStatus::ALL
+            .into_iter()
+            .find(|s| s.as_str().eq_ignore_ascii_case(text.trim()))
+    }
+
+    /// Whether the run has ended and will not change again.
+    pub fn is_finished(self) -> bool {
+        matches!(
+            self,
+            JobStatus::Completed | JobStatus::Failed | JobStatus::Cancelled
+        )
+    }
+
+    /// The lifecycle: which moves are allowed.
+    pub fn can_become(self, next: JobStatus) -> bool {
+        use JobStatus::*;
+        matches!(
+            (self, next),
+            (Queued, Running)
+                | (Queued, Cancelled)
+                | (Running, Completed)
+                | (Running, Failed)
+                | (Running, Cancelled)
+                | (Running, Queued)
+        )
+    }
+}
+
+impl std::fmt::Display for JobStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Severity of a `JobLog` line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogLevel {
+    Debug,
+    Info,
+    Warning,
+    Error,
+}
+
+impl LogLevel {
+    /// Every level, least severe first.
+    pub const ALL: [LogLevel; 4] = [
+        LogLevel::Debug,
+        LogLevel::Info,
+        LogLevel::Warning,
+        LogLevel::Error,
+    ];
+
+    /// The text stored in `JobLog.level`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogLevel::Debug => "debug",
+            LogLevel::Info => "info",
+            LogLevel::Warning => "warning",
+            LogLevel::Error => "error",
+        }
+    }
+
+    /// Parses a level; `warn` is accepted for `warning`.
+    pub fn parse(text: &str) -> Option<LogLevel> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "debug" => Some(LogLevel::Debug),
+            "info" => Some(LogLevel::Info),
+            "warn" | "warning" => Some(LogLevel::Warning),
+            "error" => Some(LogLevel::Error),
+            _ => None,
+        }
+    }
+}
+
+/// Who asked for a run (`JobRun.triggeredBy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Trigger {
+    Cli,
+    Api,
+    Ui,
+    Schedule,
+    Rerun,
+    Retry,
+}
+
+impl Trigger {
+    /// The stored text.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Trigger::Cli => "cli",
+            Trigger::Api => "api",
+            Trigger::Ui => "ui",
+            Trigger::Schedule => "schedule",
+            Trigger::Rerun => "rerun",
+            Trigger::Retry => "retry",
+        }
+    }
+}
+
+/// One row of `JobRun`, as shown by the CLI and the API.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JobRun {
+    pub id: i64,
+    pub job_name: String,
+    pub status: JobStatus,
+    pub parameters: Map<String, Value>,
+    pub priority: i64,
+    pub attempt: i64,
+    pub created_at: String,
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
+    pub worker_id: Option<i64>,
+    pub current_stage: Option<String>,
+    pub entities_processed: i64,
+    pub entities_total: Option<i64>,
+    pub entities_unit: Option<String>,
+    pub outcome_summary: Map<String, Value>,
+    pub error: Option<String>,
+    pub error_context: Option<Value>,
+    pub rerun_of_id: Option<i64>,
+    pub triggered_by: String,
+    pub metadata: Map<String, Value>,
+    pub cancel_requested_at: Option<String>,
+    pub updated_at: String,
+}
+
+impl JobRun {
+    /// "Processing items (1,250 / 5,000) 25%" or "Scanning (1,250 processed)".
+    pub fn progress_text(&self) -> String {
+        let stage = self.current_stage.as_deref().unwrap_or("Waiting");
+        let done = group_thousands(self.entities_processed);
+        match self.entities_total {
+            Some(total) if total > 0 => {
+                let unit = self
+                    .entities_unit
+                    .as_deref()
+                    .map(|u| format!(" {u}"))
+                    .unwrap_or_default();
+                let pct = (self.entities_processed as f64 * 100.0 / total as f64).min(100.0);
+                format!(
+                    "{stage}{unit} ({done} / {}) {pct:.0}%",
+                    group_thousands(total)
+                )
+            }
+            _ => format!("{stage} ({done} processed)"),
+        }
+    }
+}
+
+/// One `JobLog` row.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LogLine {
+    pub id: i64,
+    pub job_run_id: i64,
+    pub level: LogLevel,
+    pub stage: Option<String>,
+    pub message: String,
+    pub context: Option<Value>,
+    pub timestamp: String,
+}
+
+/// 1234567 → "1,234,567".
+pub fn group_thousands(n: i64) -> String {
+    let digits = n.unsigned_abs().to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3 + 1);
+    if n < 0 {
+        out.push('-');
+    }
+    for (i, ch) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(ch);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lifecycle_allows_only_documented_moves() {
+        use JobStatus::*;
+        assert!(Queued.can_become(Running));
+        assert!(Running.can_become(Completed));
+        assert!(!Completed.can_become(Running));
+        assert!(!Failed.can_become(Queued));
+        assert!(!Queued.can_become(Completed));
+        assert_eq!(JobStatus::parse("failed"), Some(Failed));
+        assert_eq!(JobStatus::parse("nope"), None);
+    }
+
+    #[test]
+    fn groups_digits() {
+        assert_eq!(group_thousands(0), "0");
+        assert_eq!(group_thousands(1250), "1,250");
+        assert_eq!(group_thousands(1_234_567), "1,234,567");
+        assert_eq!(group_thousands(-5000), "-5,000");
+    }
+}

@@ -1,0 +1,134 @@
+//! Recovery of runs whose worker is gone: stale workers are declared dead
+//! and their RUNNING runs are failed as "worker lost", or re-queued where
+//! the job type is safe to retry. Used by `cleanup-stalled`, by a new worker
+//! taking over the lock, and by the server's periodic check.
+
+use std::collections::HashMap;
+
+use rusqlite::Transaction;
+use serde::Serialize;
+
+use crate::clock::Timestamp;
+use crate::error::Result;
+use crate::job::JobStatus;
+use crate::registry::Registry;
+use crate::store::runs::{self, OrphanRun};
+use crate::store::{Store, workers};
+use crate::worker::WorkerRow;
+
+/// A run that recovery changed.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResolvedRun {
+    pub id: i64,
+    pub job_name: String,
+    pub status: JobStatus,
+    pub error: String,
+}
+
+/// What one recovery pass did.
+#[derive(Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Recovery {
+    pub dead_workers: Vec<WorkerRow>,
+    pub runs: Vec<ResolvedRun>,
+}
+
+/// Why the runs' worker is considered gone.
+#[derive(Debug, Clone, Copy)]
+pub enum Cause {
+    /// Its heartbeat went silent.
+    Stale,
+    /// A new worker holds the lock file, so the old process has exited.
+    TakenOver,
+}
+
+/// Declares workers silent for longer than `stale_after_ms` dead and
+/// resolves every RUNNING run whose worker is gone. One transaction.
+pub fn cleanup_stalled(store: &Store, registry: &Registry, stale_after_ms: i64) -> Result<Recovery> {
+    let now = Timestamp::now();
+    let cutoff = now.plus_ms(-stale_after_ms).to_text();
+    store.write("clean up stalled runs", |tx| {
+        let dead = workers::mark_dead(tx, Some(&cutoff), &now.to_text())?;
+        resolve(tx, registry, dead, &cutoff, Cause::Stale, now)
+    })
+}
+
+/// What [`cleanup_stalled`] would change, without changing it.
+pub fn preview_stalled(store: &Store, stale_after_ms: i64) -> Result<Vec<OrphanRun>> {
+    let cutoff = Timestamp::now().plus_ms(-stale_after_ms).to_text();
+    runs::orphan_runs(&*store.conn()?, &cutoff)
+}
+
+/// Inside a new worker's registration, with the lock file held: every
+/// active worker row belongs to a process that is gone.
+pub fn take_over(tx: &Transaction<'_>, registry: &Registry, now: Timestamp) -> Result<Recovery> {
+    let dead = workers::mark_dead(tx, None, &now.to_text())?;
+    // Every RUNNING run is now an orphan: its worker is not active.
+    resolve(tx, registry, dead, "0000", Cause::TakenOver, now)
+}
+
+fn resolve(
+    tx: &Transaction<'_>,
+    registry: &Registry,
+    dead: Vec<WorkerRow>,
+    stale_before: &str,
+    cause: Cause,
+    now: Timestamp,
+) -> Result<Recovery> {
+    let now_text = now.to_text();
+    let mut known: HashMap<i64, WorkerRow> = dead.iter().map(|w| (w.id, w.clone())).collect();
+    let mut resolved = Vec::new();
+    for run in runs::orphan_runs(tx, stale_before)? {
+        let who = match run.worker_id {
+            Some(id) => {
+                if !known.contains_key(&id) {
+                    if let Some(w) = workers::get_worker(tx, id)? {
+                        known.insert(id, w);
+                    }
+                }
+                let just_declared = dead.iter().any(|w| w.id == id);
+                describe(known.get(&id), id, cause, just_declared)
+            }
+            None => "no worker owns the run".to_string(),
+        };
+        let (status, error, changed) = if run.cancel_requested {
+            let e = format!("cancelled: worker lost before it confirmed the cancel ({who})");
+            (JobStatus::Cancelled, e.clone(), runs::cancel_orphan(tx, &run, &e, &now_text)?)
+        } else if registry.is_retry_safe(&run.job_name) {
+            let e = format!("worker lost: {who}; re-queued");
+            (JobStatus::Queued, e.clone(), runs::requeue_orphan(tx, &run, &e, &now_text)?)
+        } else {
+            let e = format!("worker lost: {who}");
+            (JobStatus::Failed, e.clone(), runs::fail_orphan(tx, &run, &e, &now_text)?)
+        };
+        if changed {
+            resolved.push(ResolvedRun {
+                id: run.id,
+                job_name: run.job_name,
+                status,
+                error,
+            });
+        }
+    }
+    Ok(Recovery {
+        dead_workers: dead,
+        runs: resolved,
+    })
+}
+
+fn describe(w: Option<&WorkerRow>, id: i64, cause: Cause, just_declared: bool) -> String {
+    let Some(w) = w else {
+        return format!("worker {id} no longer exists");
+    };
+    let who = format!("worker {} (pid {} on {})", w.id, w.pid, w.hostname);
+    match (cause, just_declared) {
+        (_, false) => format!("{who} is {} but the run was still RUNNING", w.state),
+        (Cause::Stale, true) => {
+            format!("{who} stopped heartbeating (last at {})", w.heartbeat_at)
+        }
+        (Cause::TakenOver, true) => {
+            format!("{who} exited without finishing the run (found by the next worker)")
+        }
+    }
+}

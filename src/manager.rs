@@ -1,0 +1,300 @@
+//! The domain API shared by the CLI and the web server: enqueue, look up,
+//! cancel, re-run, clean up, and the worker's status. Each action validates
+//! its input before anything is written.
+
+use std::sync::Arc;
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::clock::Timestamp;
+use crate::error::{Error, Result};
+use crate::job::{JobRun, JobStatus, LogLine, Trigger};
+use crate::maintenance::{self, Recovery};
+use crate::registry::Registry;
+use crate::store::logs::{self, LogFilter};
+use crate::store::runs::{self, NewRun, RunFilter};
+use crate::store::{Store, workers};
+use crate::worker::{self, WorkerRow, WorkerState};
+
+/// Priorities outside this range are refused.
+pub const PRIORITY_RANGE: std::ops::RangeInclusive<i64> = -1000..=1000;
+
+/// A request to enqueue one run.
+#[derive(Debug, Clone)]
+pub struct EnqueueRequest {
+    pub job_name: String,
+    pub parameters: Map<String, Value>,
+    pub priority: i64,
+    pub trigger: Trigger,
+}
+
+/// What cancelling did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum CancelResult {
+    /// The run was QUEUED and is now CANCELLED.
+    Cancelled,
+    /// The run is RUNNING; the worker was asked to cancel it.
+    Requested,
+}
+
+/// The worker as the status screens show it.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkerStatus {
+    /// The active worker, or else the most recent one.
+    pub worker: Option<WorkerRow>,
+    /// STARTING/RUNNING/STOPPING/STOPPED/DEAD, or "STALE" when an active
+    /// worker's heartbeat is too old, or "NONE".
+    pub state: String,
+    pub heartbeat_age_ms: Option<i64>,
+    pub uptime_ms: Option<i64>,
+    pub server_version: String,
+    pub version_drift: bool,
+    /// How long a STOPPING worker has been past its drain timeout.
+    pub stopping_overdue_ms: Option<i64>,
+}
+
+/// Counts for the statistics overview.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Counts {
+    pub by_status: Map<String, Value>,
+    pub total: i64,
+}
+
+/// The domain API over one database.
+#[derive(Clone)]
+pub struct Manager {
+    store: Store,
+    registry: Arc<Registry>,
+    stale_after_ms: i64,
+    drain_timeout_ms: i64,
+}
+
+impl Manager {
+    /// A manager over `store` that knows the types in `registry`.
+    pub fn new(store: Store, registry: Arc<Registry>, stale_after_ms: i64, drain_timeout_ms: i64) -> Self {
+        Manager {
+            store,
+            registry,
+            stale_after_ms,
+            drain_timeout_ms,
+        }
+    }
+
+    /// The database.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The job types.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// Validates and enqueues one run; returns it as stored.
+    pub fn enqueue(&self, req: &EnqueueRequest) -> Result<JobRun> {
+        let id = self.enqueue_many(std::slice::from_ref(req))?[0];
+        self.get(id)
+    }
+
+    /// Validates every request, then enqueues them all in one transaction.
+    pub fn enqueue_many(&self, reqs: &[EnqueueRequest]) -> Result<Vec<i64>> {
+        let mut checked = Vec::with_capacity(reqs.len());
+        for r in reqs {
+            if !PRIORITY_RANGE.contains(&r.priority) {
+                return Err(Error::Invalid(format!(
+                    "priority must be between {} and {}, got {}",
+                    PRIORITY_RANGE.start(),
+                    PRIORITY_RANGE.end(),
+                    r.priority
+                )));
+            }
+            let params = self.registry.get(&r.job_name)?.validate(&r.parameters)?;
+            checked.push(params);
+        }
+        let meta = enqueue_metadata();
+        let rows: Vec<NewRun<'_>> = reqs
+            .iter()
+            .zip(&checked)
+            .map(|(r, p)| NewRun {
+                job_name: &r.job_name,
+                parameters: p,
+                priority: r.priority,
+                trigger: r.trigger.as_str(),
+                rerun_of: None,
+                metadata: &meta,
+            })
+            .collect();
+        let now = Timestamp::now().to_text();
+        self.store
+            .write("enqueue runs", |tx| runs::insert_runs(tx, &rows, &now))
+    }
+
+    /// One run; [`Error::NotFound`] when there is none.
+    pub fn get(&self, id: i64) -> Result<JobRun> {
+        runs::get_run(&*self.store.conn()?, id)?.ok_or(Error::NotFound {
+            what: "job run",
+            id: id.to_string(),
+        })
+    }
+
+    /// A page of history.
+    pub fn list(&self, filter: &RunFilter) -> Result<Vec<JobRun>> {
+        runs::list_runs(&*self.store.conn()?, filter)
+    }
+
+    /// Runs in one status, oldest first.
+    pub fn in_status(&self, status: JobStatus, limit: usize) -> Result<Vec<JobRun>> {
+        runs::runs_in_status(&*self.store.conn()?, status, limit)
+    }
+
+    /// A run's log lines.
+    pub fn logs(&self, id: i64, filter: &LogFilter) -> Result<Vec<LogLine>> {
+        let conn = self.store.conn()?;
+        if runs::get_run(&conn, id)?.is_none() {
+            return Err(Error::NotFound {
+                what: "job run",
+                id: id.to_string(),
+            });
+        }
+        logs::list_logs(&conn, id, filter)
+    }
+
+    /// Cancels a QUEUED run at once, or asks the worker to stop a RUNNING one.
+    pub fn cancel(&self, id: i64) -> Result<CancelResult> {
+        let now = Timestamp::now().to_text();
+        let outcome = self.store.write("cancel run", |tx| {
+            if runs::cancel_queued(tx, id, &now)? {
+                return Ok(Some(CancelResult::Cancelled));
+            }
+            if runs::request_cancel(tx, id, &now)? {
+                return Ok(Some(CancelResult::Requested));
+            }
+            Ok(None)
+        })?;
+        match outcome {
+            Some(r) => Ok(r),
+            None => {
+                let run = self.get(id)?;
+                Err(Error::Conflict(format!(
+                    "run {id} is {} and can no longer be cancelled",
+                    run.status
+                )))
+            }
+        }
+    }
+
+    /// Enqueues a new run with the same job and parameters as finished run `id`.
+    pub fn rerun(&self, id: i64, trigger: Trigger) -> Result<JobRun> {
+        let old = self.get(id)?;
+        if !old.status.is_finished() {
+            return Err(Error::Conflict(format!(
+                "run {id} is {}; only finished runs (COMPLETED, FAILED, CANCELLED) can be re-run",
+                old.status
+            )));
+        }
+        let params = self
+            .registry
+            .get(&old.job_name)?
+            .validate(&old.parameters)?;
+        let meta = enqueue_metadata();
+        let new = NewRun {
+            job_name: &old.job_name,
+            parameters: &params,
+            priority: old.priority,
+            trigger: trigger.as_str(),
+            rerun_of: Some(old.id),
+            metadata: &meta,
+        };
+        let now = Timestamp::now().to_text();
+        let ids = self
+            .store
+            .write("re-run", |tx| runs::insert_runs(tx, &[new], &now))?;
+        self.get(ids[0])
+    }
+
+    /// Declares stale workers dead and resolves runs whose worker is gone.
+    pub fn cleanup_stalled(&self) -> Result<Recovery> {
+        maintenance::cleanup_stalled(&self.store, &self.registry, self.stale_after_ms)
+    }
+
+    /// RUNNING runs that [`Manager::cleanup_stalled`] would resolve.
+    pub fn stalled_preview(&self) -> Result<Vec<JobRun>> {
+        let ids = maintenance::preview_stalled(&self.store, self.stale_after_ms)?;
+        ids.iter().map(|o| self.get(o.id)).collect()
+    }
+
+    /// The worker's status, with staleness and version drift worked out.
+    pub fn worker_status(&self) -> Result<WorkerStatus> {
+        let conn = self.store.conn()?;
+        let worker = match workers::active_worker(&conn)? {
+            Some(w) => Some(w),
+            None => workers::latest_worker(&conn)?,
+        };
+        Ok(self.describe_worker(worker, Timestamp::now()))
+    }
+
+    fn describe_worker(&self, worker: Option<WorkerRow>, now: Timestamp) -> WorkerStatus {
+        let Some(w) = worker else {
+            return WorkerStatus {
+                worker: None,
+                state: "NONE".into(),
+                heartbeat_age_ms: None,
+                uptime_ms: None,
+                server_version: worker::VERSION.into(),
+                version_drift: false,
+                stopping_overdue_ms: None,
+            };
+        };
+        let stale = w.is_stale(now, self.stale_after_ms);
+        let overdue = (w.state == WorkerState::Stopping)
+            .then(|| w.stopping_at.as_deref().and_then(Timestamp::parse))
+            .flatten()
+            .map(|t| now.0 - t.0 - self.drain_timeout_ms)
+            .filter(|ms| *ms > 0);
+        let uptime = w.state.is_active().then(|| {
+            Timestamp::parse(&w.started_at)
+                .map(|t| now.0 - t.0)
+                .unwrap_or(0)
+        });
+        WorkerStatus {
+            state: if stale { "STALE".into() } else { w.state.to_string() },
+            heartbeat_age_ms: Some(w.heartbeat_age_ms(now)),
+            uptime_ms: uptime,
+            server_version: worker::VERSION.into(),
+            version_drift: w.state.is_active() && w.version != worker::VERSION,
+            stopping_overdue_ms: overdue,
+            worker: Some(w),
+        }
+    }
+
+    /// Writes a stop request for the active worker.
+    pub fn request_worker_stop(&self) -> Result<WorkerRow> {
+        let now = Timestamp::now().to_text();
+        self.store
+            .write("request worker stop", |tx| workers::request_stop(tx, &now))?
+            .ok_or_else(|| Error::Conflict("no worker is running".into()))
+    }
+
+    /// Number of runs per status.
+    pub fn counts(&self) -> Result<Counts> {
+        let rows = runs::count_by_status(&*self.store.conn()?)?;
+        let total = rows.iter().map(|(_, n)| n).sum();
+        Ok(Counts {
+            by_status: rows
+                .into_iter()
+                .map(|(s, n)| (s.as_str().to_string(), Value::from(n)))
+                .collect(),
+            total,
+        })
+    }
+}
+
+fn enqueue_metadata() -> Map<String, Value> {
+    let mut m = Map::new();
+    m.insert("enqueuedByVersion".into(), worker::VERSION.into());
+    m
+}

@@ -1,0 +1,338 @@
+//! The job-type registry: each type's name, description, declared
+//! parameters and handler, and the validation that runs before a run is
+//! enqueued, so a bad value is refused before anything is written.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::error::{Error, Result, suggest};
+use crate::runner::context::{JobContext, JobError};
+
+/// What a job does: called on an executor thread with the run's context.
+pub type Handler = Arc<dyn Fn(&JobContext) -> std::result::Result<(), JobError> + Send + Sync>;
+
+/// The declared type of a parameter.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "lowercase", tag = "type", content = "choices")]
+pub enum ParamKind {
+    String,
+    Integer,
+    Boolean,
+    /// One of a fixed list of strings.
+    Enum(Vec<String>),
+    /// A filesystem path (a non-empty string without NUL bytes).
+    Path,
+}
+
+/// A declared parameter of a job type.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ParamSpec {
+    pub name: String,
+    #[serde(flatten)]
+    pub kind: ParamKind,
+    pub required: bool,
+    pub default: Option<Value>,
+    pub help: String,
+    pub min: Option<i64>,
+    pub max: Option<i64>,
+    pub max_length: Option<usize>,
+}
+
+/// Strings longer than this are refused unless a parameter sets its own limit.
+const DEFAULT_MAX_LENGTH: usize = 4096;
+
+impl ParamSpec {
+    /// A parameter of `kind` with no default, limits or help.
+    pub fn new(name: &str, kind: ParamKind) -> ParamSpec {
+        ParamSpec {
+            name: name.into(),
+            kind,
+            required: false,
+            default: None,
+            help: String::new(),
+            min: None,
+            max: None,
+            max_length: None,
+        }
+    }
+
+    /// Marks the parameter required.
+    pub fn required(mut self) -> Self {
+        self.required = true;
+        self
+    }
+
+    /// Sets the default used when the parameter is absent.
+    pub fn default(mut self, v: impl Into<Value>) -> Self {
+        self.default = Some(v.into());
+        self
+    }
+
+    /// Sets the help text shown in forms and `job-types`.
+    pub fn help(mut self, h: &str) -> Self {
+        self.help = h.into();
+        self
+    }
+
+    /// Sets inclusive bounds for an integer.
+    pub fn range(mut self, min: i64, max: i64) -> Self {
+        self.min = Some(min);
+        self.max = Some(max);
+        self
+    }
+
+    /// Checks and normalises one supplied value (strings from the CLI are
+    /// converted to the declared type).
+    pub fn check(&self, value: &Value) -> Result<Value> {
+        let bad = |message: String| Error::InvalidParameter {
+            name: self.name.clone(),
+            message,
+        };
+        match &self.kind {
+            ParamKind::Integer => {
+                let n = match value {
+                    Value::Number(n) => n.as_i64(),
+                    Value::String(s) => s.trim().parse::<i64>().ok(),
+                    _ => None,
+                }
+                .ok_or_else(|| bad(format!("expected an integer, got {}", show(value))))?;
+                if let Some(min) = self.min.filter(|m| n < *m) {
+                    return Err(bad(format!("must be at least {min}, got {n}")));
+                }
+                if let Some(max) = self.max.filter(|m| n > *m) {
+                    return Err(bad(format!("must be at most {max}, got {n}")));
+                }
+                Ok(Value::from(n))
+            }
+            ParamKind::Boolean => match value {
+                Value::Bool(b) => Ok(Value::Bool(*b)),
+                Value::String(s) => match s.trim().to_ascii_lowercase().as_str() {
+                    "true" | "yes" | "1" | "on" => Ok(Value::Bool(true)),
+                    "false" | "no" | "0" | "off" => Ok(Value::Bool(false)),
+                    _ => Err(bad(format!("expected true or false, got {}", show(value)))),
+                },
+                _ => Err(bad(format!("expected true or false, got {}", show(value)))),
+            },
+            ParamKind::String | ParamKind::Path | ParamKind::Enum(_) => {
+                let s = value
+                    .as_str()
+                    .ok_or_else(|| bad(format!("expected a string, got {}", show(value))))?;
+                self.check_text(s).map_err(bad)?;
+                Ok(Value::String(s.to_string()))
+            }
+        }
+    }
+
+    fn check_text(&self, s: &str) -> std::result::Result<(), String> {
+        let limit = self.max_length.unwrap_or(DEFAULT_MAX_LENGTH);
+        if s.chars().count() > limit {
+            return Err(format!("longer than {limit} characters"));
+        }
+        match &self.kind {
+            ParamKind::Enum(choices) if !choices.iter().any(|c| c == s) => {
+                let mut msg = format!("must be one of {}", choices.join(", "));
+                if let Some(close) = suggest(s, choices.iter().map(String::as_str)) {
+                    msg.push_str(&format!(" (did you mean '{close}'?)"));
+                }
+                Err(msg)
+            }
+            ParamKind::Path if s.is_empty() || s.contains('\0') => {
+                Err("must be a non-empty path without NUL bytes".into())
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+fn show(v: &Value) -> String {
+    let s = v.to_string();
+    if s.len() > 60 {
+        format!("{}…", &s[..s.floor_char_boundary(60)])
+    } else {
+        s
+    }
+}
+
+/// A registered kind of job.
+#[derive(Clone)]
+pub struct JobType {
+    pub name: String,
+    pub description: String,
+    pub params: Vec<ParamSpec>,
+    /// Whether a run interrupted by a lost worker may simply run again.
+    pub retry_safe: bool,
+    pub handler: Handler,
+}
+
+impl JobType {
+    /// Validates supplied parameters: unknown names, missing required ones
+    /// and ill-typed values are refused; defaults fill the gaps.
+    pub fn validate(&self, supplied: &Map<String, Value>) -> Result<Map<String, Value>> {
+        if let Some(unknown) = supplied
+            .keys()
+            .find(|k| !self.params.iter().any(|p| &p.name == *k))
+        {
+            let mut message = format!("unknown parameter for job type '{}'", self.name);
+            if let Some(s) = suggest(unknown, self.params.iter().map(|p| p.name.as_str())) {
+                message.push_str(&format!(" (did you mean '{s}'?)"));
+            }
+            return Err(Error::InvalidParameter {
+                name: unknown.clone(),
+                message,
+            });
+        }
+        let mut out = Map::new();
+        for spec in &self.params {
+            match supplied.get(&spec.name).filter(|v| !v.is_null()) {
+                Some(v) => {
+                    out.insert(spec.name.clone(), spec.check(v)?);
+                }
+                None => match &spec.default {
+                    Some(d) => {
+                        out.insert(spec.name.clone(), d.clone());
+                    }
+                    None if spec.required => {
+                        return Err(Error::InvalidParameter {
+                            name: spec.name.clone(),
+                            message: "is required".into(),
+                        });
+                    }
+                    None => {}
+                },
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// What `job-types` and `/api/job-types` show of a type.
+#[derive(Debug, Clone, Serialize)]
+pub struct JobTypeInfo {
+    pub name: String,
+    pub description: String,
+    pub parameters: Vec<ParamSpec>,
+    #[serde(rename = "retrySafe")]
+    pub retry_safe: bool,
+}
+
+/// All job types this process knows, by name.
+#[derive(Clone, Default)]
+pub struct Registry {
+    types: BTreeMap<String, JobType>,
+}
+
+impl Registry {
+    /// An empty registry.
+    pub fn new() -> Registry {
+        Registry::default()
+    }
+
+    /// Adds or replaces a type.
+    pub fn register(&mut self, job_type: JobType) {
+        self.types.insert(job_type.name.clone(), job_type);
+    }
+
+    /// Removes a type; returns whether it was there.
+    pub fn remove(&mut self, name: &str) -> bool {
+        self.types.remove(name).is_some()
+    }
+
+    /// Looks up a type, with a "did you mean" on a miss.
+    pub fn get(&self, name: &str) -> Result<&JobType> {
+        self.types.get(name).ok_or_else(|| Error::UnknownJobType {
+            name: name.to_string(),
+            suggestion: suggest(name, self.types.keys().map(String::as_str)),
+        })
+    }
+
+    /// Whether runs of `name` may be re-queued after a lost worker.
+    pub fn is_retry_safe(&self, name: &str) -> bool {
+        self.types.get(name).is_some_and(|t| t.retry_safe)
+    }
+
+    /// The names of retry-safe types.
+    pub fn retry_safe_names(&self) -> Vec<String> {
+        self.types
+            .values()
+            .filter(|t| t.retry_safe)
+            .map(|t| t.name.clone())
+            .collect()
+    }
+
+    /// Every type, sorted by name, for listings and forms.
+    pub fn infos(&self) -> Vec<JobTypeInfo> {
+        self.types
+            .values()
+            .map(|t| JobTypeInfo {
+                name: t.name.clone(),
+                description: t.description.clone(),
+                parameters: t.params.clone(),
+                retry_safe: t.retry_safe,
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn demo() -> JobType {
+        JobType {
+            name: "t".into(),
+            description: String::new(),
+            params: vec![
+                ParamSpec::new("count", ParamKind::Integer)
+                    .default(10)
+                    .range(0, 100),
+                ParamSpec::new("mode", ParamKind::Enum(vec!["fast".into(), "slow".into()])),
+                ParamSpec::new("path", ParamKind::Path).required(),
+            ],
+            retry_safe: false,
+            handler: Arc::new(|_| Ok(())),
+        }
+    }
+
+    fn map(v: Value) -> Map<String, Value> {
+        v.as_object().cloned().unwrap_or_default()
+    }
+
+    #[test]
+    fn fills_defaults_and_converts_strings() {
+        let out = demo()
+            .validate(&map(json!({"path": "/tmp", "mode": "fast"})))
+            .expect("valid");
+        assert_eq!(Value::Object(out), json!({"count": 10, "mode": "fast", "path": "/tmp"}));
+        let out = demo()
+            .validate(&map(json!({"path": "/tmp", "count": "42"})))
+            .expect("valid");
+        assert_eq!(out["count"], json!(42));
+    }
+
+    #[test]
+    fn refuses_bad_values_naming_the_parameter() {
+        let err = |v| demo().validate(&map(v)).unwrap_err().to_string();
+        assert_eq!(err(json!({})), "parameter 'path': is required");
+        assert_eq!(
+            err(json!({"path": "x", "count": "abc"})),
+            "parameter 'count': expected an integer, got \"abc\""
+        );
+        assert_eq!(
+            err(json!({"path": "x", "count": 101})),
+            "parameter 'count': must be at most 100, got 101"
+        );
+        assert_eq!(
+            err(json!({"path": "x", "mode": "fsat"})),
+            "parameter 'mode': must be one of fast, slow (did you mean 'fast'?)"
+        );
+        assert_eq!(
+            err(json!({"path": "x", "cuont": 1})),
+            "parameter 'cuont': unknown parameter for job type 't' (did you mean 'count'?)"
+        );
+    }
+}

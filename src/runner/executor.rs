@@ -1,0 +1,97 @@
+//! Executor threads: take a claimed run, call its handler with a context,
+//! turn the result (success, error, cancellation or panic) into an outcome,
+//! and hand it to the writer with the final progress, whatever happened.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::time::Instant;
+
+use crossbeam_channel::{Receiver, Sender};
+
+use super::context::{JobContext, JobError, RunInfo, RunShared};
+use super::writer::{Finished, Msg, Outcome};
+use crate::job::JobRun;
+use crate::registry::Registry;
+use crate::store::Store;
+
+/// A claimed run handed to an executor.
+#[derive(Debug)]
+pub struct Assignment {
+    pub run: JobRun,
+    pub shared: Arc<RunShared>,
+}
+
+/// Runs assignments until the channel closes.
+pub fn executor_loop(
+    rx: Receiver<Assignment>,
+    tx: Sender<Msg>,
+    registry: Arc<Registry>,
+    store: Store,
+) {
+    for a in rx {
+        let run_id = a.run.id;
+        let started = Instant::now();
+        let outcome = execute(&a, &tx, &registry, &store);
+        let finished = Finished {
+            run_id,
+            outcome,
+            progress: a.shared.snapshot(),
+            took: started.elapsed(),
+        };
+        if tx.send(Msg::Finished(finished)).is_err() {
+            return;
+        }
+    }
+}
+
+fn execute(a: &Assignment, tx: &Sender<Msg>, registry: &Registry, store: &Store) -> Outcome {
+    let job_type = match registry.get(&a.run.job_name) {
+        Ok(t) => t,
+        Err(e) => {
+            return Outcome::Failed {
+                message: format!("{e}: this worker does not know the job type"),
+                context: None,
+            };
+        }
+    };
+    if a.shared.is_cancelled() {
+        return Outcome::Cancelled;
+    }
+    let ctx = JobContext::new(
+        RunInfo {
+            id: a.run.id,
+            job_name: a.run.job_name.clone(),
+            attempt: a.run.attempt,
+            parameters: a.run.parameters.clone(),
+        },
+        a.shared.clone(),
+        tx.clone(),
+        store.clone(),
+    );
+    let handler = job_type.handler.clone();
+    match catch_unwind(AssertUnwindSafe(|| handler(&ctx))) {
+        Ok(Ok(())) => Outcome::Completed,
+        Ok(Err(JobError::Cancelled)) => Outcome::Cancelled,
+        Ok(Err(JobError::Failed { .. })) if ctx.is_cancelled() => Outcome::Cancelled,
+        Ok(Err(JobError::Failed { message, context })) => Outcome::Failed {
+            message,
+            context: context.map(|c| c.to_string()),
+        },
+        Err(panic) => {
+            let text = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic payload".into());
+            ctx.log_with(
+                crate::job::LogLevel::Error,
+                &format!("job panicked: {text}"),
+                serde_json::json!({"event": "panic"}),
+            );
+            Outcome::Failed {
+                message: format!("panicked: {text}"),
+                context: Some(serde_json::json!({"panic": text}).to_string()),
+            }
+        }
+    }
+}

@@ -1,0 +1,184 @@
+//! The worker process: takes the lock file, registers the one active
+//! Worker row (recovering what a dead predecessor left RUNNING), then runs
+//! executor threads and the writer thread until it is told to stop.
+
+pub mod context;
+pub mod executor;
+pub mod writer;
+
+use std::fs::{File, OpenOptions, TryLockError};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::thread;
+
+use crossbeam_channel::{bounded, unbounded};
+use serde_json::Map;
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
+
+use crate::clock::Timestamp;
+use crate::error::{Error, Result};
+use crate::maintenance;
+use crate::registry::Registry;
+use crate::store::batch::Claimant;
+use crate::store::{self, Store, workers};
+use crate::worker::{self, WorkerRow};
+pub use writer::{Exit, Timing};
+
+/// How many messages may wait for the writer before jobs are slowed down.
+const WRITER_QUEUE: usize = 65_536;
+
+/// What `jobmgr worker` needs.
+#[derive(Debug, Clone)]
+pub struct WorkerOptions {
+    pub db: PathBuf,
+    pub concurrency: usize,
+    pub timing: Timing,
+}
+
+/// The lock file beside the database: held for the worker's whole life.
+pub fn lock_path(db: &Path) -> PathBuf {
+    let mut p = db.as_os_str().to_owned();
+    p.push(".lock");
+    PathBuf::from(p)
+}
+
+/// Takes the OS lock that proves this is the only worker process. On
+/// failure the error names the worker that holds it.
+pub fn acquire_lock(db: &Path, store: &Store) -> Result<File> {
+    let path = lock_path(db);
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(Error::io("open lock file", &path))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(TryLockError::WouldBlock) => {
+            let active = workers::active_worker(&*store.conn()?)?;
+            Err(Error::WorkerRunning(describe_holder(active.as_ref(), &path)))
+        }
+        Err(TryLockError::Error(e)) => Err(Error::io("lock", &path)(e)),
+    }
+}
+
+fn describe_holder(active: Option<&WorkerRow>, path: &Path) -> String {
+    match active {
+        Some(w) => format!(
+            "another worker is already running: {}",
+            w.describe(Timestamp::now())
+        ),
+        None => format!(
+            "another worker is starting (it holds {})",
+            path.display()
+        ),
+    }
+}
+
+/// Runs the worker until it stops. Returns how it ended.
+pub fn run_worker(opts: &WorkerOptions, registry: Arc<Registry>) -> Result<Exit> {
+    let store = Store::open(&opts.db)?;
+    let _lock = acquire_lock(&opts.db, &store)?;
+    let me = register(&store, &registry, opts)?;
+    let conn = store::open_connection(&opts.db)?;
+
+    let (tx, rx) = bounded(WRITER_QUEUE);
+    let (dtx, drx) = unbounded();
+    let mut executors = Vec::with_capacity(opts.concurrency);
+    for i in 0..opts.concurrency {
+        let (drx, tx, registry, store) = (drx.clone(), tx.clone(), registry.clone(), store.clone());
+        let handle = thread::Builder::new()
+            .name(format!("executor-{i}"))
+            .spawn(move || executor::executor_loop(drx, tx, registry, store))
+            .map_err(Error::io("spawn executor", &opts.db))?;
+        executors.push(handle);
+    }
+    let mut signals =
+        Signals::new([SIGTERM, SIGINT]).map_err(Error::io("install signal handlers", &opts.db))?;
+    let signal_handle = signals.handle();
+    let signal_tx = tx.clone();
+    let signal_thread = thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            for sig in signals.forever() {
+                log::info!("received signal {sig}");
+                if signal_tx.send(writer::Msg::Stop).is_err() {
+                    return;
+                }
+            }
+        })
+        .map_err(Error::io("spawn signal thread", &opts.db))?;
+    drop(tx);
+
+    let writer = writer::Writer::new(
+        conn,
+        me,
+        rx,
+        (dtx, drx),
+        registry,
+        opts.timing.clone(),
+        opts.concurrency,
+    )?;
+    let exit = writer.run();
+    signal_handle.close();
+    let _ = signal_thread.join();
+    match exit {
+        Ok(Exit::Drained) => {
+            // The writer dropped the dispatch channel: idle executors end.
+            for h in executors {
+                let _ = h.join();
+            }
+            log::info!("worker stopped");
+            Ok(Exit::Drained)
+        }
+        Ok(Exit::Abandoned) => {
+            // Executors still inside a job that ignored its cancel cannot
+            // be joined; their runs are recorded and the process exits.
+            log::warn!("worker stopped; jobs that ignored cancellation were abandoned");
+            Ok(Exit::Abandoned)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Registration: one transaction that declares any previous active worker
+/// dead (the lock proves its process is gone), resolves its runs, and
+/// inserts this worker.
+fn register(store: &Store, registry: &Registry, opts: &WorkerOptions) -> Result<Claimant> {
+    let hostname = worker::hostname();
+    let pid = std::process::id() as i64;
+    let now = Timestamp::now();
+    let mut meta = Map::new();
+    meta.insert("db".into(), opts.db.display().to_string().into());
+    let (row, recovery) = store.write("register worker", |tx| {
+        let recovery = maintenance::take_over(tx, registry, now)?;
+        let new = workers::NewWorker {
+            hostname: &hostname,
+            pid,
+            version: worker::VERSION,
+            concurrency: opts.concurrency as i64,
+            metadata: &meta,
+        };
+        let row = workers::insert_worker(tx, &new, &now.to_text())?;
+        Ok((row, recovery))
+    })?;
+    for w in &recovery.dead_workers {
+        log::warn!("previous worker declared dead: {}", w.describe(now));
+    }
+    for r in &recovery.runs {
+        log::warn!("run {} ({}) → {}: {}", r.id, r.job_name, r.status, r.error);
+    }
+    log::info!(
+        "registered worker {} (pid {pid} on {hostname}, version {}, concurrency {})",
+        row.id,
+        worker::VERSION,
+        opts.concurrency
+    );
+    Ok(Claimant {
+        worker_id: row.id,
+        version: worker::VERSION.to_string(),
+        hostname,
+        pid,
+    })
+}

@@ -1,0 +1,478 @@
+//! The writer thread: the only writer of a worker process. It gathers log
+//! lines, progress and finished runs from the executors, commits them
+//! together with the next claims in one transaction (group commit), keeps
+//! the heartbeat, watches the database for cancel and stop requests, and
+//! drives the stopping sequence.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use rusqlite::Connection;
+
+use super::context::RunShared;
+use super::executor::Assignment;
+use crate::clock::Timestamp;
+use crate::error::{Error, Result};
+use crate::job::JobStatus;
+use crate::registry::Registry;
+use crate::store::batch::{self, Batch, Claimant, FinishRecord, LogRecord, ProgressRecord};
+use crate::store::{self, workers};
+use crate::worker::WorkerState;
+
+/// What executors, jobs and the signal thread tell the writer.
+#[derive(Debug)]
+pub enum Msg {
+    /// A log line from a job.
+    Log(LogRecord),
+    /// A run ended.
+    Finished(Finished),
+    /// A stage changed: write progress soon.
+    Nudge,
+    /// SIGTERM/SIGINT: begin stopping (a second one skips the drain).
+    Stop,
+}
+
+/// How a run ended, as the executor saw it.
+#[derive(Debug)]
+pub struct Finished {
+    pub run_id: i64,
+    pub outcome: Outcome,
+    pub progress: ProgressRecord,
+    /// How long the handler ran; short runs let the writer claim ahead.
+    pub took: Duration,
+}
+
+/// The handler's result.
+#[derive(Debug)]
+pub enum Outcome {
+    Completed,
+    Cancelled,
+    Failed {
+        message: String,
+        context: Option<String>,
+    },
+}
+
+/// The writer's timings.
+#[derive(Debug, Clone)]
+pub struct Timing {
+    pub heartbeat: Duration,
+    pub drain_timeout: Duration,
+    pub cancel_grace: Duration,
+    /// How often an idle worker looks for new runs.
+    pub idle_poll: Duration,
+    /// How often a busy worker looks for cancel and stop requests.
+    pub busy_poll: Duration,
+    pub progress_interval: Duration,
+    /// Most runs claimed ahead of free executors when runs are short.
+    pub max_prefetch: usize,
+}
+
+/// Runs shorter than this count as "short": the writer claims ahead.
+const SHORT_RUN: Duration = Duration::from_millis(5);
+/// Most log lines gathered into one commit.
+const MAX_BATCH_LINES: usize = 20_000;
+
+struct InFlight {
+    shared: Arc<RunShared>,
+    job_name: String,
+    written: (i64, u64),
+    /// Cancelled by the stopping sequence rather than by a user.
+    interrupted: bool,
+}
+
+enum Mode {
+    Accepting,
+    Stopping {
+        drain_deadline: Instant,
+        cancel_deadline: Option<Instant>,
+    },
+}
+
+/// How the writer ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Exit {
+    /// Every run finished or was recorded as interrupted.
+    Drained,
+    /// Runs were still executing after the grace period and were recorded
+    /// as interrupted; their threads are abandoned.
+    Abandoned,
+}
+
+/// The writer thread's state.
+pub struct Writer {
+    conn: Connection,
+    me: Claimant,
+    rx: Receiver<Msg>,
+    dispatch: Sender<Assignment>,
+    undispatch: Receiver<Assignment>,
+    registry: Arc<Registry>,
+    timing: Timing,
+    concurrency: usize,
+    prefetch: usize,
+    in_flight: HashMap<i64, InFlight>,
+    last_log_ts: HashMap<i64, Timestamp>,
+    mode: Mode,
+    data_version: i64,
+    queue_maybe_nonempty: bool,
+    last_heartbeat: Instant,
+    last_progress: Instant,
+}
+
+impl Writer {
+    /// A writer for the registered worker `me`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        conn: Connection,
+        me: Claimant,
+        rx: Receiver<Msg>,
+        dispatch: (Sender<Assignment>, Receiver<Assignment>),
+        registry: Arc<Registry>,
+        timing: Timing,
+        concurrency: usize,
+    ) -> Result<Writer> {
+        let data_version = store::data_version(&conn)?;
+        Ok(Writer {
+            conn,
+            me,
+            rx,
+            dispatch: dispatch.0,
+            undispatch: dispatch.1,
+            registry,
+            timing,
+            concurrency,
+            prefetch: 0,
+            in_flight: HashMap::new(),
+            last_log_ts: HashMap::new(),
+            mode: Mode::Accepting,
+            data_version,
+            queue_maybe_nonempty: true,
+            last_heartbeat: Instant::now(),
+            last_progress: Instant::now(),
+        })
+    }
+
+    /// Runs until the worker has stopped.
+    pub fn run(mut self) -> Result<Exit> {
+        self.set_state(WorkerState::Running)?;
+        log::info!("worker {} running", self.me.worker_id);
+        loop {
+            let mut batch = Batch::default();
+            let mut nudged = false;
+            let mut fast = 0usize;
+            match self.rx.recv_timeout(self.next_wait()) {
+                Ok(m) => self.absorb(m, &mut batch, &mut nudged, &mut fast)?,
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => self.begin_stopping()?,
+            }
+            while batch.logs.len() < MAX_BATCH_LINES {
+                match self.rx.try_recv() {
+                    Ok(m) => self.absorb(m, &mut batch, &mut nudged, &mut fast)?,
+                    Err(_) => break,
+                }
+            }
+            self.watch_database()?;
+            self.plan(&mut batch, nudged, fast);
+            if !batch.is_empty() {
+                self.commit(batch)?;
+            }
+            if let Some(exit) = self.step_stopping()? {
+                return Ok(exit);
+            }
+        }
+    }
+
+    fn accepting(&self) -> bool {
+        matches!(self.mode, Mode::Accepting)
+    }
+
+    fn free_slots(&self) -> usize {
+        (self.concurrency + self.prefetch).saturating_sub(self.in_flight.len())
+    }
+
+    fn next_wait(&self) -> Duration {
+        let mut wait = if self.accepting() && self.free_slots() > 0 {
+            self.timing.idle_poll
+        } else {
+            self.timing.busy_poll
+        };
+        let hb_due = self.timing.heartbeat.saturating_sub(self.last_heartbeat.elapsed());
+        wait = wait.min(hb_due);
+        if !self.in_flight.is_empty() {
+            let p_due = self
+                .timing
+                .progress_interval
+                .saturating_sub(self.last_progress.elapsed());
+            wait = wait.min(p_due);
+        }
+        wait.max(Duration::from_micros(200))
+    }
+
+    fn absorb(
+        &mut self,
+        msg: Msg,
+        batch: &mut Batch,
+        nudged: &mut bool,
+        fast: &mut usize,
+    ) -> Result<()> {
+        match msg {
+            Msg::Log(mut line) => {
+                // Keep each run's timestamps non-decreasing so that reading
+                // "ORDER BY timestamp" gives the order lines were written.
+                let last = self.last_log_ts.entry(line.run_id).or_insert(line.timestamp);
+                line.timestamp = line.timestamp.max(*last);
+                *last = line.timestamp;
+                batch.logs.push(line);
+            }
+            Msg::Finished(f) => {
+                if f.took < SHORT_RUN {
+                    *fast += 1;
+                }
+                if let Some(rec) = self.finish_record(f) {
+                    batch.finishes.push(rec);
+                }
+            }
+            Msg::Nudge => *nudged = true,
+            Msg::Stop => self.begin_stopping()?,
+        }
+        Ok(())
+    }
+
+    fn finish_record(&mut self, f: Finished) -> Option<FinishRecord> {
+        let flight = self.in_flight.remove(&f.run_id)?;
+        self.last_log_ts.remove(&f.run_id);
+        let (mut status, mut error, context) = match f.outcome {
+            Outcome::Completed => (JobStatus::Completed, None, None),
+            Outcome::Cancelled => (
+                JobStatus::Cancelled,
+                Some("cancelled while running".to_string()),
+                None,
+            ),
+            Outcome::Failed { message, context } => (JobStatus::Failed, Some(message), context),
+        };
+        if flight.interrupted && status != JobStatus::Completed {
+            (status, error) = self.interrupted(&flight.job_name);
+        }
+        Some(FinishRecord {
+            progress: f.progress,
+            status,
+            error,
+            error_context: context,
+        })
+    }
+
+    /// How a run cut short by the stopping sequence is recorded.
+    fn interrupted(&self, job_name: &str) -> (JobStatus, Option<String>) {
+        let secs = self.timing.drain_timeout.as_secs_f64();
+        if self.registry.is_retry_safe(job_name) {
+            (
+                JobStatus::Queued,
+                Some(format!("interrupted: worker stopped after {secs} s drain")),
+            )
+        } else {
+            (
+                JobStatus::Cancelled,
+                Some(format!(
+                    "interrupted: worker stopped and the run did not finish within the {secs} s drain"
+                )),
+            )
+        }
+    }
+
+    /// Reacts to commits by other processes: new runs, cancel and stop
+    /// requests, and this worker being declared dead.
+    fn watch_database(&mut self) -> Result<()> {
+        let v = store::data_version(&self.conn)?;
+        if v == self.data_version {
+            return Ok(());
+        }
+        self.data_version = v;
+        self.queue_maybe_nonempty = true;
+        if !self.in_flight.is_empty() {
+            for id in batch::cancel_requested(&self.conn, self.me.worker_id)? {
+                if let Some(f) = self.in_flight.get(&id) {
+                    f.shared.cancel();
+                }
+            }
+        }
+        let row = workers::get_worker(&self.conn, self.me.worker_id)?;
+        match row {
+            Some(w) if w.state.is_active() => {
+                if w.stop_requested_at.is_some() && self.accepting() {
+                    log::info!("stop requested through the database");
+                    self.begin_stopping()?;
+                }
+                Ok(())
+            }
+            _ => self.lost_registration(),
+        }
+    }
+
+    fn lost_registration(&mut self) -> Result<()> {
+        for f in self.in_flight.values() {
+            f.shared.cancel();
+        }
+        Err(Error::Conflict(format!(
+            "worker {} was declared dead by another process; exiting without writing more",
+            self.me.worker_id
+        )))
+    }
+
+    fn plan(&mut self, batch: &mut Batch, nudged: bool, fast: usize) {
+        let finished = batch.finishes.len();
+        if finished > 0 {
+            // Claim ahead only while runs are short: a long run claimed
+            // early would sit RUNNING without running.
+            self.prefetch = if fast == finished {
+                (self.concurrency * 4 + fast * 2).min(self.timing.max_prefetch)
+            } else {
+                0
+            };
+        }
+        if nudged || self.last_progress.elapsed() >= self.timing.progress_interval {
+            self.last_progress = Instant::now();
+            for f in self.in_flight.values_mut() {
+                let fp = f.shared.fingerprint();
+                if fp != f.written {
+                    f.written = fp;
+                    batch.progress.push(f.shared.snapshot());
+                }
+            }
+        }
+        if self.last_heartbeat.elapsed() >= self.timing.heartbeat {
+            self.last_heartbeat = Instant::now();
+            batch.heartbeat = true;
+        }
+        if self.accepting() && self.queue_maybe_nonempty {
+            batch.claim = self.free_slots();
+        }
+    }
+
+    fn commit(&mut self, batch: Batch) -> Result<()> {
+        let asked = batch.claim;
+        let result = batch::commit(&mut self.conn, &self.me, &batch, Timestamp::now())?;
+        if !result.still_registered {
+            return self.lost_registration();
+        }
+        if asked > 0 && result.claimed.len() < asked {
+            self.queue_maybe_nonempty = false;
+        }
+        for id in result.fenced {
+            if let Some(f) = self.in_flight.get(&id) {
+                log::warn!("run {id} is no longer owned by this worker; cancelling it");
+                f.shared.cancel();
+            }
+        }
+        for run in result.claimed {
+            let shared = RunShared::new(run.id);
+            self.in_flight.insert(
+                run.id,
+                InFlight {
+                    shared: shared.clone(),
+                    job_name: run.job_name.clone(),
+                    written: shared.fingerprint(),
+                    interrupted: false,
+                },
+            );
+            // The executors hold the receiver; they cannot be gone while
+            // the writer runs, and the channel is unbounded.
+            let _ = self.dispatch.send(Assignment { run, shared });
+        }
+        Ok(())
+    }
+
+    fn set_state(&mut self, state: WorkerState) -> Result<bool> {
+        let now = Timestamp::now().to_text();
+        let id = self.me.worker_id;
+        store::write_on(&mut self.conn, "change worker state", |tx| {
+            workers::set_state(tx, id, state, &now)
+        })
+    }
+
+    fn begin_stopping(&mut self) -> Result<()> {
+        match &mut self.mode {
+            Mode::Stopping { drain_deadline, .. } => {
+                log::warn!("second stop: cancelling running jobs now");
+                *drain_deadline = Instant::now();
+                Ok(())
+            }
+            Mode::Accepting => {
+                log::info!(
+                    "stopping: draining {} running job(s) for up to {:?}",
+                    self.in_flight.len(),
+                    self.timing.drain_timeout
+                );
+                self.mode = Mode::Stopping {
+                    drain_deadline: Instant::now() + self.timing.drain_timeout,
+                    cancel_deadline: None,
+                };
+                if !self.set_state(WorkerState::Stopping)? {
+                    return self.lost_registration();
+                }
+                self.release_waiting()
+            }
+        }
+    }
+
+    /// Claimed runs still waiting for an executor go back to the queue.
+    fn release_waiting(&mut self) -> Result<()> {
+        let mut ids = Vec::new();
+        while let Ok(a) = self.undispatch.try_recv() {
+            self.in_flight.remove(&a.run.id);
+            ids.push(a.run.id);
+        }
+        if !ids.is_empty() {
+            batch::release(&mut self.conn, &self.me, &ids, Timestamp::now())?;
+        }
+        Ok(())
+    }
+
+    fn step_stopping(&mut self) -> Result<Option<Exit>> {
+        let Mode::Stopping {
+            drain_deadline,
+            cancel_deadline,
+        } = &mut self.mode
+        else {
+            return Ok(None);
+        };
+        let now = Instant::now();
+        if self.in_flight.is_empty() {
+            self.set_state(WorkerState::Stopped)?;
+            return Ok(Some(Exit::Drained));
+        }
+        match cancel_deadline {
+            None if now >= *drain_deadline => {
+                *cancel_deadline = Some(now + self.timing.cancel_grace);
+                for f in self.in_flight.values_mut() {
+                    f.interrupted = true;
+                    f.shared.cancel();
+                }
+                Ok(None)
+            }
+            Some(deadline) if now >= *deadline => {
+                self.record_abandoned()?;
+                self.set_state(WorkerState::Stopped)?;
+                Ok(Some(Exit::Abandoned))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    fn record_abandoned(&mut self) -> Result<()> {
+        let mut batch = Batch::default();
+        let flights: Vec<(i64, InFlight)> = self.in_flight.drain().collect();
+        for (_, f) in flights {
+            let (status, error) = self.interrupted(&f.job_name);
+            batch.finishes.push(FinishRecord {
+                progress: f.shared.snapshot(),
+                status,
+                error,
+                error_context: None,
+            });
+        }
+        batch::commit(&mut self.conn, &self.me, &batch, Timestamp::now())?;
+        Ok(())
+    }
+}

@@ -1,0 +1,317 @@
+//! The worker's group commit: log lines, coalesced progress, finished runs,
+//! and the next claims, all in one IMMEDIATE transaction. Every write for a
+//! run is fenced by the worker's id and the run being RUNNING, so a worker
+//! that was declared dead cannot overwrite what happened since.
+
+use std::collections::HashMap;
+
+use rusqlite::{Connection, Transaction, TransactionBehavior, params};
+
+use super::rows::{RUN_COLUMNS, run_from_row};
+use crate::clock::Timestamp;
+use crate::error::{Error, Result};
+use crate::job::{JobRun, JobStatus, LogLevel};
+
+/// One log line waiting to be written.
+#[derive(Debug, Clone)]
+pub struct LogRecord {
+    pub run_id: i64,
+    pub level: LogLevel,
+    pub stage: Option<String>,
+    pub message: String,
+    /// JSON text of the line's context.
+    pub context: Option<String>,
+    pub timestamp: Timestamp,
+}
+
+/// A run's progress as the job last reported it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProgressRecord {
+    pub run_id: i64,
+    pub stage: Option<String>,
+    pub processed: i64,
+    pub total: Option<i64>,
+    pub unit: Option<String>,
+    /// JSON text of the outcome counters.
+    pub outcome: String,
+}
+
+/// How a run ended. `status` QUEUED means: put it back for another attempt.
+#[derive(Debug, Clone)]
+pub struct FinishRecord {
+    pub progress: ProgressRecord,
+    pub status: JobStatus,
+    pub error: Option<String>,
+    /// JSON text of the error's context.
+    pub error_context: Option<String>,
+}
+
+/// Who is committing: the claim stamps these into each run's metadata.
+#[derive(Debug, Clone)]
+pub struct Claimant {
+    pub worker_id: i64,
+    pub version: String,
+    pub hostname: String,
+    pub pid: i64,
+}
+
+/// Everything one commit carries.
+#[derive(Debug, Default)]
+pub struct Batch {
+    pub logs: Vec<LogRecord>,
+    pub progress: Vec<ProgressRecord>,
+    pub finishes: Vec<FinishRecord>,
+    /// How many QUEUED runs to claim.
+    pub claim: usize,
+    /// Whether to record a heartbeat.
+    pub heartbeat: bool,
+}
+
+impl Batch {
+    /// Whether there is nothing to write.
+    pub fn is_empty(&self) -> bool {
+        self.logs.is_empty()
+            && self.progress.is_empty()
+            && self.finishes.is_empty()
+            && self.claim == 0
+            && !self.heartbeat
+    }
+}
+
+/// What the commit did.
+#[derive(Debug, Default)]
+pub struct BatchResult {
+    /// Runs claimed, in queue order.
+    pub claimed: Vec<JobRun>,
+    /// Runs whose writes were refused because this worker no longer owns them.
+    pub fenced: Vec<i64>,
+    /// False when the heartbeat found this worker no longer active.
+    pub still_registered: bool,
+}
+
+/// Commits `batch` in one transaction.
+pub fn commit(
+    conn: &mut Connection,
+    me: &Claimant,
+    batch: &Batch,
+    now: Timestamp,
+) -> Result<BatchResult> {
+    let now = now.to_text();
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(Error::db("begin batch"))?;
+    let mut owned = Ownership::default();
+    write_logs(&tx, me, &mut owned, &batch.logs)?;
+    for p in &batch.progress {
+        write_progress(&tx, me, &mut owned, p, &now)?;
+    }
+    for f in &batch.finishes {
+        write_finish(&tx, me, &mut owned, f, &now)?;
+    }
+    let still_registered = if batch.heartbeat {
+        super::workers::heartbeat(&tx, me.worker_id, &now)?
+    } else {
+        true
+    };
+    let claimed = if batch.claim > 0 && still_registered {
+        claim(&tx, me, batch.claim, &now)?
+    } else {
+        Vec::new()
+    };
+    tx.commit().map_err(Error::db("commit batch"))?;
+    Ok(BatchResult {
+        claimed,
+        fenced: owned.refused(),
+        still_registered,
+    })
+}
+
+/// Which runs this worker still owns, asked once per run per commit.
+#[derive(Default)]
+struct Ownership(HashMap<i64, bool>);
+
+impl Ownership {
+    fn owns(&mut self, tx: &Transaction<'_>, me: &Claimant, run_id: i64) -> Result<bool> {
+        if let Some(v) = self.0.get(&run_id) {
+            return Ok(*v);
+        }
+        let v = tx
+            .prepare_cached(
+                "SELECT count(*) FROM JobRun WHERE id = ?1 AND workerId = ?2 AND status = 'RUNNING'",
+            )
+            .and_then(|mut s| s.query_row(params![run_id, me.worker_id], |r| r.get::<_, i64>(0)))
+            .map_err(Error::db("check run ownership"))?
+            == 1;
+        self.0.insert(run_id, v);
+        Ok(v)
+    }
+
+    fn refused(&self) -> Vec<i64> {
+        let mut v: Vec<i64> = self
+            .0
+            .iter()
+            .filter(|(_, owned)| !**owned)
+            .map(|(id, _)| *id)
+            .collect();
+        v.sort_unstable();
+        v
+    }
+}
+
+fn write_logs(
+    tx: &Transaction<'_>,
+    me: &Claimant,
+    owned: &mut Ownership,
+    logs: &[LogRecord],
+) -> Result<()> {
+    if logs.is_empty() {
+        return Ok(());
+    }
+    let mut stmt = tx
+        .prepare_cached(
+            "INSERT INTO JobLog (jobRunId, level, stage, message, context, timestamp) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )
+        .map_err(Error::db("write log lines"))?;
+    for l in logs {
+        if !owned.owns(tx, me, l.run_id)? {
+            continue;
+        }
+        stmt.execute(params![
+            l.run_id,
+            l.level.as_str(),
+            l.stage,
+            l.message,
+            l.context,
+            l.timestamp.to_text()
+        ])
+        .map_err(Error::db("write log lines"))?;
+    }
+    Ok(())
+}
+
+fn write_progress(
+    tx: &Transaction<'_>,
+    me: &Claimant,
+    owned: &mut Ownership,
+    p: &ProgressRecord,
+    now: &str,
+) -> Result<()> {
+    if !owned.owns(tx, me, p.run_id)? {
+        return Ok(());
+    }
+    tx.prepare_cached(
+        "UPDATE JobRun SET currentStage = ?2, entitiesProcessed = ?3, entitiesTotal = ?4, \
+         entitiesUnit = ?5, outcomeSummary = ?6, updatedAt = ?7 WHERE id = ?1",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            p.run_id, p.stage, p.processed, p.total, p.unit, p.outcome, now
+        ])
+    })
+    .map_err(Error::db("write progress"))?;
+    Ok(())
+}
+
+fn write_finish(
+    tx: &Transaction<'_>,
+    me: &Claimant,
+    owned: &mut Ownership,
+    f: &FinishRecord,
+    now: &str,
+) -> Result<()> {
+    if !owned.owns(tx, me, f.progress.run_id)? {
+        return Ok(());
+    }
+    let p = &f.progress;
+    if f.status == JobStatus::Queued {
+        tx.prepare_cached(
+            "UPDATE JobRun SET status = 'QUEUED', attempt = attempt + 1, workerId = NULL, \
+             startedAt = NULL, currentStage = NULL, entitiesProcessed = 0, entitiesTotal = NULL, \
+             entitiesUnit = NULL, cancelRequestedAt = NULL, updatedAt = ?2, \
+             metadata = json_set(metadata, '$.requeuedAfter', ?3) WHERE id = ?1",
+        )
+        .and_then(|mut s| s.execute(params![p.run_id, now, f.error]))
+        .map_err(Error::db("requeue run"))?;
+    } else {
+        tx.prepare_cached(
+            "UPDATE JobRun SET status = ?2, finishedAt = ?3, updatedAt = ?3, currentStage = ?4, \
+             entitiesProcessed = ?5, entitiesTotal = ?6, entitiesUnit = ?7, outcomeSummary = ?8, \
+             error = ?9, errorContext = ?10 WHERE id = ?1",
+        )
+        .and_then(|mut s| {
+            s.execute(params![
+                p.run_id,
+                f.status.as_str(),
+                now,
+                p.stage,
+                p.processed,
+                p.total,
+                p.unit,
+                p.outcome,
+                f.error,
+                f.error_context
+            ])
+        })
+        .map_err(Error::db("finish run"))?;
+    }
+    // A finished run is no longer ours: later lines for it are refused.
+    owned.0.insert(p.run_id, false);
+    Ok(())
+}
+
+fn claim(tx: &Transaction<'_>, me: &Claimant, n: usize, now: &str) -> Result<Vec<JobRun>> {
+    // INDEXED BY keeps the planner on the partial queue index: with a plain
+    // index on status it would otherwise sort the whole backlog.
+    let sql = format!(
+        "UPDATE JobRun SET status = 'RUNNING', workerId = ?1, startedAt = ?2, updatedAt = ?2, \
+         metadata = json_set(metadata, '$.workerVersion', ?3, '$.workerHost', ?4, \
+         '$.workerPid', ?5) \
+         WHERE id IN (SELECT id FROM JobRun INDEXED BY JobRun_queue WHERE status = 'QUEUED' \
+         ORDER BY priority DESC, id LIMIT ?6) RETURNING {RUN_COLUMNS}"
+    );
+    let mut stmt = tx.prepare_cached(&sql).map_err(Error::db("claim runs"))?;
+    let rows = stmt
+        .query_map(
+            params![me.worker_id, now, me.version, me.hostname, me.pid, n as i64],
+            run_from_row,
+        )
+        .map_err(Error::db("claim runs"))?;
+    let mut runs = rows
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .map_err(Error::db("claim runs"))?;
+    runs.sort_by_key(|r| (-r.priority, r.id));
+    Ok(runs)
+}
+
+/// The claim's query text, for the query-plan test.
+pub const CLAIM_PLAN_SQL: &str = "SELECT id FROM JobRun INDEXED BY JobRun_queue \
+     WHERE status = 'QUEUED' ORDER BY priority DESC, id LIMIT 10";
+
+/// Runs of this worker whose cancellation was requested.
+pub fn cancel_requested(conn: &Connection, worker_id: i64) -> Result<Vec<i64>> {
+    conn.prepare_cached(
+        "SELECT id FROM JobRun WHERE workerId = ?1 AND status = 'RUNNING' \
+         AND cancelRequestedAt IS NOT NULL",
+    )
+    .and_then(|mut s| s.query_map([worker_id], |r| r.get(0))?.collect())
+    .map_err(Error::db("read cancel requests"))
+}
+
+/// Gives claimed runs that never started back to the queue, unchanged.
+pub fn release(conn: &mut Connection, me: &Claimant, ids: &[i64], now: Timestamp) -> Result<()> {
+    let now = now.to_text();
+    super::write_on(conn, "release runs", |tx| {
+        let mut stmt = tx
+            .prepare_cached(
+                "UPDATE JobRun SET status = 'QUEUED', workerId = NULL, startedAt = NULL, \
+                 updatedAt = ?3 WHERE id = ?1 AND workerId = ?2 AND status = 'RUNNING'",
+            )
+            .map_err(Error::db("release runs"))?;
+        for id in ids {
+            stmt.execute(params![id, me.worker_id, now])
+                .map_err(Error::db("release runs"))?;
+        }
+        Ok(())
+    })
+}

@@ -1,0 +1,177 @@
+//! The storage layer: the only module that speaks SQL. It opens the SQLite
+//! file (WAL, `synchronous=FULL`, foreign keys, a busy timeout on every
+//! connection), applies the migrations, and offers one function per query,
+//! named by intent.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use r2d2::PooledConnection;
+use r2d2_sqlite::SqliteConnectionManager;
+use rusqlite::{Connection, OpenFlags, TransactionBehavior};
+
+use crate::error::{Error, Result};
+
+pub mod batch;
+pub mod logs;
+pub mod retention;
+pub mod rows;
+pub mod runs;
+pub mod workers;
+
+mod embedded {
+    refinery::embed_migrations!("migrations");
+}
+
+/// How long a connection waits for another writer before giving up.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A pooled connection.
+pub type Conn = PooledConnection<SqliteConnectionManager>;
+
+/// The database: a pool of configured connections to one file.
+#[derive(Clone)]
+pub struct Store {
+    pool: r2d2::Pool<SqliteConnectionManager>,
+    path: PathBuf,
+}
+
+/// Sets the pragmas every connection needs. `synchronous=FULL` makes each
+/// acknowledged commit survive power loss; speed comes from batching.
+fn configure(conn: &mut Connection) -> rusqlite::Result<()> {
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.set_transaction_behavior(TransactionBehavior::Immediate);
+    Ok(())
+}
+
+/// Opens one configured connection outside the pool (the writer thread and
+/// the change watcher keep their own).
+pub fn open_connection(path: &Path) -> Result<Connection> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+        | OpenFlags::SQLITE_OPEN_CREATE
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX
+        | OpenFlags::SQLITE_OPEN_URI;
+    let mut conn = Connection::open_with_flags(path, flags).map_err(|e| open_error(path, e))?;
+    configure(&mut conn).map_err(|e| open_error(path, e))?;
+    Ok(conn)
+}
+
+fn open_error(path: &Path, e: rusqlite::Error) -> Error {
+    let mut message = e.to_string();
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        if !parent.is_dir() {
+            message = format!("directory {} does not exist", parent.display());
+        }
+    }
+    Error::Open {
+        path: path.to_path_buf(),
+        message,
+    }
+}
+
+impl Store {
+    /// Opens (creating if needed) and migrates the database at `path`.
+    pub fn open(path: &Path) -> Result<Store> {
+        let store = Store::open_unmigrated(path)?;
+        store.migrate()?;
+        Ok(store)
+    }
+
+    /// Opens without applying migrations (for `jobmgr migrate` itself).
+    pub fn open_unmigrated(path: &Path) -> Result<Store> {
+        // One direct connection first: a bad path or a file that is not a
+        // database fails here at once with SQLite's message, instead of the
+        // pool retrying until its timeout.
+        open_connection(path)?
+            .query_row("SELECT count(*) FROM sqlite_master", [], |_| Ok(()))
+            .map_err(|e| open_error(path, e))?;
+        let manager = SqliteConnectionManager::file(path).with_init(configure);
+        let pool = r2d2::Pool::builder()
+            .max_size(8)
+            .min_idle(Some(1))
+            .connection_timeout(Duration::from_secs(15))
+            .build(manager)
+            .map_err(|e| Error::Open {
+                path: path.to_path_buf(),
+                message: e.to_string(),
+            })?;
+        Ok(Store {
+            pool,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// Applies pending migrations; returns the versions applied.
+    pub fn migrate(&self) -> Result<Vec<String>> {
+        let mut conn = self.conn()?;
+        let report = embedded::migrations::runner()
+            .run(&mut *conn)
+            .map_err(|e| Error::Open {
+                path: self.path.clone(),
+                message: format!("migrate: {e}"),
+            })?;
+        Ok(report
+            .applied_migrations()
+            .iter()
+            .map(|m| format!("V{}__{}", m.version(), m.name()))
+            .collect())
+    }
+
+    /// The database file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// A connection from the pool.
+    pub fn conn(&self) -> Result<Conn> {
+        self.pool.get().map_err(|e| Error::Open {
+            path: self.path.clone(),
+            message: format!("get connection: {e}"),
+        })
+    }
+
+    /// Runs `f` in one IMMEDIATE transaction and commits it.
+    pub fn write<T>(
+        &self,
+        op: &'static str,
+        f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T>,
+    ) -> Result<T> {
+        let mut conn = self.conn()?;
+        write_on(&mut conn, op, f)
+    }
+}
+
+/// Runs `f` in one IMMEDIATE transaction on `conn` and commits it.
+pub fn write_on<T>(
+    conn: &mut Connection,
+    op: &'static str,
+    f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T>,
+) -> Result<T> {
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(Error::db(op))?;
+    let out = f(&tx)?;
+    tx.commit().map_err(Error::db(op))?;
+    Ok(out)
+}
+
+/// `PRAGMA data_version`: changes when another connection commits.
+pub fn data_version(conn: &Connection) -> Result<i64> {
+    conn.query_row("PRAGMA data_version", [], |r| r.get(0))
+        .map_err(Error::db("read data version"))
+}
+
+/// `EXPLAIN QUERY PLAN` of one of the hot queries, for the plan test.
+pub fn explain(conn: &Connection, sql: &str) -> Result<Vec<String>> {
+    let mut stmt = conn
+        .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+        .map_err(Error::db("explain query"))?;
+    let rows = stmt
+        .query_map([], |r| r.get::<_, String>(3))
+        .map_err(Error::db("explain query"))?;
+    rows.collect::<rusqlite::Result<Vec<_>>>()
+        .map_err(Error::db("explain query"))
+}

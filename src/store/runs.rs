@@ -1,0 +1,274 @@
+//! Queries on `JobRun` outside the worker's hot path: enqueue, look-ups,
+//! history, cancellation, and the resolution of runs whose worker is gone.
+
+use rusqlite::{Connection, OptionalExtension, Transaction, params, params_from_iter};
+use serde_json::{Map, Value};
+
+use super::rows::{RUN_COLUMNS, run_from_row};
+use crate::error::{Error, Result};
+use crate::job::{JobRun, JobStatus};
+use crate::worker::WorkerState;
+
+/// A run to insert.
+pub struct NewRun<'a> {
+    pub job_name: &'a str,
+    pub parameters: &'a Map<String, Value>,
+    pub priority: i64,
+    pub trigger: &'a str,
+    pub rerun_of: Option<i64>,
+    pub metadata: &'a Map<String, Value>,
+}
+
+/// Inserts QUEUED runs; returns their ids in order.
+pub fn insert_runs(tx: &Transaction<'_>, runs: &[NewRun<'_>], now: &str) -> Result<Vec<i64>> {
+    let mut stmt = tx
+        .prepare_cached(
+            "INSERT INTO JobRun (jobName, status, parameters, priority, createdAt, rerunOfId, \
+             triggeredBy, metadata, updatedAt) VALUES (?1, 'QUEUED', ?2, ?3, ?4, ?5, ?6, ?7, ?4)",
+        )
+        .map_err(Error::db("enqueue run"))?;
+    let mut ids = Vec::with_capacity(runs.len());
+    for r in runs {
+        stmt.execute(params![
+            r.job_name,
+            Value::Object(r.parameters.clone()).to_string(),
+            r.priority,
+            now,
+            r.rerun_of,
+            r.trigger,
+            Value::Object(r.metadata.clone()).to_string(),
+        ])
+        .map_err(Error::db("enqueue run"))?;
+        ids.push(tx.last_insert_rowid());
+    }
+    Ok(ids)
+}
+
+/// One run by id.
+pub fn get_run(conn: &Connection, id: i64) -> Result<Option<JobRun>> {
+    conn.prepare_cached(&format!("SELECT {RUN_COLUMNS} FROM JobRun WHERE id = ?1"))
+        .and_then(|mut s| s.query_row([id], run_from_row).optional())
+        .map_err(Error::db("read run"))
+}
+
+/// What the history shows: newest first, keyset-paginated by id.
+#[derive(Debug, Clone, Default)]
+pub struct RunFilter {
+    pub statuses: Vec<JobStatus>,
+    pub name: Option<String>,
+    /// Text searched in the job name, parameters and error.
+    pub q: Option<String>,
+    /// Only runs created at or after this timestamp text.
+    pub since: Option<String>,
+    /// Only runs created before this timestamp text.
+    pub until: Option<String>,
+    /// Only runs with an id below this (the next page's cursor).
+    pub before_id: Option<i64>,
+    pub limit: usize,
+}
+
+/// The history page for `filter`.
+pub fn list_runs(conn: &Connection, filter: &RunFilter) -> Result<Vec<JobRun>> {
+    let mut sql = format!("SELECT {RUN_COLUMNS} FROM JobRun WHERE 1 = 1");
+    let mut args: Vec<Value> = Vec::new();
+    if !filter.statuses.is_empty() {
+        let marks = vec!["?"; filter.statuses.len()].join(", ");
+        sql.push_str(&format!(" AND status IN ({marks})"));
+        args.extend(filter.statuses.iter().map(|s| Value::from(s.as_str())));
+    }
+    if let Some(name) = &filter.name {
+        sql.push_str(" AND jobName = ?");
+        args.push(Value::from(name.as_str()));
+    }
+    if let Some(q) = filter.q.as_deref().filter(|q| !q.is_empty()) {
+        let pattern = format!("%{}%", escape_like(q));
+        sql.push_str(
+            " AND (jobName LIKE ? ESCAPE '\\' OR parameters LIKE ? ESCAPE '\\' \
+             OR error LIKE ? ESCAPE '\\')",
+        );
+        args.extend(std::iter::repeat_n(Value::from(pattern), 3));
+    }
+    if let Some(since) = &filter.since {
+        sql.push_str(" AND createdAt >= ?");
+        args.push(Value::from(since.as_str()));
+    }
+    if let Some(until) = &filter.until {
+        sql.push_str(" AND createdAt < ?");
+        args.push(Value::from(until.as_str()));
+    }
+    if let Some(before) = filter.before_id {
+        sql.push_str(" AND id < ?");
+        args.push(Value::from(before));
+    }
+    sql.push_str(" ORDER BY id DESC LIMIT ?");
+    args.push(Value::from(filter.limit as i64));
+    let mut stmt = conn.prepare_cached(&sql).map_err(Error::db("list runs"))?;
+    let rows = stmt
+        .query_map(params_from_iter(args.iter().map(sql_value)), run_from_row)
+        .map_err(Error::db("list runs"))?;
+    rows.collect::<rusqlite::Result<_>>()
+        .map_err(Error::db("list runs"))
+}
+
+fn sql_value(v: &Value) -> rusqlite::types::Value {
+    match v {
+        Value::Number(n) => rusqlite::types::Value::Integer(n.as_i64().unwrap_or(0)),
+        Value::String(s) => rusqlite::types::Value::Text(s.clone()),
+        _ => rusqlite::types::Value::Null,
+    }
+}
+
+fn escape_like(q: &str) -> String {
+    q.replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
+}
+
+/// Runs in the given status, oldest first (the active-runs panel).
+pub fn runs_in_status(conn: &Connection, status: JobStatus, limit: usize) -> Result<Vec<JobRun>> {
+    conn.prepare_cached(&format!(
+        "SELECT {RUN_COLUMNS} FROM JobRun WHERE status = ?1 ORDER BY id LIMIT ?2"
+    ))
+    .and_then(|mut s| {
+        s.query_map(params![status.as_str(), limit as i64], run_from_row)?
+            .collect()
+    })
+    .map_err(Error::db("list runs by status"))
+}
+
+/// Cancels a QUEUED run at once; false when it is not QUEUED.
+pub fn cancel_queued(tx: &Transaction<'_>, id: i64, now: &str) -> Result<bool> {
+    tx.execute(
+        "UPDATE JobRun SET status = 'CANCELLED', finishedAt = ?2, updatedAt = ?2, \
+         cancelRequestedAt = ?2, error = 'cancelled before it started' \
+         WHERE id = ?1 AND status = 'QUEUED'",
+        params![id, now],
+    )
+    .map(|n| n == 1)
+    .map_err(Error::db("cancel run"))
+}
+
+/// Asks the worker to cancel a RUNNING run; false when it is not RUNNING.
+pub fn request_cancel(tx: &Transaction<'_>, id: i64, now: &str) -> Result<bool> {
+    tx.execute(
+        "UPDATE JobRun SET cancelRequestedAt = coalesce(cancelRequestedAt, ?2), updatedAt = ?2 \
+         WHERE id = ?1 AND status = 'RUNNING'",
+        params![id, now],
+    )
+    .map(|n| n == 1)
+    .map_err(Error::db("request cancel"))
+}
+
+/// Number of runs per status, every status present.
+pub fn count_by_status(conn: &Connection) -> Result<Vec<(JobStatus, i64)>> {
+    let mut stmt = conn
+        .prepare_cached("SELECT count(*) FROM JobRun WHERE status = ?1")
+        .map_err(Error::db("count runs"))?;
+    JobStatus::ALL
+        .into_iter()
+        .map(|s| {
+            stmt.query_row([s.as_str()], |r| r.get(0))
+                .map(|n| (s, n))
+                .map_err(Error::db("count runs"))
+        })
+        .collect()
+}
+
+/// A RUNNING run whose worker is gone.
+#[derive(Debug, Clone)]
+pub struct OrphanRun {
+    pub id: i64,
+    pub job_name: String,
+    pub worker_id: Option<i64>,
+    pub cancel_requested: bool,
+}
+
+const ACTIVE_STATES_SQL: &str = "('STARTING', 'RUNNING', 'STOPPING')";
+
+/// RUNNING runs whose worker is not active, or is active with a heartbeat
+/// older than `stale_before` (those workers are about to be declared dead).
+pub fn orphan_runs(conn: &Connection, stale_before: &str) -> Result<Vec<OrphanRun>> {
+    let sql = format!(
+        "SELECT r.id, r.jobName, r.workerId, r.cancelRequestedAt IS NOT NULL FROM JobRun r \
+         LEFT JOIN Worker w ON w.id = r.workerId \
+         WHERE r.status = 'RUNNING' AND (w.id IS NULL OR w.state NOT IN {ACTIVE_STATES_SQL} \
+         OR w.heartbeatAt < ?1) ORDER BY r.id"
+    );
+    conn.prepare_cached(&sql)
+        .and_then(|mut s| {
+            s.query_map([stale_before], |r| {
+                Ok(OrphanRun {
+                    id: r.get(0)?,
+                    job_name: r.get(1)?,
+                    worker_id: r.get(2)?,
+                    cancel_requested: r.get(3)?,
+                })
+            })?
+            .collect()
+        })
+        .map_err(Error::db("find orphaned runs"))
+}
+
+/// Marks an orphaned run FAILED with `error`; fenced on its worker.
+pub fn fail_orphan(tx: &Transaction<'_>, run: &OrphanRun, error: &str, now: &str) -> Result<bool> {
+    finish_orphan(tx, run, JobStatus::Failed, error, now)
+}
+
+/// Marks an orphaned run whose cancel was requested CANCELLED.
+pub fn cancel_orphan(tx: &Transaction<'_>, run: &OrphanRun, error: &str, now: &str) -> Result<bool> {
+    finish_orphan(tx, run, JobStatus::Cancelled, error, now)
+}
+
+fn finish_orphan(
+    tx: &Transaction<'_>,
+    run: &OrphanRun,
+    status: JobStatus,
+    error: &str,
+    now: &str,
+) -> Result<bool> {
+    tx.execute(
+        "UPDATE JobRun SET status = ?2, finishedAt = ?3, updatedAt = ?3, error = ?4 \
+         WHERE id = ?1 AND status = 'RUNNING' AND workerId IS ?5",
+        params![run.id, status.as_str(), now, error, run.worker_id],
+    )
+    .map(|n| n == 1)
+    .map_err(Error::db("resolve orphaned run"))
+}
+
+/// Puts an orphaned run of a retry-safe type back in the queue as a new attempt.
+pub fn requeue_orphan(tx: &Transaction<'_>, run: &OrphanRun, note: &str, now: &str) -> Result<bool> {
+    tx.execute(
+        "UPDATE JobRun SET status = 'QUEUED', attempt = attempt + 1, workerId = NULL, \
+         startedAt = NULL, currentStage = NULL, entitiesProcessed = 0, entitiesTotal = NULL, \
+         entitiesUnit = NULL, updatedAt = ?2, \
+         metadata = json_set(metadata, '$.requeuedAfter', ?3) \
+         WHERE id = ?1 AND status = 'RUNNING' AND workerId IS ?4",
+        params![run.id, now, note, run.worker_id],
+    )
+    .map(|n| n == 1)
+    .map_err(Error::db("requeue orphaned run"))
+}
+
+/// Whether `state` is one the one-active-worker index counts (kept beside
+/// the SQL list above so the two cannot drift apart unnoticed).
+pub fn is_active_state(state: WorkerState) -> bool {
+    ACTIVE_STATES_SQL.contains(&format!("'{}'", state.as_str()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn active_state_list_matches_the_enum() {
+        for s in [
+            WorkerState::Starting,
+            WorkerState::Running,
+            WorkerState::Stopping,
+            WorkerState::Stopped,
+            WorkerState::Dead,
+        ] {
+            assert_eq!(is_active_state(s), s.is_active(), "{s}");
+        }
+    }
+}

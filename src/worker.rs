@@ -1,0 +1,172 @@
+//! Domain types of the worker: its lifecycle state and the row that
+//! describes it. STARTING → RUNNING → STOPPING → STOPPED, and any active
+//! state → DEAD when its heartbeat goes silent or a new worker proves, by
+//! holding the lock file, that the old process is gone.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::clock::Timestamp;
+
+/// Where the worker is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum WorkerState {
+    Starting,
+    Running,
+    Stopping,
+    Stopped,
+    Dead,
+}
+
+impl WorkerState {
+    /// The states the one-active-worker index counts.
+    pub const ACTIVE: [WorkerState; 3] = [
+        WorkerState::Starting,
+        WorkerState::Running,
+        WorkerState::Stopping,
+    ];
+
+    /// The text stored in `Worker.state`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WorkerState::Starting => "STARTING",
+            WorkerState::Running => "RUNNING",
+            WorkerState::Stopping => "STOPPING",
+            WorkerState::Stopped => "STOPPED",
+            WorkerState::Dead => "DEAD",
+        }
+    }
+
+    /// Parses stored text.
+    pub fn parse(text: &str) -> Option<WorkerState> {
+        [
+            WorkerState::Starting,
+            WorkerState::Running,
+            WorkerState::Stopping,
+            WorkerState::Stopped,
+            WorkerState::Dead,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == text)
+    }
+
+    /// Whether a worker in this state holds the database.
+    pub fn is_active(self) -> bool {
+        WorkerState::ACTIVE.contains(&self)
+    }
+
+    /// The lifecycle: which moves are allowed.
+    pub fn can_become(self, next: WorkerState) -> bool {
+        use WorkerState::*;
+        matches!(
+            (self, next),
+            (Starting, Running)
+                | (Starting, Stopping)
+                | (Running, Stopping)
+                | (Starting | Running | Stopping, Stopped)
+                | (Starting | Running | Stopping, Dead)
+        )
+    }
+}
+
+impl std::fmt::Display for WorkerState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One row of `Worker`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkerRow {
+    pub id: i64,
+    pub hostname: String,
+    pub pid: i64,
+    pub version: String,
+    pub state: WorkerState,
+    pub concurrency: i64,
+    pub started_at: String,
+    pub heartbeat_at: String,
+    pub stop_requested_at: Option<String>,
+    pub stopping_at: Option<String>,
+    pub stopped_at: Option<String>,
+    pub metadata: Map<String, Value>,
+}
+
+impl WorkerRow {
+    /// Milliseconds since the last heartbeat.
+    pub fn heartbeat_age_ms(&self, now: Timestamp) -> i64 {
+        Timestamp::parse(&self.heartbeat_at)
+            .map(|t| (now.0 - t.0).max(0))
+            .unwrap_or(i64::MAX)
+    }
+
+    /// An active worker whose heartbeat is older than `stale_after_ms`.
+    pub fn is_stale(&self, now: Timestamp, stale_after_ms: i64) -> bool {
+        self.state.is_active() && self.heartbeat_age_ms(now) > stale_after_ms
+    }
+
+    /// "worker 3 (pid 123 on host, heartbeat 2 s ago)".
+    pub fn describe(&self, now: Timestamp) -> String {
+        format!(
+            "worker {} (pid {} on {}, {}, heartbeat {} ago)",
+            self.id,
+            self.pid,
+            self.hostname,
+            self.state,
+            human_ms(self.heartbeat_age_ms(now))
+        )
+    }
+}
+
+/// 1500 → "1.5 s", 125000 → "2 min 5 s".
+pub fn human_ms(ms: i64) -> String {
+    if ms == i64::MAX {
+        return "never".into();
+    }
+    if ms < 10_000 {
+        return format!("{:.1} s", ms as f64 / 1000.0);
+    }
+    let s = ms / 1000;
+    match s {
+        0..=59 => format!("{s} s"),
+        60..=3599 => format!("{} min {} s", s / 60, s % 60),
+        _ => format!("{} h {} min", s / 3600, (s / 60) % 60),
+    }
+}
+
+/// The version this binary reports: the git commit it was built from, or the
+/// crate version when it was built outside git.
+pub const VERSION: &str = env!("JOBMGR_VERSION");
+
+/// This machine's host name.
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .map(|s| s.trim().to_string())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lifecycle_is_one_way() {
+        use WorkerState::*;
+        assert!(Running.can_become(Stopping));
+        assert!(!Stopping.can_become(Running));
+        assert!(!Stopped.can_become(Running));
+        assert!(Stopping.can_become(Dead));
+        assert!(!Dead.is_active());
+    }
+
+    #[test]
+    fn human_durations() {
+        assert_eq!(human_ms(1500), "1.5 s");
+        assert_eq!(human_ms(125_000), "2 min 5 s");
+    }
+}
