@@ -1,0 +1,236 @@
+//! Shared helpers for the integration tests: a unique temporary database
+//! per test, running the jobmgr binary, waiting for a condition with a
+//! deadline, and reading the SQLite file directly.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use rusqlite::Connection;
+use serde_json::Value;
+
+/// The binary under test.
+pub const BIN: &str = env!("CARGO_BIN_EXE_jobmgr");
+
+static COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// A fresh directory and database path for one test; removed on drop.
+pub struct TestDb {
+    pub dir: PathBuf,
+    pub path: PathBuf,
+}
+
+impl TestDb {
+    /// A new, empty location (the database is created on first use).
+    pub fn new(name: &str) -> TestDb {
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let dir = std::env::temp_dir().join(format!(
+            "jobmgr-test-{name}-{}-{}-{nanos}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&dir).expect("create test dir");
+        let path = dir.join("jobmgr.db");
+        TestDb { dir, path }
+    }
+
+    /// A `jobmgr` command on this database with fast test timings.
+    pub fn cmd(&self) -> Command {
+        let mut c = Command::new(BIN);
+        c.arg("--db").arg(&self.path);
+        c.env("JOBMGR_HEARTBEAT_MS", "200")
+            .env("JOBMGR_STALE_AFTER_MS", "1500")
+            .env("RUST_LOG", "info,refinery_core=warn")
+            .env_remove("JOBMGR_DB")
+            .env_remove("JOBMGR_DRAIN_TIMEOUT")
+            .env_remove("JOBMGR_CONCURRENCY");
+        c
+    }
+
+    /// Runs `jobmgr --db <this> args...` to completion.
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.cmd()
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run jobmgr")
+    }
+
+    /// Runs a command that must succeed; returns its trimmed stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "jobmgr {args:?} failed ({}):\nstdout: {}\nstderr: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// Runs a command that must fail; returns its stderr.
+    pub fn fails(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            !out.status.success(),
+            "jobmgr {args:?} should have failed:\nstdout: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        String::from_utf8_lossy(&out.stderr).to_string()
+    }
+
+    /// Enqueues a run and returns its id.
+    pub fn enqueue(&self, name: &str, params: &[&str]) -> i64 {
+        let mut args = vec!["enqueue", name];
+        for p in params {
+            args.push("-p");
+            args.push(p);
+        }
+        self.ok(&args).parse().expect("enqueue prints the new id")
+    }
+
+    /// Starts `jobmgr worker` with extra arguments; stderr goes to a file.
+    pub fn spawn_worker(&self, extra: &[&str]) -> Worker {
+        let log = self.dir.join(format!(
+            "worker-{}.log",
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        ));
+        let child = self
+            .cmd()
+            .arg("worker")
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("create worker log"))
+            .spawn()
+            .expect("spawn worker");
+        Worker { child, log }
+    }
+
+    /// A direct connection to the database file.
+    pub fn conn(&self) -> Connection {
+        let c = Connection::open(&self.path).expect("open test db");
+        c.busy_timeout(Duration::from_secs(10)).expect("busy timeout");
+        c
+    }
+
+    /// Runs `sql` and returns every row as JSON values.
+    pub fn query(&self, sql: &str) -> Vec<Vec<Value>> {
+        let c = self.conn();
+        let mut stmt = c.prepare(sql).expect("prepare");
+        let n = stmt.column_count();
+        stmt.query_map([], |r| {
+            (0..n)
+                .map(|i| {
+                    Ok(match r.get_ref(i)? {
+                        rusqlite::types::ValueRef::Null => Value::Null,
+                        rusqlite::types::ValueRef::Integer(v) => Value::from(v),
+                        rusqlite::types::ValueRef::Real(v) => Value::from(v),
+                        rusqlite::types::ValueRef::Text(t) => {
+                            Value::from(String::from_utf8_lossy(t).to_string())
+                        }
+                        rusqlite::types::ValueRef::Blob(_) => Value::from("<blob>"),
+                    })
+                })
+                .collect()
+        })
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("rows")
+    }
+
+    /// The first column of the first row as text ("" when NULL).
+    pub fn scalar(&self, sql: &str) -> String {
+        match self.query(sql).first().and_then(|r| r.first()).cloned() {
+            Some(Value::String(s)) => s,
+            Some(Value::Null) | None => String::new(),
+            Some(v) => v.to_string(),
+        }
+    }
+
+    /// A run's status.
+    pub fn status_of(&self, id: i64) -> String {
+        self.scalar(&format!("SELECT status FROM JobRun WHERE id = {id}"))
+    }
+
+    /// Waits until run `id` has `status`.
+    pub fn wait_status(&self, id: i64, status: &str, within: Duration) {
+        wait_for(&format!("run {id} to be {status}"), within, || {
+            self.status_of(id) == status
+        });
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A worker process, killed on drop if still running.
+pub struct Worker {
+    pub child: Child,
+    pub log: PathBuf,
+}
+
+impl Worker {
+    /// The worker's stderr so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Sends a signal to the worker.
+    pub fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .args([&format!("-{sig}"), &self.child.id().to_string()])
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        assert!(ok, "kill -{sig} {}", self.child.id());
+    }
+
+    /// Waits for the process to exit; returns its exit code.
+    pub fn wait_exit(&mut self, within: Duration) -> Option<i32> {
+        let mut code = None;
+        wait_for("worker to exit", within, || match self.child.try_wait() {
+            Ok(Some(s)) => {
+                code = Some(s.code().unwrap_or(-1));
+                true
+            }
+            _ => false,
+        });
+        code
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Polls `cond` until it holds or `within` passes (then panics naming `what`).
+pub fn wait_for(what: &str, within: Duration, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    loop {
+        if cond() {
+            return;
+        }
+        if Instant::now() >= deadline {
+            panic!("timed out after {within:?} waiting for {what}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Whether `path` exists.
+pub fn exists(path: &Path) -> bool {
+    path.exists()
+}
