@@ -2,6 +2,8 @@
 //! cancel, re-run, clean up, and the worker's status. Each action validates
 //! its input before anything is written.
 
+mod insight;
+
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -16,6 +18,10 @@ use crate::store::logs::{self, LogFilter};
 use crate::store::runs::{self, NewRun, RunFilter};
 use crate::store::{Store, workers};
 use crate::worker::{self, WorkerRow, WorkerState};
+
+pub use insight::{
+    AuditEntry, ErrorGroup, MAX_ERROR_HOURS, RunDetails, RunRef, StageMark, Stats, Throughput,
+};
 
 /// Priorities outside this range are refused.
 pub const PRIORITY_RANGE: std::ops::RangeInclusive<i64> = -1000..=1000;
@@ -75,7 +81,12 @@ pub struct Manager {
 
 impl Manager {
     /// A manager over `store` that knows the types in `registry`.
-    pub fn new(store: Store, registry: Arc<Registry>, stale_after_ms: i64, drain_timeout_ms: i64) -> Self {
+    pub fn new(
+        store: Store,
+        registry: Arc<Registry>,
+        stale_after_ms: i64,
+        drain_timeout_ms: i64,
+    ) -> Self {
         Manager {
             store,
             registry,
@@ -261,7 +272,11 @@ impl Manager {
                 .unwrap_or(0)
         });
         WorkerStatus {
-            state: if stale { "STALE".into() } else { w.state.to_string() },
+            state: if stale {
+                "STALE".into()
+            } else {
+                w.state.to_string()
+            },
             heartbeat_age_ms: Some(w.heartbeat_age_ms(now)),
             uptime_ms: uptime,
             server_version: worker::VERSION.into(),
