@@ -58,6 +58,8 @@ struct Loop {
     pid: Arc<AtomicU32>,
     child: Option<Child>,
     want: bool,
+    /// A start arrived while the previous child was still exiting.
+    start_after_exit: bool,
     backoff: Duration,
     next_try: Instant,
 }
@@ -75,6 +77,7 @@ impl Supervisor {
             pid: pid.clone(),
             child: None,
             want: autostart,
+            start_after_exit: false,
             backoff: BACKOFF_START,
             next_try: Instant::now(),
         };
@@ -124,10 +127,14 @@ impl Loop {
             match rx.recv_timeout(TICK) {
                 Ok(Cmd::Start) => {
                     self.want = true;
+                    self.start_after_exit = self.child.is_some();
                     self.backoff = BACKOFF_START;
                     self.next_try = Instant::now();
                 }
-                Ok(Cmd::StopRequested) => self.want = false,
+                Ok(Cmd::StopRequested) => {
+                    self.want = false;
+                    self.start_after_exit = false;
+                }
                 Ok(Cmd::Shutdown) | Err(RecvTimeoutError::Disconnected) => {
                     self.terminate();
                     return;
@@ -149,7 +156,11 @@ impl Loop {
             Ok(Some(status)) => {
                 self.child = None;
                 self.pid.store(0, Ordering::Relaxed);
-                if status.success() {
+                if self.start_after_exit {
+                    log::info!("worker exited ({status}); starting a new one as asked");
+                    self.start_after_exit = false;
+                    self.next_try = Instant::now();
+                } else if status.success() {
                     log::info!("worker exited after a stop request; not restarting it");
                     self.want = false;
                 } else {

@@ -33,6 +33,9 @@ pub struct ServeArgs {
     /// Do not start a worker (one can be started from the page later).
     #[arg(long)]
     pub no_worker: bool,
+    /// Milliseconds between resolutions of silent workers' runs.
+    #[arg(long, hide = true, env = "JOBMGR_MAINTENANCE_MS", default_value_t = config::MAINTENANCE_EVERY_MS)]
+    pub maintenance_ms: u64,
 }
 
 impl ServeArgs {
@@ -72,7 +75,8 @@ pub fn run(settings: &Settings, registry: Arc<Registry>, args: &ServeArgs) -> Re
     let (m, h, s) = (manager.clone(), hub.clone(), stop_rx.clone());
     let watcher = spawn("watcher", move || watcher::run(m, h, move || pid.get(), s))?;
     let (m, s) = (manager.clone(), stop_rx.clone());
-    let tick = spawn("maintenance", move || maintenance_tick(&m, &s))?;
+    let every = Duration::from_millis(args.maintenance_ms.max(10));
+    let tick = spawn("maintenance", move || maintenance_tick(&m, every, &s))?;
     let web = WebServer::start(server, addr, ctx)?;
 
     println!("jobmgr admin: {}", admin_url(addr, &token));
@@ -112,8 +116,7 @@ fn admin_url(addr: SocketAddr, token: &str) -> String {
 
 /// Every few seconds: declare silent workers dead and resolve their runs,
 /// so nobody has to press "clean up" after a crash.
-fn maintenance_tick(manager: &Manager, stop: &Receiver<()>) {
-    let every = Duration::from_millis(config::MAINTENANCE_EVERY_MS);
+fn maintenance_tick(manager: &Manager, every: Duration, stop: &Receiver<()>) {
     loop {
         match stop.recv_timeout(every) {
             Err(RecvTimeoutError::Timeout) => {}

@@ -45,7 +45,7 @@ fn is_active(s: &WorkerStatus) -> bool {
 /// `POST /api/worker/start`: 202, or 409 when a worker is active.
 pub fn start(ctx: &Ctx, req: &Req) -> Result<Reply> {
     let before = ctx.manager.worker_status()?;
-    if is_active(&before) || ctx.supervisor.child_pid().get().is_some() {
+    if is_active(&before) {
         return Err(Error::Conflict(format!(
             "a worker is already running ({})",
             before.state
