@@ -1,8 +1,9 @@
 //! Live events and their fan-out: the change watcher publishes each event
 //! once, serialized once, and the hub offers it to every subscriber's bounded
 //! queue without ever blocking. A subscriber whose queue is full is told to
-//! resynchronise (its stale queue is emptied and replaced by one `resync`);
-//! one that made no progress since its last resync is dropped.
+//! resynchronise (its stale queue is emptied and replaced by one `resync`,
+//! followed by the message that overflowed); one that made no progress
+//! since its last resync is dropped.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -169,7 +170,9 @@ impl Hub {
                         continue;
                     }
                     while slot.rx.try_recv().is_ok() {}
+                    // The resync, then this newest message: it is still news.
                     let _ = slot.tx.try_send(RESYNC.into());
+                    let _ = slot.tx.try_send(text.clone());
                     slot.resynced_at = Some(delivered);
                     log::info!("live client {id} lagged; told to resync");
                 }
@@ -235,7 +238,12 @@ mod tests {
         }
         hub.publish_text(text(3));
         assert_eq!(take(&slow).as_deref(), Some(RESYNC));
-        assert_eq!(take(&slow), None, "the stale queue was emptied");
+        assert_eq!(
+            take(&slow).as_deref(),
+            Some("{\"n\":3}"),
+            "the stale queue was emptied; the newest message follows the resync"
+        );
+        assert_eq!(take(&slow), None);
         assert_eq!(take(&fast).as_deref(), Some("{\"n\":3}"));
         // The slow client delivers nothing more: the next overflow drops it.
         for n in 4..8 {

@@ -24,10 +24,14 @@ const STATS_EVERY: Duration = Duration::from_millis(500);
 /// STALE by the clock alone).
 const WORKER_EVERY: Duration = Duration::from_secs(1);
 /// Runs re-read behind the newest change seen, because another process may
-/// commit a change stamped slightly earlier than one already seen.
-const LOOKBACK_MS: i64 = 3_000;
-/// More changed runs than this in one look: clients are told to resync.
-const MAX_BATCH: usize = 5_000;
+/// commit a change stamped slightly earlier than one already seen (it took
+/// its timestamp before waiting for the write lock).
+const LOOKBACK_MS: i64 = 2_000;
+/// Rows read per query.
+const PAGE: usize = 1_000;
+/// More new changes than this in one look: clients are told to resync
+/// instead of receiving them one by one.
+const MAX_BATCH: usize = 10_000;
 
 /// What the watcher remembers between looks.
 struct State {
@@ -114,31 +118,42 @@ pub fn run(
 }
 
 fn publish_runs(manager: &Manager, hub: &Hub, st: &mut State) -> Result<()> {
-    let from = st.since.plus_ms(-LOOKBACK_MS);
-    let runs = manager.changed_runs(&from.to_text(), MAX_BATCH)?;
-    if runs.len() >= MAX_BATCH {
-        hub.publish(&Event::Resync);
-        st.sent.clear();
-        if let Some(t) = manager
-            .last_change()
-            .ok()
-            .and_then(|t| Timestamp::parse(&t))
-        {
-            st.since = t;
+    let mut at = st.since.plus_ms(-LOOKBACK_MS).to_text();
+    let mut id = 0;
+    let mut fresh = Vec::new();
+    let mut overflow = false;
+    loop {
+        let page = manager.changed_runs((&at, id), PAGE)?;
+        let full = page.len() == PAGE;
+        if let Some(last) = page.last() {
+            at = last.updated_at.clone();
+            id = last.id;
         }
-        st.stats_due = true;
-        return Ok(());
+        for run in page {
+            if st.sent.get(&run.id) == Some(&run.updated_at) {
+                continue;
+            }
+            if let Some(t) = Timestamp::parse(&run.updated_at) {
+                st.since = st.since.max(t);
+            }
+            st.sent.insert(run.id, run.updated_at.clone());
+            if fresh.len() < MAX_BATCH {
+                fresh.push(run);
+            } else {
+                overflow = true;
+            }
+        }
+        if !full {
+            break;
+        }
     }
-    for run in runs {
-        if st.sent.get(&run.id) == Some(&run.updated_at) {
-            continue;
+    st.stats_due |= !fresh.is_empty();
+    if overflow {
+        hub.publish(&Event::Resync);
+    } else {
+        for run in fresh {
+            hub.publish(&Event::Run(Box::new(run)));
         }
-        if let Some(t) = Timestamp::parse(&run.updated_at) {
-            st.since = st.since.max(t);
-        }
-        st.sent.insert(run.id, run.updated_at.clone());
-        st.stats_due = true;
-        hub.publish(&Event::Run(Box::new(run)));
     }
     let horizon = st.since.plus_ms(-LOOKBACK_MS).to_text();
     st.sent.retain(|_, at| *at >= horizon);

@@ -88,9 +88,10 @@ impl Manager {
         })
     }
 
-    /// Runs changed at or after `since` (timestamp text), oldest change first.
-    pub fn changed_runs(&self, since: &str, limit: usize) -> Result<Vec<JobRun>> {
-        insight::runs_updated_since(&*self.store.conn()?, since, limit)
+    /// Runs changed after the position (`updatedAt` text, id), oldest
+    /// change first, at most `limit`.
+    pub fn changed_runs(&self, after: (&str, i64), limit: usize) -> Result<Vec<JobRun>> {
+        insight::runs_updated_after(&*self.store.conn()?, after.0, after.1, limit)
     }
 
     /// The newest `updatedAt` of any run ("" when there are none).
