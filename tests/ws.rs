@@ -266,6 +266,7 @@ fn a_client_that_never_reads_is_resynced_or_dropped_while_others_keep_up() {
     // The marker comes after the flood: the fast client must still get it.
     let marker = db.enqueue("demo-multi-phase", &[]);
     let (count, resyncs, got_marker) = reader.join().expect("fast reader");
+    eprintln!("fast client: {count} messages, {resyncs} resyncs");
     assert!(
         got_marker,
         "the reading client kept receiving (saw {count} messages, {resyncs} resyncs)"
@@ -287,6 +288,7 @@ fn a_client_that_never_reads_is_resynced_or_dropped_while_others_keep_up() {
             }
         }
     }
+    eprintln!("slow client: {saw}");
     assert_ne!(
         saw, "nothing",
         "the slow client was neither resynced nor dropped"

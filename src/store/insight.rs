@@ -136,12 +136,20 @@ pub fn run_ref(conn: &Connection, id: i64) -> Result<Option<RunRef>> {
 
 /// Runs changed after the keyset position (`updatedAt`, `id`), oldest
 /// change first, at most `limit` (the change watcher pages with this).
-pub fn runs_updated_after(conn: &Connection, at: &str, id: i64, limit: usize) -> Result<Vec<JobRun>> {
+pub fn runs_updated_after(
+    conn: &Connection,
+    at: &str,
+    id: i64,
+    limit: usize,
+) -> Result<Vec<JobRun>> {
     conn.prepare_cached(&format!(
         "SELECT {RUN_COLUMNS} FROM JobRun INDEXED BY JobRun_updated \
          WHERE (updatedAt, id) > (?1, ?2) ORDER BY updatedAt, id LIMIT ?3"
     ))
-    .and_then(|mut s| s.query_map(params![at, id, limit as i64], run_from_row)?.collect())
+    .and_then(|mut s| {
+        s.query_map(params![at, id, limit as i64], run_from_row)?
+            .collect()
+    })
     .map_err(Error::db("read changed runs"))
 }
 
