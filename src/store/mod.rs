@@ -169,8 +169,10 @@ pub fn explain(conn: &Connection, sql: &str) -> Result<Vec<String>> {
     let mut stmt = conn
         .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
         .map_err(Error::db("explain query"))?;
+    // Placeholders are bound to NULL: the plan is chosen at prepare time.
+    let nulls = vec![rusqlite::types::Null; stmt.parameter_count()];
     let rows = stmt
-        .query_map([], |r| r.get::<_, String>(3))
+        .query_map(rusqlite::params_from_iter(nulls), |r| r.get::<_, String>(3))
         .map_err(Error::db("explain query"))?;
     rows.collect::<rusqlite::Result<Vec<_>>>()
         .map_err(Error::db("explain query"))

@@ -69,6 +69,17 @@ pub struct RunFilter {
 
 /// The history page for `filter`.
 pub fn list_runs(conn: &Connection, filter: &RunFilter) -> Result<Vec<JobRun>> {
+    let (sql, args) = history_query(filter);
+    let mut stmt = conn.prepare_cached(&sql).map_err(Error::db("list runs"))?;
+    let rows = stmt
+        .query_map(params_from_iter(args.iter().map(sql_value)), run_from_row)
+        .map_err(Error::db("list runs"))?;
+    rows.collect::<rusqlite::Result<_>>()
+        .map_err(Error::db("list runs"))
+}
+
+/// The SQL and arguments of the history page (public for the plan test).
+pub fn history_query(filter: &RunFilter) -> (String, Vec<Value>) {
     let mut sql = format!("SELECT {RUN_COLUMNS} FROM JobRun WHERE 1 = 1");
     let mut args: Vec<Value> = Vec::new();
     if !filter.statuses.is_empty() {
@@ -102,12 +113,7 @@ pub fn list_runs(conn: &Connection, filter: &RunFilter) -> Result<Vec<JobRun>> {
     }
     sql.push_str(" ORDER BY id DESC LIMIT ?");
     args.push(Value::from(filter.limit as i64));
-    let mut stmt = conn.prepare_cached(&sql).map_err(Error::db("list runs"))?;
-    let rows = stmt
-        .query_map(params_from_iter(args.iter().map(sql_value)), run_from_row)
-        .map_err(Error::db("list runs"))?;
-    rows.collect::<rusqlite::Result<_>>()
-        .map_err(Error::db("list runs"))
+    (sql, args)
 }
 
 fn sql_value(v: &Value) -> rusqlite::types::Value {
