@@ -2,6 +2,7 @@
 //! with one SQLite file as the single source of truth.
 #![forbid(unsafe_code)]
 
+pub mod bench;
 pub mod cli;
 pub mod clock;
 pub mod config;

@@ -29,7 +29,11 @@ fn the_documented_queries_work_verbatim() {
     let mut sorted = stamps.clone();
     sorted.sort();
     assert_eq!(stamps, sorted);
-    assert!(lines.iter().any(|l| l[0] == "warning" && l[2] == "record 10 skipped: malformed"));
+    assert!(
+        lines
+            .iter()
+            .any(|l| l[0] == "warning" && l[2] == "record 10 skipped: malformed")
+    );
 
     let q2 = format!(
         "SELECT entitiesProcessed, entitiesTotal, outcomeSummary, currentStage FROM JobRun WHERE id = {id};"
@@ -39,7 +43,8 @@ fn the_documented_queries_work_verbatim() {
     assert_eq!(r[2], r#"{"errors":1,"inserts":3,"updates":6}"#);
     assert_eq!(r[3], "Phase 3: Finalizing");
 
-    let q3 = "SELECT * FROM JobLog WHERE jobRunId = (SELECT MAX(id) FROM JobRun) ORDER BY timestamp;";
+    let q3 =
+        "SELECT * FROM JobLog WHERE jobRunId = (SELECT MAX(id) FROM JobRun) ORDER BY timestamp;";
     assert_eq!(db.query(q3).len(), lines.len());
 }
 

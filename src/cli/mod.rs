@@ -73,6 +73,25 @@ pub enum Command {
     JobTypes,
     /// Apply database migrations and exit.
     Migrate,
+    /// Measure throughput and latency on this disk (temporary databases beside --db).
+    Bench(BenchArgs),
+}
+
+/// `jobmgr bench [SCENARIO]...`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Scenarios to run (all when none): raw, enqueue, enqueue-concurrent,
+    /// enqueue-bulk, process, process-backlog, process-history, latency, logs, progress.
+    pub scenarios: Vec<String>,
+    /// Runs (or log lines) per scenario.
+    #[arg(long, default_value_t = 100_000)]
+    pub n: usize,
+    /// Runs queued behind (process-backlog) or finished before (process-history).
+    #[arg(long, default_value_t = 1_000_000)]
+    pub backlog: usize,
+    /// Log lines already in the file for process-history.
+    #[arg(long, default_value_t = 10_000_000)]
+    pub history_lines: usize,
 }
 
 /// Parses `args` and runs the command. Returns the process exit code.
@@ -102,6 +121,16 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<i32> {
         Command::Worker(args) => worker::run(&settings, registry, &args, json),
         Command::Migrate => migrate(&settings, json),
         Command::JobTypes => output::job_types(&registry, json),
+        Command::Bench(a) => {
+            let opts = crate::bench::BenchOptions {
+                db: settings.db.clone(),
+                n: a.n,
+                backlog: a.backlog,
+                history_lines: a.history_lines,
+            };
+            crate::bench::run(&a.scenarios, &opts, json)?;
+            Ok(0)
+        }
         other => {
             let manager = open_manager(&settings, registry)?;
             runs::run(&manager, other, json)

@@ -76,11 +76,51 @@ fn describe_holder(active: Option<&WorkerRow>, path: &Path) -> String {
     }
 }
 
-/// Runs the worker until it stops. Returns how it ended.
+/// A worker started in this process.
+pub struct RunningWorker {
+    tx: crossbeam_channel::Sender<writer::Msg>,
+    thread: thread::JoinHandle<Result<Exit>>,
+    signals: Option<(signal_hook::iterator::Handle, thread::JoinHandle<()>)>,
+    /// The registered worker's id.
+    pub worker_id: i64,
+}
+
+impl RunningWorker {
+    /// Begins a graceful stop, as SIGTERM would.
+    pub fn stop(&self) {
+        let _ = self.tx.send(writer::Msg::Stop);
+    }
+
+    /// Waits until the worker has stopped.
+    pub fn wait(self) -> Result<Exit> {
+        let exit = self
+            .thread
+            .join()
+            .unwrap_or_else(|_| Err(Error::Conflict("the writer thread panicked".into())));
+        if let Some((handle, t)) = self.signals {
+            handle.close();
+            let _ = t.join();
+        }
+        exit
+    }
+}
+
+/// Runs the worker until it stops (SIGTERM/SIGINT or a stop request).
 pub fn run_worker(opts: &WorkerOptions, registry: Arc<Registry>) -> Result<Exit> {
+    start_worker(opts, registry, true)?.wait()
+}
+
+/// Takes the lock, registers, and starts the executor and writer threads.
+/// With `signals`, SIGTERM and SIGINT begin a graceful stop.
+pub fn start_worker(
+    opts: &WorkerOptions,
+    registry: Arc<Registry>,
+    signals: bool,
+) -> Result<RunningWorker> {
     let store = Store::open(&opts.db)?;
-    let _lock = acquire_lock(&opts.db, &store)?;
+    let lock = acquire_lock(&opts.db, &store)?;
     let me = register(&store, &registry, opts)?;
+    let worker_id = me.worker_id;
     let conn = store::open_connection(&opts.db)?;
 
     let (tx, rx) = bounded(WRITER_QUEUE);
@@ -94,23 +134,11 @@ pub fn run_worker(opts: &WorkerOptions, registry: Arc<Registry>) -> Result<Exit>
             .map_err(Error::io("spawn executor", &opts.db))?;
         executors.push(handle);
     }
-    let mut signals =
-        Signals::new([SIGTERM, SIGINT]).map_err(Error::io("install signal handlers", &opts.db))?;
-    let signal_handle = signals.handle();
-    let signal_tx = tx.clone();
-    let signal_thread = thread::Builder::new()
-        .name("signals".into())
-        .spawn(move || {
-            for sig in signals.forever() {
-                log::info!("received signal {sig}");
-                if signal_tx.send(writer::Msg::Stop).is_err() {
-                    return;
-                }
-            }
-        })
-        .map_err(Error::io("spawn signal thread", &opts.db))?;
-    drop(tx);
-
+    let signals = if signals {
+        Some(spawn_signal_thread(tx.clone(), &opts.db)?)
+    } else {
+        None
+    };
     let writer = writer::Writer::new(
         conn,
         me,
@@ -120,9 +148,45 @@ pub fn run_worker(opts: &WorkerOptions, registry: Arc<Registry>) -> Result<Exit>
         opts.timing.clone(),
         opts.concurrency,
     )?;
-    let exit = writer.run();
-    signal_handle.close();
-    let _ = signal_thread.join();
+    let thread = thread::Builder::new()
+        .name("writer".into())
+        .spawn(move || {
+            // The lock file stays held until the writer is done.
+            let _lock = lock;
+            let exit = writer.run();
+            finish(exit, executors)
+        })
+        .map_err(Error::io("spawn writer", &opts.db))?;
+    Ok(RunningWorker {
+        tx,
+        thread,
+        signals,
+        worker_id,
+    })
+}
+
+fn spawn_signal_thread(
+    tx: crossbeam_channel::Sender<writer::Msg>,
+    db: &Path,
+) -> Result<(signal_hook::iterator::Handle, thread::JoinHandle<()>)> {
+    let mut signals =
+        Signals::new([SIGTERM, SIGINT]).map_err(Error::io("install signal handlers", db))?;
+    let handle = signals.handle();
+    let t = thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            for sig in signals.forever() {
+                log::info!("received signal {sig}");
+                if tx.send(writer::Msg::Stop).is_err() {
+                    return;
+                }
+            }
+        })
+        .map_err(Error::io("spawn signal thread", db))?;
+    Ok((handle, t))
+}
+
+fn finish(exit: Result<Exit>, executors: Vec<thread::JoinHandle<()>>) -> Result<Exit> {
     match exit {
         Ok(Exit::Drained) => {
             // The writer dropped the dispatch channel: idle executors end.

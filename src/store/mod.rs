@@ -13,6 +13,7 @@ use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 use crate::error::{Error, Result};
 
 pub mod batch;
+pub mod bench;
 pub mod logs;
 pub mod retention;
 pub mod rows;
