@@ -25,11 +25,14 @@ const RAW_SINGLE_MAX: usize = 10_000;
 /// Single enqueues measured (each is acknowledged before the next).
 const SINGLE_MAX: usize = 10_000;
 
+/// A latency run's id and the moment its handler began.
+type Started = (i64, Instant);
+
 /// State shared by the scenarios of one invocation.
 pub struct Ctx {
     opts: BenchOptions,
     done: Arc<AtomicUsize>,
-    started: (Sender<(i64, Instant)>, Receiver<(i64, Instant)>),
+    started: (Sender<Started>, Receiver<Started>),
     raw_single: Option<f64>,
     raw_batch: Option<f64>,
 }
@@ -236,8 +239,8 @@ impl Ctx {
         };
         let dir = TempDir::beside(&self.opts.db, name)?;
         let m = self.manager(&dir.db())?;
-        if history > 0 {
-            let lines = (self.opts.history_lines / history).max(1);
+        if let Some(lines) = self.opts.history_lines.checked_div(history) {
+            let lines = lines.max(1);
             sb::generate_history(&mut store::open_connection(&dir.db())?, history, lines)?;
         }
         for chunk in (0..backlog).collect::<Vec<_>>().chunks(100_000) {
