@@ -14,6 +14,7 @@ use crate::error::{Error, Result};
 
 pub mod batch;
 pub mod bench;
+pub mod committer;
 pub mod logs;
 pub mod retention;
 pub mod rows;

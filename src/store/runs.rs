@@ -9,18 +9,41 @@ use crate::error::{Error, Result};
 use crate::job::{JobRun, JobStatus};
 use crate::worker::WorkerState;
 
-/// A run to insert.
-pub struct NewRun<'a> {
-    pub job_name: &'a str,
-    pub parameters: &'a Map<String, Value>,
+/// A run to insert, with its JSON already encoded (by the caller's thread,
+/// so the committer thread only writes).
+#[derive(Debug, Clone)]
+pub struct NewRun {
+    pub job_name: String,
+    pub parameters: String,
     pub priority: i64,
-    pub trigger: &'a str,
+    pub trigger: &'static str,
     pub rerun_of: Option<i64>,
-    pub metadata: &'a Map<String, Value>,
+    pub metadata: String,
+}
+
+impl NewRun {
+    /// Encodes the parameters and metadata.
+    pub fn new(
+        job_name: &str,
+        parameters: &Map<String, Value>,
+        priority: i64,
+        trigger: &'static str,
+        rerun_of: Option<i64>,
+        metadata: &str,
+    ) -> NewRun {
+        NewRun {
+            job_name: job_name.to_string(),
+            parameters: serde_json::to_string(parameters).unwrap_or_else(|_| "{}".into()),
+            priority,
+            trigger,
+            rerun_of,
+            metadata: metadata.to_string(),
+        }
+    }
 }
 
 /// Inserts QUEUED runs; returns their ids in order.
-pub fn insert_runs(tx: &Transaction<'_>, runs: &[NewRun<'_>], now: &str) -> Result<Vec<i64>> {
+pub fn insert_runs(tx: &Transaction<'_>, runs: &[NewRun], now: &str) -> Result<Vec<i64>> {
     let mut stmt = tx
         .prepare_cached(
             "INSERT INTO JobRun (jobName, status, parameters, priority, createdAt, rerunOfId, \
@@ -31,12 +54,12 @@ pub fn insert_runs(tx: &Transaction<'_>, runs: &[NewRun<'_>], now: &str) -> Resu
     for r in runs {
         stmt.execute(params![
             r.job_name,
-            Value::Object(r.parameters.clone()).to_string(),
+            r.parameters,
             r.priority,
             now,
             r.rerun_of,
             r.trigger,
-            Value::Object(r.metadata.clone()).to_string(),
+            r.metadata,
         ])
         .map_err(Error::db("enqueue run"))?;
         ids.push(tx.last_insert_rowid());
