@@ -4,6 +4,7 @@
 
 pub mod context;
 pub mod executor;
+mod wake;
 pub mod writer;
 
 use std::fs::{File, OpenOptions, TryLockError};
@@ -139,6 +140,7 @@ pub fn start_worker(
     } else {
         None
     };
+    let watcher = wake::watch(&opts.db, &lock_path(&opts.db), tx.clone());
     let writer = writer::Writer::new(
         conn,
         me,
@@ -147,13 +149,17 @@ pub fn start_worker(
         registry,
         opts.timing.clone(),
         opts.concurrency,
-    )?;
+    )?
+    .with_watcher(watcher.is_some());
     let thread = thread::Builder::new()
         .name("writer".into())
         .spawn(move || {
             // The lock file stays held until the writer is done.
             let _lock = lock;
             let exit = writer.run();
+            if let Some(w) = watcher {
+                w.stop();
+            }
             finish(exit, executors)
         })
         .map_err(Error::io("spawn writer", &opts.db))?;
