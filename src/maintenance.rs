@@ -9,6 +9,7 @@ use rusqlite::Transaction;
 use serde::Serialize;
 
 use crate::clock::Timestamp;
+use crate::command;
 use crate::error::Result;
 use crate::job::JobStatus;
 use crate::registry::Registry;
@@ -45,7 +46,11 @@ pub enum Cause {
 
 /// Declares workers silent for longer than `stale_after_ms` dead and
 /// resolves every RUNNING run whose worker is gone. One transaction.
-pub fn cleanup_stalled(store: &Store, registry: &Registry, stale_after_ms: i64) -> Result<Recovery> {
+pub fn cleanup_stalled(
+    store: &Store,
+    registry: &Registry,
+    stale_after_ms: i64,
+) -> Result<Recovery> {
     let now = Timestamp::now();
     let cutoff = now.plus_ms(-stale_after_ms).to_text();
     store.write("clean up stalled runs", |tx| {
@@ -82,10 +87,10 @@ fn resolve(
     for run in runs::orphan_runs(tx, stale_before)? {
         let who = match run.worker_id {
             Some(id) => {
-                if !known.contains_key(&id) {
-                    if let Some(w) = workers::get_worker(tx, id)? {
-                        known.insert(id, w);
-                    }
+                if let std::collections::hash_map::Entry::Vacant(e) = known.entry(id)
+                    && let Some(w) = workers::get_worker(tx, id)?
+                {
+                    e.insert(w);
                 }
                 let just_declared = dead.iter().any(|w| w.id == id);
                 describe(known.get(&id), id, cause, just_declared)
@@ -94,15 +99,28 @@ fn resolve(
         };
         let (status, error, changed) = if run.cancel_requested {
             let e = format!("cancelled: worker lost before it confirmed the cancel ({who})");
-            (JobStatus::Cancelled, e.clone(), runs::cancel_orphan(tx, &run, &e, &now_text)?)
+            (
+                JobStatus::Cancelled,
+                e.clone(),
+                runs::cancel_orphan(tx, &run, &e, &now_text)?,
+            )
         } else if registry.is_retry_safe(&run.job_name) {
             let e = format!("worker lost: {who}; re-queued");
-            (JobStatus::Queued, e.clone(), runs::requeue_orphan(tx, &run, &e, &now_text)?)
+            (
+                JobStatus::Queued,
+                e.clone(),
+                runs::requeue_orphan(tx, &run, &e, &now_text)?,
+            )
         } else {
             let e = format!("worker lost: {who}");
-            (JobStatus::Failed, e.clone(), runs::fail_orphan(tx, &run, &e, &now_text)?)
+            (
+                JobStatus::Failed,
+                e.clone(),
+                runs::fail_orphan(tx, &run, &e, &now_text)?,
+            )
         };
         if changed {
+            kill_left_behind(&run, run.worker_id.and_then(|id| known.get(&id)));
             resolved.push(ResolvedRun {
                 id: run.id,
                 job_name: run.job_name,
@@ -115,6 +133,25 @@ fn resolve(
         dead_workers: dead,
         runs: resolved,
     })
+}
+
+/// A command job's program outlives its worker (it has its own process
+/// group): kill the group recorded for the run, if it ran on this host.
+fn kill_left_behind(run: &OrphanRun, worker: Option<&WorkerRow>) {
+    let Some(pgid) = run.pgid else { return };
+    if worker.is_some_and(|w| w.hostname != crate::worker::hostname()) {
+        log::warn!(
+            "run {}: its process group {pgid} is on another host; not killed",
+            run.id
+        );
+        return;
+    }
+    if command::kill::kill_orphaned_group(pgid, run.id) {
+        log::warn!(
+            "run {}: killed process group {pgid} left by its worker",
+            run.id
+        );
+    }
 }
 
 fn describe(w: Option<&WorkerRow>, id: i64, cause: Cause, just_declared: bool) -> String {

@@ -63,6 +63,7 @@ fn execute(a: &Assignment, tx: &Sender<Msg>, registry: &Registry, store: &Store)
             job_name: a.run.job_name.clone(),
             attempt: a.run.attempt,
             parameters: a.run.parameters.clone(),
+            worker_id: a.run.worker_id,
         },
         a.shared.clone(),
         tx.clone(),

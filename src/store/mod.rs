@@ -61,10 +61,10 @@ pub fn open_connection(path: &Path) -> Result<Connection> {
 
 fn open_error(path: &Path, e: rusqlite::Error) -> Error {
     let mut message = e.to_string();
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        if !parent.is_dir() {
-            message = format!("directory {} does not exist", parent.display());
-        }
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty())
+        && !parent.is_dir()
+    {
+        message = format!("directory {} does not exist", parent.display());
     }
     Error::Open {
         path: path.to_path_buf(),
