@@ -1,7 +1,9 @@
 //! jobmgr: runs, watches and controls the background jobs of a single host,
 //! with one SQLite file as the single source of truth.
-// `deny`, not `forbid`: the one `kill(2)` call in `command::kill` opts
-// out with a SAFETY comment; std cannot signal a process group.
+// `deny`, not `forbid`: two small functions opt out, each with SAFETY
+// comments: `command::kill::raw_kill` (std cannot signal a process group)
+// and `command::spawn::close_inherited_fds` (std cannot stop a child from
+// inheriting descriptors the worker itself inherited without CLOEXEC).
 #![deny(unsafe_code)]
 
 pub mod cli;

@@ -2,8 +2,11 @@
 //! parameter values as whole elements (no shell, no splicing), a cleared
 //! environment with only the allowlist, the fixed values and the run's
 //! identity, stdin closed, and its own process group so the whole tree can
-//! be signalled. std opens every descriptor it makes with O_CLOEXEC, and so
-//! does SQLite, so the program inherits only fds 0-2.
+//! be signalled. std and SQLite open every descriptor with O_CLOEXEC, but
+//! the worker itself may have inherited descriptors without it (a CI
+//! runner's jobserver pipe, a terminal multiplexer's fds); those are marked
+//! close-on-exec in the child just before exec, so the program gets only
+//! fds 0-2.
 
 use std::ffi::OsString;
 use std::os::unix::fs::PermissionsExt;
@@ -116,5 +119,38 @@ pub fn command(
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0);
+    close_inherited_fds(&mut c);
     c
+}
+
+/// Most descriptors the fallback marks when `close_range` is missing.
+const FALLBACK_MAX_FD: i32 = 65_536;
+
+/// Marks every descriptor above 2 close-on-exec in the child. Marking
+/// instead of closing keeps std's own CLOEXEC error pipe working.
+#[allow(unsafe_code)]
+fn close_inherited_fds(c: &mut Command) {
+    let hook = || {
+        // close_range(2) with CLOSE_RANGE_CLOEXEC (Linux 5.11+); older
+        // kernels get a loop of fcntl calls, both async-signal-safe.
+        // SAFETY: plain syscalls on integers; no allocation, no locks, no
+        // memory of the parent is touched between fork and exec.
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_close_range,
+                3u32,
+                u32::MAX,
+                libc::CLOSE_RANGE_CLOEXEC,
+            )
+        };
+        if rc != 0 {
+            for fd in 3..FALLBACK_MAX_FD {
+                // SAFETY: as above; EBADF for unused numbers is ignored.
+                unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+            }
+        }
+        Ok(())
+    };
+    // SAFETY: the hook only makes async-signal-safe syscalls (see above).
+    unsafe { c.pre_exec(hook) };
 }
