@@ -132,6 +132,10 @@ pub fn parse(text: &str, base_dir: &Path) -> (Registry, Vec<String>, Vec<Problem
         names.push(t.name.clone());
         registry.register(t);
     }
+    // In file order; problems without a line (whole-table ones) last.
+    report
+        .problems
+        .sort_by_key(|p| p.line.unwrap_or(usize::MAX));
     (registry, names, report.problems)
 }
 
@@ -210,10 +214,10 @@ max = 100
         assert_eq!(
             got,
             vec![
+                "line 1: jobs.a.command: is required (the program and its arguments as a list)",
                 "line 2: jobs.a.comand: unknown key 'comand' (did you mean 'command'?)",
                 "line 5: jobs.a.parameters.limit.type: unknown type 'integr' (did you mean 'integer'?)",
                 "line 6: jobs.a.parameters.limit.min: expected an integer, got a string",
-                "line 1: jobs.a.command: is required (the program and its arguments as a list)",
             ]
         );
     }

@@ -14,6 +14,7 @@ use crate::error::{Error, Result};
 
 pub mod batch;
 pub mod logs;
+pub mod media;
 pub mod retention;
 pub mod rows;
 pub mod runs;
