@@ -388,6 +388,31 @@ mod tests {
     }
 
     #[test]
+    fn patterns_match_whole_values_and_dashes_can_be_refused() {
+        let mut p = ParamSpec::new("key", ParamKind::String);
+        p.pattern = Some(Pattern::new("[a-z]+").expect("regex"));
+        p.allow_dash = false;
+        assert_eq!(p.check(&json!("abc")).ok(), Some(json!("abc")));
+        assert_eq!(
+            p.check(&json!("abc; id")).map_err(|e| e.to_string()),
+            Err("parameter 'key': must match the pattern [a-z]+, got \"abc; id\"".into())
+        );
+        let mut n = ParamSpec::new("n", ParamKind::Integer);
+        n.allow_dash = false;
+        assert!(n.check(&json!(-1)).is_err());
+        let s = ParamSpec::new("s", ParamKind::String);
+        assert_eq!(
+            s.check(&json!("-x")).ok(),
+            Some(json!("-x")),
+            "dashes are fine by default"
+        );
+        assert!(s.check(&json!("a\0b")).is_err());
+        let info = serde_json::to_value(&p).expect("serialize");
+        assert_eq!(info["pattern"], "[a-z]+");
+        assert_eq!(info["allowDash"], false);
+    }
+
+    #[test]
     fn refuses_bad_values_naming_the_parameter() {
         let err = |v| demo().validate(&map(v)).unwrap_err().to_string();
         assert_eq!(err(json!({})), "parameter 'path': is required");

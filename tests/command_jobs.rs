@@ -1,50 +1,17 @@
 //! Command jobs from the config file, through the CLI and the database:
 //! parameters arrive byte for byte without a shell, the environment is the
-//! allowlist only, the progress protocol reaches JobRun, output is bounded,
-//! and cancel, timeout and a killed worker leave no process behind.
+//! allowlist only, only fds 0-2 are open, the progress protocol reaches
+//! JobRun, output is bounded, and exit codes and signals become the error.
+//! (Stopping programs is in `command_stop.rs`.)
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Stdio;
-use std::time::Duration;
 
-use common::{TestDb, Worker, wait_for};
+use common::command::{WAIT, logs, python, setup, toml_str};
+use common::{TestDb, Worker};
 use serde_json::Value;
-
-const WAIT: Duration = Duration::from_secs(30);
-
-/// The real python3 interpreter (not a wrapper script such as a version
-/// manager's shim, which would be a shell between jobmgr and the job).
-fn python() -> String {
-    let out = std::process::Command::new("python3")
-        .args(["-c", "import sys; print(sys.executable)"])
-        .output()
-        .expect("python3 runs");
-    let exe = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    assert!(
-        exe.starts_with('/'),
-        "python3 reports its executable: {exe:?}"
-    );
-    exe
-}
-
-/// Writes `script` into the test dir and a config with `job_toml` (where
-/// `PY` and `SCRIPT` stand for the interpreter and the script path).
-fn setup(db: &TestDb, script: &str, job_toml: &str) -> PathBuf {
-    let script_path = db.dir.join("job.py");
-    std::fs::write(&script_path, script).expect("write script");
-    let toml = job_toml
-        .replace("PY", &toml_str(&python()))
-        .replace("SCRIPT", &toml_str(&script_path.display().to_string()))
-        .replace("OUTDIR", &toml_str(&db.dir.display().to_string()));
-    std::fs::write(db.dir.join("jobmgr.toml"), toml).expect("write config");
-    script_path
-}
-
-fn toml_str(s: &str) -> String {
-    serde_json::to_string(s).expect("json string")
-}
 
 /// Starts a worker whose environment holds a secret the jobs must not see.
 fn worker_with_secret(db: &TestDb) -> Worker {
@@ -59,38 +26,6 @@ fn worker_with_secret(db: &TestDb) -> Worker {
         .spawn()
         .expect("spawn worker");
     Worker { child, log }
-}
-
-/// Whether `pid` is a live process (a zombie counts as gone).
-fn alive(pid: i64) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => stat
-            .rsplit(')')
-            .next()
-            .and_then(|rest| rest.split_whitespace().next())
-            .is_some_and(|state| state != "Z"),
-        Err(_) => false,
-    }
-}
-
-fn read_pids(path: &Path) -> Vec<i64> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .split_whitespace()
-        .filter_map(|s| s.parse().ok())
-        .collect()
-}
-
-fn logs(db: &TestDb, id: i64) -> Vec<(String, String, String)> {
-    db.query(&format!(
-        "SELECT level, coalesce(stage, ''), message FROM JobLog WHERE jobRunId = {id} ORDER BY timestamp, id"
-    ))
-    .into_iter()
-    .map(|r| {
-        let s = |v: &Value| v.as_str().unwrap_or_default().to_string();
-        (s(&r[0]), s(&r[1]), s(&r[2]))
-    })
-    .collect()
 }
 
 const PROBE: &str = r#"
@@ -118,6 +53,7 @@ info = {
     "pid": os.getpid(),
     "pgid": os.getpgid(0),
     "stdin": os.readlink("/proc/self/fd/0"),
+    "cwd": os.getcwd(),
 }
 with open(out + ".json", "w") as f:
     json.dump(info, f)
@@ -232,6 +168,12 @@ fn hostile_values_arrive_byte_for_byte_without_a_shell() {
             "the program leads its own process group"
         );
         assert_eq!(info["stdin"], "/dev/null");
+        let dir = std::fs::canonicalize(&db.dir).expect("test dir");
+        assert_eq!(
+            info["cwd"].as_str().map(PathBuf::from),
+            Some(dir),
+            "the default working directory is the config file's"
+        );
     }
 }
 
@@ -394,162 +336,6 @@ fn long_binary_and_excess_output_is_bounded() {
             && m == "52 more output lines dropped (limit of 50 lines per run)"),
         "{lines:#?}"
     );
-}
-
-const ENDLESS: &str = r#"
-import sys
-i = 0
-while True:
-    sys.stdout.write("spam %d\n" % i)
-    i += 1
-"#;
-
-#[test]
-fn endless_output_is_capped_and_the_timeout_stops_it() {
-    let db = TestDb::new("cmd-endless");
-    setup(
-        &db,
-        ENDLESS,
-        "[jobs.endless]\ncommand = [PY, SCRIPT]\nmax_log_lines = 100\ntimeout_secs = 1\ngrace_secs = 1\n",
-    );
-    let id = db.enqueue("endless", &[]);
-    let _w = db.spawn_worker(&[]);
-    db.wait_status(id, "FAILED", WAIT);
-    assert_eq!(
-        db.scalar(&format!("SELECT error FROM JobRun WHERE id = {id}")),
-        "timed out after 1 s"
-    );
-    let spam = db.scalar(&format!(
-        "SELECT count(*) FROM JobLog WHERE jobRunId = {id} AND message LIKE 'spam %'"
-    ));
-    assert_eq!(spam, "100");
-    let dropped = db.scalar(&format!(
-        "SELECT message FROM JobLog WHERE jobRunId = {id} AND message LIKE '% more output lines dropped %'"
-    ));
-    let n: u64 = dropped
-        .split(' ')
-        .next()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0);
-    assert!(n > 0, "dropped lines are counted: {dropped:?}");
-}
-
-/// Starts a grandchild `sleep`, records both pids, then waits; with
-/// `stubborn` it ignores SIGTERM.
-fn sleeper(stubborn: bool) -> String {
-    format!(
-        r#"
-import os, signal, subprocess, sys, time
-if {stubborn}:
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-child = subprocess.Popen(["/bin/sleep", "300"])
-with open(os.path.join(sys.argv[1], "pids.tmp"), "w") as f:
-    f.write("%d %d" % (os.getpid(), child.pid))
-os.rename(os.path.join(sys.argv[1], "pids.tmp"), os.path.join(sys.argv[1], "pids"))
-print('##jobmgr {{"stage": "Waiting"}}', flush=True)
-time.sleep(300)
-"#,
-        stubborn = if stubborn { "True" } else { "False" }
-    )
-}
-
-fn wait_pids(db: &TestDb) -> Vec<i64> {
-    let file = db.dir.join("pids");
-    wait_for("the job to record its pids", WAIT, || {
-        read_pids(&file).len() == 2
-    });
-    let pids = read_pids(&file);
-    assert!(pids.iter().all(|p| alive(*p)), "both processes run");
-    pids
-}
-
-#[test]
-fn cancel_kills_the_whole_process_group() {
-    let db = TestDb::new("cmd-cancel");
-    setup(
-        &db,
-        &sleeper(false),
-        "[jobs.sleepy]\ncommand = [PY, SCRIPT, OUTDIR]\n",
-    );
-    let id = db.enqueue("sleepy", &[]);
-    let _w = db.spawn_worker(&[]);
-    let pids = wait_pids(&db);
-    db.ok(&["cancel", &id.to_string()]);
-    db.wait_status(id, "CANCELLED", WAIT);
-    wait_for("program and grandchild to be gone", WAIT, || {
-        !pids.iter().any(|p| alive(*p))
-    });
-    let lines = logs(&db, id);
-    assert!(
-        lines
-            .iter()
-            .any(|(_, _, m)| m.starts_with("cancel requested: sending SIGTERM")),
-        "{lines:#?}"
-    );
-}
-
-#[test]
-fn timeout_escalates_to_sigkill_for_a_program_ignoring_sigterm() {
-    let db = TestDb::new("cmd-timeout");
-    setup(
-        &db,
-        &sleeper(true),
-        "[jobs.stubborn]\ncommand = [PY, SCRIPT, OUTDIR]\ntimeout_secs = 2\ngrace_secs = 1\n",
-    );
-    let id = db.enqueue("stubborn", &[]);
-    let _w = db.spawn_worker(&[]);
-    let pids = wait_pids(&db);
-    db.wait_status(id, "FAILED", WAIT);
-    assert_eq!(
-        db.scalar(&format!("SELECT error FROM JobRun WHERE id = {id}")),
-        "timed out after 2 s"
-    );
-    let ctx: Value = serde_json::from_str(
-        &db.scalar(&format!("SELECT errorContext FROM JobRun WHERE id = {id}")),
-    )
-    .expect("errorContext");
-    assert_eq!(ctx["timeoutSecs"], 2);
-    wait_for("program and grandchild to be gone", WAIT, || {
-        !pids.iter().any(|p| alive(*p))
-    });
-    let lines = logs(&db, id);
-    assert!(
-        lines
-            .iter()
-            .any(|(_, _, m)| m == "grace period over: sending SIGKILL to the process group"),
-        "{lines:#?}"
-    );
-}
-
-#[test]
-fn a_killed_worker_leaves_no_orphan_once_the_next_worker_starts() {
-    let db = TestDb::new("cmd-orphan");
-    setup(
-        &db,
-        &sleeper(false),
-        "[jobs.sleepy]\ncommand = [PY, SCRIPT, OUTDIR]\n",
-    );
-    let id = db.enqueue("sleepy", &[]);
-    let mut first = db.spawn_worker(&[]);
-    let pids = wait_pids(&db);
-    wait_for("the process group to be recorded", WAIT, || {
-        db.scalar(&format!(
-            "SELECT json_extract(metadata, '$.pgid') FROM JobRun WHERE id = {id}"
-        )) == pids[0].to_string()
-    });
-    first.signal("KILL");
-    first.wait_exit(WAIT);
-    assert!(
-        pids.iter().all(|p| alive(*p)),
-        "the program outlives its worker"
-    );
-    let _second = db.spawn_worker(&[]);
-    db.wait_status(id, "FAILED", WAIT);
-    let error = db.scalar(&format!("SELECT error FROM JobRun WHERE id = {id}"));
-    assert!(error.starts_with("worker lost"), "{error}");
-    wait_for("program and grandchild to be gone", WAIT, || {
-        !pids.iter().any(|p| alive(*p))
-    });
 }
 
 #[test]

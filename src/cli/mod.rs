@@ -134,11 +134,24 @@ fn registry_for(settings: &Settings, command: &Command) -> Result<Registry> {
             | Command::Migrate
     );
     match jobfile::build_registry(settings) {
+        Ok(registry) => {
+            if matches!(command, Command::Worker(_)) {
+                let (path, _) = settings.config_path();
+                let names: Vec<String> = registry.infos().into_iter().map(|i| i.name).collect();
+                let source = if path.exists() {
+                    path.display().to_string()
+                } else {
+                    "built-ins only".to_string()
+                };
+                log::info!("job types ({source}): {}", names.join(", "));
+            }
+            Ok(registry)
+        }
         Err(e) if lenient => {
             log::warn!("{e}; using the built-in job types only");
             Ok(jobs::builtin_registry())
         }
-        other => other,
+        Err(e) => Err(e),
     }
 }
 

@@ -11,8 +11,9 @@ pub mod protocol;
 pub mod spawn;
 mod supervise;
 
+use std::collections::BTreeSet;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::registry::Handler;
@@ -98,6 +99,28 @@ pub fn param_env_name(name: &str) -> String {
         }
     }));
     out
+}
+
+/// Process groups of programs running now in this process, so a worker
+/// that exits without waiting for them (abandoned after the grace period,
+/// or declared dead) kills them instead of leaving them behind.
+static LIVE_GROUPS: Mutex<BTreeSet<i32>> = Mutex::new(BTreeSet::new());
+
+fn live_groups() -> std::sync::MutexGuard<'static, BTreeSet<i32>> {
+    // Plain data: a panic elsewhere cannot leave it inconsistent.
+    LIVE_GROUPS.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Sends SIGKILL to every command job's group still running here.
+pub fn kill_live_groups() {
+    let groups: Vec<i32> = live_groups().iter().copied().collect();
+    for pgid in groups {
+        match kill::signal_group(pgid, kill::SIGKILL) {
+            Ok(true) => log::warn!("killed process group {pgid} of an unfinished command job"),
+            Ok(false) => {}
+            Err(e) => log::warn!("kill process group {pgid}: {e}"),
+        }
+    }
 }
 
 /// The handler that runs `spec` for each run of its job type.

@@ -70,6 +70,7 @@ pub fn run(ctx: &JobContext, spec: &CommandSpec) -> Result<(), JobError> {
         .spawn()
         .map_err(|e| JobError::new(format!("cannot start {}: {e}", program.display())))?;
     let pgid = child.id() as i32;
+    let _live = LiveGroup::enter(pgid);
     record_pgid(ctx, pgid);
     ctx.log_with(
         LogLevel::Info,
@@ -129,6 +130,22 @@ pub fn run(ctx: &JobContext, spec: &CommandSpec) -> Result<(), JobError> {
         );
     }
     sup.result(status, stop, started.elapsed())
+}
+
+/// Membership in the live-group set for as long as the run is supervised.
+struct LiveGroup(i32);
+
+impl LiveGroup {
+    fn enter(pgid: i32) -> LiveGroup {
+        super::live_groups().insert(pgid);
+        LiveGroup(pgid)
+    }
+}
+
+impl Drop for LiveGroup {
+    fn drop(&mut self) {
+        super::live_groups().remove(&self.0);
+    }
 }
 
 fn record_pgid(ctx: &JobContext, pgid: i32) {
