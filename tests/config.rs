@@ -186,7 +186,7 @@ fn check_config_reports_every_problem_with_its_place() {
         "line 10: jobs.feed-presort.parameters.limit.max_lenght: unknown key 'max_lenght' (did you mean 'max_length'?)",
         "jobs.feed-presort.command: is required",
         "line 13: jobs.match-scores.command[1]: '--in={param:input}' mixes a placeholder with text",
-        "jobs.match-scores.command[2]: placeholder names unknown parameter 'missing'",
+        "line 13: jobs.match-scores.command[2]: placeholder names unknown parameter 'missing'",
         "line 18: jobs.match-scores.parameters.input.pattern: not a valid regular expression",
     ] {
         assert!(err.contains(expected), "missing {expected:?} in:\n{err}");

@@ -199,6 +199,9 @@ pub fn job_types(registry: &Registry, json: bool) -> Result<i32> {
             if let (Some(a), Some(b)) = (p.min, p.max) {
                 extra.push(format!("{a}..={b}"));
             }
+            if let Some(pat) = &p.pattern {
+                extra.push(format!("pattern {}", pat.as_str()));
+            }
             println!(
                 "  -p {}=<{kind}>  {} [{}]",
                 p.name,

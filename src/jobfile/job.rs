@@ -372,17 +372,22 @@ fn check_argv_params(
     for (i, a) in spec.args.iter().enumerate() {
         let Arg::Param(name) = a else { continue };
         let loc = format!("{}[{}]", t.at("command"), i + 1);
+        let span = match t.raw("command").map(|v| v.get_ref()) {
+            Some(DeValue::Array(items)) => items.get(i + 1).map(|v| v.span()),
+            _ => None,
+        };
+        let span = span.as_ref();
         match params.iter().find(|p| &p.name == name) {
             None => {
                 let mut msg = format!("placeholder names unknown parameter '{name}'");
                 if let Some(s) = crate::error::suggest(name, params.iter().map(|p| p.name.as_str())) {
                     msg.push_str(&format!(" (did you mean '{s}'?)"));
                 }
-                report.add(&loc, None, msg);
+                report.add(&loc, span, msg);
             }
             Some(p) if !p.required && p.default.is_none() => report.add(
                 &loc,
-                None,
+                span,
                 format!("parameter '{name}' is used in the command, so it must be required or have a default"),
             ),
             Some(_) => {}
