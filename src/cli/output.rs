@@ -235,11 +235,18 @@ pub fn check_config(c: &crate::jobfile::Checked, json: bool) -> Result<i32> {
             c.path.display()
         );
     } else if ok {
+        let commands = if c.command_jobs.is_empty() {
+            "no command job types".to_string()
+        } else {
+            format!(
+                "{} command job type(s): {}",
+                c.command_jobs.len(),
+                c.command_jobs.join(", ")
+            )
+        };
         println!(
-            "{}: ok ({} command job type(s): {}; {} job types in all)",
+            "{}: ok ({commands}; {} job types in all)",
             c.path.display(),
-            c.command_jobs.len(),
-            c.command_jobs.join(", "),
             c.registry.infos().len()
         );
     } else {
