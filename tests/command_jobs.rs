@@ -339,6 +339,20 @@ fn long_binary_and_excess_output_is_bounded() {
 }
 
 #[test]
+fn a_program_that_closes_its_output_is_still_waited_for() {
+    let db = TestDb::new("cmd-closed");
+    let script = "import os, sys, time\nos.close(1)\nos.close(2)\ntime.sleep(0.5)\nos._exit(4)\n";
+    setup(&db, script, "[jobs.quiet]\ncommand = [PY, SCRIPT]\n");
+    let id = db.enqueue("quiet", &[]);
+    let _w = db.spawn_worker(&[]);
+    db.wait_status(id, "FAILED", WAIT);
+    assert_eq!(
+        db.scalar(&format!("SELECT error FROM JobRun WHERE id = {id}")),
+        "exited with code 4"
+    );
+}
+
+#[test]
 fn exit_codes_and_signals_become_the_error() {
     let db = TestDb::new("cmd-exit");
     let script = r#"

@@ -177,7 +177,16 @@ impl Supervisor<'_> {
         let mut stopping: Option<Stopping> = None;
         let mut last_check: Option<Instant> = None;
         loop {
-            match rx.recv_timeout(TICK) {
+            // With both streams closed the channel is disconnected and
+            // would return at once: wait the tick out instead of spinning
+            // (a program may close its output and keep running).
+            let event = if open > 0 {
+                rx.recv_timeout(TICK)
+            } else {
+                std::thread::sleep(TICK);
+                Err(RecvTimeoutError::Timeout)
+            };
+            match event {
                 Ok(Event::Line(stream, line)) => self.line(stream, line),
                 Ok(Event::Eof(_)) => open = open.saturating_sub(1),
                 Err(RecvTimeoutError::Timeout) => {}
