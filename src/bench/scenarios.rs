@@ -125,6 +125,7 @@ impl Ctx {
     ) -> Result<runner::RunningWorker> {
         let settings = Settings {
             db: db.to_path_buf(),
+            config: None,
             heartbeat_ms: crate::config::HEARTBEAT_MS,
             stale_after_ms: crate::config::STALE_AFTER_MS,
             drain_timeout_secs: 5.0,
@@ -358,6 +359,7 @@ impl Ctx {
                 job_name: "bench".into(),
                 attempt: 1,
                 parameters: Map::new(),
+                worker_id: None,
             },
             shared.clone(),
             tx,

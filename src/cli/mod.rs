@@ -13,6 +13,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::config::{self, Settings};
 use crate::error::Result;
+use crate::jobfile;
 use crate::jobs;
 use crate::manager::Manager;
 use crate::registry::Registry;
@@ -34,6 +35,9 @@ pub struct Global {
     /// The SQLite database file.
     #[arg(long, global = true, env = "JOBMGR_DB", default_value = config::DEFAULT_DB)]
     pub db: PathBuf,
+    /// The job-type file (default: jobmgr.toml beside the database, if present).
+    #[arg(long, global = true, env = "JOBMGR_CONFIG")]
+    pub config: Option<PathBuf>,
     /// Print JSON instead of text.
     #[arg(long, global = true)]
     pub json: bool,
@@ -73,6 +77,8 @@ pub enum Command {
     JobTypes,
     /// Apply database migrations and exit.
     Migrate,
+    /// Check the job-type config file and report every problem.
+    CheckConfig,
     /// Measure throughput and latency on this disk (temporary databases beside --db).
     Bench(BenchArgs),
 }
@@ -106,17 +112,21 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<i32> {
     };
     let settings = Settings {
         db: cli.global.db.clone(),
+        config: cli.global.config.clone(),
         heartbeat_ms: cli.global.heartbeat_ms,
         stale_after_ms: cli.global.stale_after_ms,
         drain_timeout_secs: cli.global.drain_timeout,
     };
     settings.validate()?;
     let json = cli.global.json;
-    let registry = Arc::new(jobs::builtin_registry());
     let Some(command) = cli.command else {
         let _ = <Cli as clap::CommandFactory>::command().print_help();
         return Ok(2);
     };
+    if matches!(command, Command::CheckConfig) {
+        return output::check_config(&jobfile::check(&settings)?, json);
+    }
+    let registry = Arc::new(registry_for(&settings, &command)?);
     match command {
         Command::Worker(args) => worker::run(&settings, registry, &args, json),
         Command::Migrate => migrate(&settings, json),
@@ -135,6 +145,43 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<i32> {
             let manager = open_manager(&settings, registry)?;
             runs::run(&manager, other, json)
         }
+    }
+}
+
+/// The job types a command works with. Commands that start, enqueue or
+/// resolve runs refuse an invalid config file; commands that only read or
+/// cancel runs fall back to the built-ins with a warning, so a broken file
+/// never stops anyone from looking at or cancelling runs.
+fn registry_for(settings: &Settings, command: &Command) -> Result<Registry> {
+    let lenient = matches!(
+        command,
+        Command::Status
+            | Command::Jobs(_)
+            | Command::Show { .. }
+            | Command::Logs(_)
+            | Command::Cancel { .. }
+            | Command::Migrate
+            | Command::Bench(_)
+    );
+    match jobfile::build_registry(settings) {
+        Ok(registry) => {
+            if matches!(command, Command::Worker(w) if w.action.is_none()) {
+                let (path, _) = settings.config_path();
+                let names: Vec<String> = registry.infos().into_iter().map(|i| i.name).collect();
+                let source = if path.exists() {
+                    path.display().to_string()
+                } else {
+                    "built-ins only".to_string()
+                };
+                log::info!("job types ({source}): {}", names.join(", "));
+            }
+            Ok(registry)
+        }
+        Err(e) if lenient => {
+            log::warn!("{e}; using the built-in job types only");
+            Ok(jobs::builtin_registry())
+        }
+        Err(e) => Err(e),
     }
 }
 

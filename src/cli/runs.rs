@@ -116,7 +116,11 @@ pub fn run(m: &Manager, command: Command, json: bool) -> Result<i32> {
             }
             Ok(0)
         }
-        Command::Worker(_) | Command::Migrate | Command::JobTypes | Command::Bench(_) => Ok(0),
+        Command::Worker(_)
+        | Command::Migrate
+        | Command::JobTypes
+        | Command::CheckConfig
+        | Command::Bench(_) => Ok(0),
     }
 }
 

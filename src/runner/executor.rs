@@ -64,6 +64,7 @@ fn execute(a: Assignment, tx: &Sender<Msg>, registry: &Registry, store: &Store) 
             job_name: a.run.job_name,
             attempt: a.run.attempt,
             parameters: a.run.parameters,
+            worker_id: Some(a.run.worker_id),
         },
         a.shared,
         tx.clone(),

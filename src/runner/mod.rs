@@ -206,9 +206,15 @@ fn finish(exit: Result<Exit>, executors: Vec<thread::JoinHandle<()>>) -> Result<
             // Executors still inside a job that ignored its cancel cannot
             // be joined; their runs are recorded and the process exits.
             log::warn!("worker stopped; jobs that ignored cancellation were abandoned");
+            // Their runs are recorded as interrupted, so no later recovery
+            // would look for their programs: kill those groups now.
+            crate::command::kill_live_groups();
             Ok(Exit::Abandoned)
         }
-        Err(e) => Err(e),
+        Err(e) => {
+            crate::command::kill_live_groups();
+            Err(e)
+        }
     }
 }
 

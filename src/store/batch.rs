@@ -83,6 +83,8 @@ impl Batch {
 #[derive(Debug, Clone)]
 pub struct ClaimedRun {
     pub id: i64,
+    /// The claiming worker.
+    pub worker_id: i64,
     pub job_name: String,
     pub attempt: i64,
     pub priority: i64,
@@ -299,6 +301,7 @@ fn claim(tx: &Transaction<'_>, me: &Claimant, n: usize, now: &str) -> Result<Vec
                 let params: String = r.get(4)?;
                 Ok(ClaimedRun {
                     id: r.get(0)?,
+                    worker_id: me.worker_id,
                     job_name: r.get(1)?,
                     attempt: r.get(2)?,
                     priority: r.get(3)?,

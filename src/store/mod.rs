@@ -16,6 +16,7 @@ pub mod batch;
 pub mod bench;
 pub mod committer;
 pub mod logs;
+pub mod media;
 pub mod retention;
 pub mod rows;
 pub mod runs;

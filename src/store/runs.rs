@@ -203,6 +203,19 @@ pub fn count_by_status(conn: &Connection) -> Result<Vec<(JobStatus, i64)>> {
         .collect()
 }
 
+/// Records the process group of a command job's program in the run's
+/// metadata (`pgid`), so recovery can kill it if the worker dies. Fenced:
+/// only while `worker_id` still runs it. Returns whether it was recorded.
+pub fn set_run_pgid(conn: &Connection, run_id: i64, worker_id: i64, pgid: i64) -> Result<bool> {
+    conn.execute(
+        "UPDATE JobRun SET metadata = json_set(metadata, '$.pgid', ?3) \
+         WHERE id = ?1 AND workerId = ?2 AND status = 'RUNNING'",
+        params![run_id, worker_id, pgid],
+    )
+    .map(|n| n == 1)
+    .map_err(Error::db("record process group"))
+}
+
 /// A RUNNING run whose worker is gone.
 #[derive(Debug, Clone)]
 pub struct OrphanRun {
@@ -210,6 +223,8 @@ pub struct OrphanRun {
     pub job_name: String,
     pub worker_id: Option<i64>,
     pub cancel_requested: bool,
+    /// The process group of a command job's program, if one was recorded.
+    pub pgid: Option<i64>,
 }
 
 const ACTIVE_STATES_SQL: &str = "('STARTING', 'RUNNING', 'STOPPING')";
@@ -218,7 +233,8 @@ const ACTIVE_STATES_SQL: &str = "('STARTING', 'RUNNING', 'STOPPING')";
 /// older than `stale_before` (those workers are about to be declared dead).
 pub fn orphan_runs(conn: &Connection, stale_before: &str) -> Result<Vec<OrphanRun>> {
     let sql = format!(
-        "SELECT r.id, r.jobName, r.workerId, r.cancelRequestedAt IS NOT NULL FROM JobRun r \
+        "SELECT r.id, r.jobName, r.workerId, r.cancelRequestedAt IS NOT NULL, \
+         json_extract(r.metadata, '$.pgid') FROM JobRun r \
          LEFT JOIN Worker w ON w.id = r.workerId \
          WHERE r.status = 'RUNNING' AND (w.id IS NULL OR w.state NOT IN {ACTIVE_STATES_SQL} \
          OR w.heartbeatAt < ?1) ORDER BY r.id"
@@ -231,6 +247,7 @@ pub fn orphan_runs(conn: &Connection, stale_before: &str) -> Result<Vec<OrphanRu
                     job_name: r.get(1)?,
                     worker_id: r.get(2)?,
                     cancel_requested: r.get(3)?,
+                    pgid: r.get(4)?,
                 })
             })?
             .collect()

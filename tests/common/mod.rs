@@ -3,6 +3,8 @@
 //! deadline, and reading the SQLite file directly.
 #![allow(dead_code)]
 
+pub mod command;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
