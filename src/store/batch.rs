@@ -187,9 +187,14 @@ fn write_logs(
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         )
         .map_err(Error::db("write log lines"))?;
+    // Lines of one batch mostly share their millisecond: format it once.
+    let mut stamp = (Timestamp(i64::MIN), String::new());
     for l in logs {
         if !owned.owns(tx, me, l.run_id)? {
             continue;
+        }
+        if stamp.0 != l.timestamp {
+            stamp = (l.timestamp, l.timestamp.to_text());
         }
         stmt.execute(params![
             l.run_id,
@@ -197,7 +202,7 @@ fn write_logs(
             l.stage,
             l.message,
             l.context,
-            l.timestamp.to_text()
+            stamp.1
         ])
         .map_err(Error::db("write log lines"))?;
     }
