@@ -27,7 +27,7 @@ use crate::worker::{self, WorkerRow};
 pub use writer::{Exit, Timing};
 
 /// How many messages may wait for the writer before jobs are slowed down.
-const WRITER_QUEUE: usize = 65_536;
+const WRITER_QUEUE: usize = 8_192;
 
 /// What `jobmgr worker` needs.
 #[derive(Debug, Clone)]
