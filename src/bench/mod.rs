@@ -4,6 +4,8 @@
 
 mod scenarios;
 
+pub use scenarios::latency_client;
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 

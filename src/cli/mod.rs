@@ -98,6 +98,9 @@ pub struct BenchArgs {
     /// Log lines already in the file for process-history.
     #[arg(long, default_value_t = 10_000_000)]
     pub history_lines: usize,
+    /// Internal: be the enqueueing process of the latency scenario.
+    #[arg(long, hide = true)]
+    pub latency_client: bool,
 }
 
 /// Parses `args` and runs the command. Returns the process exit code.
@@ -131,6 +134,10 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<i32> {
         Command::Worker(args) => worker::run(&settings, registry, &args, json),
         Command::Migrate => migrate(&settings, json),
         Command::JobTypes => output::job_types(&registry, json),
+        Command::Bench(a) if a.latency_client => {
+            crate::bench::latency_client(&settings.db, a.n)?;
+            Ok(0)
+        }
         Command::Bench(a) => {
             let opts = crate::bench::BenchOptions {
                 db: settings.db.clone(),

@@ -122,7 +122,7 @@ pub fn start_worker(
     let lock = acquire_lock(&opts.db, &store)?;
     let me = register(&store, &registry, opts)?;
     let worker_id = me.worker_id;
-    let conn = store::open_connection(&opts.db)?;
+    let conn = store::open_writer_connection(&opts.db)?;
 
     let (tx, rx) = bounded(WRITER_QUEUE);
     let (dtx, drx) = unbounded();

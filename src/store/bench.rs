@@ -113,3 +113,10 @@ pub fn generate_history(conn: &mut Connection, runs: usize, lines_per_run: usize
     conn.execute_batch("PRAGMA optimize")
         .map_err(Error::db("optimize"))
 }
+
+/// Copies the WAL into the database file and truncates it, so a scenario
+/// does not pay for the previous bulk load's checkpoint.
+pub fn checkpoint(conn: &Connection) -> Result<()> {
+    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+        .map_err(Error::db("checkpoint"))
+}

@@ -161,6 +161,15 @@ pub fn write_on<T>(
     Ok(out)
 }
 
+/// The worker's writer connection: a larger page cache, because it keeps
+/// touching the queue's and the history's index pages as the file grows.
+pub fn open_writer_connection(path: &Path) -> Result<Connection> {
+    let conn = open_connection(path)?;
+    conn.pragma_update(None, "cache_size", -16_384)
+        .map_err(|e| open_error(path, e))?;
+    Ok(conn)
+}
+
 /// `PRAGMA data_version`: changes when another connection commits.
 pub fn data_version(conn: &Connection) -> Result<i64> {
     conn.query_row("PRAGMA data_version", [], |r| r.get(0))
