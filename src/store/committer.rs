@@ -1,102 +1,101 @@
-//! Group commit for acknowledged enqueues: callers on many threads hand
-//! their runs to one committer thread, which writes everything that is
-//! waiting in one transaction and then answers each caller. An enqueue
-//! returns only once its run is durable, yet concurrent callers share the
-//! fsync instead of queueing for one each.
+//! Group commit for acknowledged enqueues. A caller that finds the commit
+//! lock free becomes the leader: it writes its own runs, then everything
+//! other callers queued meanwhile, one transaction per round, until the
+//! queue is empty. A caller that finds the lock taken queues its runs and
+//! waits for the leader's answer. An enqueue returns only once its run is
+//! durable; a lone caller pays no thread hand-off, and concurrent callers
+//! share one fsync per round.
 
 use std::path::Path;
-use std::thread;
+use std::sync::{Mutex, MutexGuard, TryLockError};
 
-use crossbeam_channel::{Receiver, Sender, bounded, unbounded};
+use crossbeam_channel::{Sender, bounded};
 use rusqlite::Connection;
 
 use super::runs::{NewRun, insert_runs};
 use crate::clock::Timestamp;
 use crate::error::{Error, Result};
 
-/// Most runs written in one shared transaction.
-const MAX_BATCH_RUNS: usize = 100_000;
-
 struct Request {
     runs: Vec<NewRun>,
     reply: Sender<Result<Vec<i64>>>,
 }
 
-/// The committer: a thread that owns one connection.
+/// The shared commit path of one process.
 pub struct Committer {
-    tx: Option<Sender<Request>>,
-    thread: Option<thread::JoinHandle<()>>,
+    queue: Mutex<Vec<Request>>,
+    conn: Mutex<Connection>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding either lock leaves consistent data behind: the
+    // queue is a list, and the connection rolls back its open transaction.
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl Committer {
-    /// Starts the committer thread on its own connection to `path`.
+    /// A committer with its own connection to `path`.
     pub fn start(path: &Path) -> Result<Committer> {
-        let conn = super::open_connection(path)?;
-        let (tx, rx) = unbounded();
-        let thread = thread::Builder::new()
-            .name("committer".into())
-            .spawn(move || serve(conn, rx))
-            .map_err(Error::io("spawn committer", path))?;
         Ok(Committer {
-            tx: Some(tx),
-            thread: Some(thread),
+            queue: Mutex::new(Vec::new()),
+            conn: Mutex::new(super::open_connection(path)?),
         })
     }
 
     /// Inserts `runs` and returns their ids once they are committed.
     pub fn insert(&self, runs: Vec<NewRun>) -> Result<Vec<i64>> {
-        let gone = || Error::Conflict("the enqueue committer has stopped".into());
         let (reply, answer) = bounded(1);
-        self.tx
-            .as_ref()
-            .ok_or_else(gone)?
-            .send(Request { runs, reply })
-            .map_err(|_| gone())?;
-        answer.recv().map_err(|_| gone())?
+        lock(&self.queue).push(Request { runs, reply });
+        self.try_lead();
+        answer
+            .recv()
+            .map_err(|_| Error::Conflict("enqueue was not answered".into()))?
+    }
+
+    /// Leads while the lock is free and requests are queued. A leader looks
+    /// at the queue once more after releasing the lock, so a request queued
+    /// while it was finishing is never left without a leader: either that
+    /// caller finds the lock free, or the leader holding it sees the request.
+    fn try_lead(&self) {
+        loop {
+            let mut conn = match self.conn.try_lock() {
+                Ok(c) => c,
+                Err(TryLockError::Poisoned(p)) => p.into_inner(),
+                Err(TryLockError::WouldBlock) => return,
+            };
+            loop {
+                let batch = std::mem::take(&mut *lock(&self.queue));
+                if batch.is_empty() {
+                    break;
+                }
+                commit(&mut conn, batch);
+            }
+            drop(conn);
+            if lock(&self.queue).is_empty() {
+                return;
+            }
+        }
     }
 }
 
-impl Drop for Committer {
-    fn drop(&mut self) {
-        // Closing the channel ends the thread after what is queued.
-        self.tx = None;
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-fn serve(mut conn: Connection, rx: Receiver<Request>) {
-    while let Ok(first) = rx.recv() {
-        let mut batch = vec![first];
-        let mut total = batch[0].runs.len();
-        while total < MAX_BATCH_RUNS {
-            match rx.try_recv() {
-                Ok(r) => {
-                    total += r.runs.len();
-                    batch.push(r);
-                }
-                Err(_) => break,
+fn commit(conn: &mut Connection, batch: Vec<Request>) {
+    let now = Timestamp::now().to_text();
+    let result = super::write_on(conn, "enqueue runs", |tx| {
+        batch
+            .iter()
+            .map(|r| insert_runs(tx, &r.runs, &now))
+            .collect::<Result<Vec<_>>>()
+    });
+    match result {
+        Ok(ids) => {
+            for (r, ids) in batch.into_iter().zip(ids) {
+                let _ = r.reply.send(Ok(ids));
             }
         }
-        let now = Timestamp::now().to_text();
-        let result = super::write_on(&mut conn, "enqueue runs", |tx| {
-            batch
-                .iter()
-                .map(|r| insert_runs(tx, &r.runs, &now))
-                .collect::<Result<Vec<_>>>()
-        });
-        match result {
-            Ok(ids) => {
-                for (r, ids) in batch.into_iter().zip(ids) {
-                    let _ = r.reply.send(Ok(ids));
-                }
-            }
-            Err(e) => {
-                let msg = e.to_string();
-                for r in batch {
-                    let _ = r.reply.send(Err(Error::Conflict(msg.clone())));
-                }
+        Err(e) => {
+            let msg = e.to_string();
+            for r in batch {
+                let _ = r.reply.send(Err(Error::Conflict(msg.clone())));
             }
         }
     }
