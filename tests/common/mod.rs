@@ -3,6 +3,7 @@
 //! deadline, and reading the SQLite file directly.
 #![allow(dead_code)]
 
+pub mod command;
 pub mod http;
 
 use std::io::{BufRead, BufReader};
