@@ -89,3 +89,19 @@ pub fn unauthorized_page() -> Reply {
             .to_vec(),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_types_by_extension() {
+        assert_eq!(content_type("js/app.js"), "text/javascript; charset=utf-8");
+        assert_eq!(content_type("styles.css"), "text/css; charset=utf-8");
+        assert_eq!(content_type("logo.SVG"), "image/svg+xml");
+        assert_eq!(content_type("a.png"), "image/png");
+        assert_eq!(content_type("favicon.ico"), "image/x-icon");
+        assert_eq!(content_type("index.html"), "text/html; charset=utf-8");
+        assert_eq!(content_type("README"), "application/octet-stream");
+    }
+}
