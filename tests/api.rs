@@ -729,3 +729,35 @@ fn worker_start_and_stop_through_the_api() {
         "no restart between the stop and the start"
     );
 }
+
+#[test]
+fn cancelling_a_running_run_asks_the_worker() {
+    let db = TestDb::new("cancelrunning");
+    let s = db.spawn_serve(&[]);
+    let a = &s.api;
+    let id = enqueue(
+        a,
+        "demo-known-total",
+        json!({"count": 100000, "delay_ms": 20}),
+    );
+    wait_for("the run to start", WAIT, || {
+        a.ok(&format!("/api/jobs/{id}"))["run"]["status"] == "RUNNING"
+    });
+    let r = a.post_as_page(&format!("/api/jobs/{id}/cancel"), &json!({}));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json(), json!({"result": "requested"}));
+    wait_for("the worker to cancel it", WAIT, || {
+        a.ok(&format!("/api/jobs/{id}"))["run"]["status"] == "CANCELLED"
+    });
+    let r = a.post(&format!("/api/jobs/{id}/cancel"), &json!({}));
+    assert_eq!(r.status, 409, "a finished run cannot be cancelled");
+    let audit = db.query("SELECT action, target, detail FROM Audit WHERE action = 'run.cancel'");
+    assert_eq!(
+        audit,
+        vec![vec![
+            json!("run.cancel"),
+            json!(format!("run {id}")),
+            json!("requested")
+        ]]
+    );
+}
