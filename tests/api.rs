@@ -125,6 +125,10 @@ fn token_url_signs_in_with_a_cookie() {
     assert!(wrong.text().contains("URL"), "{}", wrong.text());
     let missing = request(&a.addr, "GET", "/admin/jobs", &[], None);
     assert_eq!(missing.status, 401);
+    let root = request(&a.addr, "GET", "/", &[("Cookie", &cookie)], None);
+    assert_eq!(root.status, 303);
+    assert_eq!(root.header("Location"), Some("/admin/jobs"));
+    assert_eq!(request(&a.addr, "GET", "/", &[], None).status, 401);
     let asset = request(
         &a.addr,
         "GET",

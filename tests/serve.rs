@@ -90,3 +90,15 @@ fn a_hand_started_worker_is_left_alone() {
     w.signal("TERM");
     assert_eq!(w.wait_exit(WAIT), Some(0));
 }
+
+#[test]
+fn sigint_stops_the_server_and_its_worker() {
+    let db = TestDb::new("serveint");
+    let mut s = db.spawn_serve(&[]);
+    wait_for("the supervised worker", WAIT, || running_pid(&db).is_some());
+    let pid = running_pid(&db).expect("pid");
+    s.signal("INT");
+    assert_eq!(s.wait_exit(WAIT), Some(0), "{}", s.log_text());
+    assert!(!pid_alive(pid));
+    assert_eq!(db.scalar("SELECT state FROM Worker"), "STOPPED");
+}

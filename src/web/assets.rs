@@ -51,6 +51,17 @@ pub fn page(_ctx: &Ctx, _req: &Req) -> Result<Reply> {
     })
 }
 
+/// `GET /`: the admin page's address.
+pub fn home(_ctx: &Ctx, _req: &Req) -> Result<Reply> {
+    let mut r = reply(
+        303,
+        "text/plain; charset=utf-8",
+        b"see /admin/jobs\n".to_vec(),
+    );
+    r.add_header(hdr("Location", "/admin/jobs"));
+    Ok(r)
+}
+
 /// `GET /admin/assets/<path>`: one embedded file.
 pub fn asset(_ctx: &Ctx, req: &Req) -> Result<Reply> {
     let rel = req.segments[2..].join("/");
