@@ -102,3 +102,14 @@ fn sigint_stops_the_server_and_its_worker() {
     assert!(!pid_alive(pid));
     assert_eq!(db.scalar("SELECT state FROM Worker"), "STOPPED");
 }
+
+#[test]
+fn the_maintenance_tick_resolves_stale_workers_runs() {
+    let db = TestDb::new("tick");
+    let mut cmd = db.cmd();
+    cmd.args(["serve", "--bind", "127.0.0.1:0", "--no-worker"]);
+    let _s = db.spawn_server_with_env(cmd, "JOBMGR_MAINTENANCE_MS", "100");
+    let id = db.insert_stalled_run();
+    db.wait_status(id, "FAILED", WAIT);
+    assert_eq!(db.scalar("SELECT state FROM Worker"), "DEAD");
+}
