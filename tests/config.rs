@@ -250,3 +250,37 @@ fn the_config_is_found_through_the_environment_and_builtins_can_be_listed() {
         .unwrap_or_default();
     assert_eq!(names, vec!["backup-database"]);
 }
+
+#[test]
+fn serve_shows_the_config_file_types_and_refuses_an_invalid_file() {
+    let db = TestDb::new("cfg-serve");
+    write_config(&db, GOOD);
+    let serve = db.spawn_serve(&["--no-worker"]);
+    let types = serve.api.ok("/api/job-types");
+    let names: Vec<&str> = types["jobTypes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert!(names.contains(&"feed-presort"), "{names:?}");
+    assert!(!names.contains(&"demo-known-total"), "demos are off: {names:?}");
+    let feed = types["jobTypes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "feed-presort")
+        .unwrap();
+    assert_eq!(feed["description"], "Sorts a JSONL feed");
+    drop(serve);
+
+    write_config(&db, "[jobs.x]\ncomand = [\"/bin/true\"]\n");
+    let out = db
+        .cmd()
+        .args(["serve", "--bind", "127.0.0.1:0", "--no-worker"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("did you mean 'command'"), "{err}");
+}
