@@ -28,6 +28,8 @@ fn bench_scenarios_report_the_documented_fields() {
         "latency",
         "logs",
         "progress",
+        "ws",
+        "api",
     ]);
     let rows: Vec<Value> = out
         .lines()
@@ -48,7 +50,18 @@ fn bench_scenarios_report_the_documented_fields() {
             "process-history",
             "latency",
             "logs",
-            "progress"
+            "progress",
+            "ws",
+            "ws",
+            "api-list",
+            "api-by-status",
+            "api-by-type",
+            "api-search",
+            "api-page-2",
+            "api-details",
+            "api-logs",
+            "api-stats",
+            "api-errors"
         ]
     );
     for r in &rows {

@@ -264,7 +264,10 @@ fn serve_shows_the_config_file_types_and_refuses_an_invalid_file() {
         .map(|t| t["name"].as_str().unwrap())
         .collect();
     assert!(names.contains(&"feed-presort"), "{names:?}");
-    assert!(!names.contains(&"demo-known-total"), "demos are off: {names:?}");
+    assert!(
+        !names.contains(&"demo-known-total"),
+        "demos are off: {names:?}"
+    );
     let feed = types["jobTypes"]
         .as_array()
         .unwrap()

@@ -3,6 +3,7 @@
 //! table or one JSON object per line.
 
 mod scenarios;
+mod web;
 
 pub use scenarios::latency_client;
 
@@ -14,7 +15,7 @@ use serde::Serialize;
 use crate::error::{Error, Result};
 
 /// Every scenario, in the order `jobmgr bench` runs them.
-pub const SCENARIOS: [&str; 10] = [
+pub const SCENARIOS: [&str; 12] = [
     "raw",
     "enqueue",
     "enqueue-concurrent",
@@ -25,6 +26,8 @@ pub const SCENARIOS: [&str; 10] = [
     "latency",
     "logs",
     "progress",
+    "ws",
+    "api",
 ];
 
 /// Options of one bench invocation.

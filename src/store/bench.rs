@@ -120,3 +120,13 @@ pub fn checkpoint(conn: &Connection) -> Result<()> {
     conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
         .map_err(Error::db("checkpoint"))
 }
+
+/// Sets a run's processed count (the `ws` scenario's committed change).
+pub fn set_progress(conn: &Connection, run_id: i64, processed: i64) -> Result<()> {
+    conn.execute(
+        "UPDATE JobRun SET entitiesProcessed = ?2, updatedAt = ?3 WHERE id = ?1",
+        params![run_id, processed, Timestamp::now().to_text()],
+    )
+    .map(|_| ())
+    .map_err(Error::db("set progress"))
+}

@@ -37,7 +37,7 @@ const HANDLERS: usize = 8;
 /// Requests waiting for a handler before new ones get 503.
 const BACKLOG: usize = 64;
 /// Live WebSocket clients at most (each kind).
-pub const MAX_SOCKETS: usize = 64;
+pub const MAX_SOCKETS: usize = 256;
 
 /// Everything a handler needs.
 pub struct Ctx {
