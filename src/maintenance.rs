@@ -45,7 +45,11 @@ pub enum Cause {
 
 /// Declares workers silent for longer than `stale_after_ms` dead and
 /// resolves every RUNNING run whose worker is gone. One transaction.
-pub fn cleanup_stalled(store: &Store, registry: &Registry, stale_after_ms: i64) -> Result<Recovery> {
+pub fn cleanup_stalled(
+    store: &Store,
+    registry: &Registry,
+    stale_after_ms: i64,
+) -> Result<Recovery> {
     let now = Timestamp::now();
     let cutoff = now.plus_ms(-stale_after_ms).to_text();
     store.write("clean up stalled runs", |tx| {
@@ -94,13 +98,25 @@ fn resolve(
         };
         let (status, error, changed) = if run.cancel_requested {
             let e = format!("cancelled: worker lost before it confirmed the cancel ({who})");
-            (JobStatus::Cancelled, e.clone(), runs::cancel_orphan(tx, &run, &e, &now_text)?)
+            (
+                JobStatus::Cancelled,
+                e.clone(),
+                runs::cancel_orphan(tx, &run, &e, &now_text)?,
+            )
         } else if registry.is_retry_safe(&run.job_name) {
             let e = format!("worker lost: {who}; re-queued");
-            (JobStatus::Queued, e.clone(), runs::requeue_orphan(tx, &run, &e, &now_text)?)
+            (
+                JobStatus::Queued,
+                e.clone(),
+                runs::requeue_orphan(tx, &run, &e, &now_text)?,
+            )
         } else {
             let e = format!("worker lost: {who}");
-            (JobStatus::Failed, e.clone(), runs::fail_orphan(tx, &run, &e, &now_text)?)
+            (
+                JobStatus::Failed,
+                e.clone(),
+                runs::fail_orphan(tx, &run, &e, &now_text)?,
+            )
         };
         if changed {
             resolved.push(ResolvedRun {

@@ -75,7 +75,12 @@ pub struct Manager {
 
 impl Manager {
     /// A manager over `store` that knows the types in `registry`.
-    pub fn new(store: Store, registry: Arc<Registry>, stale_after_ms: i64, drain_timeout_ms: i64) -> Self {
+    pub fn new(
+        store: Store,
+        registry: Arc<Registry>,
+        stale_after_ms: i64,
+        drain_timeout_ms: i64,
+    ) -> Self {
         Manager {
             store,
             registry,
@@ -261,7 +266,11 @@ impl Manager {
                 .unwrap_or(0)
         });
         WorkerStatus {
-            state: if stale { "STALE".into() } else { w.state.to_string() },
+            state: if stale {
+                "STALE".into()
+            } else {
+                w.state.to_string()
+            },
             heartbeat_age_ms: Some(w.heartbeat_age_ms(now)),
             uptime_ms: uptime,
             server_version: worker::VERSION.into(),

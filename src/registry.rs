@@ -307,7 +307,10 @@ mod tests {
         let out = demo()
             .validate(&map(json!({"path": "/tmp", "mode": "fast"})))
             .expect("valid");
-        assert_eq!(Value::Object(out), json!({"count": 10, "mode": "fast", "path": "/tmp"}));
+        assert_eq!(
+            Value::Object(out),
+            json!({"count": 10, "mode": "fast", "path": "/tmp"})
+        );
         let out = demo()
             .validate(&map(json!({"path": "/tmp", "count": "42"})))
             .expect("valid");

@@ -55,7 +55,10 @@ pub fn run_table(runs: &[JobRun]) {
 pub fn run_details(r: &JobRun) {
     let opt = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
     println!("run {}: {} ({})", r.id, r.job_name, r.status);
-    println!("  parameters:  {}", serde_json::Value::Object(r.parameters.clone()));
+    println!(
+        "  parameters:  {}",
+        serde_json::Value::Object(r.parameters.clone())
+    );
     println!("  priority:    {}   attempt: {}", r.priority, r.attempt);
     println!("  triggered:   {}", r.triggered_by);
     if let Some(of) = r.rerun_of_id {
@@ -93,8 +96,16 @@ pub fn log_line(l: &LogLine, json: bool) {
         println!("{}", serde_json::to_string(l).unwrap_or_default());
         return;
     }
-    let stage = l.stage.as_deref().map(|s| format!(" [{s}]")).unwrap_or_default();
-    let ctx = l.context.as_ref().map(|c| format!(" {c}")).unwrap_or_default();
+    let stage = l
+        .stage
+        .as_deref()
+        .map(|s| format!(" [{s}]"))
+        .unwrap_or_default();
+    let ctx = l
+        .context
+        .as_ref()
+        .map(|c| format!(" {c}"))
+        .unwrap_or_default();
     println!(
         "{} {:<7}{} {}{}",
         l.timestamp,
@@ -145,13 +156,19 @@ pub fn status(w: &WorkerStatus, counts: &Counts) {
 /// What cleanup-stalled changed.
 pub fn recovery(r: &Recovery) {
     for w in &r.dead_workers {
-        println!("worker {} (pid {} on {}) declared dead", w.id, w.pid, w.hostname);
+        println!(
+            "worker {} (pid {} on {}) declared dead",
+            w.id, w.pid, w.hostname
+        );
     }
     if r.runs.is_empty() {
         println!("no stalled runs");
     }
     for run in &r.runs {
-        println!("run {} ({}) → {}: {}", run.id, run.job_name, run.status, run.error);
+        println!(
+            "run {} ({}) → {}: {}",
+            run.id, run.job_name, run.status, run.error
+        );
     }
 }
 
@@ -182,7 +199,12 @@ pub fn job_types(registry: &Registry, json: bool) -> Result<i32> {
             if let (Some(a), Some(b)) = (p.min, p.max) {
                 extra.push(format!("{a}..={b}"));
             }
-            println!("  -p {}=<{kind}>  {} [{}]", p.name, p.help, extra.join(", "));
+            println!(
+                "  -p {}=<{kind}>  {} [{}]",
+                p.name,
+                p.help,
+                extra.join(", ")
+            );
         }
     }
     Ok(0)

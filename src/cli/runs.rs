@@ -126,14 +126,18 @@ pub fn parse_params(pairs: &[String], json_text: Option<&str>) -> Result<Map<Str
         Some(t) => match serde_json::from_str::<Value>(t) {
             Ok(Value::Object(m)) => m,
             Ok(_) => return Err(Error::Invalid("--params-json must be a JSON object".into())),
-            Err(e) => return Err(Error::Invalid(format!("--params-json is not valid JSON: {e}"))),
+            Err(e) => {
+                return Err(Error::Invalid(format!(
+                    "--params-json is not valid JSON: {e}"
+                )));
+            }
         },
         None => Map::new(),
     };
     for p in pairs {
-        let (k, v) = p.split_once('=').ok_or_else(|| {
-            Error::Invalid(format!("-p expects KEY=VALUE, got '{p}'"))
-        })?;
+        let (k, v) = p
+            .split_once('=')
+            .ok_or_else(|| Error::Invalid(format!("-p expects KEY=VALUE, got '{p}'")))?;
         if k.is_empty() {
             return Err(Error::Invalid(format!("-p expects KEY=VALUE, got '{p}'")));
         }
@@ -200,7 +204,10 @@ fn jobs(m: &Manager, a: &JobsArgs, json: bool) -> Result<i32> {
 pub fn parse_status(s: &str) -> Result<JobStatus> {
     JobStatus::parse(s).ok_or_else(|| {
         let all: Vec<&str> = JobStatus::ALL.iter().map(|s| s.as_str()).collect();
-        Error::Invalid(format!("unknown status '{s}' (expected one of {})", all.join(", ")))
+        Error::Invalid(format!(
+            "unknown status '{s}' (expected one of {})",
+            all.join(", ")
+        ))
     })
 }
 

@@ -29,7 +29,12 @@ pub enum WorkerAction {
 }
 
 /// Runs the worker, or writes a stop request.
-pub fn run(settings: &Settings, registry: Arc<Registry>, args: &WorkerArgs, json: bool) -> Result<i32> {
+pub fn run(
+    settings: &Settings,
+    registry: Arc<Registry>,
+    args: &WorkerArgs,
+    json: bool,
+) -> Result<i32> {
     match args.action {
         Some(WorkerAction::Stop) => {
             let m = super::open_manager(settings, registry)?;

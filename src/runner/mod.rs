@@ -57,7 +57,10 @@ pub fn acquire_lock(db: &Path, store: &Store) -> Result<File> {
         Ok(()) => Ok(file),
         Err(TryLockError::WouldBlock) => {
             let active = workers::active_worker(&*store.conn()?)?;
-            Err(Error::WorkerRunning(describe_holder(active.as_ref(), &path)))
+            Err(Error::WorkerRunning(describe_holder(
+                active.as_ref(),
+                &path,
+            )))
         }
         Err(TryLockError::Error(e)) => Err(Error::io("lock", &path)(e)),
     }
@@ -69,10 +72,7 @@ fn describe_holder(active: Option<&WorkerRow>, path: &Path) -> String {
             "another worker is already running: {}",
             w.describe(Timestamp::now())
         ),
-        None => format!(
-            "another worker is starting (it holds {})",
-            path.display()
-        ),
+        None => format!("another worker is starting (it holds {})", path.display()),
     }
 }
 

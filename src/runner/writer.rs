@@ -198,7 +198,10 @@ impl Writer {
         } else {
             self.timing.busy_poll
         };
-        let hb_due = self.timing.heartbeat.saturating_sub(self.last_heartbeat.elapsed());
+        let hb_due = self
+            .timing
+            .heartbeat
+            .saturating_sub(self.last_heartbeat.elapsed());
         wait = wait.min(hb_due);
         if !self.in_flight.is_empty() {
             let p_due = self
@@ -221,7 +224,10 @@ impl Writer {
             Msg::Log(mut line) => {
                 // Keep each run's timestamps non-decreasing so that reading
                 // "ORDER BY timestamp" gives the order lines were written.
-                let last = self.last_log_ts.entry(line.run_id).or_insert(line.timestamp);
+                let last = self
+                    .last_log_ts
+                    .entry(line.run_id)
+                    .or_insert(line.timestamp);
                 line.timestamp = line.timestamp.max(*last);
                 *last = line.timestamp;
                 batch.logs.push(line);

@@ -206,7 +206,13 @@ fn write_progress(
     )
     .and_then(|mut s| {
         s.execute(params![
-            p.run_id, p.stage, p.processed, p.total, p.unit, p.outcome, now
+            p.run_id,
+            p.stage,
+            p.processed,
+            p.total,
+            p.unit,
+            p.outcome,
+            now
         ])
     })
     .map_err(Error::db("write progress"))?;

@@ -27,11 +27,9 @@ pub fn list_logs(conn: &Connection, run_id: i64, filter: &LogFilter) -> Result<V
         // The cursor is a line id; the index orders by (timestamp, id), so
         // continue from that line's place with a row-value comparison.
         let ts: Option<String> = conn
-            .query_row(
-                "SELECT timestamp FROM JobLog WHERE id = ?1",
-                [after],
-                |r| r.get(0),
-            )
+            .query_row("SELECT timestamp FROM JobLog WHERE id = ?1", [after], |r| {
+                r.get(0)
+            })
             .optional()
             .map_err(Error::db("read log cursor"))?;
         if let Some(ts) = ts {
@@ -49,7 +47,10 @@ pub fn list_logs(conn: &Connection, run_id: i64, filter: &LogFilter) -> Result<V
             .filter(|l| *l >= min)
             .map(LogLevel::as_str)
             .collect();
-        sql.push_str(&format!(" AND level IN ({})", vec!["?"; levels.len()].join(", ")));
+        sql.push_str(&format!(
+            " AND level IN ({})",
+            vec!["?"; levels.len()].join(", ")
+        ));
         args.extend(levels.into_iter().map(|l| l.to_string().into()));
     }
     if let Some(q) = filter.q.as_deref().filter(|q| !q.is_empty()) {

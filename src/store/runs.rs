@@ -215,7 +215,12 @@ pub fn fail_orphan(tx: &Transaction<'_>, run: &OrphanRun, error: &str, now: &str
 }
 
 /// Marks an orphaned run whose cancel was requested CANCELLED.
-pub fn cancel_orphan(tx: &Transaction<'_>, run: &OrphanRun, error: &str, now: &str) -> Result<bool> {
+pub fn cancel_orphan(
+    tx: &Transaction<'_>,
+    run: &OrphanRun,
+    error: &str,
+    now: &str,
+) -> Result<bool> {
     finish_orphan(tx, run, JobStatus::Cancelled, error, now)
 }
 
@@ -236,7 +241,12 @@ fn finish_orphan(
 }
 
 /// Puts an orphaned run of a retry-safe type back in the queue as a new attempt.
-pub fn requeue_orphan(tx: &Transaction<'_>, run: &OrphanRun, note: &str, now: &str) -> Result<bool> {
+pub fn requeue_orphan(
+    tx: &Transaction<'_>,
+    run: &OrphanRun,
+    note: &str,
+    now: &str,
+) -> Result<bool> {
     tx.execute(
         "UPDATE JobRun SET status = 'QUEUED', attempt = attempt + 1, workerId = NULL, \
          startedAt = NULL, currentStage = NULL, entitiesProcessed = 0, entitiesTotal = NULL, \

@@ -37,7 +37,9 @@ pub fn insert_worker(tx: &Transaction<'_>, w: &NewWorker<'_>, now: &str) -> Resu
     );
     match res {
         Ok(_) => {}
-        Err(rusqlite::Error::SqliteFailure(e, _)) if e.extended_code == SQLITE_CONSTRAINT_UNIQUE => {
+        Err(rusqlite::Error::SqliteFailure(e, _))
+            if e.extended_code == SQLITE_CONSTRAINT_UNIQUE =>
+        {
             return Err(Error::WorkerRunning(
                 "another worker registered at the same moment".into(),
             ));

@@ -116,7 +116,8 @@ impl TestDb {
     /// A direct connection to the database file.
     pub fn conn(&self) -> Connection {
         let c = Connection::open(&self.path).expect("open test db");
-        c.busy_timeout(Duration::from_secs(10)).expect("busy timeout");
+        c.busy_timeout(Duration::from_secs(10))
+            .expect("busy timeout");
         c
     }
 
