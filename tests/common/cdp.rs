@@ -88,7 +88,11 @@ impl Browser {
             .expect("sessionId")
             .to_string();
         b.page("Page.enable", json!({}));
-        b.page("Runtime.enable", json!({}));
+        // Headless windows have a minimum width; emulate phone sizes exactly.
+        b.page(
+            "Emulation.setDeviceMetricsOverride",
+            json!({"width": width, "height": height, "deviceScaleFactor": 1, "mobile": width < 600}),
+        );
         b
     }
 
