@@ -21,7 +21,7 @@ export function setActive(list) {
       runs.set(run.id, run);
     }
   }
-  render();
+  scheduleRender();
 }
 
 /** Applies one run change. */
@@ -29,7 +29,15 @@ export function updateActive(run) {
   sample(run);
   if (isActive(run)) runs.set(run.id, run);
   else runs.delete(run.id);
-  render();
+  scheduleRender();
+}
+
+let frame = 0;
+
+/** Renders at most once per animation frame, however many events arrive. */
+function scheduleRender() {
+  if (frame) return;
+  frame = requestAnimationFrame(() => { frame = 0; render(); });
 }
 
 /** Fetches running and queued runs over HTTP (when there is no snapshot). */
@@ -96,5 +104,5 @@ function render() {
 
 /** Refreshes durations once a second. */
 export function initActive() {
-  setInterval(() => { if (runs.size) render(); }, 1000);
+  setInterval(() => { if (runs.size) scheduleRender(); }, 1000);
 }

@@ -37,6 +37,7 @@ export async function api(path, { method, body } = {}) {
   }
   if (!res.ok) {
     const err = data && data.error;
+    if (res.status === 401) signedOut();
     throw new ApiError(
       res.status,
       (err && err.code) || `http_${res.status}`,
@@ -44,6 +45,18 @@ export async function api(path, { method, body } = {}) {
     );
   }
   return data;
+}
+
+let signedOutShown = false;
+
+/** Tells the user once that the session is gone and how to get back in. */
+function signedOut() {
+  if (signedOutShown) return;
+  signedOutShown = true;
+  const bar = h('div', { class: 'signed-out', role: 'alert' },
+    'Not signed in: open the admin URL that ', h('code', { text: 'jobmgr serve' }),
+    ' printed at start-up (it carries the token).');
+  document.body.prepend(bar);
 }
 
 /** Builds a query string from the non-empty entries of `params`. */

@@ -72,6 +72,9 @@ function render() {
       : null;
     row('Version', [version, drift], 'worker-version');
     row('Concurrency', num(w.concurrency));
+    if (status.supervised !== undefined) {
+      row('Supervision', status.supervised ? 'supervised by jobmgr serve' : 'started by hand');
+    }
     row('Uptime', '', 'worker-uptime');
     row('Heartbeat', '', 'worker-heartbeat');
   }
