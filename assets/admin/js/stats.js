@@ -23,7 +23,24 @@ export function setStats(stats) {
       tile('Total runs', stats.counts ? stats.counts.total : 0, '', 'stat-total'),
       tile('Throughput, last minute', tp.lastMinute, '', 'stat-minute'),
       tile('Throughput, last hour', tp.lastHour, '', 'stat-hour'),
-      tile('Failed last 24 h', stats.failedLast24h, stats.failedLast24h ? 'tile-alert' : '', 'stat-failed24')));
+      tile('Failed last 24 h', stats.failedLast24h, stats.failedLast24h ? 'tile-alert' : '', 'stat-failed24')),
+    mix(by));
+}
+
+/** A stacked bar of all runs by status, with a legend. */
+function mix(by) {
+  const total = STATUSES.reduce((n, s) => n + (by[s] || 0), 0);
+  if (!total) return null;
+  const segments = STATUSES.filter((s) => by[s]).map((s) => {
+    const seg = h('span', { class: `mix-seg mix-${s.toLowerCase()}`, title: `${s}: ${num(by[s])}` });
+    seg.style.width = `${(by[s] / total) * 100}%`;
+    return seg;
+  });
+  return h('div', { class: 'mix' },
+    h('div', { class: 'mix-bar', role: 'img', 'aria-label': 'Runs by status' }, segments),
+    h('ul', { class: 'mix-legend' }, STATUSES.filter((s) => by[s]).map((s) =>
+      h('li', {}, h('span', { class: `mix-dot mix-${s.toLowerCase()}` }),
+        `${s.charAt(0)}${s.slice(1).toLowerCase()} ${Math.round((by[s] / total) * 1000) / 10}%`))));
 }
 
 /** Fetches the statistics. */
