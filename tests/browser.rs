@@ -157,7 +157,11 @@ fn enqueue_through_form_and_follow_progress_and_logs() {
     let db = TestDb::new("browser-form");
     let (_serve, mut b) = open_page(&db, 1280, 900);
     b.eval("window.__sameDocument = true");
-    b.eval("document.getElementById('worker-version').textContent.length > 0");
+    assert_eq!(
+        b.eval("document.getElementById('worker-version')?.textContent.length > 0"),
+        Value::Bool(true),
+        "the worker panel shows a version"
+    );
 
     // Open the form, pick the type: fields come from the declared parameters.
     b.eval("document.getElementById('newjob-open').click()");

@@ -11,6 +11,7 @@ import { sample, rateText, progressBar } from './progress.js';
 import { cancelButton } from './active.js';
 import { rerunButton } from './history.js';
 import { createLogViewer } from './logs.js';
+import { currentWorker } from './worker.js';
 
 let current = null; // { id, detail, viewer }
 let refetchTimer = null;
@@ -176,6 +177,12 @@ function metadata(d) {
     ['Priority', String(run.priority)],
     ['Worker', run.workerId === null || run.workerId === undefined ? 'not claimed yet' : `#${run.workerId}`],
   ];
+  // Runs record their worker's id; its host and version are known while
+  // that worker is the current one.
+  const w = currentWorker();
+  if (w && w.id === run.workerId && meta.version === undefined) {
+    entries.push(['Worker host', w.hostname], ['Worker version', w.version]);
+  }
   for (const [k, v] of Object.entries(meta)) {
     entries.push([k, typeof v === 'string' ? v : JSON.stringify(v)]);
   }

@@ -38,6 +38,11 @@ export function setWorker(value) {
   render();
 }
 
+/** The worker row last seen (null when none). */
+export function currentWorker() {
+  return status ? status.worker : null;
+}
+
 /** Fetches the worker status. */
 export async function loadWorker() {
   const s = await attempt(() => api('/api/worker'), 'Worker status');
