@@ -1,8 +1,10 @@
-//! Embeds the git commit (the worker's version) and rebuilds when migrations change.
+//! Embeds the git commit (the worker's version) and rebuilds when migrations or the admin assets change.
 use std::process::Command;
 
 fn main() {
     println!("cargo:rerun-if-changed=migrations");
+    // rust-embed compiles the admin page in; new files must trigger a rebuild.
+    println!("cargo:rerun-if-changed=assets");
     println!("cargo:rerun-if-changed=.git/HEAD");
     println!("cargo:rerun-if-changed=.git/refs/heads");
     let sha = Command::new("git")

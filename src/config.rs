@@ -8,6 +8,10 @@ use crate::runner::Timing;
 
 /// The database used when neither `--db` nor `JOBMGR_DB` is given.
 pub const DEFAULT_DB: &str = "jobmgr.db";
+/// Where `jobmgr serve` listens when neither `--bind` nor `JOBMGR_BIND` is given.
+pub const DEFAULT_BIND: &str = "127.0.0.1:8765";
+/// How often `jobmgr serve` resolves runs of workers that went silent.
+pub const MAINTENANCE_EVERY_MS: u64 = 5_000;
 /// How often the worker records that it is alive.
 pub const HEARTBEAT_MS: u64 = 10_000;
 /// A worker silent for longer than this is stale.

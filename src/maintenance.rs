@@ -86,10 +86,10 @@ fn resolve(
     for run in runs::orphan_runs(tx, stale_before)? {
         let who = match run.worker_id {
             Some(id) => {
-                if !known.contains_key(&id) {
-                    if let Some(w) = workers::get_worker(tx, id)? {
-                        known.insert(id, w);
-                    }
+                if let std::collections::hash_map::Entry::Vacant(slot) = known.entry(id)
+                    && let Some(w) = workers::get_worker(tx, id)?
+                {
+                    slot.insert(w);
                 }
                 let just_declared = dead.iter().any(|w| w.id == id);
                 describe(known.get(&id), id, cause, just_declared)

@@ -2,6 +2,8 @@
 //! cancel, re-run, clean up, and the worker's status. Each action validates
 //! its input before anything is written.
 
+mod insight;
+
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -16,6 +18,10 @@ use crate::store::logs::{self, LogFilter};
 use crate::store::runs::{self, NewRun, RunFilter};
 use crate::store::{Store, workers};
 use crate::worker::{self, WorkerRow, WorkerState};
+
+pub use insight::{
+    AuditEntry, ErrorGroup, MAX_ERROR_HOURS, RunDetails, RunRef, StageMark, Stats, Throughput,
+};
 
 /// Priorities outside this range are refused.
 pub const PRIORITY_RANGE: std::ops::RangeInclusive<i64> = -1000..=1000;

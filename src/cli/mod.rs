@@ -3,6 +3,7 @@
 
 mod output;
 mod runs;
+pub mod serve;
 mod worker;
 
 use std::ffi::OsString;
@@ -51,6 +52,8 @@ pub struct Global {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Serve the admin page and the HTTP API, and supervise a worker (the default).
+    Serve(serve::ServeArgs),
     /// Run the worker (only one per database), or stop the running one.
     Worker(worker::WorkerArgs),
     /// Enqueue a run: NAME [-p key=value]...
@@ -94,11 +97,13 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<i32> {
     settings.validate()?;
     let json = cli.global.json;
     let registry = Arc::new(jobs::builtin_registry());
-    let Some(command) = cli.command else {
-        let _ = <Cli as clap::CommandFactory>::command().print_help();
-        return Ok(2);
+    // Plain `jobmgr` serves.
+    let command = match cli.command {
+        Some(c) => c,
+        None => Command::Serve(serve::ServeArgs::defaults()?),
     };
     match command {
+        Command::Serve(args) => serve::run(&settings, registry, &args),
         Command::Worker(args) => worker::run(&settings, registry, &args, json),
         Command::Migrate => migrate(&settings, json),
         Command::JobTypes => output::job_types(&registry, json),

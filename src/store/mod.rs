@@ -12,7 +12,10 @@ use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 
 use crate::error::{Error, Result};
 
+pub mod audit;
 pub mod batch;
+pub mod changes;
+pub mod insight;
 pub mod logs;
 pub mod retention;
 pub mod rows;
@@ -61,10 +64,10 @@ pub fn open_connection(path: &Path) -> Result<Connection> {
 
 fn open_error(path: &Path, e: rusqlite::Error) -> Error {
     let mut message = e.to_string();
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        if !parent.is_dir() {
-            message = format!("directory {} does not exist", parent.display());
-        }
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty())
+        && !parent.is_dir()
+    {
+        message = format!("directory {} does not exist", parent.display());
     }
     Error::Open {
         path: path.to_path_buf(),

@@ -3,6 +3,9 @@
 //! deadline, and reading the SQLite file directly.
 #![allow(dead_code)]
 
+pub mod http;
+
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -113,6 +116,77 @@ impl TestDb {
         Worker { child, log }
     }
 
+    /// Starts `jobmgr serve --bind 127.0.0.1:0 extra...` and reads the
+    /// admin URL from its first stdout line.
+    pub fn spawn_serve(&self, extra: &[&str]) -> Serve {
+        let log = self.dir.join(format!(
+            "serve-{}.log",
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        ));
+        let mut cmd = self.cmd();
+        cmd.arg("serve")
+            .arg("--bind")
+            .arg("127.0.0.1:0")
+            .args(extra);
+        self.spawn_server(cmd, log)
+    }
+
+    /// Starts a prepared server command with one extra environment variable.
+    pub fn spawn_server_with_env(&self, mut cmd: Command, key: &str, value: &str) -> Serve {
+        let log = self.dir.join(format!(
+            "serve-{}.log",
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        ));
+        cmd.env_remove("JOBMGR_TOKEN")
+            .env_remove("JOBMGR_MAINTENANCE_MS");
+        cmd.env(key, value);
+        self.start_server(cmd, log)
+    }
+
+    /// Starts a prepared server command and reads the admin URL it prints.
+    pub fn spawn_server(&self, mut cmd: Command, log: PathBuf) -> Serve {
+        cmd.env_remove("JOBMGR_TOKEN")
+            .env_remove("JOBMGR_MAINTENANCE_MS");
+        self.start_server(cmd, log)
+    }
+
+    fn start_server(&self, mut cmd: Command, log: PathBuf) -> Serve {
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log).expect("create serve log"))
+            .spawn()
+            .expect("spawn serve");
+        let mut line = String::new();
+        let stdout = child.stdout.take().expect("serve stdout");
+        let mut reader = BufReader::new(stdout);
+        let _ = reader.read_line(&mut line);
+        let line = line.trim_end().to_string();
+        let url = line.strip_prefix("jobmgr admin: ").unwrap_or_else(|| {
+            let _ = child.kill();
+            panic!(
+                "serve printed {line:?}, stderr:\n{}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            )
+        });
+        let rest = url.strip_prefix("http://").expect("http URL");
+        let (addr, tail) = rest.split_once('/').expect("URL has a path");
+        let token = tail
+            .strip_prefix("admin/jobs?token=")
+            .expect("URL carries the token")
+            .to_string();
+        Serve {
+            child,
+            log,
+            url: url.to_string(),
+            api: http::Api {
+                addr: addr.to_string(),
+                token,
+            },
+            _stdout: reader,
+        }
+    }
+
     /// A direct connection to the database file.
     pub fn conn(&self) -> Connection {
         let c = Connection::open(&self.path).expect("open test db");
@@ -215,6 +289,73 @@ impl Drop for Worker {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A running `jobmgr serve`; stopped with SIGTERM (then killed) on drop.
+pub struct Serve {
+    pub child: Child,
+    pub log: PathBuf,
+    /// The admin URL printed at start.
+    pub url: String,
+    pub api: http::Api,
+    _stdout: BufReader<std::process::ChildStdout>,
+}
+
+impl Serve {
+    /// The server's stderr so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Sends a signal to the server process.
+    pub fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .args([&format!("-{sig}"), &self.child.id().to_string()])
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        assert!(ok, "kill -{sig} {}", self.child.id());
+    }
+
+    /// Waits for the process to exit; returns its exit code.
+    pub fn wait_exit(&mut self, within: Duration) -> Option<i32> {
+        let mut code = None;
+        wait_for("server to exit", within, || match self.child.try_wait() {
+            Ok(Some(s)) => {
+                code = Some(s.code().unwrap_or(-1));
+                true
+            }
+            _ => false,
+        });
+        code
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &self.child.id().to_string()])
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = self.child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Whether process `pid` is alive.
+pub fn pid_alive(pid: i64) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+        && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map(|s| s.contains(") Z "))
+            .unwrap_or(true)
 }
 
 /// Polls `cond` until it holds or `within` passes (then panics naming `what`).

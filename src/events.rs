@@ -1,0 +1,265 @@
+//! Live events and their fan-out: the change watcher publishes each event
+//! once, serialized once, and the hub offers it to every subscriber's bounded
+//! queue without ever blocking. A subscriber whose queue is full is told to
+//! resynchronise (its stale queue is emptied and replaced by one `resync`,
+//! followed by the message that overflowed); one that made no progress
+//! since its last resync is dropped.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError, bounded};
+use serde_json::{Value, json};
+
+use crate::job::JobRun;
+use crate::manager::Stats;
+
+/// Messages a subscriber's queue holds before it counts as lagging.
+pub const CLIENT_QUEUE: usize = 256;
+
+/// The `{"type":"resync"}` message.
+pub const RESYNC: &str = r#"{"type":"resync"}"#;
+
+/// Something that changed, as the WebSocket clients see it.
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// The worker row changed (state, heartbeat); the value is the
+    /// worker status object of `/api/worker`.
+    Worker(Value),
+    /// A run row changed.
+    Run(Box<JobRun>),
+    /// New statistics.
+    Stats(Box<Stats>),
+    /// Too much changed at once: clients must refetch.
+    Resync,
+}
+
+/// A run as the API shows it: the row plus `progressText`.
+pub fn run_json(run: &JobRun) -> Value {
+    let mut v = serde_json::to_value(run).unwrap_or(Value::Null);
+    if let Value::Object(m) = &mut v {
+        m.insert("progressText".into(), run.progress_text().into());
+    }
+    v
+}
+
+impl Event {
+    /// The JSON text sent to clients.
+    pub fn to_text(&self) -> String {
+        let v = match self {
+            Event::Worker(w) => json!({"type": "worker", "worker": w}),
+            Event::Run(r) => json!({"type": "run", "run": run_json(r)}),
+            Event::Stats(s) => json!({"type": "stats", "stats": s}),
+            Event::Resync => return RESYNC.to_string(),
+        };
+        v.to_string()
+    }
+}
+
+struct Slot {
+    tx: Sender<Arc<str>>,
+    /// The hub's handle on the same queue, to empty it when the client lags.
+    rx: Receiver<Arc<str>>,
+    delivered: Arc<AtomicU64>,
+    /// `delivered` when the client was last told to resync.
+    resynced_at: Option<u64>,
+}
+
+#[derive(Default)]
+struct Inner {
+    next_id: u64,
+    slots: HashMap<u64, Slot>,
+}
+
+/// The fan-out hub.
+pub struct Hub {
+    inner: Mutex<Inner>,
+    max_clients: usize,
+    capacity: usize,
+}
+
+/// One subscriber's end of its queue; unsubscribes on drop.
+pub struct Subscription {
+    id: u64,
+    hub: Arc<Hub>,
+    rx: Receiver<Arc<str>>,
+    delivered: Arc<AtomicU64>,
+}
+
+/// What waiting on a subscription gave.
+pub enum Next {
+    Message(Arc<str>),
+    /// Nothing within the timeout.
+    Idle,
+    /// The hub dropped this subscriber (or shut down).
+    Dropped,
+}
+
+impl Hub {
+    /// A hub for at most `max_clients` subscribers with queues of `capacity`.
+    pub fn new(max_clients: usize, capacity: usize) -> Arc<Hub> {
+        Arc::new(Hub {
+            inner: Mutex::new(Inner::default()),
+            max_clients,
+            capacity: capacity.max(2),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic elsewhere while holding the lock leaves the map usable.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A new subscriber, or None when the hub is full.
+    pub fn subscribe(self: &Arc<Self>) -> Option<Subscription> {
+        let mut inner = self.lock();
+        if inner.slots.len() >= self.max_clients {
+            return None;
+        }
+        let (tx, rx) = bounded(self.capacity);
+        let delivered = Arc::new(AtomicU64::new(0));
+        inner.next_id += 1;
+        let id = inner.next_id;
+        inner.slots.insert(
+            id,
+            Slot {
+                tx,
+                rx: rx.clone(),
+                delivered: delivered.clone(),
+                resynced_at: None,
+            },
+        );
+        Some(Subscription {
+            id,
+            hub: self.clone(),
+            rx,
+            delivered,
+        })
+    }
+
+    /// Number of subscribers.
+    pub fn len(&self) -> usize {
+        self.lock().slots.len()
+    }
+
+    /// Whether there are no subscribers.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Offers `event` to every subscriber without blocking.
+    pub fn publish(&self, event: &Event) {
+        self.publish_text(event.to_text().into());
+    }
+
+    /// Offers an already serialized message to every subscriber.
+    pub fn publish_text(&self, text: Arc<str>) {
+        let mut inner = self.lock();
+        let mut gone = Vec::new();
+        for (id, slot) in inner.slots.iter_mut() {
+            match slot.tx.try_send(text.clone()) {
+                Ok(()) => {}
+                Err(TrySendError::Disconnected(_)) => gone.push(*id),
+                Err(TrySendError::Full(_)) => {
+                    let delivered = slot.delivered.load(Ordering::Relaxed);
+                    if slot.resynced_at == Some(delivered) {
+                        log::warn!("dropping live client {id}: it has stopped reading");
+                        gone.push(*id);
+                        continue;
+                    }
+                    while slot.rx.try_recv().is_ok() {}
+                    // The resync, then this newest message: it is still news.
+                    let _ = slot.tx.try_send(RESYNC.into());
+                    let _ = slot.tx.try_send(text.clone());
+                    slot.resynced_at = Some(delivered);
+                    log::info!("live client {id} lagged; told to resync");
+                }
+            }
+        }
+        for id in gone {
+            inner.slots.remove(&id);
+        }
+    }
+
+    /// Drops every subscriber (shutdown).
+    pub fn close(&self) {
+        self.lock().slots.clear();
+    }
+}
+
+impl Subscription {
+    /// Waits up to `timeout` for the next message.
+    pub fn next(&self, timeout: Duration) -> Next {
+        match self.rx.recv_timeout(timeout) {
+            Ok(m) => Next::Message(m),
+            Err(RecvTimeoutError::Timeout) => Next::Idle,
+            Err(RecvTimeoutError::Disconnected) => Next::Dropped,
+        }
+    }
+
+    /// Records that a message reached the client's socket.
+    pub fn delivered(&self) {
+        self.delivered.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        self.hub.lock().slots.remove(&self.id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(n: i64) -> Arc<str> {
+        format!("{{\"n\":{n}}}").into()
+    }
+
+    fn take(sub: &Subscription) -> Option<String> {
+        match sub.next(Duration::from_millis(1)) {
+            Next::Message(m) => Some(m.to_string()),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn a_lagging_client_is_resynced_then_dropped_while_others_keep_up() {
+        let hub = Hub::new(4, 3);
+        let slow = hub.subscribe().expect("slot");
+        let fast = hub.subscribe().expect("slot");
+        for n in 0..3 {
+            hub.publish_text(text(n));
+            assert_eq!(take(&fast), Some(format!("{{\"n\":{n}}}")));
+            fast.delivered();
+        }
+        hub.publish_text(text(3));
+        assert_eq!(take(&slow).as_deref(), Some(RESYNC));
+        assert_eq!(
+            take(&slow).as_deref(),
+            Some("{\"n\":3}"),
+            "the stale queue was emptied; the newest message follows the resync"
+        );
+        assert_eq!(take(&slow), None);
+        assert_eq!(take(&fast).as_deref(), Some("{\"n\":3}"));
+        // The slow client delivers nothing more: the next overflow drops it.
+        for n in 4..8 {
+            hub.publish_text(text(n));
+        }
+        assert_eq!(hub.len(), 1);
+        while take(&slow).is_some() {}
+        assert!(matches!(slow.next(Duration::from_millis(1)), Next::Dropped));
+        drop(fast);
+        assert!(hub.is_empty());
+    }
+
+    #[test]
+    fn the_hub_refuses_clients_beyond_its_cap() {
+        let hub = Hub::new(1, 4);
+        let _a = hub.subscribe().expect("first");
+        assert!(hub.subscribe().is_none());
+    }
+}

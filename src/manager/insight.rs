@@ -1,0 +1,126 @@
+//! The read-only views and the audit trail the web server needs: statistics,
+//! failure groups, a run's details, what changed since a moment, and the
+//! record of admin actions.
+
+use serde::Serialize;
+
+use super::{Counts, Manager};
+use crate::clock::Timestamp;
+use crate::error::{Error, Result};
+use crate::job::JobRun;
+use crate::store::changes::ChangeFeed;
+use crate::store::{audit, insight};
+
+pub use crate::store::audit::AuditEntry;
+pub use crate::store::insight::{ErrorGroup, RunRef, StageMark};
+
+/// Runs finished per window.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Throughput {
+    pub last_minute: i64,
+    pub last_hour: i64,
+}
+
+/// The statistics overview.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Stats {
+    pub counts: Counts,
+    pub throughput: Throughput,
+    pub failed_last24h: i64,
+}
+
+/// One run with its timeline and re-run chain.
+#[derive(Debug, Clone)]
+pub struct RunDetails {
+    pub run: JobRun,
+    pub stages: Vec<StageMark>,
+    pub reruns: Vec<RunRef>,
+    pub rerun_of: Option<RunRef>,
+}
+
+/// Longest window the failure groups look back over.
+pub const MAX_ERROR_HOURS: i64 = 24 * 366;
+
+impl Manager {
+    /// Counts by status, runs finished in the last minute and hour, and
+    /// failures in the last 24 hours.
+    pub fn stats(&self) -> Result<Stats> {
+        let counts = self.counts()?;
+        let now = Timestamp::now();
+        let conn = self.store.conn()?;
+        let ago = |ms: i64| now.plus_ms(-ms).to_text();
+        Ok(Stats {
+            counts,
+            throughput: Throughput {
+                last_minute: insight::finished_since(&conn, &ago(60_000))?,
+                last_hour: insight::finished_since(&conn, &ago(3_600_000))?,
+            },
+            failed_last24h: insight::failed_since(&conn, &ago(86_400_000))?,
+        })
+    }
+
+    /// FAILED runs of the last `hours`, grouped by job type and error.
+    pub fn error_groups(&self, hours: i64) -> Result<Vec<ErrorGroup>> {
+        if !(1..=MAX_ERROR_HOURS).contains(&hours) {
+            return Err(Error::Invalid(format!(
+                "hours must be between 1 and {MAX_ERROR_HOURS}, got {hours}"
+            )));
+        }
+        let since = Timestamp::now().plus_ms(-hours * 3_600_000).to_text();
+        insight::error_groups(&*self.store.conn()?, &since, 200)
+    }
+
+    /// A run with its stage timeline, its re-runs and the run it re-ran.
+    pub fn details(&self, id: i64) -> Result<RunDetails> {
+        let run = self.get(id)?;
+        let conn = self.store.conn()?;
+        let rerun_of = match run.rerun_of_id {
+            Some(prev) => insight::run_ref(&conn, prev)?,
+            None => None,
+        };
+        Ok(RunDetails {
+            stages: insight::stages(&conn, id)?,
+            reruns: insight::reruns_of(&conn, id)?,
+            rerun_of,
+            run,
+        })
+    }
+
+    /// Runs changed after the position (`updatedAt` text, id), oldest
+    /// change first, at most `limit`.
+    pub fn changed_runs(&self, after: (&str, i64), limit: usize) -> Result<Vec<JobRun>> {
+        insight::runs_updated_after(&*self.store.conn()?, after.0, after.1, limit)
+    }
+
+    /// The newest `updatedAt` of any run ("" when there are none).
+    pub fn last_change(&self) -> Result<String> {
+        insight::last_update(&*self.store.conn()?)
+    }
+
+    /// A connection of its own for noticing other connections' commits.
+    pub fn change_feed(&self) -> Result<ChangeFeed> {
+        ChangeFeed::open(self.store.path())
+    }
+
+    /// Records an admin action taken from `source` (a client address).
+    pub fn audit(
+        &self,
+        action: &str,
+        target: Option<&str>,
+        source: &str,
+        detail: Option<&str>,
+    ) -> Result<()> {
+        let now = Timestamp::now().to_text();
+        self.store.write("record audit entry", |tx| {
+            audit::insert_audit(tx, &now, action, target, source, detail)
+        })?;
+        Ok(())
+    }
+
+    /// The newest audit entries.
+    pub fn recent_audit(&self, limit: usize) -> Result<Vec<AuditEntry>> {
+        audit::recent_audit(&*self.store.conn()?, limit)
+    }
+}

@@ -1,0 +1,110 @@
+//! Routes about the worker and the overview: health, worker status and
+//! start/stop, statistics, failure groups and job types.
+
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use super::http::{Reply, Req, error_reply, json_reply};
+use super::{Ctx, worker_json};
+use crate::error::{Error, Result};
+use crate::manager::WorkerStatus;
+use crate::worker::VERSION;
+
+/// How long `POST /api/worker/start` waits to report the new worker.
+const START_WAIT: Duration = Duration::from_secs(3);
+
+/// `GET /healthz` (no auth).
+pub fn healthz(_ctx: &Ctx, _req: &Req) -> Result<Reply> {
+    Ok(json_reply(200, &json!({"ok": true, "version": VERSION})))
+}
+
+/// `GET /ws` without an upgrade.
+pub fn not_upgraded(_ctx: &Ctx, _req: &Req) -> Result<Reply> {
+    Ok(error_reply(
+        400,
+        "invalid_input",
+        "expected a WebSocket upgrade",
+    ))
+}
+
+fn status_json(ctx: &Ctx, status: &WorkerStatus) -> serde_json::Value {
+    worker_json(status, ctx.supervisor.child_pid().get())
+}
+
+/// `GET /api/worker`.
+pub fn status(ctx: &Ctx, _req: &Req) -> Result<Reply> {
+    let s = ctx.manager.worker_status()?;
+    Ok(json_reply(200, &status_json(ctx, &s)))
+}
+
+fn is_active(s: &WorkerStatus) -> bool {
+    matches!(s.state.as_str(), "STARTING" | "RUNNING" | "STOPPING")
+}
+
+/// `POST /api/worker/start`: 202, or 409 when a worker is active.
+pub fn start(ctx: &Ctx, req: &Req) -> Result<Reply> {
+    let before = ctx.manager.worker_status()?;
+    if is_active(&before) {
+        return Err(Error::Conflict(format!(
+            "a worker is already running ({})",
+            before.state
+        )));
+    }
+    ctx.supervisor.start();
+    ctx.manager.audit("worker.start", None, &req.source, None)?;
+    // Report the new worker once it has registered, if that is quick.
+    let deadline = Instant::now() + START_WAIT;
+    let mut now = before;
+    while Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(25));
+        now = ctx.manager.worker_status()?;
+        if is_active(&now) {
+            break;
+        }
+    }
+    Ok(json_reply(202, &json!({"worker": status_json(ctx, &now)})))
+}
+
+/// `POST /api/worker/stop`: 202, or 409 when no worker is active.
+pub fn stop(ctx: &Ctx, req: &Req) -> Result<Reply> {
+    let row = ctx.manager.request_worker_stop()?;
+    ctx.supervisor.stop_requested();
+    ctx.manager.audit(
+        "worker.stop",
+        Some(&format!("worker {}", row.id)),
+        &req.source,
+        None,
+    )?;
+    let s = ctx.manager.worker_status()?;
+    Ok(json_reply(202, &json!({"worker": status_json(ctx, &s)})))
+}
+
+/// `GET /api/stats`.
+pub fn stats(ctx: &Ctx, _req: &Req) -> Result<Reply> {
+    let s = ctx.manager.stats()?;
+    Ok(json_reply(
+        200,
+        &serde_json::to_value(s).unwrap_or_default(),
+    ))
+}
+
+/// `GET /api/errors?hours=24`.
+pub fn errors(ctx: &Ctx, req: &Req) -> Result<Reply> {
+    let hours = match req.param("hours") {
+        None => 24,
+        Some(h) => h
+            .parse()
+            .map_err(|_| Error::Invalid(format!("hours must be a whole number, got '{h}'")))?,
+    };
+    let groups = ctx.manager.error_groups(hours)?;
+    Ok(json_reply(200, &json!({"groups": groups})))
+}
+
+/// `GET /api/job-types`.
+pub fn job_types(ctx: &Ctx, _req: &Req) -> Result<Reply> {
+    Ok(json_reply(
+        200,
+        &json!({"jobTypes": ctx.manager.registry().infos()}),
+    ))
+}

@@ -1,0 +1,158 @@
+//! Authentication and request-origin checks: the token (from
+//! `JOBMGR_TOKEN`, or generated once into `<db>.token` with mode 0600), the
+//! session cookie and bearer header compared in constant time, and the
+//! Origin check that refuses cross-site POSTs and WebSocket upgrades.
+
+use std::fs::OpenOptions;
+use std::io::{Read, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use tiny_http::Request;
+
+use super::http::header;
+use crate::error::{Error, Result};
+
+/// The session cookie's name.
+pub const COOKIE: &str = "jobmgr_session";
+
+/// How a request authenticated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    /// Not at all.
+    None,
+    /// The browser's session cookie.
+    Cookie,
+    /// `Authorization: Bearer`.
+    Bearer,
+}
+
+/// `<db>.token`.
+pub fn token_path(db: &Path) -> PathBuf {
+    let mut p = db.as_os_str().to_owned();
+    p.push(".token");
+    PathBuf::from(p)
+}
+
+/// The token: `env_token` when set, else the one in `<db>.token`, created
+/// with 32 random bytes on first start.
+pub fn load_token(db: &Path, env_token: Option<&str>) -> Result<String> {
+    if let Some(t) = env_token.map(str::trim).filter(|t| !t.is_empty()) {
+        if !t.bytes().all(|b| b.is_ascii_graphic()) || t.contains(';') || t.contains(',') {
+            return Err(Error::Invalid(
+                "JOBMGR_TOKEN must be printable ASCII without ';' or ','".into(),
+            ));
+        }
+        return Ok(t.to_string());
+    }
+    let path = token_path(db);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let t = text.trim().to_string();
+            if t.len() < 32 || !t.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(Error::Invalid(format!(
+                    "{} does not hold a token; delete it to generate a new one",
+                    path.display()
+                )));
+            }
+            // Tighten permissions a copy or an editor may have loosened.
+            let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600));
+            Ok(t)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => create_token(&path),
+        Err(e) => Err(Error::io("read token", &path)(e)),
+    }
+}
+
+fn create_token(path: &Path) -> Result<String> {
+    let mut bytes = [0u8; 32];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .map_err(Error::io("read random bytes", "/dev/urandom"))?;
+    let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(Error::io("create token file", path))?;
+    file.write_all(format!("{token}\n").as_bytes())
+        .and_then(|()| file.sync_all())
+        .map_err(Error::io("write token file", path))?;
+    Ok(token)
+}
+
+/// Compares without an early exit, so timing does not reveal how much of
+/// a guess was right.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    let mut diff = a.len() ^ b.len();
+    for (i, x) in a.iter().enumerate() {
+        let y = b.get(i % b.len().max(1)).copied().unwrap_or(0);
+        diff |= usize::from(x ^ y);
+    }
+    diff == 0
+}
+
+/// Whether `given` is the token.
+pub fn token_matches(token: &str, given: &str) -> bool {
+    constant_time_eq(given.as_bytes(), token.as_bytes())
+}
+
+/// How `request` authenticated, if at all.
+pub fn authenticate(request: &Request, token: &str) -> Via {
+    if let Some(v) = header(request, "Authorization") {
+        let given = v.strip_prefix("Bearer ").unwrap_or("");
+        return if token_matches(token, given.trim()) {
+            Via::Bearer
+        } else {
+            Via::None
+        };
+    }
+    let cookies = request
+        .headers()
+        .iter()
+        .filter(|h| h.field.equiv("Cookie"))
+        .flat_map(|h| {
+            h.value
+                .as_str()
+                .split(';')
+                .map(str::trim)
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        });
+    let mut ok = false;
+    for c in cookies {
+        if let Some(v) = c.strip_prefix(COOKIE).and_then(|r| r.strip_prefix('=')) {
+            ok |= token_matches(token, v);
+        }
+    }
+    if ok { Via::Cookie } else { Via::None }
+}
+
+/// A request without an Origin header is not from a browser page; one with
+/// it must come from this server's own origin.
+pub fn origin_ok(request: &Request, host: &str) -> bool {
+    match header(request, "Origin") {
+        None => true,
+        Some(o) => o.eq_ignore_ascii_case(&format!("http://{host}")),
+    }
+}
+
+/// The `Set-Cookie` value that signs a browser in.
+pub fn session_cookie(token: &str) -> String {
+    format!("{COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compares_tokens_exactly() {
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"abcd"));
+        assert!(!constant_time_eq(b"", b"abc"));
+        assert!(constant_time_eq(b"", b""));
+    }
+}

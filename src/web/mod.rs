@@ -1,0 +1,208 @@
+//! The HTTP server of `jobmgr serve`: accepts requests on one thread, hands
+//! them to a fixed pool of handler threads over a bounded channel (a full
+//! pool answers 503, which caps the work in flight), checks Host, auth,
+//! Origin, method and size limits, and routes each request to a plain
+//! `fn(&Ctx, &Req) -> Result<Reply>`. WebSocket upgrades get their own thread.
+
+mod api_jobs;
+mod api_worker;
+pub mod assets;
+pub mod auth;
+mod http;
+mod ws;
+
+use std::io::Read;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
+use std::thread::JoinHandle;
+
+use crossbeam_channel::{Receiver, Sender, TrySendError, bounded};
+use serde_json::Value;
+use tiny_http::{Method, Request, Server};
+
+use crate::error::{Error, Result};
+use crate::events::Hub;
+use crate::manager::{Manager, WorkerStatus};
+use crate::supervisor::Supervisor;
+
+pub use http::{Reply, Req};
+
+/// Largest request body accepted.
+pub const MAX_BODY: usize = 64 * 1024;
+/// Largest total size of the request headers accepted.
+pub const MAX_HEADERS: usize = 16 * 1024;
+/// Threads answering plain HTTP requests.
+const HANDLERS: usize = 8;
+/// Requests waiting for a handler before new ones get 503.
+const BACKLOG: usize = 64;
+/// Live WebSocket clients at most (each kind).
+pub const MAX_SOCKETS: usize = 64;
+
+/// Everything a handler needs.
+pub struct Ctx {
+    pub manager: Manager,
+    pub hub: Arc<Hub>,
+    pub token: String,
+    pub supervisor: Arc<Supervisor>,
+    /// Host header values this server answers to.
+    pub hosts: Vec<String>,
+    /// Open log-follow sockets.
+    pub followers: Arc<AtomicUsize>,
+    /// Dropped at shutdown: follow sockets watch it to end.
+    pub shutdown: Receiver<()>,
+}
+
+/// The worker status object of the API: the manager's status plus whether
+/// the worker is the one this server supervises.
+pub fn worker_json(status: &WorkerStatus, supervised_pid: Option<u32>) -> Value {
+    let mut v = serde_json::to_value(status).unwrap_or(Value::Null);
+    let supervised = match (&status.worker, supervised_pid) {
+        (Some(w), Some(pid)) => w.state.is_active() && w.pid == i64::from(pid),
+        _ => false,
+    };
+    if let Value::Object(m) = &mut v {
+        m.insert("supervised".into(), supervised.into());
+    }
+    v
+}
+
+/// The Host header values a server bound to `addr` accepts.
+pub fn allowed_hosts(addr: SocketAddr) -> Vec<String> {
+    let port = addr.port();
+    let mut hosts = vec![
+        addr.to_string(),
+        format!("localhost:{port}"),
+        format!("127.0.0.1:{port}"),
+        format!("[::1]:{port}"),
+    ];
+    hosts.dedup();
+    hosts
+}
+
+/// A running HTTP server.
+pub struct WebServer {
+    server: Arc<Server>,
+    addr: SocketAddr,
+    threads: Vec<JoinHandle<()>>,
+}
+
+/// Binds `bind` (port 0 picks a free port).
+pub fn bind(bind: &str) -> Result<(Arc<Server>, SocketAddr)> {
+    let server =
+        Server::http(bind).map_err(|e| Error::Invalid(format!("listen on {bind}: {e}")))?;
+    let addr = server
+        .server_addr()
+        .to_ip()
+        .ok_or_else(|| Error::Invalid(format!("listen on {bind}: not an IP address")))?;
+    Ok((Arc::new(server), addr))
+}
+
+impl WebServer {
+    /// Starts the accept thread and the handler pool on a bound server.
+    pub fn start(server: Arc<Server>, addr: SocketAddr, ctx: Arc<Ctx>) -> Result<WebServer> {
+        let (tx, rx) = bounded::<Request>(BACKLOG);
+        let mut threads = Vec::new();
+        for i in 0..HANDLERS {
+            let (rx, ctx) = (rx.clone(), ctx.clone());
+            let t = std::thread::Builder::new()
+                .name(format!("http-{i}"))
+                .spawn(move || {
+                    for req in rx {
+                        handle(&ctx, req);
+                    }
+                })
+                .map_err(Error::io("spawn http handler", "http"))?;
+            threads.push(t);
+        }
+        let s = server.clone();
+        let t = std::thread::Builder::new()
+            .name("http-accept".into())
+            .spawn(move || accept_loop(&s, tx))
+            .map_err(Error::io("spawn http accept", "http"))?;
+        threads.push(t);
+        Ok(WebServer {
+            server,
+            addr,
+            threads,
+        })
+    }
+
+    /// The address the server listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops accepting, lets the handlers finish, and joins every thread.
+    pub fn stop(self) {
+        self.server.unblock();
+        for t in self.threads {
+            let _ = t.join();
+        }
+    }
+}
+
+fn accept_loop(server: &Server, tx: Sender<Request>) {
+    loop {
+        let req = match server.recv() {
+            Ok(r) => r,
+            Err(e) => {
+                log::debug!("http accept ended: {e}");
+                return;
+            }
+        };
+        match tx.try_send(req) {
+            Ok(()) => {}
+            Err(TrySendError::Full(req)) => {
+                let _ = req.respond(http::error_reply(
+                    503,
+                    "busy",
+                    "too many requests in flight",
+                ));
+            }
+            Err(TrySendError::Disconnected(_)) => return,
+        }
+    }
+}
+
+/// Checks one request and answers it.
+fn handle(ctx: &Ctx, mut request: Request) {
+    let pre = match http::precheck(ctx, &request) {
+        Ok(p) => p,
+        Err(reply) => {
+            let _ = request.respond(reply);
+            return;
+        }
+    };
+    if pre.websocket {
+        ws::upgrade(ctx, request, pre);
+        return;
+    }
+    let mut body = Vec::new();
+    if *request.method() == Method::Post {
+        let limited = request
+            .as_reader()
+            .take(MAX_BODY as u64 + 1)
+            .read_to_end(&mut body);
+        if limited.is_err() {
+            let _ = request.respond(http::error_reply(
+                400,
+                "invalid_input",
+                "could not read the request body",
+            ));
+            return;
+        }
+        if body.len() > MAX_BODY {
+            let _ = request.respond(http::too_large());
+            return;
+        }
+    }
+    let req = Req::new(&request, pre, body);
+    let reply = match (req.handler)(ctx, &req) {
+        Ok(r) => r,
+        Err(e) => http::error_from(&e),
+    };
+    if let Err(e) = request.respond(reply) {
+        log::debug!("answer {}: {e}", req.path);
+    }
+}

@@ -1,0 +1,242 @@
+//! The WebSocket endpoint. `/ws` sends a snapshot, then forwards the hub's
+//! events from this client's bounded queue; `/ws?follow=ID&after=LINE`
+//! sends one run's log lines as they are committed, then `end`. Both are
+//! server-to-client only: an upgraded tiny_http stream cannot be read and
+//! written from two threads, so client requests go over the HTTP API.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use crossbeam_channel::RecvTimeoutError;
+use serde_json::{Value, json};
+use tiny_http::{ReadWrite, Request, Response, StatusCode};
+use tungstenite::protocol::Role;
+use tungstenite::{Message, WebSocket};
+
+use super::http::{Pre, error_from, error_reply, hdr, header};
+use super::{Ctx, MAX_SOCKETS, worker_json};
+use crate::error::{Error, Result};
+use crate::events::{Next, RESYNC, Subscription, run_json};
+use crate::job::JobStatus;
+use crate::store::logs::LogFilter;
+
+/// Active runs in the snapshot, at most.
+const SNAPSHOT_ACTIVE: usize = 200;
+/// A ping goes out after this long without a message, to notice dead peers.
+const PING_EVERY: Duration = Duration::from_secs(20);
+/// How often a follow socket looks for new lines.
+const FOLLOW_POLL: Duration = Duration::from_millis(100);
+/// Lines per `log` message.
+const FOLLOW_PAGE: usize = 500;
+
+type Socket = WebSocket<Box<dyn ReadWrite + Send>>;
+
+/// Upgrades `request` and serves it on a thread of its own.
+pub fn upgrade(ctx: &Ctx, request: Request, pre: Pre) {
+    let key = header(&request, "Sec-WebSocket-Key");
+    let is_upgrade =
+        header(&request, "Upgrade").is_some_and(|u| u.eq_ignore_ascii_case("websocket"));
+    let Some(key) = key.filter(|_| is_upgrade) else {
+        let _ = request.respond(error_reply(
+            400,
+            "invalid_input",
+            "expected a WebSocket upgrade",
+        ));
+        return;
+    };
+    let wanted = match parse_follow(ctx, &pre) {
+        Ok(f) => f,
+        Err(e) => {
+            let _ = request.respond(error_from(&e));
+            return;
+        }
+    };
+    let job = match wanted {
+        Some((id, after)) => {
+            if ctx.followers.fetch_add(1, Ordering::SeqCst) >= MAX_SOCKETS {
+                ctx.followers.fetch_sub(1, Ordering::SeqCst);
+                let _ = request.respond(error_reply(503, "busy", "too many live connections"));
+                return;
+            }
+            Job::Follow(id, after)
+        }
+        None => match ctx.hub.subscribe() {
+            Some(sub) => Job::Live(sub),
+            None => {
+                let _ = request.respond(error_reply(503, "busy", "too many live connections"));
+                return;
+            }
+        },
+    };
+    let accept = tungstenite::handshake::derive_accept_key(key.trim().as_bytes());
+    let response =
+        Response::new_empty(StatusCode(101)).with_header(hdr("Sec-WebSocket-Accept", &accept));
+    let stream = request.upgrade("websocket", response);
+    let ws = WebSocket::from_raw_socket(stream, Role::Server, None);
+    // The thread borrows nothing from the handler: it gets its own handles.
+    let manager = ctx.manager.clone();
+    let (hub_pid, stop) = (ctx.supervisor.child_pid(), ctx.shutdown.clone());
+    let spawned = match job {
+        Job::Live(sub) => std::thread::Builder::new()
+            .name("ws-live".into())
+            .spawn(move || live(ws, sub, &manager, move || hub_pid.get())),
+        Job::Follow(id, after) => {
+            let followers = ctx.followers.clone();
+            std::thread::Builder::new()
+                .name("ws-follow".into())
+                .spawn(move || {
+                    follow(ws, &manager, id, after, &stop);
+                    followers.fetch_sub(1, Ordering::SeqCst);
+                })
+        }
+    };
+    if let Err(e) = spawned {
+        log::error!("spawn WebSocket thread: {e}");
+    }
+}
+
+enum Job {
+    Live(Subscription),
+    Follow(i64, Option<i64>),
+}
+
+fn parse_follow(ctx: &Ctx, pre: &Pre) -> Result<Option<(i64, Option<i64>)>> {
+    let get = |k: &str| {
+        pre.query
+            .get(k)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
+    };
+    let Some(f) = get("follow") else {
+        return Ok(None);
+    };
+    let id: i64 = f
+        .parse()
+        .map_err(|_| Error::Invalid(format!("follow must be a run id, got '{f}'")))?;
+    let after = get("after")
+        .map(|a| {
+            a.parse::<i64>()
+                .map_err(|_| Error::Invalid(format!("after must be a line id, got '{a}'")))
+        })
+        .transpose()?;
+    ctx.manager.get(id)?;
+    Ok(Some((id, after)))
+}
+
+fn send(ws: &mut Socket, text: String) -> bool {
+    ws.send(Message::Text(text.into())).is_ok()
+}
+
+fn snapshot(manager: &crate::manager::Manager, pid: Option<u32>) -> Result<Value> {
+    let worker = worker_json(&manager.worker_status()?, pid);
+    let stats = manager.stats()?;
+    let mut active = manager.in_status(JobStatus::Running, SNAPSHOT_ACTIVE)?;
+    let room = SNAPSHOT_ACTIVE - active.len();
+    if room > 0 {
+        active.extend(manager.in_status(JobStatus::Queued, room)?);
+    }
+    let active: Vec<Value> = active.iter().map(run_json).collect();
+    Ok(json!({"type": "snapshot", "worker": worker, "stats": stats, "active": active}))
+}
+
+fn live(
+    mut ws: Socket,
+    sub: Subscription,
+    manager: &crate::manager::Manager,
+    pid: impl Fn() -> Option<u32>,
+) {
+    match snapshot(manager, pid()) {
+        Ok(s) => {
+            if !send(&mut ws, s.to_string()) {
+                return;
+            }
+        }
+        Err(e) => {
+            log::warn!("WebSocket snapshot: {e}");
+            let _ = ws.close(None);
+            return;
+        }
+    }
+    loop {
+        match sub.next(PING_EVERY) {
+            Next::Message(m) => {
+                if !send(&mut ws, m.to_string()) {
+                    return;
+                }
+                sub.delivered();
+            }
+            Next::Idle => {
+                if ws.send(Message::Ping(Vec::new().into())).is_err() {
+                    return;
+                }
+            }
+            Next::Dropped => {
+                let _ = send(&mut ws, RESYNC.to_string());
+                let _ = ws.close(None);
+                let _ = ws.flush();
+                return;
+            }
+        }
+    }
+}
+
+fn follow(
+    mut ws: Socket,
+    manager: &crate::manager::Manager,
+    id: i64,
+    mut after: Option<i64>,
+    stop: &crossbeam_channel::Receiver<()>,
+) {
+    loop {
+        // Read the status before the lines: a run seen finished here has
+        // committed its last lines already, so they are all read below.
+        let finished = match manager.get(id) {
+            Ok(r) => r.status.is_finished(),
+            Err(e) => {
+                log::warn!("follow run {id}: {e}");
+                false
+            }
+        };
+        loop {
+            let filter = LogFilter {
+                after_id: after,
+                limit: FOLLOW_PAGE,
+                ..LogFilter::default()
+            };
+            let lines = match manager.logs(id, &filter) {
+                Ok(l) => l,
+                Err(e) => {
+                    log::warn!("follow run {id}: {e}");
+                    Vec::new()
+                }
+            };
+            let Some(last) = lines.last().map(|l| l.id) else {
+                break;
+            };
+            after = Some(last);
+            let full = lines.len() == FOLLOW_PAGE;
+            if !send(
+                &mut ws,
+                json!({"type": "log", "runId": id, "lines": lines}).to_string(),
+            ) {
+                return;
+            }
+            if !full {
+                break;
+            }
+        }
+        if finished {
+            let _ = send(&mut ws, json!({"type": "end", "runId": id}).to_string());
+            let _ = ws.close(None);
+            let _ = ws.flush();
+            return;
+        }
+        match stop.recv_timeout(FOLLOW_POLL) {
+            Err(RecvTimeoutError::Timeout) => {}
+            _ => {
+                let _ = ws.close(None);
+                return;
+            }
+        }
+    }
+}

@@ -1,0 +1,92 @@
+//! `jobmgr serve` as a process: it supervises the worker it started
+//! (restarting it after a crash, stopping it gracefully on SIGTERM) and
+//! leaves a worker started by hand alone.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{TestDb, pid_alive, wait_for};
+
+const WAIT: Duration = Duration::from_secs(20);
+
+fn running_pid(db: &TestDb) -> Option<i64> {
+    // The worker may not have created the schema yet: no table, no worker.
+    db.conn()
+        .query_row(
+            "SELECT pid FROM Worker WHERE state = 'RUNNING' ORDER BY id DESC LIMIT 1",
+            [],
+            |r| r.get(0),
+        )
+        .ok()
+}
+
+#[test]
+fn sigterm_stops_the_supervised_worker_gracefully() {
+    let db = TestDb::new("serveterm");
+    let mut s = db.spawn_serve(&[]);
+    wait_for("the supervised worker", WAIT, || running_pid(&db).is_some());
+    let pid = running_pid(&db).expect("pid");
+    assert_eq!(s.api.ok("/api/worker")["supervised"], true);
+    s.signal("TERM");
+    assert_eq!(s.wait_exit(WAIT), Some(0), "{}", s.log_text());
+    assert!(!pid_alive(pid), "the worker was waited for");
+    assert_eq!(
+        db.scalar("SELECT state FROM Worker"),
+        "STOPPED",
+        "it stopped, not died"
+    );
+}
+
+#[test]
+fn a_crashed_worker_is_restarted() {
+    let db = TestDb::new("serverestart");
+    let _s = db.spawn_serve(&[]);
+    wait_for("the supervised worker", WAIT, || running_pid(&db).is_some());
+    let pid = running_pid(&db).expect("pid");
+    let killed = std::process::Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    assert!(killed);
+    wait_for("a new worker to take over", WAIT, || {
+        running_pid(&db).is_some_and(|p| p != pid)
+    });
+    assert_eq!(
+        db.scalar(&format!("SELECT state FROM Worker WHERE pid = {pid}")),
+        "DEAD",
+        "the new worker declared the killed one dead"
+    );
+}
+
+#[test]
+fn a_hand_started_worker_is_left_alone() {
+    let db = TestDb::new("servehand");
+    let mut w = db.spawn_worker(&[]);
+    wait_for("the hand-started worker", WAIT, || {
+        running_pid(&db).is_some()
+    });
+    let pid = running_pid(&db).expect("pid");
+    let mut s = db.spawn_serve(&[]);
+    let status = s.api.ok("/api/worker");
+    assert_eq!(status["state"], "RUNNING");
+    assert_eq!(status["worker"]["pid"], pid);
+    assert_eq!(status["supervised"], false);
+    let r = s.api.post("/api/worker/start", &serde_json::json!({}));
+    assert_eq!(r.status, 409);
+    s.signal("TERM");
+    assert_eq!(s.wait_exit(WAIT), Some(0));
+    assert_eq!(
+        db.scalar("SELECT count(*) FROM Worker"),
+        "1",
+        "serve started no worker of its own"
+    );
+    assert!(
+        w.child.try_wait().expect("try_wait").is_none(),
+        "the hand-started worker still runs"
+    );
+    assert_eq!(running_pid(&db), Some(pid));
+    w.signal("TERM");
+    assert_eq!(w.wait_exit(WAIT), Some(0));
+}

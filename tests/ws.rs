@@ -1,0 +1,297 @@
+//! The WebSocket endpoint with a real tungstenite client: the snapshot,
+//! live run events from a worker in another process and from the CLI, the
+//! log-follow socket, the upgrade's security checks, and a client that
+//! never reads being resynchronised or dropped while another keeps up.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::TestDb;
+use common::http::{next_json, request, wait_message};
+use serde_json::{Value, json};
+
+const WAIT: Duration = Duration::from_secs(20);
+
+fn is_run(m: &Value, id: i64) -> bool {
+    m["type"] == "run" && m["run"]["id"] == id
+}
+
+#[test]
+fn snapshot_on_connect() {
+    let db = TestDb::new("wssnap");
+    let s = db.spawn_serve(&["--no-worker"]);
+    let id = db.enqueue("demo-known-total", &["count=7"]);
+    let mut ws = s.api.ws("/ws");
+    let snap = next_json(&mut ws).expect("snapshot");
+    assert_eq!(snap["type"], "snapshot");
+    assert_eq!(snap["worker"]["state"], "NONE");
+    assert_eq!(snap["worker"]["supervised"], false);
+    assert_eq!(snap["stats"]["counts"]["byStatus"]["QUEUED"], 1);
+    assert!(snap["stats"]["throughput"]["lastMinute"].is_number());
+    let active = snap["active"].as_array().expect("active");
+    assert_eq!(active.len(), 1);
+    assert_eq!(active[0]["id"], id);
+    assert_eq!(active[0]["parameters"]["count"], 7);
+    assert_eq!(active[0]["progressText"], "Waiting (0 processed)");
+}
+
+#[test]
+fn a_supervised_worker_run_streams_progress() {
+    let db = TestDb::new("wsprogress");
+    let s = db.spawn_serve(&[]);
+    let mut ws = s.api.ws("/ws");
+    assert_eq!(next_json(&mut ws).expect("snapshot")["type"], "snapshot");
+    wait_message(&mut ws, "the worker RUNNING", WAIT, |m| {
+        m["type"] == "worker"
+            && m["worker"]["state"] == "RUNNING"
+            && m["worker"]["supervised"] == true
+    });
+    let r = s.api.post(
+        "/api/jobs",
+        &json!({"jobName": "demo-known-total", "parameters": {"count": 40, "delay_ms": 40}}),
+    );
+    assert_eq!(r.status, 201);
+    let id = r.json()["run"]["id"].as_i64().expect("id");
+    let mut progress = Vec::new();
+    let mut texts = Vec::new();
+    let done = wait_message(&mut ws, "the run to complete", WAIT, |m| {
+        if is_run(m, id) {
+            progress.push(m["run"]["entitiesProcessed"].as_i64().unwrap_or(-1));
+            texts.push(m["run"]["progressText"].as_str().unwrap_or("").to_string());
+        }
+        is_run(m, id) && m["run"]["status"] == "COMPLETED"
+    });
+    assert_eq!(done["run"]["entitiesProcessed"], 40);
+    let mid: Vec<i64> = progress
+        .iter()
+        .copied()
+        .filter(|p| *p > 0 && *p < 40)
+        .collect();
+    assert!(
+        !mid.is_empty(),
+        "progress between start and end: {progress:?}"
+    );
+    assert!(
+        progress.windows(2).all(|w| w[0] <= w[1]),
+        "progress only grows: {progress:?}"
+    );
+    assert!(
+        texts
+            .iter()
+            .any(|t| t.starts_with("Processing items (") && t.ends_with('%')),
+        "{texts:?}"
+    );
+    wait_message(&mut ws, "stats counting the completed run", WAIT, |m| {
+        m["type"] == "stats" && m["stats"]["counts"]["byStatus"]["COMPLETED"] == 1
+    });
+}
+
+#[test]
+fn a_cli_enqueue_shows_up_live() {
+    let db = TestDb::new("wscli");
+    let s = db.spawn_serve(&["--no-worker"]);
+    let mut ws = s.api.ws("/ws");
+    assert_eq!(next_json(&mut ws).expect("snapshot")["type"], "snapshot");
+    let id = db.enqueue("demo-unknown-total", &["count=3"]);
+    let m = wait_message(&mut ws, "the CLI's run", WAIT, |m| is_run(m, id));
+    assert_eq!(m["run"]["status"], "QUEUED");
+    assert_eq!(m["run"]["triggeredBy"], "cli");
+    db.ok(&["cancel", &id.to_string()]);
+    let m = wait_message(&mut ws, "the cancellation", WAIT, |m| {
+        is_run(m, id) && m["run"]["status"] == "CANCELLED"
+    });
+    assert!(m["run"]["finishedAt"].is_string());
+}
+
+#[test]
+fn a_worker_started_by_hand_shows_up_live() {
+    let db = TestDb::new("wshand");
+    let s = db.spawn_serve(&["--no-worker"]);
+    let mut ws = s.api.ws("/ws");
+    assert_eq!(next_json(&mut ws).expect("snapshot")["type"], "snapshot");
+    let _w = db.spawn_worker(&[]);
+    let m = wait_message(&mut ws, "the hand-started worker", WAIT, |m| {
+        m["type"] == "worker" && m["worker"]["state"] == "RUNNING"
+    });
+    assert_eq!(m["worker"]["supervised"], false);
+    let hb = m["worker"]["worker"]["heartbeatAt"].clone();
+    wait_message(&mut ws, "a heartbeat", WAIT, |m| {
+        m["type"] == "worker" && m["worker"]["worker"]["heartbeatAt"] != hb
+    });
+}
+
+#[test]
+fn the_follow_socket_sends_lines_then_end() {
+    let db = TestDb::new("wsfollow");
+    let s = db.spawn_serve(&[]);
+    let r = s.api.post(
+        "/api/jobs",
+        &json!({"jobName": "demo-known-total", "parameters": {"count": 30, "delay_ms": 30}}),
+    );
+    let id = r.json()["run"]["id"].as_i64().expect("id");
+    let mut ws = s.api.ws(&format!("/ws?follow={id}"));
+    let mut ids = Vec::new();
+    let mut messages = Vec::new();
+    let deadline = Instant::now() + WAIT;
+    loop {
+        assert!(Instant::now() < deadline, "no end within {WAIT:?}");
+        let m = next_json(&mut ws).expect("socket stays open until end");
+        if m["type"] == "end" {
+            assert_eq!(m["runId"], id);
+            break;
+        }
+        assert_eq!(m["type"], "log");
+        assert_eq!(m["runId"], id);
+        for l in m["lines"].as_array().expect("lines") {
+            ids.push(l["id"].as_i64().expect("line id"));
+            messages.push(l["message"].as_str().unwrap_or("").to_string());
+        }
+    }
+    assert_eq!(
+        s.api.ok(&format!("/api/jobs/{id}"))["run"]["status"],
+        "COMPLETED"
+    );
+    let all = s.api.ok(&format!("/api/jobs/{id}/logs?limit=1000"));
+    let expected: Vec<i64> = all["lines"]
+        .as_array()
+        .expect("lines")
+        .iter()
+        .map(|l| l["id"].as_i64().unwrap_or(0))
+        .collect();
+    assert_eq!(ids, expected, "every line once, in order, before end");
+    assert!(messages.iter().any(|m| m.contains("done: 30 items")));
+    assert!(next_json(&mut ws).is_none(), "the socket closes after end");
+
+    // Following from a cursor sends only the later lines, then end at once.
+    let mut ws = s.api.ws(&format!(
+        "/ws?follow={id}&after={}",
+        expected[expected.len() - 2]
+    ));
+    let m = next_json(&mut ws).expect("log");
+    assert_eq!(m["lines"].as_array().map(Vec::len), Some(1));
+    assert_eq!(next_json(&mut ws).expect("end")["type"], "end");
+}
+
+#[test]
+fn the_upgrade_checks_auth_origin_and_run() {
+    let db = TestDb::new("wsguard");
+    let s = db.spawn_serve(&["--no-worker"]);
+    let a = &s.api;
+    let bearer = format!("Bearer {}", a.token);
+    let upgrade = |extra: &[(&str, &str)], path: &str| {
+        let mut h = vec![
+            ("Connection", "Upgrade"),
+            ("Upgrade", "websocket"),
+            ("Sec-WebSocket-Version", "13"),
+            ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
+        ];
+        h.extend_from_slice(extra);
+        request(&a.addr, "GET", path, &h, None)
+    };
+    assert_eq!(upgrade(&[], "/ws").status, 401);
+    assert_eq!(
+        upgrade(&[("Authorization", "Bearer nope")], "/ws").status,
+        401
+    );
+    let r = upgrade(
+        &[
+            ("Authorization", &bearer),
+            ("Origin", "http://evil.example"),
+        ],
+        "/ws",
+    );
+    assert_eq!(r.status, 403);
+    assert_eq!(r.error_code(), "forbidden_origin");
+    assert_eq!(
+        upgrade(&[("Authorization", &bearer)], "/ws?follow=999").status,
+        404
+    );
+    assert_eq!(
+        upgrade(&[("Authorization", &bearer)], "/ws?follow=abc").status,
+        400
+    );
+    let plain = request(&a.addr, "GET", "/ws", &[("Authorization", &bearer)], None);
+    assert_eq!(plain.status, 400);
+    let own = format!("http://{}", a.addr);
+    let ok = upgrade(&[("Authorization", &bearer), ("Origin", &own)], "/ws");
+    assert_eq!(ok.status, 101);
+    assert_eq!(
+        ok.header("Sec-WebSocket-Accept"),
+        Some("s3pPLMBiTxaQ9kYGzzhZRbK+xOo=")
+    );
+}
+
+#[test]
+fn a_client_that_never_reads_is_resynced_or_dropped_while_others_keep_up() {
+    let db = TestDb::new("wsslow");
+    let s = db.spawn_serve(&["--no-worker"]);
+    let mut slow = s.api.ws("/ws");
+    let mut fast = s.api.ws("/ws");
+    assert_eq!(next_json(&mut fast).expect("snapshot")["type"], "snapshot");
+    let reader = std::thread::spawn(move || {
+        let mut count = 0usize;
+        let mut resyncs = 0usize;
+        let mut marker = false;
+        while let Some(m) = next_json(&mut fast) {
+            count += 1;
+            if m["type"] == "resync" {
+                resyncs += 1;
+            }
+            if m["type"] == "run" && m["run"]["jobName"] == "demo-multi-phase" {
+                marker = true;
+                break;
+            }
+        }
+        (count, resyncs, marker)
+    });
+    // A flood of changes, several transactions of 1,000 bulky runs each,
+    // far more than socket buffers and the per-client queue hold.
+    let padding = "x".repeat(2000);
+    let params = json!({ "padding": padding }).to_string();
+    let mut c = db.conn();
+    for _ in 0..12 {
+        let tx = c.transaction().expect("tx");
+        for _ in 0..1000 {
+            tx.execute(
+                "INSERT INTO JobRun (jobName, status, parameters, createdAt, updatedAt) \
+                 VALUES ('demo-known-total', 'QUEUED', ?1, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), \
+                 strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))",
+                [&params],
+            )
+            .expect("insert");
+        }
+        tx.commit().expect("commit");
+    }
+    // The marker comes after the flood: the fast client must still get it.
+    let marker = db.enqueue("demo-multi-phase", &[]);
+    let (count, resyncs, got_marker) = reader.join().expect("fast reader");
+    eprintln!("fast client: {count} messages, {resyncs} resyncs");
+    assert!(
+        got_marker,
+        "the reading client kept receiving (saw {count} messages, {resyncs} resyncs)"
+    );
+    assert!(marker > 12_000);
+    // The client that never read is told to resync, or cut off.
+    let mut saw = "nothing";
+    let deadline = Instant::now() + WAIT;
+    while Instant::now() < deadline {
+        match next_json(&mut slow) {
+            Some(m) if m["type"] == "resync" => {
+                saw = "resync";
+                break;
+            }
+            Some(_) => {}
+            None => {
+                saw = "closed";
+                break;
+            }
+        }
+    }
+    eprintln!("slow client: {saw}");
+    assert_ne!(
+        saw, "nothing",
+        "the slow client was neither resynced nor dropped"
+    );
+    assert_eq!(s.api.ok("/healthz")["ok"], true, "the server still answers");
+}
