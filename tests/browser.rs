@@ -82,6 +82,7 @@ impl Serve {
 impl Drop for Serve {
     fn drop(&mut self) {
         // SIGTERM lets serve stop the worker it started.
+        // SAFETY: kill(2) on the pid of a child we own and have not reaped.
         unsafe {
             libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM);
         }
@@ -94,6 +95,31 @@ impl Drop for Serve {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The server's TCP connections with request bytes nobody has read
+/// (`ss` Recv-Q > 0): a stuck page load shows up here when the HTTP server
+/// never serves a connection it accepted.
+fn unread_sockets(url: &str) -> String {
+    let port = url
+        .split(':')
+        .nth(2)
+        .and_then(|p| p.split('/').next())
+        .unwrap_or("");
+    let out = std::process::Command::new("ss")
+        .args([
+            "-tnH",
+            "state",
+            "established",
+            &format!("( sport = :{port} )"),
+        ])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).to_string())
+        .unwrap_or_default();
+    out.lines()
+        .filter(|l| l.split_whitespace().next().is_some_and(|q| q != "0"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 fn serve_log(db: &TestDb) -> String {
@@ -116,6 +142,9 @@ fn screenshot(b: &mut Browser, db: &TestDb, name: &str) {
 /// the worker to show RUNNING.
 fn open_page(db: &TestDb, width: u32, height: u32) -> (Serve, Browser) {
     let serve = Serve::start(db);
+    wait_for("the worker to register", WAIT, || {
+        db.scalar("SELECT count(*) FROM Worker WHERE state = 'RUNNING'") == "1"
+    });
     let mut b = Browser::launch(&db.dir, width, height);
     b.navigate(&serve.url);
     b.wait_js(
@@ -123,11 +152,21 @@ fn open_page(db: &TestDb, width: u32, height: u32) -> (Serve, Browser) {
         WAIT,
         "location.pathname === '/admin/jobs' && !location.search.includes('token')",
     );
-    b.wait_js(
-        "the worker panel to show RUNNING",
+    let running = b.poll_js(
         WAIT,
         "document.getElementById('worker-state')?.textContent === 'RUNNING'",
     );
+    if let Err(last) = running {
+        let loaded = b.eval(
+            "JSON.stringify(performance.getEntriesByType('resource').map(e => e.name.split('/').pop()))",
+        );
+        panic!(
+            "the worker panel never showed RUNNING (last: {last}); files loaded: {loaded}\n\
+             server sockets holding unread requests:\n{}\nserve log:\n{}",
+            unread_sockets(&serve.url),
+            serve_log(db)
+        );
+    }
     b.wait_js(
         "the Live badge",
         WAIT,

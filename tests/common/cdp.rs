@@ -7,6 +7,7 @@ use std::net::TcpStream;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -14,6 +15,8 @@ use tungstenite::{Message, WebSocket};
 
 /// Where Debian installs Chromium.
 pub const CHROMIUM: &str = "/usr/bin/chromium";
+
+static PROFILES: AtomicU64 = AtomicU64::new(0);
 
 /// One headless browser with one attached page.
 pub struct Browser {
@@ -27,8 +30,15 @@ pub struct Browser {
 impl Browser {
     /// Launches Chromium with a fresh profile inside `dir` and opens a blank page.
     pub fn launch(dir: &Path, width: u32, height: u32) -> Browser {
-        let profile = dir.join(format!("chromium-profile-{width}"));
+        // Short on purpose: Chromium's singleton socket lands inside the
+        // profile (TMPDIR) and a Unix socket path is limited to 108 bytes.
+        let profile = std::env::temp_dir().join(format!(
+            "cdp{}-{}",
+            std::process::id(),
+            PROFILES.fetch_add(1, Ordering::Relaxed)
+        ));
         std::fs::create_dir_all(&profile).expect("create chromium profile dir");
+        let log = dir.join(format!("chromium-{width}.log"));
         let mut cmd = Command::new(CHROMIUM);
         cmd.args([
             "--headless",
@@ -41,6 +51,9 @@ impl Browser {
             "--disable-component-update",
             "--disable-sync",
             "--disable-quic",
+            "--disable-background-timer-throttling",
+            "--disable-renderer-backgrounding",
+            "--disable-backgrounding-occluded-windows",
             "--remote-debugging-port=0",
             &format!("--window-size={width},{height}"),
         ])
@@ -49,7 +62,7 @@ impl Browser {
         .env("TMPDIR", &profile)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("create chromium log"))
         .process_group(0);
         // SAFETY: prctl is async-signal-safe; it only asks the kernel to kill
         // the browser when the thread that spawned it exits.
@@ -62,7 +75,7 @@ impl Browser {
             });
         }
         let child = cmd.spawn().expect("spawn chromium");
-        let (port, path) = read_devtools_port(&profile);
+        let (port, path) = read_devtools_port(&profile, &log);
         let stream = TcpStream::connect(("127.0.0.1", port)).expect("connect to chromium");
         stream
             .set_read_timeout(Some(Duration::from_secs(30)))
@@ -162,15 +175,23 @@ impl Browser {
     /// Polls the predicate `expr` until it is `true` (errors while the page
     /// loads count as "not yet"); panics naming `what` after `within`.
     pub fn wait_js(&mut self, what: &str, within: Duration, expr: &str) {
+        if let Err(last) = self.poll_js(within, expr) {
+            panic!("timed out after {within:?} waiting for {what} (last: {last})");
+        }
+    }
+
+    /// Polls the predicate `expr` until it is `true`; on timeout returns
+    /// the last value or error seen.
+    pub fn poll_js(&mut self, within: Duration, expr: &str) -> Result<(), String> {
         let deadline = Instant::now() + within;
         loop {
             let last = match self.try_eval(expr) {
-                Ok(Value::Bool(true)) => return,
+                Ok(Value::Bool(true)) => return Ok(()),
                 Ok(v) => v.to_string(),
                 Err(e) => e,
             };
             if Instant::now() >= deadline {
-                panic!("timed out after {within:?} waiting for {what} (last: {last})");
+                return Err(last);
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -200,7 +221,7 @@ impl Drop for Browser {
 }
 
 /// Reads the port and browser path from `DevToolsActivePort`.
-fn read_devtools_port(profile: &Path) -> (u16, String) {
+fn read_devtools_port(profile: &Path, log: &Path) -> (u16, String) {
     let file = profile.join("DevToolsActivePort");
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
@@ -214,8 +235,9 @@ fn read_devtools_port(profile: &Path) -> (u16, String) {
         }
         assert!(
             Instant::now() < deadline,
-            "chromium did not write {}",
-            file.display()
+            "chromium did not write {}; its stderr:\n{}",
+            file.display(),
+            std::fs::read_to_string(log).unwrap_or_default()
         );
         std::thread::sleep(Duration::from_millis(25));
     }

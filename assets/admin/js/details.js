@@ -180,11 +180,11 @@ function metadata(d) {
   // Runs record their worker's id; its host and version are known while
   // that worker is the current one.
   const w = currentWorker();
-  if (w && w.id === run.workerId && meta.version === undefined) {
+  if (w && w.id === run.workerId && meta.workerVersion === undefined && meta.version === undefined) {
     entries.push(['Worker host', w.hostname], ['Worker version', w.version]);
   }
   for (const [k, v] of Object.entries(meta)) {
-    entries.push([k, typeof v === 'string' ? v : JSON.stringify(v)]);
+    entries.push([humanize(k), typeof v === 'string' ? v : JSON.stringify(v)]);
   }
   if (d.rerunOf) {
     entries.push(['Re-run of', h('span', {}, runLink(d.rerunOf.id), ' ', statusBadge(d.rerunOf.status))]);
@@ -194,6 +194,12 @@ function metadata(d) {
       h('span', { class: 'chain-item' }, runLink(r.id), ' ', statusBadge(r.status))))]);
   }
   return kvList(entries);
+}
+
+/** "enqueuedByVersion" → "Enqueued by version". */
+function humanize(key) {
+  const words = key.replace(/_/g, ' ').replace(/([a-z0-9])([A-Z])/g, '$1 $2').toLowerCase();
+  return words.charAt(0).toUpperCase() + words.slice(1).replace(/\bpid\b/, 'PID');
 }
 
 function timings(run) {
