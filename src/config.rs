@@ -25,10 +25,26 @@ pub const DEFAULT_CONCURRENCY: usize = 4;
 /// Most concurrent jobs a worker accepts.
 pub const MAX_CONCURRENCY: usize = 256;
 
+/// The job-type file looked for beside the database.
+pub const CONFIG_FILE_NAME: &str = "jobmgr.toml";
+/// Seconds a command job gets between SIGTERM and SIGKILL, unless its
+/// `grace_secs` says otherwise.
+pub const COMMAND_GRACE_SECS: u64 = 10;
+/// Longest stdout/stderr line of a command job kept whole, in bytes.
+pub const COMMAND_MAX_LINE_BYTES: usize = 8192;
+/// Most output lines a command job may log per run (unless its
+/// `max_log_lines` says otherwise); later lines are counted and dropped.
+pub const COMMAND_MAX_LOG_LINES: u64 = 100_000;
+/// Last stderr lines of a failed command job shown in its error.
+pub const COMMAND_STDERR_TAIL: usize = 10;
+
 /// Settings every command shares.
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub db: PathBuf,
+    /// The job-type file given with `--config`/`JOBMGR_CONFIG`; when None,
+    /// [`CONFIG_FILE_NAME`] beside the database is used if it exists.
+    pub config: Option<PathBuf>,
     pub heartbeat_ms: u64,
     pub stale_after_ms: u64,
     pub drain_timeout_secs: f64,
@@ -52,6 +68,22 @@ impl Settings {
             ));
         }
         Ok(())
+    }
+
+    /// The job-type file to read, and whether it was named explicitly (a
+    /// named file must exist; the default one may be absent).
+    pub fn config_path(&self) -> (PathBuf, bool) {
+        match &self.config {
+            Some(p) => (p.clone(), true),
+            None => {
+                let dir = self.db.parent().filter(|p| !p.as_os_str().is_empty());
+                let path = match dir {
+                    Some(d) => d.join(CONFIG_FILE_NAME),
+                    None => PathBuf::from(CONFIG_FILE_NAME),
+                };
+                (path, false)
+            }
+        }
     }
 
     /// The worker's timings.

@@ -9,6 +9,7 @@ use rusqlite::Transaction;
 use serde::Serialize;
 
 use crate::clock::Timestamp;
+use crate::command;
 use crate::error::Result;
 use crate::job::JobStatus;
 use crate::registry::Registry;
@@ -119,6 +120,7 @@ fn resolve(
             )
         };
         if changed {
+            kill_left_behind(&run, run.worker_id.and_then(|id| known.get(&id)));
             resolved.push(ResolvedRun {
                 id: run.id,
                 job_name: run.job_name,
@@ -131,6 +133,25 @@ fn resolve(
         dead_workers: dead,
         runs: resolved,
     })
+}
+
+/// A command job's program outlives its worker (it has its own process
+/// group): kill the group recorded for the run, if it ran on this host.
+fn kill_left_behind(run: &OrphanRun, worker: Option<&WorkerRow>) {
+    let Some(pgid) = run.pgid else { return };
+    if worker.is_some_and(|w| w.hostname != crate::worker::hostname()) {
+        log::warn!(
+            "run {}: its process group {pgid} is on another host; not killed",
+            run.id
+        );
+        return;
+    }
+    if command::kill::kill_orphaned_group(pgid, run.id) {
+        log::warn!(
+            "run {}: killed process group {pgid} left by its worker",
+            run.id
+        );
+    }
 }
 
 fn describe(w: Option<&WorkerRow>, id: i64, cause: Cause, just_declared: bool) -> String {

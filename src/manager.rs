@@ -4,7 +4,7 @@
 
 mod insight;
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -14,6 +14,7 @@ use crate::error::{Error, Result};
 use crate::job::{JobRun, JobStatus, LogLine, Trigger};
 use crate::maintenance::{self, Recovery};
 use crate::registry::Registry;
+use crate::store::committer::Committer;
 use crate::store::logs::{self, LogFilter};
 use crate::store::runs::{self, NewRun, RunFilter};
 use crate::store::{Store, workers};
@@ -77,6 +78,7 @@ pub struct Manager {
     registry: Arc<Registry>,
     stale_after_ms: i64,
     drain_timeout_ms: i64,
+    committer: Arc<OnceLock<Committer>>,
 }
 
 impl Manager {
@@ -92,6 +94,7 @@ impl Manager {
             registry,
             stale_after_ms,
             drain_timeout_ms,
+            committer: Arc::new(OnceLock::new()),
         }
     }
 
@@ -127,21 +130,21 @@ impl Manager {
             checked.push(params);
         }
         let meta = enqueue_metadata();
-        let rows: Vec<NewRun<'_>> = reqs
+        let rows: Vec<NewRun> = reqs
             .iter()
             .zip(&checked)
-            .map(|(r, p)| NewRun {
-                job_name: &r.job_name,
-                parameters: p,
-                priority: r.priority,
-                trigger: r.trigger.as_str(),
-                rerun_of: None,
-                metadata: &meta,
-            })
+            .map(|(r, p)| NewRun::new(&r.job_name, p, r.priority, r.trigger.as_str(), None, &meta))
             .collect();
-        let now = Timestamp::now().to_text();
-        self.store
-            .write("enqueue runs", |tx| runs::insert_runs(tx, &rows, &now))
+        self.committer()?.insert(rows)
+    }
+
+    /// The shared group-commit thread, started on first use.
+    fn committer(&self) -> Result<&Committer> {
+        if let Some(c) = self.committer.get() {
+            return Ok(c);
+        }
+        let c = Committer::start(self.store.path())?;
+        Ok(self.committer.get_or_init(|| c))
     }
 
     /// One run; [`Error::NotFound`] when there is none.
@@ -212,18 +215,15 @@ impl Manager {
             .get(&old.job_name)?
             .validate(&old.parameters)?;
         let meta = enqueue_metadata();
-        let new = NewRun {
-            job_name: &old.job_name,
-            parameters: &params,
-            priority: old.priority,
-            trigger: trigger.as_str(),
-            rerun_of: Some(old.id),
-            metadata: &meta,
-        };
-        let now = Timestamp::now().to_text();
-        let ids = self
-            .store
-            .write("re-run", |tx| runs::insert_runs(tx, &[new], &now))?;
+        let new = NewRun::new(
+            &old.job_name,
+            &params,
+            old.priority,
+            trigger.as_str(),
+            Some(old.id),
+            &meta,
+        );
+        let ids = self.committer()?.insert(vec![new])?;
         self.get(ids[0])
     }
 
@@ -308,8 +308,6 @@ impl Manager {
     }
 }
 
-fn enqueue_metadata() -> Map<String, Value> {
-    let mut m = Map::new();
-    m.insert("enqueuedByVersion".into(), worker::VERSION.into());
-    m
+fn enqueue_metadata() -> String {
+    serde_json::json!({ "enqueuedByVersion": worker::VERSION }).to_string()
 }

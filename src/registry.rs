@@ -40,6 +40,54 @@ pub struct ParamSpec {
     pub min: Option<i64>,
     pub max: Option<i64>,
     pub max_length: Option<usize>,
+    /// A regular expression the whole text value must match.
+    pub pattern: Option<Pattern>,
+    /// Whether a value may start with `-`. Command jobs refuse such values
+    /// for parameters placed in argv (they would read as options) unless
+    /// this is set; everywhere else it is true.
+    pub allow_dash: bool,
+}
+
+/// A parameter's pattern: the source as written, compiled anchored so it
+/// must match the whole value (not just a part of it).
+#[derive(Debug, Clone)]
+pub struct Pattern {
+    source: String,
+    re: regex::Regex,
+}
+
+impl Pattern {
+    /// Compiles `source`, anchored at both ends.
+    pub fn new(source: &str) -> std::result::Result<Pattern, String> {
+        regex::Regex::new(&format!("^(?:{source})$"))
+            .map(|re| Pattern {
+                source: source.to_string(),
+                re,
+            })
+            .map_err(|e| e.to_string())
+    }
+
+    /// The pattern as written.
+    pub fn as_str(&self) -> &str {
+        &self.source
+    }
+
+    /// Whether `s` matches as a whole.
+    pub fn matches(&self, s: &str) -> bool {
+        self.re.is_match(s)
+    }
+}
+
+impl PartialEq for Pattern {
+    fn eq(&self, other: &Self) -> bool {
+        self.source == other.source
+    }
+}
+
+impl Serialize for Pattern {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(&self.source)
+    }
 }
 
 /// Strings longer than this are refused unless a parameter sets its own limit.
@@ -57,6 +105,8 @@ impl ParamSpec {
             min: None,
             max: None,
             max_length: None,
+            pattern: None,
+            allow_dash: true,
         }
     }
 
@@ -106,6 +156,11 @@ impl ParamSpec {
                 if let Some(max) = self.max.filter(|m| n > *m) {
                     return Err(bad(format!("must be at most {max}, got {n}")));
                 }
+                if n < 0 && !self.allow_dash {
+                    return Err(bad(format!(
+                        "must not start with '-' (it is passed as a command argument), got {n}"
+                    )));
+                }
                 Ok(Value::from(n))
             }
             ParamKind::Boolean => match value {
@@ -132,6 +187,23 @@ impl ParamSpec {
         if s.chars().count() > limit {
             return Err(format!("longer than {limit} characters"));
         }
+        // No program can receive a NUL in argv or the environment.
+        if s.contains('\0') {
+            return Err("must not contain NUL bytes".into());
+        }
+        if !self.allow_dash && s.starts_with('-') {
+            return Err(format!(
+                "must not start with '-' (it is passed as a command argument), got {}",
+                show(&Value::from(s))
+            ));
+        }
+        if let Some(p) = self.pattern.as_ref().filter(|p| !p.matches(s)) {
+            return Err(format!(
+                "must match the pattern {}, got {}",
+                p.as_str(),
+                show(&Value::from(s))
+            ));
+        }
         match &self.kind {
             ParamKind::Enum(choices) if !choices.iter().any(|c| c == s) => {
                 let mut msg = format!("must be one of {}", choices.join(", "));
@@ -140,9 +212,7 @@ impl ParamSpec {
                 }
                 Err(msg)
             }
-            ParamKind::Path if s.is_empty() || s.contains('\0') => {
-                Err("must be a non-empty path without NUL bytes".into())
-            }
+            ParamKind::Path if s.is_empty() => Err("must be a non-empty path".into()),
             _ => Ok(()),
         }
     }
@@ -315,6 +385,31 @@ mod tests {
             .validate(&map(json!({"path": "/tmp", "count": "42"})))
             .expect("valid");
         assert_eq!(out["count"], json!(42));
+    }
+
+    #[test]
+    fn patterns_match_whole_values_and_dashes_can_be_refused() {
+        let mut p = ParamSpec::new("key", ParamKind::String);
+        p.pattern = Some(Pattern::new("[a-z]+").expect("regex"));
+        p.allow_dash = false;
+        assert_eq!(p.check(&json!("abc")).ok(), Some(json!("abc")));
+        assert_eq!(
+            p.check(&json!("abc; id")).map_err(|e| e.to_string()),
+            Err("parameter 'key': must match the pattern [a-z]+, got \"abc; id\"".into())
+        );
+        let mut n = ParamSpec::new("n", ParamKind::Integer);
+        n.allow_dash = false;
+        assert!(n.check(&json!(-1)).is_err());
+        let s = ParamSpec::new("s", ParamKind::String);
+        assert_eq!(
+            s.check(&json!("-x")).ok(),
+            Some(json!("-x")),
+            "dashes are fine by default"
+        );
+        assert!(s.check(&json!("a\0b")).is_err());
+        let info = serde_json::to_value(&p).expect("serialize");
+        assert_eq!(info["pattern"], "[a-z]+");
+        assert_eq!(info["allowDash"], false);
     }
 
     #[test]

@@ -184,7 +184,11 @@ impl Loop {
             return;
         }
         let s = &self.settings;
-        let spawned = Command::new(&self.exe)
+        let mut cmd = Command::new(&self.exe);
+        if let Some(config) = &s.config {
+            cmd.arg("--config").arg(config);
+        }
+        let spawned = cmd
             .arg("--db")
             .arg(&s.db)
             .arg("--heartbeat-ms")

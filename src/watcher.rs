@@ -29,9 +29,11 @@ const WORKER_EVERY: Duration = Duration::from_secs(1);
 const LOOKBACK_MS: i64 = 2_000;
 /// Rows read per query.
 const PAGE: usize = 1_000;
-/// More new changes than this in one look: clients are told to resync
+/// More changed rows than this in one look: clients are told to resync
 /// instead of receiving them one by one.
-const MAX_BATCH: usize = 10_000;
+const MAX_SCAN: usize = 10_000;
+/// After a resync, the watcher waits this long before reading runs again.
+const RESYNC_HOLD: Duration = Duration::from_millis(500);
 
 /// What the watcher remembers between looks.
 struct State {
@@ -42,6 +44,12 @@ struct State {
     stats_due: bool,
     last_stats: Instant,
     last_worker_check: Instant,
+    /// Commits seen but not yet read (reading waits out a resync hold).
+    runs_pending: bool,
+    /// After a resync, no look-back below this change time, and no reading
+    /// before `hold_until`, so a flood costs a bounded amount of work.
+    floor: Option<String>,
+    hold_until: Instant,
 }
 
 /// Runs the watcher until `stop` receives a message or is dropped.
@@ -77,6 +85,9 @@ pub fn run(
         stats_due: false,
         last_stats: Instant::now(),
         last_worker_check: Instant::now(),
+        runs_pending: false,
+        floor: None,
+        hold_until: Instant::now(),
     };
     let mut version = feed.version().unwrap_or(0);
     let _ = publish_worker(&manager, &hub, &supervised_pid, &mut st);
@@ -96,8 +107,12 @@ pub fn run(
                 false
             }
         };
-        if changed && let Err(e) = publish_runs(&manager, &hub, &mut st) {
-            log::warn!("change watcher: {e}");
+        st.runs_pending |= changed;
+        if st.runs_pending && Instant::now() >= st.hold_until {
+            st.runs_pending = false;
+            if let Err(e) = publish_runs(&manager, &hub, &mut st) {
+                log::warn!("change watcher: {e}");
+            }
         }
         if (changed || st.last_worker_check.elapsed() >= WORKER_EVERY)
             && let Err(e) = publish_worker(&manager, &hub, &supervised_pid, &mut st)
@@ -119,41 +134,48 @@ pub fn run(
 
 fn publish_runs(manager: &Manager, hub: &Hub, st: &mut State) -> Result<()> {
     let mut at = st.since.plus_ms(-LOOKBACK_MS).to_text();
+    if let Some(floor) = st.floor.as_ref().filter(|f| **f > at) {
+        at = floor.clone();
+    }
     let mut id = 0;
     let mut fresh = Vec::new();
-    let mut overflow = false;
+    let mut scanned = 0;
     loop {
         let page = manager.changed_runs((&at, id), PAGE)?;
+        scanned += page.len();
         let full = page.len() == PAGE;
         if let Some(last) = page.last() {
             at = last.updated_at.clone();
             id = last.id;
         }
-        for run in page {
-            if st.sent.get(&run.id) == Some(&run.updated_at) {
-                continue;
-            }
-            if let Some(t) = Timestamp::parse(&run.updated_at) {
-                st.since = st.since.max(t);
-            }
-            st.sent.insert(run.id, run.updated_at.clone());
-            if fresh.len() < MAX_BATCH {
-                fresh.push(run);
-            } else {
-                overflow = true;
-            }
-        }
+        fresh.extend(
+            page.into_iter()
+                .filter(|r| st.sent.get(&r.id) != Some(&r.updated_at)),
+        );
         if !full {
             break;
         }
+        if scanned >= MAX_SCAN {
+            // Too much at once: one resync instead of a flood of events.
+            log::info!("{scanned}+ runs changed at once; clients told to resync");
+            hub.publish(&Event::Resync);
+            let last = manager.last_change()?;
+            if let Some(t) = Timestamp::parse(&last) {
+                st.since = st.since.max(t);
+            }
+            st.floor = Some(last);
+            st.hold_until = Instant::now() + RESYNC_HOLD;
+            st.stats_due = true;
+            return Ok(());
+        }
     }
     st.stats_due |= !fresh.is_empty();
-    if overflow {
-        hub.publish(&Event::Resync);
-    } else {
-        for run in fresh {
-            hub.publish(&Event::Run(Box::new(run)));
+    for run in fresh {
+        if let Some(t) = Timestamp::parse(&run.updated_at) {
+            st.since = st.since.max(t);
         }
+        st.sent.insert(run.id, run.updated_at.clone());
+        hub.publish(&Event::Run(Box::new(run)));
     }
     let horizon = st.since.plus_ms(-LOOKBACK_MS).to_text();
     st.sent.retain(|_, at| *at >= horizon);

@@ -90,3 +90,26 @@ fn a_hand_started_worker_is_left_alone() {
     w.signal("TERM");
     assert_eq!(w.wait_exit(WAIT), Some(0));
 }
+
+#[test]
+fn sigint_stops_the_server_and_its_worker() {
+    let db = TestDb::new("serveint");
+    let mut s = db.spawn_serve(&[]);
+    wait_for("the supervised worker", WAIT, || running_pid(&db).is_some());
+    let pid = running_pid(&db).expect("pid");
+    s.signal("INT");
+    assert_eq!(s.wait_exit(WAIT), Some(0), "{}", s.log_text());
+    assert!(!pid_alive(pid));
+    assert_eq!(db.scalar("SELECT state FROM Worker"), "STOPPED");
+}
+
+#[test]
+fn the_maintenance_tick_resolves_stale_workers_runs() {
+    let db = TestDb::new("tick");
+    let mut cmd = db.cmd();
+    cmd.args(["serve", "--bind", "127.0.0.1:0", "--no-worker"]);
+    let _s = db.spawn_server_with_env(cmd, "JOBMGR_MAINTENANCE_MS", "100");
+    let id = db.insert_stalled_run();
+    db.wait_status(id, "FAILED", WAIT);
+    assert_eq!(db.scalar("SELECT state FROM Worker"), "DEAD");
+}

@@ -5,10 +5,12 @@
 
 mod common;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use common::TestDb;
 use common::http::{next_json, request, wait_message};
+use common::{TestDb, wait_for};
 use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -229,6 +231,8 @@ fn a_client_that_never_reads_is_resynced_or_dropped_while_others_keep_up() {
     let mut slow = s.api.ws("/ws");
     let mut fast = s.api.ws("/ws");
     assert_eq!(next_json(&mut fast).expect("snapshot")["type"], "snapshot");
+    let seen = Arc::new(AtomicBool::new(false));
+    let seen_by_reader = seen.clone();
     let reader = std::thread::spawn(move || {
         let mut count = 0usize;
         let mut resyncs = 0usize;
@@ -240,6 +244,7 @@ fn a_client_that_never_reads_is_resynced_or_dropped_while_others_keep_up() {
             }
             if m["type"] == "run" && m["run"]["jobName"] == "demo-multi-phase" {
                 marker = true;
+                seen_by_reader.store(true, Ordering::SeqCst);
                 break;
             }
         }
@@ -263,15 +268,21 @@ fn a_client_that_never_reads_is_resynced_or_dropped_while_others_keep_up() {
         }
         tx.commit().expect("commit");
     }
-    // The marker comes after the flood: the fast client must still get it.
-    let marker = db.enqueue("demo-multi-phase", &[]);
-    let (count, resyncs, got_marker) = reader.join().expect("fast reader");
+    // Markers come after the flood: the reading client must see one as a
+    // run event. (A marker committed while the server was still digesting
+    // the flood may be covered by a resync instead, so add one until seen.)
+    wait_for("the reading client to get a marker run", WAIT, || {
+        if seen.load(Ordering::SeqCst) {
+            return true;
+        }
+        db.enqueue("demo-multi-phase", &[]);
+        false
+    });
+    let Ok((count, resyncs, got_marker)) = reader.join() else {
+        panic!("the reading client failed; server log:\n{}", s.log_text());
+    };
     eprintln!("fast client: {count} messages, {resyncs} resyncs");
-    assert!(
-        got_marker,
-        "the reading client kept receiving (saw {count} messages, {resyncs} resyncs)"
-    );
-    assert!(marker > 12_000);
+    assert!(got_marker, "saw {count} messages, {resyncs} resyncs");
     // The client that never read is told to resync, or cut off.
     let mut saw = "nothing";
     let deadline = Instant::now() + WAIT;

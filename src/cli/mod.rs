@@ -14,6 +14,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::config::{self, Settings};
 use crate::error::Result;
+use crate::jobfile;
 use crate::jobs;
 use crate::manager::Manager;
 use crate::registry::Registry;
@@ -35,6 +36,9 @@ pub struct Global {
     /// The SQLite database file.
     #[arg(long, global = true, env = "JOBMGR_DB", default_value = config::DEFAULT_DB)]
     pub db: PathBuf,
+    /// The job-type file (default: jobmgr.toml beside the database, if present).
+    #[arg(long, global = true, env = "JOBMGR_CONFIG")]
+    pub config: Option<PathBuf>,
     /// Print JSON instead of text.
     #[arg(long, global = true)]
     pub json: bool,
@@ -76,6 +80,30 @@ pub enum Command {
     JobTypes,
     /// Apply database migrations and exit.
     Migrate,
+    /// Check the job-type config file and report every problem.
+    CheckConfig,
+    /// Measure throughput and latency on this disk (temporary databases beside --db).
+    Bench(BenchArgs),
+}
+
+/// `jobmgr bench [SCENARIO]...`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Scenarios to run (all when none): raw, enqueue, enqueue-concurrent,
+    /// enqueue-bulk, process, process-backlog, process-history, latency, logs, progress.
+    pub scenarios: Vec<String>,
+    /// Runs (or log lines) per scenario.
+    #[arg(long, default_value_t = 100_000)]
+    pub n: usize,
+    /// Runs queued behind (process-backlog) or finished before (process-history).
+    #[arg(long, default_value_t = 1_000_000)]
+    pub backlog: usize,
+    /// Log lines already in the file for process-history.
+    #[arg(long, default_value_t = 10_000_000)]
+    pub history_lines: usize,
+    /// Internal: be the enqueueing process of the latency scenario.
+    #[arg(long, hide = true)]
+    pub latency_client: bool,
 }
 
 /// Parses `args` and runs the command. Returns the process exit code.
@@ -90,27 +118,82 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<i32> {
     };
     let settings = Settings {
         db: cli.global.db.clone(),
+        config: cli.global.config.clone(),
         heartbeat_ms: cli.global.heartbeat_ms,
         stale_after_ms: cli.global.stale_after_ms,
         drain_timeout_secs: cli.global.drain_timeout,
     };
     settings.validate()?;
     let json = cli.global.json;
-    let registry = Arc::new(jobs::builtin_registry());
     // Plain `jobmgr` serves.
     let command = match cli.command {
         Some(c) => c,
         None => Command::Serve(serve::ServeArgs::defaults()?),
     };
+    if matches!(command, Command::CheckConfig) {
+        return output::check_config(&jobfile::check(&settings)?, json);
+    }
+    let registry = Arc::new(registry_for(&settings, &command)?);
     match command {
         Command::Serve(args) => serve::run(&settings, registry, &args),
         Command::Worker(args) => worker::run(&settings, registry, &args, json),
         Command::Migrate => migrate(&settings, json),
         Command::JobTypes => output::job_types(&registry, json),
+        Command::Bench(a) if a.latency_client => {
+            crate::bench::latency_client(&settings.db, a.n)?;
+            Ok(0)
+        }
+        Command::Bench(a) => {
+            let opts = crate::bench::BenchOptions {
+                db: settings.db.clone(),
+                n: a.n,
+                backlog: a.backlog,
+                history_lines: a.history_lines,
+            };
+            crate::bench::run(&a.scenarios, &opts, json)?;
+            Ok(0)
+        }
         other => {
             let manager = open_manager(&settings, registry)?;
             runs::run(&manager, other, json)
         }
+    }
+}
+
+/// The job types a command works with. Commands that start, enqueue or
+/// resolve runs refuse an invalid config file; commands that only read or
+/// cancel runs fall back to the built-ins with a warning, so a broken file
+/// never stops anyone from looking at or cancelling runs.
+fn registry_for(settings: &Settings, command: &Command) -> Result<Registry> {
+    let lenient = matches!(
+        command,
+        Command::Status
+            | Command::Jobs(_)
+            | Command::Show { .. }
+            | Command::Logs(_)
+            | Command::Cancel { .. }
+            | Command::Migrate
+            | Command::Bench(_)
+    );
+    match jobfile::build_registry(settings) {
+        Ok(registry) => {
+            if matches!(command, Command::Worker(w) if w.action.is_none()) {
+                let (path, _) = settings.config_path();
+                let names: Vec<String> = registry.infos().into_iter().map(|i| i.name).collect();
+                let source = if path.exists() {
+                    path.display().to_string()
+                } else {
+                    "built-ins only".to_string()
+                };
+                log::info!("job types ({source}): {}", names.join(", "));
+            }
+            Ok(registry)
+        }
+        Err(e) if lenient => {
+            log::warn!("{e}; using the built-in job types only");
+            Ok(jobs::builtin_registry())
+        }
+        Err(e) => Err(e),
     }
 }
 

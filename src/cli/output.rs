@@ -199,6 +199,9 @@ pub fn job_types(registry: &Registry, json: bool) -> Result<i32> {
             if let (Some(a), Some(b)) = (p.min, p.max) {
                 extra.push(format!("{a}..={b}"));
             }
+            if let Some(pat) = &p.pattern {
+                extra.push(format!("pattern {}", pat.as_str()));
+            }
             println!(
                 "  -p {}=<{kind}>  {} [{}]",
                 p.name,
@@ -208,4 +211,46 @@ pub fn job_types(registry: &Registry, json: bool) -> Result<i32> {
         }
     }
     Ok(0)
+}
+
+/// `check-config`: every problem of the file, or what it declares.
+pub fn check_config(c: &crate::jobfile::Checked, json: bool) -> Result<i32> {
+    let ok = c.problems.is_empty();
+    if json {
+        let problems: Vec<_> = c
+            .problems
+            .iter()
+            .map(|p| serde_json::json!({"location": p.location, "line": p.line, "message": p.message}))
+            .collect();
+        print_json(&serde_json::json!({
+            "path": c.path.display().to_string(),
+            "exists": c.exists,
+            "valid": ok,
+            "problems": problems,
+            "commandJobs": c.command_jobs,
+        }));
+    } else if !c.exists {
+        println!(
+            "{}: no config file; built-in job types only",
+            c.path.display()
+        );
+    } else if ok {
+        let commands = if c.command_jobs.is_empty() {
+            "no command job types".to_string()
+        } else {
+            format!(
+                "{} command job type(s): {}",
+                c.command_jobs.len(),
+                c.command_jobs.join(", ")
+            )
+        };
+        println!(
+            "{}: ok ({commands}; {} job types in all)",
+            c.path.display(),
+            c.registry.infos().len()
+        );
+    } else {
+        eprintln!("{}", crate::jobfile::describe(c));
+    }
+    Ok(if ok { 0 } else { 1 })
 }

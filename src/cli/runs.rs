@@ -116,7 +116,12 @@ pub fn run(m: &Manager, command: Command, json: bool) -> Result<i32> {
             }
             Ok(0)
         }
-        Command::Worker(_) | Command::Serve(_) | Command::Migrate | Command::JobTypes => Ok(0),
+        Command::Worker(_)
+        | Command::Serve(_)
+        | Command::Migrate
+        | Command::JobTypes
+        | Command::CheckConfig
+        | Command::Bench(_) => Ok(0),
     }
 }
 

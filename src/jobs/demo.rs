@@ -110,6 +110,12 @@ pub fn multi_phase() -> JobType {
             ParamSpec::new("fail_at", ParamKind::Integer)
                 .range(1, 100_000_000)
                 .help("Fail when processing this item (leave empty to succeed)."),
+            ParamSpec::new(
+                "fail_mode",
+                ParamKind::Enum(vec!["error".into(), "panic".into()]),
+            )
+            .default("error")
+            .help("How to fail at `fail_at`: return an error, or panic."),
         ],
         retry_safe: false,
         handler: Arc::new(multi_phase_run),
@@ -134,6 +140,9 @@ fn multi_phase_run(ctx: &JobContext) -> Result<(), JobError> {
         pause(ctx, delay)?;
         if Some(i) == fail_at {
             ctx.outcome("errors", 1);
+            if ctx.param_str("fail_mode")? == "panic" {
+                panic!("demo panic at record {i}");
+            }
             return Err(
                 JobError::new(format!("record {i} could not be processed (fail_at={i})"))
                     .with_context(json!({"record": i, "phase": "Processing"})),

@@ -3,6 +3,8 @@
 
 mod backup;
 mod demo;
+pub mod imagehead;
+mod media;
 mod prune;
 
 use crate::registry::Registry;
@@ -18,5 +20,6 @@ pub fn builtin_registry() -> Registry {
     r.register(demo::multi_phase());
     r.register(prune::prune_history());
     r.register(backup::backup_database());
+    r.register(media::media_metadata_batch());
     r
 }

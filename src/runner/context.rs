@@ -169,6 +169,8 @@ pub struct RunInfo {
     pub job_name: String,
     pub attempt: i64,
     pub parameters: Map<String, Value>,
+    /// The worker that claimed the run (fences writes made for the run).
+    pub worker_id: Option<i64>,
 }
 
 /// What a handler gets: the JobLogger of the system jobmgr replaces.
@@ -203,6 +205,11 @@ impl JobContext {
     /// 1 for the first attempt, more after a re-queue.
     pub fn attempt(&self) -> i64 {
         self.info.attempt
+    }
+
+    /// The worker that claimed the run.
+    pub fn worker_id(&self) -> Option<i64> {
+        self.info.worker_id
     }
 
     /// The validated parameters (defaults filled in).

@@ -10,14 +10,14 @@ use crossbeam_channel::{Receiver, Sender};
 
 use super::context::{JobContext, JobError, RunInfo, RunShared};
 use super::writer::{Finished, Msg, Outcome};
-use crate::job::JobRun;
 use crate::registry::Registry;
 use crate::store::Store;
+use crate::store::batch::ClaimedRun;
 
 /// A claimed run handed to an executor.
 #[derive(Debug)]
 pub struct Assignment {
-    pub run: JobRun,
+    pub run: ClaimedRun,
     pub shared: Arc<RunShared>,
 }
 
@@ -31,11 +31,12 @@ pub fn executor_loop(
     for a in rx {
         let run_id = a.run.id;
         let started = Instant::now();
-        let outcome = execute(&a, &tx, &registry, &store);
+        let shared = a.shared.clone();
+        let outcome = execute(a, &tx, &registry, &store);
         let finished = Finished {
             run_id,
             outcome,
-            progress: a.shared.snapshot(),
+            progress: shared.snapshot(),
             took: started.elapsed(),
         };
         if tx.send(Msg::Finished(finished)).is_err() {
@@ -44,7 +45,7 @@ pub fn executor_loop(
     }
 }
 
-fn execute(a: &Assignment, tx: &Sender<Msg>, registry: &Registry, store: &Store) -> Outcome {
+fn execute(a: Assignment, tx: &Sender<Msg>, registry: &Registry, store: &Store) -> Outcome {
     let job_type = match registry.get(&a.run.job_name) {
         Ok(t) => t,
         Err(e) => {
@@ -60,11 +61,12 @@ fn execute(a: &Assignment, tx: &Sender<Msg>, registry: &Registry, store: &Store)
     let ctx = JobContext::new(
         RunInfo {
             id: a.run.id,
-            job_name: a.run.job_name.clone(),
+            job_name: a.run.job_name,
             attempt: a.run.attempt,
-            parameters: a.run.parameters.clone(),
+            parameters: a.run.parameters,
+            worker_id: Some(a.run.worker_id),
         },
-        a.shared.clone(),
+        a.shared,
         tx.clone(),
         store.clone(),
     );

@@ -4,6 +4,7 @@
 
 pub mod context;
 pub mod executor;
+mod wake;
 pub mod writer;
 
 use std::fs::{File, OpenOptions, TryLockError};
@@ -26,7 +27,7 @@ use crate::worker::{self, WorkerRow};
 pub use writer::{Exit, Timing};
 
 /// How many messages may wait for the writer before jobs are slowed down.
-const WRITER_QUEUE: usize = 65_536;
+const WRITER_QUEUE: usize = 8_192;
 
 /// What `jobmgr worker` needs.
 #[derive(Debug, Clone)]
@@ -76,12 +77,52 @@ fn describe_holder(active: Option<&WorkerRow>, path: &Path) -> String {
     }
 }
 
-/// Runs the worker until it stops. Returns how it ended.
+/// A worker started in this process.
+pub struct RunningWorker {
+    tx: crossbeam_channel::Sender<writer::Msg>,
+    thread: thread::JoinHandle<Result<Exit>>,
+    signals: Option<(signal_hook::iterator::Handle, thread::JoinHandle<()>)>,
+    /// The registered worker's id.
+    pub worker_id: i64,
+}
+
+impl RunningWorker {
+    /// Begins a graceful stop, as SIGTERM would.
+    pub fn stop(&self) {
+        let _ = self.tx.send(writer::Msg::Stop);
+    }
+
+    /// Waits until the worker has stopped.
+    pub fn wait(self) -> Result<Exit> {
+        let exit = self
+            .thread
+            .join()
+            .unwrap_or_else(|_| Err(Error::Conflict("the writer thread panicked".into())));
+        if let Some((handle, t)) = self.signals {
+            handle.close();
+            let _ = t.join();
+        }
+        exit
+    }
+}
+
+/// Runs the worker until it stops (SIGTERM/SIGINT or a stop request).
 pub fn run_worker(opts: &WorkerOptions, registry: Arc<Registry>) -> Result<Exit> {
+    start_worker(opts, registry, true)?.wait()
+}
+
+/// Takes the lock, registers, and starts the executor and writer threads.
+/// With `signals`, SIGTERM and SIGINT begin a graceful stop.
+pub fn start_worker(
+    opts: &WorkerOptions,
+    registry: Arc<Registry>,
+    signals: bool,
+) -> Result<RunningWorker> {
     let store = Store::open(&opts.db)?;
-    let _lock = acquire_lock(&opts.db, &store)?;
+    let lock = acquire_lock(&opts.db, &store)?;
     let me = register(&store, &registry, opts)?;
-    let conn = store::open_connection(&opts.db)?;
+    let worker_id = me.worker_id;
+    let conn = store::open_writer_connection(&opts.db)?;
 
     let (tx, rx) = bounded(WRITER_QUEUE);
     let (dtx, drx) = unbounded();
@@ -94,23 +135,12 @@ pub fn run_worker(opts: &WorkerOptions, registry: Arc<Registry>) -> Result<Exit>
             .map_err(Error::io("spawn executor", &opts.db))?;
         executors.push(handle);
     }
-    let mut signals =
-        Signals::new([SIGTERM, SIGINT]).map_err(Error::io("install signal handlers", &opts.db))?;
-    let signal_handle = signals.handle();
-    let signal_tx = tx.clone();
-    let signal_thread = thread::Builder::new()
-        .name("signals".into())
-        .spawn(move || {
-            for sig in signals.forever() {
-                log::info!("received signal {sig}");
-                if signal_tx.send(writer::Msg::Stop).is_err() {
-                    return;
-                }
-            }
-        })
-        .map_err(Error::io("spawn signal thread", &opts.db))?;
-    drop(tx);
-
+    let signals = if signals {
+        Some(spawn_signal_thread(tx.clone(), &opts.db)?)
+    } else {
+        None
+    };
+    let watcher = wake::watch(&opts.db, &lock_path(&opts.db), tx.clone());
     let writer = writer::Writer::new(
         conn,
         me,
@@ -119,10 +149,50 @@ pub fn run_worker(opts: &WorkerOptions, registry: Arc<Registry>) -> Result<Exit>
         registry,
         opts.timing.clone(),
         opts.concurrency,
-    )?;
-    let exit = writer.run();
-    signal_handle.close();
-    let _ = signal_thread.join();
+    )?
+    .with_watcher(watcher.is_some());
+    let thread = thread::Builder::new()
+        .name("writer".into())
+        .spawn(move || {
+            // The lock file stays held until the writer is done.
+            let _lock = lock;
+            let exit = writer.run();
+            if let Some(w) = watcher {
+                w.stop();
+            }
+            finish(exit, executors)
+        })
+        .map_err(Error::io("spawn writer", &opts.db))?;
+    Ok(RunningWorker {
+        tx,
+        thread,
+        signals,
+        worker_id,
+    })
+}
+
+fn spawn_signal_thread(
+    tx: crossbeam_channel::Sender<writer::Msg>,
+    db: &Path,
+) -> Result<(signal_hook::iterator::Handle, thread::JoinHandle<()>)> {
+    let mut signals =
+        Signals::new([SIGTERM, SIGINT]).map_err(Error::io("install signal handlers", db))?;
+    let handle = signals.handle();
+    let t = thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            for sig in signals.forever() {
+                log::info!("received signal {sig}");
+                if tx.send(writer::Msg::Stop).is_err() {
+                    return;
+                }
+            }
+        })
+        .map_err(Error::io("spawn signal thread", db))?;
+    Ok((handle, t))
+}
+
+fn finish(exit: Result<Exit>, executors: Vec<thread::JoinHandle<()>>) -> Result<Exit> {
     match exit {
         Ok(Exit::Drained) => {
             // The writer dropped the dispatch channel: idle executors end.
@@ -136,9 +206,15 @@ pub fn run_worker(opts: &WorkerOptions, registry: Arc<Registry>) -> Result<Exit>
             // Executors still inside a job that ignored its cancel cannot
             // be joined; their runs are recorded and the process exits.
             log::warn!("worker stopped; jobs that ignored cancellation were abandoned");
+            // Their runs are recorded as interrupted, so no later recovery
+            // would look for their programs: kill those groups now.
+            crate::command::kill_live_groups();
             Ok(Exit::Abandoned)
         }
-        Err(e) => Err(e),
+        Err(e) => {
+            crate::command::kill_live_groups();
+            Err(e)
+        }
     }
 }
 

@@ -32,6 +32,8 @@ pub enum Msg {
     Nudge,
     /// SIGTERM/SIGINT: begin stopping (a second one skips the drain).
     Stop,
+    /// The WAL file changed: another connection may have committed.
+    DbChanged,
 }
 
 /// How a run ended, as the executor saw it.
@@ -119,7 +121,16 @@ pub struct Writer {
     queue_maybe_nonempty: bool,
     last_heartbeat: Instant,
     last_progress: Instant,
+    /// Whether a WAL watcher wakes this writer (else it polls).
+    watching: bool,
+    /// After a wake-up whose commit was not visible yet, look again briefly.
+    recheck_until: Option<Instant>,
 }
+
+/// How long to keep looking after a WAL wake-up showed no new commit.
+const RECHECK: Duration = Duration::from_millis(20);
+/// How often to look during that window.
+const RECHECK_POLL: Duration = Duration::from_micros(200);
 
 impl Writer {
     /// A writer for the registered worker `me`.
@@ -151,7 +162,15 @@ impl Writer {
             queue_maybe_nonempty: true,
             last_heartbeat: Instant::now(),
             last_progress: Instant::now(),
+            watching: false,
+            recheck_until: None,
         })
+    }
+
+    /// Tells the writer that a WAL watcher sends it [`Msg::DbChanged`].
+    pub fn with_watcher(mut self, watching: bool) -> Writer {
+        self.watching = watching;
+        self
     }
 
     /// Runs until the worker has stopped.
@@ -193,7 +212,13 @@ impl Writer {
     }
 
     fn next_wait(&self) -> Duration {
-        let mut wait = if self.accepting() && self.free_slots() > 0 {
+        let looking = self.accepting() && self.free_slots() > 0;
+        let rechecking = self.recheck_until.is_some_and(|t| t > Instant::now());
+        let mut wait = if looking && rechecking {
+            // The wake-up came as the other process wrote its commit; it
+            // becomes visible as soon as that commit's fsync returns.
+            RECHECK_POLL
+        } else if looking && !self.watching {
             self.timing.idle_poll
         } else {
             self.timing.busy_poll
@@ -210,7 +235,7 @@ impl Writer {
                 .saturating_sub(self.last_progress.elapsed());
             wait = wait.min(p_due);
         }
-        wait.max(Duration::from_micros(200))
+        wait.max(RECHECK_POLL)
     }
 
     fn absorb(
@@ -242,6 +267,7 @@ impl Writer {
             }
             Msg::Nudge => *nudged = true,
             Msg::Stop => self.begin_stopping()?,
+            Msg::DbChanged => self.recheck_until = Some(Instant::now() + RECHECK),
         }
         Ok(())
     }
@@ -295,6 +321,7 @@ impl Writer {
             return Ok(());
         }
         self.data_version = v;
+        self.recheck_until = None;
         self.queue_maybe_nonempty = true;
         if !self.in_flight.is_empty() {
             for id in batch::cancel_requested(&self.conn, self.me.worker_id)? {

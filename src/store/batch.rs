@@ -7,10 +7,11 @@ use std::collections::HashMap;
 
 use rusqlite::{Connection, Transaction, TransactionBehavior, params};
 
-use super::rows::{RUN_COLUMNS, run_from_row};
+use serde_json::{Map, Value};
+
 use crate::clock::Timestamp;
 use crate::error::{Error, Result};
-use crate::job::{JobRun, JobStatus, LogLevel};
+use crate::job::{JobStatus, LogLevel};
 
 /// One log line waiting to be written.
 #[derive(Debug, Clone)]
@@ -78,11 +79,23 @@ impl Batch {
     }
 }
 
+/// A run this worker just claimed: what an executor needs to start it.
+#[derive(Debug, Clone)]
+pub struct ClaimedRun {
+    pub id: i64,
+    /// The claiming worker.
+    pub worker_id: i64,
+    pub job_name: String,
+    pub attempt: i64,
+    pub priority: i64,
+    pub parameters: Map<String, Value>,
+}
+
 /// What the commit did.
 #[derive(Debug, Default)]
 pub struct BatchResult {
     /// Runs claimed, in queue order.
-    pub claimed: Vec<JobRun>,
+    pub claimed: Vec<ClaimedRun>,
     /// Runs whose writes were refused because this worker no longer owns them.
     pub fenced: Vec<i64>,
     /// False when the heartbeat found this worker no longer active.
@@ -126,9 +139,10 @@ pub fn commit(
     })
 }
 
-/// Which runs this worker still owns, asked once per run per commit.
+/// Which runs this worker still owns, asked once per run per commit, and
+/// the finished runs whose fenced update found them owned by nobody.
 #[derive(Default)]
-struct Ownership(HashMap<i64, bool>);
+struct Ownership(HashMap<i64, bool>, Vec<i64>);
 
 impl Ownership {
     fn owns(&mut self, tx: &Transaction<'_>, me: &Claimant, run_id: i64) -> Result<bool> {
@@ -143,16 +157,16 @@ impl Ownership {
             .map_err(Error::db("check run ownership"))?
             == 1;
         self.0.insert(run_id, v);
+        if !v {
+            self.1.push(run_id);
+        }
         Ok(v)
     }
 
     fn refused(&self) -> Vec<i64> {
-        let mut v: Vec<i64> = self
-            .0
-            .iter()
-            .filter(|(_, owned)| !**owned)
-            .map(|(id, _)| *id)
-            .collect();
+        // Runs finished in this batch are marked not-owned on purpose; only
+        // the look-ups that failed (and the lost finishes) count as refused.
+        let mut v: Vec<i64> = self.1.clone();
         v.sort_unstable();
         v
     }
@@ -173,9 +187,14 @@ fn write_logs(
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         )
         .map_err(Error::db("write log lines"))?;
+    // Lines of one batch mostly share their millisecond: format it once.
+    let mut stamp = (Timestamp(i64::MIN), String::new());
     for l in logs {
         if !owned.owns(tx, me, l.run_id)? {
             continue;
+        }
+        if stamp.0 != l.timestamp {
+            stamp = (l.timestamp, l.timestamp.to_text());
         }
         stmt.execute(params![
             l.run_id,
@@ -183,7 +202,7 @@ fn write_logs(
             l.stage,
             l.message,
             l.context,
-            l.timestamp.to_text()
+            stamp.1
         ])
         .map_err(Error::db("write log lines"))?;
     }
@@ -226,24 +245,24 @@ fn write_finish(
     f: &FinishRecord,
     now: &str,
 ) -> Result<()> {
-    if !owned.owns(tx, me, f.progress.run_id)? {
-        return Ok(());
-    }
+    // The update itself is fenced: zero rows changed means another process
+    // resolved the run meanwhile.
     let p = &f.progress;
-    if f.status == JobStatus::Queued {
+    let changed = if f.status == JobStatus::Queued {
         tx.prepare_cached(
             "UPDATE JobRun SET status = 'QUEUED', attempt = attempt + 1, workerId = NULL, \
              startedAt = NULL, currentStage = NULL, entitiesProcessed = 0, entitiesTotal = NULL, \
              entitiesUnit = NULL, cancelRequestedAt = NULL, updatedAt = ?2, \
-             metadata = json_set(metadata, '$.requeuedAfter', ?3) WHERE id = ?1",
+             metadata = json_set(metadata, '$.requeuedAfter', ?3) \
+             WHERE id = ?1 AND workerId = ?4 AND status = 'RUNNING'",
         )
-        .and_then(|mut s| s.execute(params![p.run_id, now, f.error]))
-        .map_err(Error::db("requeue run"))?;
+        .and_then(|mut s| s.execute(params![p.run_id, now, f.error, me.worker_id]))
+        .map_err(Error::db("requeue run"))?
     } else {
         tx.prepare_cached(
             "UPDATE JobRun SET status = ?2, finishedAt = ?3, updatedAt = ?3, currentStage = ?4, \
              entitiesProcessed = ?5, entitiesTotal = ?6, entitiesUnit = ?7, outcomeSummary = ?8, \
-             error = ?9, errorContext = ?10 WHERE id = ?1",
+             error = ?9, errorContext = ?10 WHERE id = ?1 AND workerId = ?11 AND status = 'RUNNING'",
         )
         .and_then(|mut s| {
             s.execute(params![
@@ -256,31 +275,44 @@ fn write_finish(
                 p.unit,
                 p.outcome,
                 f.error,
-                f.error_context
+                f.error_context,
+                me.worker_id
             ])
         })
-        .map_err(Error::db("finish run"))?;
-    }
-    // A finished run is no longer ours: later lines for it are refused.
+        .map_err(Error::db("finish run"))?
+    };
+    // Either way the run is no longer ours: later lines for it are refused.
     owned.0.insert(p.run_id, false);
+    if changed == 0 {
+        owned.1.push(p.run_id);
+    }
     Ok(())
 }
 
-fn claim(tx: &Transaction<'_>, me: &Claimant, n: usize, now: &str) -> Result<Vec<JobRun>> {
+fn claim(tx: &Transaction<'_>, me: &Claimant, n: usize, now: &str) -> Result<Vec<ClaimedRun>> {
     // INDEXED BY keeps the planner on the partial queue index: with a plain
     // index on status it would otherwise sort the whole backlog.
-    let sql = format!(
-        "UPDATE JobRun SET status = 'RUNNING', workerId = ?1, startedAt = ?2, updatedAt = ?2, \
+    let sql = "UPDATE JobRun SET status = 'RUNNING', workerId = ?1, startedAt = ?2, updatedAt = ?2, \
          metadata = json_set(metadata, '$.workerVersion', ?3, '$.workerHost', ?4, \
          '$.workerPid', ?5) \
          WHERE id IN (SELECT id FROM JobRun INDEXED BY JobRun_queue WHERE status = 'QUEUED' \
-         ORDER BY priority DESC, id LIMIT ?6) RETURNING {RUN_COLUMNS}"
-    );
-    let mut stmt = tx.prepare_cached(&sql).map_err(Error::db("claim runs"))?;
+         ORDER BY priority DESC, id LIMIT ?6) \
+         RETURNING id, jobName, attempt, priority, parameters";
+    let mut stmt = tx.prepare_cached(sql).map_err(Error::db("claim runs"))?;
     let rows = stmt
         .query_map(
             params![me.worker_id, now, me.version, me.hostname, me.pid, n as i64],
-            run_from_row,
+            |r| {
+                let params: String = r.get(4)?;
+                Ok(ClaimedRun {
+                    id: r.get(0)?,
+                    worker_id: me.worker_id,
+                    job_name: r.get(1)?,
+                    attempt: r.get(2)?,
+                    priority: r.get(3)?,
+                    parameters: serde_json::from_str(&params).unwrap_or_default(),
+                })
+            },
         )
         .map_err(Error::db("claim runs"))?;
     let mut runs = rows

@@ -19,6 +19,10 @@ pub struct LogFilter {
     pub limit: usize,
 }
 
+/// The reader's query for one run's lines, oldest first (for the plan test).
+pub const RUN_LOG_PLAN_SQL: &str =
+    "SELECT id, level, message FROM JobLog WHERE jobRunId = 1 ORDER BY timestamp, id LIMIT 100";
+
 /// One run's log lines for `filter`, oldest first.
 pub fn list_logs(conn: &Connection, run_id: i64, filter: &LogFilter) -> Result<Vec<LogLine>> {
     let mut sql = format!("SELECT {LOG_COLUMNS} FROM JobLog WHERE jobRunId = ?");

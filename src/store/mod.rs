@@ -14,9 +14,12 @@ use crate::error::{Error, Result};
 
 pub mod audit;
 pub mod batch;
+pub mod bench;
 pub mod changes;
+pub mod committer;
 pub mod insight;
 pub mod logs;
+pub mod media;
 pub mod retention;
 pub mod rows;
 pub mod runs;
@@ -161,6 +164,15 @@ pub fn write_on<T>(
     Ok(out)
 }
 
+/// The worker's writer connection: a larger page cache, because it keeps
+/// touching the queue's and the history's index pages as the file grows.
+pub fn open_writer_connection(path: &Path) -> Result<Connection> {
+    let conn = open_connection(path)?;
+    conn.pragma_update(None, "cache_size", -16_384)
+        .map_err(|e| open_error(path, e))?;
+    Ok(conn)
+}
+
 /// `PRAGMA data_version`: changes when another connection commits.
 pub fn data_version(conn: &Connection) -> Result<i64> {
     conn.query_row("PRAGMA data_version", [], |r| r.get(0))
@@ -172,8 +184,10 @@ pub fn explain(conn: &Connection, sql: &str) -> Result<Vec<String>> {
     let mut stmt = conn
         .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
         .map_err(Error::db("explain query"))?;
+    // Placeholders are bound to NULL: the plan is chosen at prepare time.
+    let nulls = vec![rusqlite::types::Null; stmt.parameter_count()];
     let rows = stmt
-        .query_map([], |r| r.get::<_, String>(3))
+        .query_map(rusqlite::params_from_iter(nulls), |r| r.get::<_, String>(3))
         .map_err(Error::db("explain query"))?;
     rows.collect::<rusqlite::Result<Vec<_>>>()
         .map_err(Error::db("explain query"))

@@ -9,18 +9,41 @@ use crate::error::{Error, Result};
 use crate::job::{JobRun, JobStatus};
 use crate::worker::WorkerState;
 
-/// A run to insert.
-pub struct NewRun<'a> {
-    pub job_name: &'a str,
-    pub parameters: &'a Map<String, Value>,
+/// A run to insert, with its JSON already encoded (by the caller's thread,
+/// so the committer thread only writes).
+#[derive(Debug, Clone)]
+pub struct NewRun {
+    pub job_name: String,
+    pub parameters: String,
     pub priority: i64,
-    pub trigger: &'a str,
+    pub trigger: &'static str,
     pub rerun_of: Option<i64>,
-    pub metadata: &'a Map<String, Value>,
+    pub metadata: String,
+}
+
+impl NewRun {
+    /// Encodes the parameters and metadata.
+    pub fn new(
+        job_name: &str,
+        parameters: &Map<String, Value>,
+        priority: i64,
+        trigger: &'static str,
+        rerun_of: Option<i64>,
+        metadata: &str,
+    ) -> NewRun {
+        NewRun {
+            job_name: job_name.to_string(),
+            parameters: serde_json::to_string(parameters).unwrap_or_else(|_| "{}".into()),
+            priority,
+            trigger,
+            rerun_of,
+            metadata: metadata.to_string(),
+        }
+    }
 }
 
 /// Inserts QUEUED runs; returns their ids in order.
-pub fn insert_runs(tx: &Transaction<'_>, runs: &[NewRun<'_>], now: &str) -> Result<Vec<i64>> {
+pub fn insert_runs(tx: &Transaction<'_>, runs: &[NewRun], now: &str) -> Result<Vec<i64>> {
     let mut stmt = tx
         .prepare_cached(
             "INSERT INTO JobRun (jobName, status, parameters, priority, createdAt, rerunOfId, \
@@ -31,12 +54,12 @@ pub fn insert_runs(tx: &Transaction<'_>, runs: &[NewRun<'_>], now: &str) -> Resu
     for r in runs {
         stmt.execute(params![
             r.job_name,
-            Value::Object(r.parameters.clone()).to_string(),
+            r.parameters,
             r.priority,
             now,
             r.rerun_of,
             r.trigger,
-            Value::Object(r.metadata.clone()).to_string(),
+            r.metadata,
         ])
         .map_err(Error::db("enqueue run"))?;
         ids.push(tx.last_insert_rowid());
@@ -69,6 +92,17 @@ pub struct RunFilter {
 
 /// The history page for `filter`.
 pub fn list_runs(conn: &Connection, filter: &RunFilter) -> Result<Vec<JobRun>> {
+    let (sql, args) = history_query(filter);
+    let mut stmt = conn.prepare_cached(&sql).map_err(Error::db("list runs"))?;
+    let rows = stmt
+        .query_map(params_from_iter(args.iter().map(sql_value)), run_from_row)
+        .map_err(Error::db("list runs"))?;
+    rows.collect::<rusqlite::Result<_>>()
+        .map_err(Error::db("list runs"))
+}
+
+/// The SQL and arguments of the history page (public for the plan test).
+pub fn history_query(filter: &RunFilter) -> (String, Vec<Value>) {
     let mut sql = format!("SELECT {RUN_COLUMNS} FROM JobRun WHERE 1 = 1");
     let mut args: Vec<Value> = Vec::new();
     if !filter.statuses.is_empty() {
@@ -102,12 +136,7 @@ pub fn list_runs(conn: &Connection, filter: &RunFilter) -> Result<Vec<JobRun>> {
     }
     sql.push_str(" ORDER BY id DESC LIMIT ?");
     args.push(Value::from(filter.limit as i64));
-    let mut stmt = conn.prepare_cached(&sql).map_err(Error::db("list runs"))?;
-    let rows = stmt
-        .query_map(params_from_iter(args.iter().map(sql_value)), run_from_row)
-        .map_err(Error::db("list runs"))?;
-    rows.collect::<rusqlite::Result<_>>()
-        .map_err(Error::db("list runs"))
+    (sql, args)
 }
 
 fn sql_value(v: &Value) -> rusqlite::types::Value {
@@ -174,6 +203,19 @@ pub fn count_by_status(conn: &Connection) -> Result<Vec<(JobStatus, i64)>> {
         .collect()
 }
 
+/// Records the process group of a command job's program in the run's
+/// metadata (`pgid`), so recovery can kill it if the worker dies. Fenced:
+/// only while `worker_id` still runs it. Returns whether it was recorded.
+pub fn set_run_pgid(conn: &Connection, run_id: i64, worker_id: i64, pgid: i64) -> Result<bool> {
+    conn.execute(
+        "UPDATE JobRun SET metadata = json_set(metadata, '$.pgid', ?3) \
+         WHERE id = ?1 AND workerId = ?2 AND status = 'RUNNING'",
+        params![run_id, worker_id, pgid],
+    )
+    .map(|n| n == 1)
+    .map_err(Error::db("record process group"))
+}
+
 /// A RUNNING run whose worker is gone.
 #[derive(Debug, Clone)]
 pub struct OrphanRun {
@@ -181,6 +223,8 @@ pub struct OrphanRun {
     pub job_name: String,
     pub worker_id: Option<i64>,
     pub cancel_requested: bool,
+    /// The process group of a command job's program, if one was recorded.
+    pub pgid: Option<i64>,
 }
 
 const ACTIVE_STATES_SQL: &str = "('STARTING', 'RUNNING', 'STOPPING')";
@@ -189,7 +233,8 @@ const ACTIVE_STATES_SQL: &str = "('STARTING', 'RUNNING', 'STOPPING')";
 /// older than `stale_before` (those workers are about to be declared dead).
 pub fn orphan_runs(conn: &Connection, stale_before: &str) -> Result<Vec<OrphanRun>> {
     let sql = format!(
-        "SELECT r.id, r.jobName, r.workerId, r.cancelRequestedAt IS NOT NULL FROM JobRun r \
+        "SELECT r.id, r.jobName, r.workerId, r.cancelRequestedAt IS NOT NULL, \
+         json_extract(r.metadata, '$.pgid') FROM JobRun r \
          LEFT JOIN Worker w ON w.id = r.workerId \
          WHERE r.status = 'RUNNING' AND (w.id IS NULL OR w.state NOT IN {ACTIVE_STATES_SQL} \
          OR w.heartbeatAt < ?1) ORDER BY r.id"
@@ -202,6 +247,7 @@ pub fn orphan_runs(conn: &Connection, stale_before: &str) -> Result<Vec<OrphanRu
                     job_name: r.get(1)?,
                     worker_id: r.get(2)?,
                     cancel_requested: r.get(3)?,
+                    pgid: r.get(4)?,
                 })
             })?
             .collect()

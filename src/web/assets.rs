@@ -51,6 +51,17 @@ pub fn page(_ctx: &Ctx, _req: &Req) -> Result<Reply> {
     })
 }
 
+/// `GET /`: the admin page's address.
+pub fn home(_ctx: &Ctx, _req: &Req) -> Result<Reply> {
+    let mut r = reply(
+        303,
+        "text/plain; charset=utf-8",
+        b"see /admin/jobs\n".to_vec(),
+    );
+    r.add_header(hdr("Location", "/admin/jobs"));
+    Ok(r)
+}
+
 /// `GET /admin/assets/<path>`: one embedded file.
 pub fn asset(_ctx: &Ctx, req: &Req) -> Result<Reply> {
     let rel = req.segments[2..].join("/");
@@ -88,4 +99,20 @@ pub fn unauthorized_page() -> Reply {
 (it ends in <code>?token=...</code>).</p></body></html>\n"
             .to_vec(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_types_by_extension() {
+        assert_eq!(content_type("js/app.js"), "text/javascript; charset=utf-8");
+        assert_eq!(content_type("styles.css"), "text/css; charset=utf-8");
+        assert_eq!(content_type("logo.SVG"), "image/svg+xml");
+        assert_eq!(content_type("a.png"), "image/png");
+        assert_eq!(content_type("favicon.ico"), "image/x-icon");
+        assert_eq!(content_type("index.html"), "text/html; charset=utf-8");
+        assert_eq!(content_type("README"), "application/octet-stream");
+    }
 }

@@ -38,9 +38,14 @@ pub fn token_path(db: &Path) -> PathBuf {
 /// with 32 random bytes on first start.
 pub fn load_token(db: &Path, env_token: Option<&str>) -> Result<String> {
     if let Some(t) = env_token.map(str::trim).filter(|t| !t.is_empty()) {
-        if !t.bytes().all(|b| b.is_ascii_graphic()) || t.contains(';') || t.contains(',') {
+        // It travels in a URL, a cookie and a header: keep it to the
+        // characters all three carry unescaped.
+        if !t
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
+        {
             return Err(Error::Invalid(
-                "JOBMGR_TOKEN must be printable ASCII without ';' or ','".into(),
+                "JOBMGR_TOKEN may only use letters, digits and - . _ ~".into(),
             ));
         }
         return Ok(t.to_string());

@@ -117,7 +117,7 @@ pub fn precheck(ctx: &Ctx, request: &Request) -> std::result::Result<Pre, Reply>
             websocket: false,
         });
     }
-    let html = path.starts_with("/admin/");
+    let html = path.starts_with("/admin/") || path == "/";
     if path == "/admin/jobs"
         && method == Method::Get
         && let Some(t) = query.get("token")
@@ -170,6 +170,7 @@ type Routes = &'static [(Method, Handler)];
 fn route(segs: &[&str]) -> Option<Routes> {
     use Method::{Get, Post};
     Some(match segs {
+        [] => &[(Get, assets::home)],
         ["admin", "jobs"] => &[(Get, assets::page)],
         ["admin", "assets", ..] => &[(Get, assets::asset)],
         ["ws"] => &[(Get, api_worker::not_upgraded)],

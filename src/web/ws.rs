@@ -75,13 +75,15 @@ pub fn upgrade(ctx: &Ctx, request: Request, pre: Pre) {
     let ws = WebSocket::from_raw_socket(stream, Role::Server, None);
     // The thread borrows nothing from the handler: it gets its own handles.
     let manager = ctx.manager.clone();
-    let (hub_pid, stop) = (ctx.supervisor.child_pid(), ctx.shutdown.clone());
+    let (child_pid, stop) = (ctx.supervisor.child_pid(), ctx.shutdown.clone());
+    let followers = ctx.followers.clone();
+    let is_follow = matches!(job, Job::Follow(..));
     let spawned = match job {
         Job::Live(sub) => std::thread::Builder::new()
             .name("ws-live".into())
-            .spawn(move || live(ws, sub, &manager, move || hub_pid.get())),
+            .spawn(move || live(ws, sub, &manager, move || child_pid.get())),
         Job::Follow(id, after) => {
-            let followers = ctx.followers.clone();
+            let followers = followers.clone();
             std::thread::Builder::new()
                 .name("ws-follow".into())
                 .spawn(move || {
@@ -92,6 +94,9 @@ pub fn upgrade(ctx: &Ctx, request: Request, pre: Pre) {
     };
     if let Err(e) = spawned {
         log::error!("spawn WebSocket thread: {e}");
+        if is_follow {
+            followers.fetch_sub(1, Ordering::SeqCst);
+        }
     }
 }
 

@@ -104,7 +104,16 @@ fn read_response(s: TcpStream) -> Resp {
         .iter()
         .any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked"));
     let mut body = Vec::new();
-    if chunked {
+    let length = headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+        .and_then(|(_, v)| v.parse::<usize>().ok());
+    if status == 101 {
+        // Switched protocols: the socket stays open; there is no body.
+    } else if let Some(n) = length.filter(|_| !chunked) {
+        body.resize(n, 0);
+        r.read_exact(&mut body).expect("read body");
+    } else if chunked {
         loop {
             let mut size = String::new();
             r.read_line(&mut size).expect("read chunk size");

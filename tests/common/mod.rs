@@ -3,6 +3,7 @@
 //! deadline, and reading the SQLite file directly.
 #![allow(dead_code)]
 
+pub mod command;
 pub mod http;
 
 use std::io::{BufRead, BufReader};
@@ -185,6 +186,26 @@ impl TestDb {
             },
             _stdout: reader,
         }
+    }
+
+    /// Inserts a RUNNING run held by a worker whose heartbeat is long gone.
+    pub fn insert_stalled_run(&self) -> i64 {
+        let c = self.conn();
+        c.execute(
+            "INSERT INTO Worker (hostname, pid, version, state, startedAt, heartbeatAt) \
+             VALUES ('gone', 999999, 'x', 'RUNNING', '2020-01-01T00:00:00.000Z', '2020-01-01T00:00:00.000Z')",
+            [],
+        )
+        .expect("insert worker");
+        let w = c.last_insert_rowid();
+        c.execute(
+            "INSERT INTO JobRun (jobName, status, createdAt, startedAt, workerId, updatedAt) \
+             VALUES ('demo-multi-phase', 'RUNNING', '2020-01-01T00:00:00.000Z', '2020-01-01T00:00:00.000Z', ?1, \
+             '2020-01-01T00:00:00.000Z')",
+            [w],
+        )
+        .expect("insert run");
+        c.last_insert_rowid()
     }
 
     /// A direct connection to the database file.

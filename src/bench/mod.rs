@@ -1,0 +1,207 @@
+//! `jobmgr bench`: measures jobmgr on the user's own disk, scenario by
+//! scenario, each on a fresh temporary database next to `--db`, and prints a
+//! table or one JSON object per line.
+
+mod scenarios;
+
+pub use scenarios::latency_client;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+
+/// Every scenario, in the order `jobmgr bench` runs them.
+pub const SCENARIOS: [&str; 10] = [
+    "raw",
+    "enqueue",
+    "enqueue-concurrent",
+    "enqueue-bulk",
+    "process",
+    "process-backlog",
+    "process-history",
+    "latency",
+    "logs",
+    "progress",
+];
+
+/// Options of one bench invocation.
+#[derive(Debug, Clone)]
+pub struct BenchOptions {
+    /// The user's database path: temporary databases go beside it.
+    pub db: PathBuf,
+    /// Runs (or lines) per scenario.
+    pub n: usize,
+    /// Runs queued behind in `process-backlog`, finished runs in `process-history`.
+    pub backlog: usize,
+    /// Log lines in `process-history`.
+    pub history_lines: usize,
+}
+
+/// One measured figure.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct Measurement {
+    pub mode: String,
+    pub n: usize,
+    pub workers: usize,
+    pub seconds: f64,
+    pub rate: f64,
+    pub synchronous: &'static str,
+    pub maxrss_kb: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub raw_ratio: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lat_p50_ms: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lat_p95_ms: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lat_p99_ms: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+impl Measurement {
+    fn new(mode: &str, n: usize, workers: usize, took: Duration) -> Measurement {
+        let seconds = took.as_secs_f64();
+        Measurement {
+            mode: mode.into(),
+            n,
+            workers,
+            seconds,
+            rate: if seconds > 0.0 {
+                n as f64 / seconds
+            } else {
+                0.0
+            },
+            synchronous: "FULL",
+            maxrss_kb: max_rss_kb(),
+            ..Measurement::default()
+        }
+    }
+}
+
+/// Runs the named scenarios (all when empty) and prints each result as it
+/// is measured.
+pub fn run(names: &[String], opts: &BenchOptions, json: bool) -> Result<()> {
+    for n in names {
+        if !SCENARIOS.contains(&n.as_str()) {
+            let mut msg = format!("unknown scenario '{n}'");
+            if let Some(s) = crate::error::suggest(n, SCENARIOS) {
+                msg.push_str(&format!(" (did you mean '{s}'?)"));
+            }
+            msg.push_str(&format!("; scenarios: {}", SCENARIOS.join(", ")));
+            return Err(Error::Invalid(msg));
+        }
+    }
+    let selected: Vec<&str> = if names.is_empty() {
+        SCENARIOS.to_vec()
+    } else {
+        names.iter().map(String::as_str).collect()
+    };
+    if !json {
+        print_header();
+    }
+    let mut ctx = scenarios::Ctx::new(opts)?;
+    for name in selected {
+        for m in ctx.run(name)? {
+            print(&m, json);
+        }
+    }
+    Ok(())
+}
+
+fn print_header() {
+    println!(
+        "{:<22} {:>9} {:>4} {:>9} {:>12} {:>7} {:>9} {:>9} {:>9} {:>9}",
+        "mode", "n", "wrk", "seconds", "rate/s", "raw", "p50 ms", "p95 ms", "p99 ms", "rss KB"
+    );
+}
+
+fn print(m: &Measurement, json: bool) {
+    if json {
+        println!("{}", serde_json::to_string(m).unwrap_or_default());
+        return;
+    }
+    let opt = |v: Option<f64>, prec: usize| {
+        v.map(|x| format!("{x:.prec$}"))
+            .unwrap_or_else(|| "-".into())
+    };
+    println!(
+        "{:<22} {:>9} {:>4} {:>9.3} {:>12.0} {:>7} {:>9} {:>9} {:>9} {:>9}{}",
+        m.mode,
+        m.n,
+        m.workers,
+        m.seconds,
+        m.rate,
+        opt(m.raw_ratio, 2),
+        opt(m.lat_p50_ms, 2),
+        opt(m.lat_p95_ms, 2),
+        opt(m.lat_p99_ms, 2),
+        m.maxrss_kb,
+        m.note
+            .as_deref()
+            .map(|n| format!("  {n}"))
+            .unwrap_or_default()
+    );
+}
+
+/// Peak resident memory of this process, from /proc (0 where unavailable).
+pub fn max_rss_kb() -> u64 {
+    proc_status_kb("VmHWM:")
+}
+
+/// Current resident memory of this process.
+pub fn rss_kb() -> u64 {
+    proc_status_kb("VmRSS:")
+}
+
+fn proc_status_kb(key: &str) -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(key))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// A directory for one scenario's database beside `db`, removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    /// Creates `<dir of db>/.jobmgr-bench-<pid>-<name>`.
+    pub fn beside(db: &Path, name: &str) -> Result<TempDir> {
+        let parent = db
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let dir = parent.join(format!(".jobmgr-bench-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).map_err(Error::io("create bench directory", &dir))?;
+        Ok(TempDir(dir))
+    }
+
+    /// The database path inside.
+    pub fn db(&self) -> PathBuf {
+        self.0.join("bench.db")
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Percentile (0-100) of sorted milliseconds.
+pub fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let idx = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
+    sorted.get(idx.min(sorted.len() - 1)).copied()
+}

@@ -1,0 +1,95 @@
+//! Wakes the writer when another process commits. SQLite has no
+//! cross-process notification, but every commit writes the WAL file, so an
+//! inotify watch on `<db>-wal` turns a commit into a message at once: an
+//! idle worker starts new runs within a millisecond or two without polling
+//! the database a thousand times a second.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread;
+use std::time::{Duration, SystemTime};
+
+use crossbeam_channel::Sender;
+use inotify::{Inotify, WatchMask};
+
+use super::writer::Msg;
+
+/// The running watcher; [`Watcher::stop`] ends and joins its thread.
+pub struct Watcher {
+    stop: Arc<AtomicBool>,
+    lock_path: PathBuf,
+    thread: Option<thread::JoinHandle<()>>,
+    done: crossbeam_channel::Receiver<()>,
+}
+
+/// Starts watching `<db>-wal`; None when inotify is unavailable (the writer
+/// then polls `PRAGMA data_version` on a short interval instead).
+pub fn watch(db: &Path, lock_path: &Path, tx: Sender<Msg>) -> Option<Watcher> {
+    let mut wal = db.as_os_str().to_owned();
+    wal.push("-wal");
+    let inotify = Inotify::init().ok()?;
+    let watches = inotify.watches();
+    let mut w = watches;
+    if let Err(e) = w.add(PathBuf::from(&wal), WatchMask::MODIFY) {
+        log::warn!("cannot watch the WAL file ({e}); polling instead");
+        return None;
+    }
+    // The lock file is this worker's own: touching it wakes the thread so it
+    // can see the stop flag.
+    w.add(
+        lock_path,
+        WatchMask::ATTRIB | WatchMask::OPEN | WatchMask::CLOSE_WRITE,
+    )
+    .ok()?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    let (done_tx, done) = crossbeam_channel::bounded(1);
+    let thread = thread::Builder::new()
+        .name("wal-watch".into())
+        .spawn(move || {
+            run(inotify, tx, flag);
+            let _ = done_tx.send(());
+        })
+        .ok()?;
+    Some(Watcher {
+        stop,
+        lock_path: lock_path.to_path_buf(),
+        thread: Some(thread),
+        done,
+    })
+}
+
+fn run(mut inotify: Inotify, tx: Sender<Msg>, stop: Arc<AtomicBool>) {
+    let mut buf = [0u8; 4096];
+    loop {
+        if inotify.read_events_blocking(&mut buf).is_err() || stop.load(Ordering::Acquire) {
+            return;
+        }
+        // A full queue already holds a wake-up; never block here.
+        if let Err(crossbeam_channel::TrySendError::Disconnected(_)) = tx.try_send(Msg::DbChanged) {
+            return;
+        }
+    }
+}
+
+impl Watcher {
+    /// Ends the watcher thread and waits for it.
+    pub fn stop(mut self) {
+        self.stop.store(true, Ordering::Release);
+        let touched = File::options()
+            .write(true)
+            .open(&self.lock_path)
+            .and_then(|f| f.set_modified(SystemTime::now()));
+        let ended = touched.is_ok() && self.done.recv_timeout(Duration::from_secs(1)).is_ok();
+        match self.thread.take() {
+            Some(t) if ended => {
+                let _ = t.join();
+            }
+            // Without the wake-up the thread stays blocked; it holds nothing
+            // but its inotify descriptor and ends with the process.
+            _ => log::warn!("could not wake the WAL watcher; leaving it"),
+        }
+    }
+}

@@ -1,0 +1,122 @@
+//! Storage helpers for `jobmgr bench`: the raw-insert ceiling and fast
+//! generation of large histories.
+
+use rusqlite::{Connection, params};
+
+use crate::clock::Timestamp;
+use crate::error::{Error, Result};
+
+/// Creates the table the raw ceiling writes to: JobLog-like rows with two
+/// secondary indexes.
+pub fn create_raw_table(conn: &Connection) -> Result<()> {
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS RawLog (id INTEGER PRIMARY KEY, runId INTEGER NOT NULL, \
+         level TEXT NOT NULL, message TEXT NOT NULL, context TEXT, timestamp TEXT NOT NULL); \
+         CREATE INDEX IF NOT EXISTS RawLog_run ON RawLog (runId, timestamp); \
+         CREATE INDEX IF NOT EXISTS RawLog_time ON RawLog (timestamp);",
+    )
+    .map_err(Error::db("create raw table"))
+}
+
+/// Inserts `n` rows, `per_tx` rows per transaction.
+pub fn raw_insert(conn: &mut Connection, n: usize, per_tx: usize) -> Result<()> {
+    let ts = Timestamp::now().to_text();
+    let mut done = 0;
+    while done < n {
+        let k = per_tx.min(n - done);
+        super::write_on(conn, "raw insert", |tx| {
+            let mut stmt = tx
+                .prepare_cached(
+                    "INSERT INTO RawLog (runId, level, message, context, timestamp) \
+                     VALUES (?1, 'info', ?2, '{\"bench\":true,\"i\":1}', ?3)",
+                )
+                .map_err(Error::db("raw insert"))?;
+            for i in 0..k {
+                stmt.execute(params![
+                    (done + i) as i64 / 100,
+                    "processed one more item of the benchmark workload, all fine",
+                    ts
+                ])
+                .map_err(Error::db("raw insert"))?;
+            }
+            Ok(())
+        })?;
+        done += k;
+    }
+    Ok(())
+}
+
+/// Runs not yet finished.
+pub fn count_unfinished(conn: &Connection) -> Result<i64> {
+    conn.query_row(
+        "SELECT (SELECT count(*) FROM JobRun WHERE status = 'QUEUED') + \
+         (SELECT count(*) FROM JobRun WHERE status = 'RUNNING')",
+        [],
+        |r| r.get(0),
+    )
+    .map_err(Error::db("count unfinished runs"))
+}
+
+/// Runs of `job_name` in COMPLETED.
+pub fn count_completed(conn: &Connection, job_name: &str) -> Result<i64> {
+    conn.query_row(
+        "SELECT count(*) FROM JobRun WHERE jobName = ?1 AND status = 'COMPLETED'",
+        [job_name],
+        |r| r.get(0),
+    )
+    .map_err(Error::db("count completed runs"))
+}
+
+/// Inserts `runs` finished runs with `lines_per_run` log lines each, in
+/// large transactions, as an old history.
+pub fn generate_history(conn: &mut Connection, runs: usize, lines_per_run: usize) -> Result<()> {
+    let old = Timestamp::now().plus_ms(-30 * 86_400_000);
+    let chunk = 5_000;
+    let mut done = 0;
+    while done < runs {
+        let k = chunk.min(runs - done);
+        super::write_on(conn, "generate history", |tx| {
+            let mut run = tx
+                .prepare_cached(
+                    "INSERT INTO JobRun (jobName, status, parameters, createdAt, startedAt, \
+                     finishedAt, entitiesProcessed, entitiesTotal, outcomeSummary, error, \
+                     triggeredBy, updatedAt) VALUES (?1, ?2, '{\"count\":10}', ?3, ?3, ?3, 10, \
+                     10, '{\"updates\":10}', ?4, 'cli', ?3)",
+                )
+                .map_err(Error::db("generate runs"))?;
+            let mut line = tx
+                .prepare_cached(
+                    "INSERT INTO JobLog (jobRunId, level, stage, message, context, timestamp) \
+                     VALUES (?1, 'info', 'Processing', 'processed item', '{\"i\":1}', ?2)",
+                )
+                .map_err(Error::db("generate log lines"))?;
+            for i in 0..k {
+                let n = done + i;
+                let ts = old.plus_ms(n as i64).to_text();
+                let (name, status, error) = match n % 10 {
+                    0 => ("history-import", "FAILED", Some("connection reset by peer")),
+                    1..=3 => ("history-feed", "COMPLETED", None),
+                    _ => ("history-scores", "COMPLETED", None),
+                };
+                run.execute(params![name, status, ts, error])
+                    .map_err(Error::db("generate runs"))?;
+                let id = tx.last_insert_rowid();
+                for _ in 0..lines_per_run {
+                    line.execute(params![id, ts])
+                        .map_err(Error::db("generate log lines"))?;
+                }
+            }
+            Ok(())
+        })?;
+        done += k;
+    }
+    conn.execute_batch("PRAGMA optimize")
+        .map_err(Error::db("optimize"))
+}
+
+/// Copies the WAL into the database file and truncates it, so a scenario
+/// does not pay for the previous bulk load's checkpoint.
+pub fn checkpoint(conn: &Connection) -> Result<()> {
+    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+        .map_err(Error::db("checkpoint"))
+}

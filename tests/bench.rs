@@ -1,0 +1,88 @@
+//! `jobmgr bench` keeps working: every scenario runs on a small N and
+//! reports the documented JSON fields (speed itself is never asserted).
+
+mod common;
+
+use common::TestDb;
+use serde_json::Value;
+
+#[test]
+fn bench_scenarios_report_the_documented_fields() {
+    let db = TestDb::new("bench");
+    let out = db.ok(&[
+        "bench",
+        "--json",
+        "--n",
+        "300",
+        "--backlog",
+        "500",
+        "--history-lines",
+        "1000",
+        "raw",
+        "enqueue",
+        "enqueue-concurrent",
+        "enqueue-bulk",
+        "process",
+        "process-backlog",
+        "process-history",
+        "latency",
+        "logs",
+        "progress",
+    ]);
+    let rows: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let modes: Vec<&str> = rows.iter().map(|r| r["mode"].as_str().unwrap()).collect();
+    assert_eq!(
+        modes,
+        [
+            "raw-1-per-tx",
+            "raw-1000-per-tx",
+            "enqueue",
+            "enqueue-concurrent",
+            "enqueue-bulk",
+            "process",
+            "process",
+            "process-backlog",
+            "process-history",
+            "latency",
+            "logs",
+            "progress"
+        ]
+    );
+    for r in &rows {
+        for key in [
+            "n",
+            "workers",
+            "seconds",
+            "rate",
+            "synchronous",
+            "maxrss_kb",
+        ] {
+            assert!(!r[key].is_null(), "{key} missing in {r}");
+        }
+        assert_eq!(r["synchronous"], "FULL");
+    }
+    let process: Vec<&Value> = rows.iter().filter(|r| r["mode"] == "process").collect();
+    assert_eq!(process[0]["workers"], 1);
+    assert_eq!(process[1]["workers"], 4);
+    assert_eq!(process[0]["n"], 300);
+    let latency = rows.iter().find(|r| r["mode"] == "latency").unwrap();
+    assert!(latency["lat_p50_ms"].as_f64().unwrap() <= latency["lat_p99_ms"].as_f64().unwrap());
+    assert!(rows.iter().find(|r| r["mode"] == "enqueue").unwrap()["raw_ratio"].is_number());
+    // Temporary databases are removed; only the directory's own files remain.
+    let left: Vec<_> = std::fs::read_dir(&db.dir).unwrap().collect();
+    assert!(left.is_empty(), "bench left {left:?}");
+}
+
+#[test]
+fn an_unknown_scenario_is_refused_with_a_suggestion() {
+    let db = TestDb::new("bench-bad");
+    let err = db.fails(&["bench", "proces"]);
+    assert!(
+        err.trim()
+            .starts_with("jobmgr: unknown scenario 'proces' (did you mean 'process'?)"),
+        "{err}"
+    );
+}

@@ -1,0 +1,280 @@
+//! The CLI against a real database file: enqueue, listing, details, cancel,
+//! re-run, job types, and the errors bad input gets (with nothing written).
+
+mod common;
+
+use common::TestDb;
+use serde_json::Value;
+
+fn run_count(db: &TestDb) -> i64 {
+    db.scalar("SELECT count(*) FROM JobRun")
+        .parse()
+        .unwrap_or(-1)
+}
+
+#[test]
+fn enqueue_stores_a_queued_run_with_typed_parameters() {
+    let db = TestDb::new("enqueue");
+    let id = db.enqueue("demo-known-total", &["count=5", "delay_ms=0"]);
+    let rows = db.query(&format!(
+        "SELECT jobName, status, parameters, priority, attempt, triggeredBy, createdAt, \
+         entitiesProcessed, outcomeSummary FROM JobRun WHERE id = {id}"
+    ));
+    let r = &rows[0];
+    assert_eq!(r[0], "demo-known-total");
+    assert_eq!(r[1], "QUEUED");
+    let params: Value = serde_json::from_str(r[2].as_str().unwrap()).unwrap();
+    assert_eq!(params, serde_json::json!({"count": 5, "delay_ms": 0}));
+    assert_eq!(r[3], 0);
+    assert_eq!(r[4], 1);
+    assert_eq!(r[5], "cli");
+    let created = r[6].as_str().unwrap();
+    assert_eq!(created.len(), 24, "{created}");
+    assert!(
+        created.ends_with('Z') && created.as_bytes()[10] == b'T',
+        "{created}"
+    );
+    assert_eq!(r[7], 0);
+    assert_eq!(r[8], "{}");
+}
+
+#[test]
+fn defaults_fill_missing_parameters_and_priority_is_kept() {
+    let db = TestDb::new("defaults");
+    let id: i64 = db
+        .ok(&["enqueue", "demo-unknown-total", "--priority", "-5"])
+        .parse()
+        .unwrap();
+    assert_eq!(
+        db.scalar(&format!("SELECT parameters FROM JobRun WHERE id = {id}")),
+        r#"{"count":100,"delay_ms":50}"#
+    );
+    assert_eq!(
+        db.scalar(&format!("SELECT priority FROM JobRun WHERE id = {id}")),
+        "-5"
+    );
+}
+
+#[test]
+fn bad_input_is_refused_with_a_clear_message_and_nothing_written() {
+    let db = TestDb::new("badinput");
+    db.ok(&["migrate"]);
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["enqueue", "demo-known-totl"],
+            "jobmgr: unknown job type 'demo-known-totl' (did you mean 'demo-known-total'?)",
+        ),
+        (
+            &["enqueue", "demo-known-total", "-p", "count=abc"],
+            "jobmgr: parameter 'count': expected an integer, got \"abc\"",
+        ),
+        (
+            &["enqueue", "demo-known-total", "-p", "count=-1"],
+            "jobmgr: parameter 'count': must be at least 0, got -1",
+        ),
+        (
+            &["enqueue", "demo-known-total", "-p", "cuont=1"],
+            "jobmgr: parameter 'cuont': unknown parameter for job type 'demo-known-total' (did you mean 'count'?)",
+        ),
+        (
+            &["enqueue", "backup-database"],
+            "jobmgr: parameter 'path': is required",
+        ),
+        (
+            &["enqueue", "demo-known-total", "-p", "count"],
+            "jobmgr: -p expects KEY=VALUE, got 'count'",
+        ),
+        (
+            &["enqueue", "demo-known-total", "--priority", "5000"],
+            "jobmgr: priority must be between -1000 and 1000, got 5000",
+        ),
+        (
+            &["enqueue", "demo-multi-phase", "-p", "fail_mode=explode"],
+            "jobmgr: parameter 'fail_mode': must be one of error, panic",
+        ),
+        (&["show", "999"], "jobmgr: job run 999 not found"),
+        (&["cancel", "999"], "jobmgr: job run 999 not found"),
+        (&["rerun", "999"], "jobmgr: job run 999 not found"),
+        (&["logs", "999"], "jobmgr: job run 999 not found"),
+        (
+            &["jobs", "--status", "DONE"],
+            "jobmgr: unknown status 'DONE' (expected one of QUEUED, RUNNING, COMPLETED, FAILED, CANCELLED)",
+        ),
+    ];
+    for (args, expected) in cases {
+        let err = db.fails(args);
+        assert_eq!(err.trim(), *expected, "for {args:?}");
+    }
+    assert_eq!(run_count(&db), 0);
+}
+
+#[test]
+fn an_unreadable_database_is_a_one_line_error() {
+    let db = TestDb::new("unreadable");
+    std::fs::write(
+        &db.path,
+        b"this is not a database, just some text padding it out....",
+    )
+    .unwrap();
+    let err = db.fails(&["status"]);
+    assert!(
+        err.starts_with("jobmgr: open database") && err.contains("not a database"),
+        "{err}"
+    );
+    let missing_dir = db.dir.join("no/such/dir/x.db");
+    let out = std::process::Command::new(common::BIN)
+        .args(["--db", missing_dir.to_str().unwrap(), "status"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("does not exist"), "{err}");
+    // The garbage file is left exactly as it was.
+    assert!(
+        std::fs::read(&db.path)
+            .unwrap()
+            .starts_with(b"this is not a database")
+    );
+}
+
+#[test]
+fn cancel_queued_run_is_immediate_and_finished_runs_refuse() {
+    let db = TestDb::new("cancel");
+    let id = db.enqueue("demo-known-total", &[]);
+    assert_eq!(
+        db.ok(&["cancel", &id.to_string()]),
+        format!("run {id} cancelled")
+    );
+    assert_eq!(db.status_of(id), "CANCELLED");
+    assert!(
+        !db.scalar(&format!("SELECT finishedAt FROM JobRun WHERE id = {id}"))
+            .is_empty()
+    );
+    let err = db.fails(&["cancel", &id.to_string()]);
+    assert_eq!(
+        err.trim(),
+        format!("jobmgr: run {id} is CANCELLED and can no longer be cancelled")
+    );
+}
+
+#[test]
+fn rerun_copies_parameters_and_points_back() {
+    let db = TestDb::new("rerun");
+    let id = db.enqueue("demo-multi-phase", &["count=3", "fail_at=2"]);
+    let err = db.fails(&["rerun", &id.to_string()]);
+    assert!(err.contains("is QUEUED; only finished runs"), "{err}");
+    db.ok(&["cancel", &id.to_string()]);
+    let new: i64 = db.ok(&["rerun", &id.to_string()]).parse().unwrap();
+    assert_ne!(new, id);
+    let rows = db.query(&format!(
+        "SELECT status, rerunOfId, parameters, jobName FROM JobRun WHERE id = {new}"
+    ));
+    assert_eq!(rows[0][0], "QUEUED");
+    assert_eq!(rows[0][1], id);
+    assert_eq!(
+        rows[0][2],
+        db.scalar(&format!("SELECT parameters FROM JobRun WHERE id = {id}"))
+    );
+    assert_eq!(rows[0][3], "demo-multi-phase");
+}
+
+#[test]
+fn listing_and_details_in_text_and_json() {
+    let db = TestDb::new("listing");
+    let a = db.enqueue("demo-known-total", &["count=7"]);
+    let b = db.enqueue("demo-unknown-total", &[]);
+    db.ok(&["cancel", &b.to_string()]);
+
+    let all: Value = serde_json::from_str(&db.ok(&["--json", "jobs"])).unwrap();
+    let ids: Vec<i64> = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(ids, vec![b, a], "newest first");
+
+    let cancelled: Value =
+        serde_json::from_str(&db.ok(&["jobs", "--status", "cancelled", "--json"])).unwrap();
+    assert_eq!(cancelled.as_array().unwrap().len(), 1);
+    assert_eq!(cancelled[0]["id"], b);
+
+    let by_name: Value =
+        serde_json::from_str(&db.ok(&["jobs", "--name", "demo-known-total", "--json"])).unwrap();
+    assert_eq!(by_name[0]["id"], a);
+
+    let page2: Value =
+        serde_json::from_str(&db.ok(&["jobs", "--before", &b.to_string(), "--json"])).unwrap();
+    assert_eq!(page2.as_array().unwrap().len(), 1);
+    assert_eq!(page2[0]["id"], a);
+
+    let search: Value =
+        serde_json::from_str(&db.ok(&["jobs", "-q", "\"count\":7", "--json"])).unwrap();
+    assert_eq!(search.as_array().unwrap().len(), 1);
+
+    let text = db.ok(&["jobs"]);
+    assert!(
+        text.contains("demo-known-total") && text.contains("CANCELLED"),
+        "{text}"
+    );
+    assert!(text.contains("Waiting (0 processed)"), "{text}");
+
+    let show: Value = serde_json::from_str(&db.ok(&["show", &a.to_string(), "--json"])).unwrap();
+    assert_eq!(show["jobName"], "demo-known-total");
+    assert_eq!(show["parameters"]["count"], 7);
+    assert_eq!(show["status"], "QUEUED");
+
+    let status: Value = serde_json::from_str(&db.ok(&["status", "--json"])).unwrap();
+    assert_eq!(status["counts"]["byStatus"]["QUEUED"], 1);
+    assert_eq!(status["counts"]["byStatus"]["CANCELLED"], 1);
+    assert_eq!(status["worker"]["state"], "NONE");
+}
+
+#[test]
+fn job_types_lists_declared_parameters() {
+    let db = TestDb::new("types");
+    let types: Value = serde_json::from_str(&db.ok(&["job-types", "--json"])).unwrap();
+    let names: Vec<&str> = types
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    for n in [
+        "backup-database",
+        "demo-known-total",
+        "demo-multi-phase",
+        "demo-unknown-total",
+        "prune-history",
+    ] {
+        assert!(names.contains(&n), "{n} missing from {names:?}");
+    }
+    let demo = types
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "demo-known-total")
+        .unwrap();
+    assert!(demo["description"].as_str().unwrap().starts_with("Demo"));
+    assert_eq!(demo["parameters"][0]["name"], "count");
+    assert_eq!(demo["parameters"][0]["type"], "integer");
+    assert_eq!(demo["parameters"][0]["default"], 100);
+    let text = db.ok(&["job-types"]);
+    assert!(text.contains("-p older_than_days=<integer>"), "{text}");
+}
+
+#[test]
+fn migrate_creates_the_schema_once() {
+    let db = TestDb::new("migrate");
+    let first = db.ok(&["migrate"]);
+    assert!(first.contains("V1__init"), "{first}");
+    assert_eq!(
+        db.ok(&["migrate"]),
+        format!("database {} is up to date", db.path.display())
+    );
+    let tables = db.query(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name IN ('JobRun', 'JobLog', 'Worker') ORDER BY name",
+    );
+    assert_eq!(tables.len(), 3);
+    assert_eq!(db.scalar("PRAGMA journal_mode"), "wal");
+}

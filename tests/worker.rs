@@ -1,0 +1,368 @@
+//! The worker process: running jobs to every outcome, cancellation, the
+//! singleton guarantee, graceful stop, kill -9 recovery, stale workers and
+//! fencing, all observed through the CLI and the database file.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{TestDb, wait_for};
+use serde_json::Value;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+fn json_col(db: &TestDb, col: &str, id: i64) -> Value {
+    serde_json::from_str(&db.scalar(&format!("SELECT {col} FROM JobRun WHERE id = {id}")))
+        .unwrap_or(Value::Null)
+}
+
+#[test]
+fn runs_a_job_to_completion_with_progress_outcome_and_logs() {
+    let db = TestDb::new("complete");
+    let id = db.enqueue("demo-known-total", &["count=20", "delay_ms=5"]);
+    let _w = db.spawn_worker(&[]);
+    db.wait_status(id, "COMPLETED", WAIT);
+    let r = &db.query(&format!(
+        "SELECT entitiesProcessed, entitiesTotal, entitiesUnit, currentStage, startedAt, \
+         finishedAt, workerId, metadata FROM JobRun WHERE id = {id}"
+    ))[0];
+    assert_eq!(r[0], 20);
+    assert_eq!(r[1], 20);
+    assert_eq!(r[2], "items");
+    assert_eq!(r[3], "Processing");
+    assert!(r[4].as_str().unwrap() <= r[5].as_str().unwrap());
+    assert_eq!(
+        json_col(&db, "outcomeSummary", id),
+        serde_json::json!({"updates": 20})
+    );
+    let meta = json_col(&db, "metadata", id);
+    assert!(meta["workerVersion"].is_string(), "{meta}");
+    let worker_id = r[6].as_i64().unwrap();
+    let w = &db.query(&format!(
+        "SELECT state, hostname, pid, version FROM Worker WHERE id = {worker_id}"
+    ))[0];
+    assert_eq!(w[0], "RUNNING");
+    assert!(!w[1].as_str().unwrap().is_empty());
+    assert!(w[2].as_i64().unwrap() > 0);
+    assert_eq!(w[3], meta["workerVersion"]);
+    let logs = db.ok(&["logs", &id.to_string()]);
+    assert!(logs.contains("Stage: Processing"), "{logs}");
+    assert!(logs.contains("done: 20 items processed"), "{logs}");
+    let warn_only = db.ok(&["logs", &id.to_string(), "--level", "warning"]);
+    assert!(warn_only.is_empty(), "{warn_only}");
+}
+
+#[test]
+fn failures_and_panics_record_error_context_and_summary() {
+    let db = TestDb::new("fail");
+    let failing = db.enqueue("demo-multi-phase", &["count=10", "delay_ms=1", "fail_at=7"]);
+    let panicking = db.enqueue(
+        "demo-multi-phase",
+        &["count=10", "delay_ms=1", "fail_at=3", "fail_mode=panic"],
+    );
+    let _w = db.spawn_worker(&[]);
+    db.wait_status(failing, "FAILED", WAIT);
+    db.wait_status(panicking, "FAILED", WAIT);
+    assert_eq!(
+        db.scalar(&format!("SELECT error FROM JobRun WHERE id = {failing}")),
+        "record 7 could not be processed (fail_at=7)"
+    );
+    assert_eq!(
+        json_col(&db, "errorContext", failing),
+        serde_json::json!({"record": 7, "phase": "Processing"})
+    );
+    // The summary is written even though the job failed: 6 records done.
+    let s = json_col(&db, "outcomeSummary", failing);
+    assert_eq!(s["errors"], 1);
+    assert_eq!(
+        s["inserts"].as_i64().unwrap() + s["updates"].as_i64().unwrap(),
+        6
+    );
+    assert_eq!(
+        db.scalar(&format!(
+            "SELECT entitiesProcessed FROM JobRun WHERE id = {failing}"
+        )),
+        "6"
+    );
+
+    assert_eq!(
+        db.scalar(&format!("SELECT error FROM JobRun WHERE id = {panicking}")),
+        "panicked: demo panic at record 3"
+    );
+    assert_eq!(json_col(&db, "outcomeSummary", panicking)["errors"], 1);
+    let logs = db.ok(&["logs", &panicking.to_string(), "--level", "error"]);
+    assert!(
+        logs.contains("job panicked: demo panic at record 3"),
+        "{logs}"
+    );
+}
+
+#[test]
+fn cancelling_a_running_job_ends_it_cancelled() {
+    let db = TestDb::new("cancelrun");
+    let id = db.enqueue("demo-known-total", &["count=100000", "delay_ms=20"]);
+    let _w = db.spawn_worker(&[]);
+    db.wait_status(id, "RUNNING", WAIT);
+    wait_for("some progress", WAIT, || {
+        db.scalar(&format!(
+            "SELECT entitiesProcessed FROM JobRun WHERE id = {id}"
+        )) != "0"
+    });
+    let out = db.ok(&["cancel", &id.to_string()]);
+    assert_eq!(
+        out,
+        format!("run {id} is running; the worker was asked to cancel it")
+    );
+    db.wait_status(id, "CANCELLED", WAIT);
+    let r = &db.query(&format!(
+        "SELECT error, cancelRequestedAt, finishedAt, entitiesProcessed FROM JobRun WHERE id = {id}"
+    ))[0];
+    assert_eq!(r[0], "cancelled while running");
+    assert!(r[1].is_string() && r[2].is_string());
+    assert!(r[3].as_i64().unwrap() > 0);
+}
+
+#[test]
+fn only_one_of_many_simultaneous_workers_wins() {
+    let db = TestDb::new("singleton");
+    db.ok(&["migrate"]);
+    let mut workers: Vec<_> = (0..6).map(|_| db.spawn_worker(&[])).collect();
+    let mut exited = Vec::new();
+    wait_for("five workers to give up", WAIT, || {
+        for (i, w) in workers.iter_mut().enumerate() {
+            if !exited.iter().any(|(j, _)| *j == i)
+                && let Ok(Some(s)) = w.child.try_wait()
+            {
+                exited.push((i, s));
+            }
+        }
+        exited.len() >= 5
+    });
+    assert_eq!(exited.len(), 5);
+    for (i, status) in &exited {
+        assert!(!status.success(), "worker {i} exited 0");
+        let log = workers[*i].log_text();
+        assert!(log.contains("jobmgr: another worker is"), "{log}");
+    }
+    assert_eq!(
+        db.scalar("SELECT count(*) FROM Worker WHERE state IN ('STARTING', 'RUNNING', 'STOPPING')"),
+        "1"
+    );
+    // The message names the running worker once it is registered.
+    wait_for("the winner to be RUNNING", WAIT, || {
+        db.scalar("SELECT count(*) FROM Worker WHERE state = 'RUNNING'") == "1"
+    });
+    let mut late = db.spawn_worker(&[]);
+    assert_ne!(late.wait_exit(WAIT), Some(0));
+    let pid = db.scalar("SELECT pid FROM Worker WHERE state = 'RUNNING'");
+    let log = late.log_text();
+    assert!(
+        log.contains("another worker is already running: worker")
+            && log.contains(&format!("pid {pid} on")),
+        "{log}"
+    );
+    assert!(log.contains("heartbeat"), "{log}");
+}
+
+#[test]
+fn graceful_stop_drains_running_jobs_then_exits_zero() {
+    let db = TestDb::new("drain");
+    let id = db.enqueue("demo-known-total", &["count=15", "delay_ms=100"]);
+    let queued = db.enqueue("demo-known-total", &["count=1"]);
+    let mut w = db.spawn_worker(&["--concurrency", "1"]);
+    db.wait_status(id, "RUNNING", WAIT);
+    w.signal("TERM");
+    wait_for("STOPPING", WAIT, || {
+        db.scalar("SELECT state FROM Worker ORDER BY id DESC LIMIT 1") == "STOPPING"
+    });
+    assert_eq!(w.wait_exit(WAIT), Some(0), "{}", w.log_text());
+    assert_eq!(db.status_of(id), "COMPLETED");
+    assert_eq!(
+        db.status_of(queued),
+        "QUEUED",
+        "nothing new is claimed while stopping"
+    );
+    let row =
+        &db.query("SELECT state, stoppingAt, stoppedAt FROM Worker ORDER BY id DESC LIMIT 1")[0];
+    assert_eq!(row[0], "STOPPED");
+    assert!(row[1].is_string() && row[2].is_string());
+}
+
+#[test]
+fn stop_request_in_the_database_and_drain_timeout_interrupt_jobs() {
+    let db = TestDb::new("stopdb");
+    let long = db.enqueue("demo-multi-phase", &["count=100000", "delay_ms=50"]);
+    let retry_safe = db.enqueue("demo-known-total", &["count=100000", "delay_ms=50"]);
+    let mut w = db.spawn_worker(&["--drain-timeout", "0.5"]);
+    db.wait_status(long, "RUNNING", WAIT);
+    db.wait_status(retry_safe, "RUNNING", WAIT);
+    let msg = db.ok(&["worker", "stop"]);
+    assert!(msg.starts_with("stop requested for worker"), "{msg}");
+    assert_eq!(w.wait_exit(WAIT), Some(0), "{}", w.log_text());
+    assert_eq!(db.status_of(long), "CANCELLED");
+    let err = db.scalar(&format!("SELECT error FROM JobRun WHERE id = {long}"));
+    assert!(err.starts_with("interrupted: worker stopped"), "{err}");
+    // A retry-safe job goes back to the queue as a new attempt.
+    assert_eq!(db.status_of(retry_safe), "QUEUED");
+    assert_eq!(
+        db.scalar(&format!(
+            "SELECT attempt FROM JobRun WHERE id = {retry_safe}"
+        )),
+        "2"
+    );
+    let err = db.fails(&["worker", "stop"]);
+    assert_eq!(err.trim(), "jobmgr: no worker is running");
+}
+
+#[test]
+fn kill_9_mid_job_loses_nothing_committed_and_the_next_worker_recovers() {
+    let db = TestDb::new("kill9");
+    let done = db.enqueue("demo-known-total", &["count=3", "delay_ms=1"]);
+    let unsafe_run = db.enqueue("demo-multi-phase", &["count=100000", "delay_ms=20"]);
+    let safe_run = db.enqueue("demo-known-total", &["count=30", "delay_ms=100"]);
+    let mut w = db.spawn_worker(&[]);
+    db.wait_status(done, "COMPLETED", WAIT);
+    db.wait_status(unsafe_run, "RUNNING", WAIT);
+    db.wait_status(safe_run, "RUNNING", WAIT);
+    wait_for("logs to be committed", WAIT, || {
+        db.scalar(&format!(
+            "SELECT count(*) FROM JobLog WHERE jobRunId = {unsafe_run}"
+        ))
+        .parse::<i64>()
+        .unwrap_or(0)
+            >= 1
+    });
+    let logs_before: i64 = db
+        .scalar(&format!(
+            "SELECT count(*) FROM JobLog WHERE jobRunId = {unsafe_run}"
+        ))
+        .parse()
+        .unwrap();
+    let done_logs = db.scalar(&format!(
+        "SELECT count(*) FROM JobLog WHERE jobRunId = {done}"
+    ));
+    w.signal("KILL");
+    w.wait_exit(WAIT);
+
+    let mut w2 = db.spawn_worker(&[]);
+    db.wait_status(unsafe_run, "FAILED", WAIT);
+    let err = db.scalar(&format!("SELECT error FROM JobRun WHERE id = {unsafe_run}"));
+    assert!(err.starts_with("worker lost: worker 1 (pid"), "{err}");
+    assert!(err.contains("exited without finishing the run"), "{err}");
+    // The retry-safe run was re-queued and the new worker completed it.
+    db.wait_status(safe_run, "COMPLETED", WAIT);
+    assert_eq!(
+        db.scalar(&format!("SELECT attempt FROM JobRun WHERE id = {safe_run}")),
+        "2"
+    );
+    // What was committed before the kill is all still there.
+    assert_eq!(db.status_of(done), "COMPLETED");
+    assert_eq!(
+        db.scalar(&format!(
+            "SELECT count(*) FROM JobLog WHERE jobRunId = {done}"
+        )),
+        done_logs
+    );
+    let logs_after: i64 = db
+        .scalar(&format!(
+            "SELECT count(*) FROM JobLog WHERE jobRunId = {unsafe_run}"
+        ))
+        .parse()
+        .unwrap();
+    assert!(logs_after >= logs_before);
+    assert_eq!(db.scalar("SELECT state FROM Worker WHERE id = 1"), "DEAD");
+    assert_eq!(db.scalar("PRAGMA integrity_check"), "ok");
+    w2.signal("TERM");
+    assert_eq!(w2.wait_exit(WAIT), Some(0));
+}
+
+#[test]
+fn a_silent_worker_goes_stale_and_cleanup_fails_its_runs() {
+    let db = TestDb::new("stale");
+    let id = db.enqueue("demo-multi-phase", &["count=100000", "delay_ms=20"]);
+    let mut w = db.spawn_worker(&[]);
+    db.wait_status(id, "RUNNING", WAIT);
+    // Heartbeats advance while it lives.
+    let hb = db.scalar("SELECT heartbeatAt FROM Worker");
+    wait_for("a newer heartbeat", WAIT, || {
+        db.scalar("SELECT heartbeatAt FROM Worker") > hb
+    });
+    w.signal("KILL");
+    w.wait_exit(WAIT);
+    assert_eq!(
+        db.ok(&["cleanup-stalled"]),
+        "no stalled runs",
+        "not stale yet (1.5 s)"
+    );
+    wait_for("status to show STALE", WAIT, || {
+        db.ok(&["status"]).starts_with("worker: STALE")
+    });
+    let out = db.ok(&["cleanup-stalled"]);
+    assert!(
+        out.contains("worker 1 (pid") && out.contains("declared dead"),
+        "{out}"
+    );
+    assert_eq!(db.status_of(id), "FAILED");
+    let err = db.scalar(&format!("SELECT error FROM JobRun WHERE id = {id}"));
+    assert!(
+        err.starts_with("worker lost: worker 1") && err.contains("stopped heartbeating"),
+        "{err}"
+    );
+    assert_eq!(db.scalar("SELECT state FROM Worker"), "DEAD");
+}
+
+#[test]
+fn a_worker_declared_dead_cannot_overwrite_what_happened_since() {
+    let db = TestDb::new("fence");
+    let id = db.enqueue("demo-known-total", &["count=100000", "delay_ms=10"]);
+    let mut w = db.spawn_worker(&[]);
+    db.wait_status(id, "RUNNING", WAIT);
+    // Another process declares the worker dead and resolves its run.
+    db.conn()
+        .execute_batch(&format!(
+            "BEGIN IMMEDIATE; UPDATE Worker SET state = 'DEAD'; \
+             UPDATE JobRun SET status = 'FAILED', error = 'resolved elsewhere', \
+             entitiesProcessed = -1 WHERE id = {id}; COMMIT;"
+        ))
+        .unwrap();
+    let code = w.wait_exit(WAIT);
+    assert_ne!(code, Some(0));
+    assert!(
+        w.log_text()
+            .contains("was declared dead by another process"),
+        "{}",
+        w.log_text()
+    );
+    let r = &db.query(&format!(
+        "SELECT status, error, entitiesProcessed FROM JobRun WHERE id = {id}"
+    ))[0];
+    assert_eq!(r[0], "FAILED");
+    assert_eq!(r[1], "resolved elsewhere");
+    assert_eq!(r[2], -1);
+}
+
+#[test]
+fn priority_orders_the_queue() {
+    let db = TestDb::new("priority");
+    let low = db.enqueue("demo-known-total", &["count=1", "delay_ms=0"]);
+    let high: i64 = db
+        .ok(&[
+            "enqueue",
+            "demo-known-total",
+            "-p",
+            "count=1",
+            "--priority",
+            "10",
+        ])
+        .parse()
+        .unwrap();
+    let _w = db.spawn_worker(&["--concurrency", "1"]);
+    db.wait_status(low, "COMPLETED", WAIT);
+    let started = |id: i64| db.scalar(&format!("SELECT startedAt FROM JobRun WHERE id = {id}"));
+    assert!(
+        started(high) <= started(low),
+        "{} vs {}",
+        started(high),
+        started(low)
+    );
+}
