@@ -49,9 +49,14 @@ struct Serve {
 
 impl Serve {
     fn start(db: &TestDb) -> Serve {
+        Serve::start_with(db, &[])
+    }
+
+    fn start_with(db: &TestDb, extra: &[&str]) -> Serve {
         let mut child = db
             .cmd()
             .args(["serve", "--bind", "127.0.0.1:0"])
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(db.dir.join("serve.log")).expect("create serve log"))
@@ -145,6 +150,13 @@ fn open_page(db: &TestDb, width: u32, height: u32) -> (Serve, Browser) {
     wait_for("the worker to register", WAIT, || {
         db.scalar("SELECT count(*) FROM Worker WHERE state = 'RUNNING'") == "1"
     });
+    let b = load_page(db, &serve, width, height);
+    (serve, b)
+}
+
+/// Opens the page of a running server and waits until the worker panel
+/// shows RUNNING and the Live badge is on.
+fn load_page(db: &TestDb, serve: &Serve, width: u32, height: u32) -> Browser {
     let mut b = Browser::launch(&db.dir, width, height);
     b.navigate(&serve.url);
     b.wait_js(
@@ -172,7 +184,7 @@ fn open_page(db: &TestDb, width: u32, height: u32) -> (Serve, Browser) {
         WAIT,
         "document.getElementById('live-badge')?.dataset.state === 'live'",
     );
-    (serve, b)
+    b
 }
 
 fn js_str(s: &str) -> String {
@@ -432,6 +444,20 @@ fn phone_width_has_no_horizontal_overflow() {
     });
     screenshot(&mut b, &db, "overview-390");
 
+    // The status filter keeps only failed runs.
+    b.eval(
+        "const f = document.getElementById('history-filters'); f.elements.status.value = 'FAILED'; \
+         f.elements.status.dispatchEvent(new Event('change', {bubbles: true}))",
+    );
+    b.wait_js(
+        "only the failed run in the history",
+        WAIT,
+        &format!(
+            "(() => {{ const rows = [...document.querySelectorAll('#history-rows tr')]; \
+             return rows.length === 1 && rows[0].dataset.runId === '{failed}'; }})()"
+        ),
+    );
+
     b.eval(&format!("location.hash = '#/runs/{failed}'"));
     b.wait_js(
         "the failed run's error and outcome chart",
@@ -445,4 +471,99 @@ fn phone_width_has_no_horizontal_overflow() {
     assert_eq!(b.eval(dialog_fits), Value::Bool(true));
     assert_eq!(b.eval(no_overflow), Value::Bool(true));
     screenshot(&mut b, &db, "details-390");
+}
+
+#[test]
+fn worker_stop_and_start_buttons() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !chromium_available() {
+        return;
+    }
+    let db = TestDb::new("browser-worker");
+    let (_serve, mut b) = open_page(&db, 1280, 900);
+    b.wait_js(
+        "a ticking heartbeat age",
+        WAIT,
+        "/ago$/.test(document.getElementById('worker-heartbeat')?.textContent)",
+    );
+    b.eval("document.getElementById('worker-stop').click()");
+    b.wait_js(
+        "the worker to stop",
+        WAIT,
+        "['STOPPED', 'NO WORKER'].includes(document.getElementById('worker-state')?.textContent) && \
+         !document.getElementById('worker-start').disabled",
+    );
+    assert_eq!(
+        db.scalar("SELECT count(*) FROM Worker WHERE state IN ('STARTING', 'RUNNING', 'STOPPING')"),
+        "0"
+    );
+    b.eval("document.getElementById('worker-start').click()");
+    b.wait_js(
+        "the worker to run again",
+        WAIT,
+        "document.getElementById('worker-state')?.textContent === 'RUNNING' && \
+         document.getElementById('worker-stop').disabled === false",
+    );
+}
+
+#[test]
+fn stale_worker_and_stalled_run_cleanup() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !chromium_available() {
+        return;
+    }
+    let db = TestDb::new("browser-stalled");
+    let serve = Serve::start_with(&db, &["--no-worker"]);
+    let mut worker = db.spawn_worker(&[]);
+    // Not safe to retry, so the clean-up marks it FAILED (instead of queueing it again).
+    let id = db.enqueue("demo-multi-phase", &["count=100000", "delay_ms=50"]);
+    db.wait_status(id, "RUNNING", WAIT);
+    let mut b = load_page(&db, &serve, 1280, 900);
+    b.eval("window.__sameDocument = true");
+
+    // The worker dies without a word: the page shows it STALE, then the run
+    // is offered for clean-up.
+    worker.signal("KILL");
+    worker.wait_exit(WAIT);
+    b.wait_js(
+        "the worker to show as stale or dead",
+        WAIT,
+        "['STALE', 'DEAD'].includes(document.getElementById('worker-state')?.textContent)",
+    );
+    b.eval("document.getElementById('stalled-open').click()");
+    let listed = b.poll_js(
+        WAIT,
+        &format!(
+            "document.querySelector('#stalled-body .stalled-list a[href=\"#/runs/{id}\"]') !== null"
+        ),
+    );
+    if listed.is_err() {
+        // Maintenance may already have failed the run by itself.
+        assert_eq!(
+            db.status_of(id),
+            "FAILED",
+            "run {id} neither listed nor failed"
+        );
+        return;
+    }
+    assert_eq!(
+        db.status_of(id),
+        "RUNNING",
+        "nothing changes before confirming"
+    );
+    assert_eq!(
+        text_of(&mut b, "#stalled-body .stalled-list li .status + .status"),
+        "FAILED",
+        "the dialog says what the run will become"
+    );
+    b.eval("document.getElementById('stalled-confirm').click()");
+    db.wait_status(id, "FAILED", WAIT);
+    b.wait_js(
+        "the history to show the run FAILED",
+        WAIT,
+        &format!(
+            "document.querySelector('#history-rows tr[data-run-id=\"{id}\"].row-failed .status')?.textContent === 'FAILED'"
+        ),
+    );
+    assert_eq!(b.eval("window.__sameDocument === true"), Value::Bool(true));
 }

@@ -16,6 +16,11 @@ export function setJobTypes(list) {
   select.value = types.some((t) => t.name === current) ? current : '';
 }
 
+/** The declared job type called `name`, or null when unknown. */
+export function jobType(name) {
+  return types.find((t) => t.name === name) || null;
+}
+
 /** Fetches the job types; resolves to the list. */
 export async function loadJobTypes() {
   const res = await attempt(() => api('/api/job-types'), 'Job types');
