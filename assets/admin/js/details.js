@@ -69,7 +69,9 @@ export function updateDetails(run) {
     const statusChanged = run.status !== d.run.status;
     d.run = run;
     sample(run);
-    renderSummary();
+    // A finished run changes timings and the timeline too: redraw it all.
+    if (statusChanged) render();
+    else renderSummary();
     if (stageChanged || statusChanged) scheduleRefetch();
   } else if (run.rerunOfId === current.id || (d.rerunOf && d.rerunOf.id === run.id)) {
     scheduleRefetch();
