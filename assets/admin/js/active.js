@@ -1,0 +1,108 @@
+// Active runs (running and queued), updated live from "run" events: stage,
+// progress bar and text, rate and ETA, and a Cancel button.
+
+import { api, attempt, toast } from './api.js';
+import { h, replace, progressText, statusBadge, runLink, duration, runDuration, ago } from './format.js';
+import { sample, rateText, progressBar } from './progress.js';
+
+const MAX_SHOWN = 50;
+const runs = new Map();
+
+function isActive(run) {
+  return run.status === 'RUNNING' || run.status === 'QUEUED';
+}
+
+/** Replaces the whole list (snapshot or refetch). */
+export function setActive(list) {
+  runs.clear();
+  for (const run of list || []) {
+    if (isActive(run)) {
+      sample(run);
+      runs.set(run.id, run);
+    }
+  }
+  scheduleRender();
+}
+
+/** Applies one run change. */
+export function updateActive(run) {
+  sample(run);
+  if (isActive(run)) runs.set(run.id, run);
+  else runs.delete(run.id);
+  scheduleRender();
+}
+
+let frame = 0;
+
+/** Renders at most once per animation frame, however many events arrive. */
+function scheduleRender() {
+  if (frame) return;
+  frame = requestAnimationFrame(() => { frame = 0; render(); });
+}
+
+/** Fetches running and queued runs over HTTP (when there is no snapshot). */
+export async function loadActive() {
+  const [running, queued] = await Promise.all([
+    attempt(() => api('/api/jobs?status=RUNNING&limit=100'), 'Active runs'),
+    attempt(() => api('/api/jobs?status=QUEUED&limit=100'), 'Queued runs'),
+  ]);
+  setActive([...(running ? running.runs : []), ...(queued ? queued.runs : [])]);
+}
+
+async function cancel(run, button) {
+  button.disabled = true;
+  const res = await attempt(() => api(`/api/jobs/${run.id}/cancel`, { method: 'POST' }), `Cancel #${run.id}`);
+  if (res) {
+    toast(res.result === 'cancelled' ? `Run #${run.id} cancelled` : `Cancellation of #${run.id} requested`, 'ok');
+  } else button.disabled = false;
+}
+
+/** The Cancel button for an active run (also used by the details page). */
+export function cancelButton(run) {
+  const requested = Boolean(run.cancelRequestedAt);
+  const button = h('button', {
+    type: 'button', class: 'btn btn-small btn-danger btn-cancel',
+    disabled: requested, text: requested ? 'Cancelling…' : 'Cancel',
+  });
+  button.addEventListener('click', () => cancel(run, button));
+  return button;
+}
+
+function card(run) {
+  const running = run.status === 'RUNNING';
+  const since = running ? `running for ${duration(runDuration(run))}` : `queued ${ago(run.createdAt)}`;
+  return h('li', { class: `run-card run-${run.status.toLowerCase()}`, dataset: { runId: String(run.id) } },
+    h('div', { class: 'run-card-head' },
+      h('div', { class: 'run-title' }, runLink(run.id, run.jobName), ' ',
+        h('span', { class: 'muted', text: `#${run.id}` })),
+      statusBadge(run.status)),
+    running ? progressBar(run) : null,
+    h('div', { class: 'run-card-foot' },
+      h('span', { class: 'progress-text', text: progressText(run) }),
+      h('span', { class: 'rate muted', text: running ? rateText(run) : '' }),
+      h('span', { class: 'since muted', text: since }),
+      cancelButton(run)));
+}
+
+function render() {
+  const list = document.getElementById('active-list');
+  const count = document.getElementById('active-count');
+  if (!list) return;
+  const sorted = [...runs.values()].sort((a, b) => {
+    if (a.status !== b.status) return a.status === 'RUNNING' ? -1 : 1;
+    return a.status === 'RUNNING' ? a.id - b.id : (b.priority - a.priority) || (a.id - b.id);
+  });
+  if (count) count.textContent = sorted.length ? String(sorted.length) : '';
+  if (!sorted.length) {
+    replace(list, h('li', { class: 'empty', text: 'No runs are active. Start one with “Run a job”.' }));
+    return;
+  }
+  const shown = sorted.slice(0, MAX_SHOWN).map(card);
+  const more = sorted.length - MAX_SHOWN;
+  replace(list, shown, more > 0 ? h('li', { class: 'empty', text: `and ${more} more queued` }) : null);
+}
+
+/** Refreshes durations once a second. */
+export function initActive() {
+  setInterval(() => { if (runs.size) scheduleRender(); }, 1000);
+}

@@ -1,0 +1,69 @@
+// Entry point: wires the panels to the WebSocket and the router.
+// The hash route #/runs/ID opens a run's details; anything else closes them.
+
+import { connect, on } from './live.js';
+import { initWorker, loadWorker, setWorker } from './worker.js';
+import { loadStats, setStats } from './stats.js';
+import { initActive, loadActive, setActive, updateActive } from './active.js';
+import { initHistory, loadHistory, setHistoryJobTypes, updateHistory } from './history.js';
+import { initDetails, openDetails, closeDetails, updateDetails } from './details.js';
+import { initNewJob, loadJobTypes } from './newjob.js';
+import { loadErrors, noteRun } from './errors.js';
+import { initStalled } from './stalled.js';
+
+function route() {
+  const m = /^#\/runs\/(\d+)$/.exec(location.hash);
+  if (m) openDetails(Number(m[1]));
+  else closeDetails();
+}
+
+function refetchAll() {
+  loadWorker();
+  loadStats();
+  loadActive();
+  loadHistory();
+  loadErrors();
+}
+
+function init() {
+  initWorker();
+  initActive();
+  initHistory();
+  initDetails();
+  initNewJob();
+  initStalled();
+
+  on('snapshot', (msg) => {
+    if (msg.worker !== undefined) setWorker(msg.worker);
+    if (msg.stats) setStats(msg.stats);
+    if (Array.isArray(msg.active)) setActive(msg.active);
+  });
+  on('worker', (msg) => setWorker(msg.worker));
+  on('stats', (msg) => setStats(msg.stats));
+  on('run', (msg) => {
+    if (!msg.run) return;
+    updateActive(msg.run);
+    updateHistory(msg.run);
+    updateDetails(msg.run);
+    noteRun(msg.run);
+  });
+  on('resync', refetchAll);
+  // After a reconnect, events may have been missed: refresh what the
+  // snapshot does not carry.
+  let connectedBefore = false;
+  on('open', () => {
+    if (connectedBefore) { loadHistory(); loadErrors(); }
+    connectedBefore = true;
+  });
+
+  refetchAll();
+  loadJobTypes().then(setHistoryJobTypes);
+  connect();
+  setInterval(loadErrors, 60000);
+  setInterval(loadWorker, 30000);
+
+  window.addEventListener('hashchange', route);
+  route();
+}
+
+init();

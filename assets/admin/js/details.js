@@ -1,0 +1,241 @@
+// Run details at #/runs/ID, shown in a modal: parameters, metadata and the
+// re-run chain, timings, stage timeline, outcome chart, the error with its
+// context, and the live log viewer. Updates live from "run" events.
+
+import { api, ApiError } from './api.js';
+import {
+  h, replace, statusBadge, runLink, dateTime, duration, runDuration, parseTime,
+  prettyJson, asObject, num, progressText,
+} from './format.js';
+import { sample, rateText, progressBar } from './progress.js';
+import { cancelButton } from './active.js';
+import { rerunButton } from './history.js';
+import { createLogViewer } from './logs.js';
+import { currentWorker } from './worker.js';
+
+let current = null; // { id, detail, viewer }
+let refetchTimer = null;
+
+function dialog() {
+  return document.getElementById('details');
+}
+
+/** Opens the details of run `id` (called by the router). */
+export async function openDetails(id) {
+  const dlg = dialog();
+  if (current && current.id === id) return;
+  closeViewer();
+  current = { id, detail: null, viewer: null };
+  replace(document.getElementById('details-title'), `Run #${id}`);
+  replace(document.getElementById('details-body'), h('p', { class: 'muted', text: 'Loading…' }));
+  if (!dlg.open) dlg.showModal();
+  await fetchDetail(id);
+}
+
+async function fetchDetail(id) {
+  let detail;
+  try {
+    detail = await api(`/api/jobs/${id}`);
+  } catch (e) {
+    if (!current || current.id !== id) return;
+    const msg = e instanceof ApiError && e.status === 404 ? `Run #${id} does not exist.` : e.message;
+    replace(document.getElementById('details-body'), h('p', { class: 'error-box', role: 'alert', text: msg }));
+    return;
+  }
+  if (!current || current.id !== id) return;
+  current.detail = detail;
+  sample(detail.run);
+  render();
+}
+
+/** Closes the modal (called by the router when the hash changes). */
+export function closeDetails() {
+  closeViewer();
+  current = null;
+  const dlg = dialog();
+  if (dlg.open) dlg.close();
+}
+
+function closeViewer() {
+  if (current && current.viewer) current.viewer.destroy();
+}
+
+/** Applies a run change if it is the one shown (or part of its chain). */
+export function updateDetails(run) {
+  if (!current || !current.detail) return;
+  const d = current.detail;
+  if (run.id === current.id) {
+    const stageChanged = run.currentStage !== d.run.currentStage;
+    const statusChanged = run.status !== d.run.status;
+    d.run = run;
+    sample(run);
+    // A finished run changes timings and the timeline too: redraw it all.
+    if (statusChanged) render();
+    else renderSummary();
+    if (stageChanged || statusChanged) scheduleRefetch();
+  } else if (run.rerunOfId === current.id || (d.rerunOf && d.rerunOf.id === run.id)) {
+    scheduleRefetch();
+  }
+}
+
+function scheduleRefetch() {
+  clearTimeout(refetchTimer);
+  const id = current.id;
+  refetchTimer = setTimeout(() => { if (current && current.id === id) fetchDetail(id); }, 300);
+}
+
+function section(title, ...content) {
+  return h('section', { class: 'detail-section' }, h('h3', { text: title }), content);
+}
+
+function kvList(entries) {
+  return h('dl', { class: 'kvs' }, entries.filter(([, v]) => v !== null && v !== undefined && v !== '')
+    .map(([k, v]) => h('div', { class: 'kv' }, h('dt', { text: k }), h('dd', {}, v))));
+}
+
+function render() {
+  const d = current.detail;
+  const run = d.run;
+  replace(document.getElementById('details-title'), `${run.jobName} `, h('span', { class: 'muted', text: `#${run.id}` }));
+  if (!current.viewer) current.viewer = createLogViewer(run.id);
+  const params = asObject(run.parameters);
+  const paramEntries = Object.entries(params);
+  replace(document.getElementById('details-body'),
+    h('div', { id: 'details-summary' }),
+    h('div', { class: 'detail-grid' },
+      section('Parameters', paramEntries.length
+        ? kvList(paramEntries.map(([k, v]) => [k, h('code', { text: typeof v === 'string' ? v : JSON.stringify(v) })]))
+        : h('p', { class: 'muted', text: 'No parameters.' })),
+      section('Metadata', metadata(d)),
+      section('Timings', timings(run)),
+      section('Stages', stageTimeline(d))),
+    section('Log', current.viewer.element));
+  renderSummary();
+}
+
+/** The top part that changes with every progress update. */
+function renderSummary() {
+  const box = document.getElementById('details-summary');
+  if (!box) return;
+  const run = current.detail.run;
+  const active = run.status === 'RUNNING' || run.status === 'QUEUED';
+  const actions = h('div', { class: 'btn-row' }, active ? cancelButton(run) : rerunButton(run));
+  const progress = run.status === 'RUNNING' ? h('div', { class: 'detail-progress' },
+    progressBar(run),
+    h('div', { class: 'run-card-foot' },
+      h('span', { class: 'progress-text', id: 'details-progress', text: progressText(run) }),
+      h('span', { class: 'rate muted', text: rateText(run) }))) : null;
+  const finishedText = run.status !== 'RUNNING' && run.status !== 'QUEUED' && run.entitiesProcessed
+    ? h('p', { class: 'muted', text: progressText({ ...run, progressText: null }) }) : null;
+  replace(box,
+    h('div', { class: 'detail-head' }, h('span', { id: 'details-status' }, statusBadge(run.status)),
+      run.cancelRequestedAt && active ? h('span', { class: 'muted', text: 'cancellation requested' }) : null,
+      actions),
+    progress,
+    finishedText,
+    errorBox(run),
+    outcomeChart(run));
+}
+
+function errorBox(run) {
+  if (!run.error) return null;
+  const ctx = run.errorContext;
+  const hasCtx = ctx && !(typeof ctx === 'object' && !Object.keys(ctx).length);
+  return h('div', { class: 'error-box', role: 'alert' },
+    h('strong', { text: 'Error: ' }), h('span', { class: 'error-message', text: run.error }),
+    hasCtx ? h('pre', { class: 'error-context', text: prettyJson(ctx) }) : null);
+}
+
+function outcomeKind(key) {
+  const k = key.toLowerCase();
+  if (/(error|fail)/.test(k)) return 'bad';
+  if (/(warn|skip)/.test(k)) return 'warn';
+  return 'ok';
+}
+
+/** The outcome summary as CSS bars, errors and warnings highlighted. */
+function outcomeChart(run) {
+  const outcome = Object.entries(asObject(run.outcomeSummary))
+    .filter(([, v]) => typeof v === 'number');
+  if (!outcome.length) return null;
+  const max = Math.max(1, ...outcome.map(([, v]) => v));
+  return h('div', { class: 'outcome' }, h('h3', { text: 'Outcome' }),
+    h('ul', { class: 'outcome-bars' }, outcome.map(([key, value]) => {
+      const fill = h('span', { class: 'outcome-fill' });
+      fill.style.width = `${Math.max(value > 0 ? 2 : 0, (value / max) * 100)}%`;
+      return h('li', { class: `outcome-row outcome-${outcomeKind(key)}` },
+        h('span', { class: 'outcome-key', text: key }),
+        h('span', { class: 'outcome-track' }, fill),
+        h('span', { class: 'outcome-value', text: num(value) }));
+    })));
+}
+
+function metadata(d) {
+  const run = d.run;
+  const meta = asObject(run.metadata);
+  const entries = [
+    ['Trigger', run.triggeredBy],
+    ['Attempt', String(run.attempt)],
+    ['Priority', String(run.priority)],
+    ['Worker', run.workerId === null || run.workerId === undefined ? 'not claimed yet' : `#${run.workerId}`],
+  ];
+  // Runs record their worker's id; its host and version are known while
+  // that worker is the current one.
+  const w = currentWorker();
+  if (w && w.id === run.workerId && meta.workerVersion === undefined && meta.version === undefined) {
+    entries.push(['Worker host', w.hostname], ['Worker version', w.version]);
+  }
+  for (const [k, v] of Object.entries(meta)) {
+    entries.push([humanize(k), typeof v === 'string' ? v : JSON.stringify(v)]);
+  }
+  if (d.rerunOf) {
+    entries.push(['Re-run of', h('span', {}, runLink(d.rerunOf.id), ' ', statusBadge(d.rerunOf.status))]);
+  } else if (run.rerunOfId) entries.push(['Re-run of', runLink(run.rerunOfId)]);
+  if (d.reruns && d.reruns.length) {
+    entries.push(['Re-runs', h('span', { class: 'chain' }, d.reruns.map((r) =>
+      h('span', { class: 'chain-item' }, runLink(r.id), ' ', statusBadge(r.status))))]);
+  }
+  return kvList(entries);
+}
+
+/** "enqueuedByVersion" → "Enqueued by version". */
+function humanize(key) {
+  const words = key.replace(/_/g, ' ').replace(/([a-z0-9])([A-Z])/g, '$1 $2').toLowerCase();
+  return words.charAt(0).toUpperCase() + words.slice(1).replace(/\bpid\b/, 'PID');
+}
+
+function timings(run) {
+  const created = parseTime(run.createdAt);
+  const started = parseTime(run.startedAt);
+  return kvList([
+    ['Created', dateTime(run.createdAt)],
+    ['Started', run.startedAt ? dateTime(run.startedAt) : 'not yet'],
+    ['Finished', run.finishedAt ? dateTime(run.finishedAt) : null],
+    ['Waited in queue', created !== null && started !== null ? duration(started - created) : null],
+    ['Duration', run.startedAt ? duration(runDuration(run)) : null],
+    ['Cancel requested', run.cancelRequestedAt ? dateTime(run.cancelRequestedAt) : null],
+  ]);
+}
+
+function stageTimeline(d) {
+  const stages = d.stages || [];
+  if (!stages.length) return h('p', { class: 'muted', text: 'No stages recorded.' });
+  const end = parseTime(d.run.finishedAt) ?? Date.now();
+  return h('ol', { class: 'timeline' }, stages.map((s, i) => {
+    const at = parseTime(s.at);
+    const next = i + 1 < stages.length ? parseTime(stages[i + 1].at) : end;
+    const last = i + 1 === stages.length;
+    const running = last && d.run.status === 'RUNNING';
+    return h('li', { class: running ? 'timeline-item current' : 'timeline-item' },
+      h('span', { class: 'timeline-stage', text: s.stage }),
+      h('span', { class: 'muted', text: `${dateTime(s.at)} · ${at === null ? '' : duration(next - at)}${running ? ' so far' : ''}` }));
+  }));
+}
+
+/** Wires the close button and Escape. */
+export function initDetails() {
+  const dlg = dialog();
+  document.getElementById('details-close').addEventListener('click', () => { location.hash = '#/'; });
+  dlg.addEventListener('cancel', (e) => { e.preventDefault(); location.hash = '#/'; });
+  dlg.addEventListener('click', (e) => { if (e.target === dlg) location.hash = '#/'; });
+}

@@ -1,0 +1,34 @@
+// Error tracking: failures of the last 24 hours grouped by job type and
+// message, with counts, the last occurrence and a link to the last run.
+
+import { api, attempt } from './api.js';
+import { h, replace, num, ago, dateTime, runLink } from './format.js';
+
+let timer = null;
+
+/** Fetches and shows the error groups. */
+export async function loadErrors() {
+  const res = await attempt(() => api('/api/errors?hours=24'), 'Error tracking');
+  if (!res) return;
+  const groups = res.groups || [];
+  const list = document.getElementById('errors-list');
+  const count = document.getElementById('errors-count');
+  if (count) count.textContent = groups.length ? String(groups.reduce((n, g) => n + g.count, 0)) : '';
+  if (!groups.length) {
+    replace(list, h('li', { class: 'empty', text: 'No failures in the last 24 hours.' }));
+    return;
+  }
+  replace(list, groups.map((g) => h('li', { class: 'error-group' },
+    h('div', { class: 'error-group-head' },
+      h('span', { class: 'error-count', text: `${num(g.count)}×` }),
+      h('span', { class: 'error-job', text: g.jobName }),
+      h('span', { class: 'muted', title: dateTime(g.lastAt), text: `last ${ago(g.lastAt)}` }),
+      runLink(g.lastRunId, `last run #${g.lastRunId}`)),
+    h('div', { class: 'error-text', text: g.error }))));
+}
+
+/** Refreshes soon after a failure, coalescing bursts. */
+export function noteRun(run) {
+  if (run.status !== 'FAILED' || timer) return;
+  timer = setTimeout(() => { timer = null; loadErrors(); }, 1000);
+}

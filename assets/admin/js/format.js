@@ -1,0 +1,165 @@
+// Formatting helpers and the one DOM builder every panel uses.
+// h() only ever inserts strings as text nodes: data from jobs, parameters,
+// errors and logs can never become markup.
+
+/**
+ * Creates an element. `attrs` keys: "class", "text", "on<event>" handlers,
+ * "dataset" (object), boolean-ish properties, anything else as attribute.
+ * Children may be nodes, strings (inserted as text), null or arrays.
+ */
+export function h(tag, attrs = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs || {})) {
+    if (value === null || value === undefined || value === false) continue;
+    if (key === 'class') el.className = value;
+    else if (key === 'text') el.textContent = String(value);
+    else if (key === 'dataset') Object.assign(el.dataset, value);
+    else if (key.startsWith('on') && typeof value === 'function') {
+      el.addEventListener(key.slice(2), value);
+    } else if (['value', 'checked', 'disabled', 'selected', 'required'].includes(key)) {
+      el[key] = value;
+    } else el.setAttribute(key, value === true ? '' : String(value));
+  }
+  append(el, children);
+  return el;
+}
+
+function append(el, children) {
+  for (const child of children) {
+    if (child === null || child === undefined || child === false) continue;
+    if (Array.isArray(child)) append(el, child);
+    else if (child instanceof Node) el.appendChild(child);
+    else el.appendChild(document.createTextNode(String(child)));
+  }
+}
+
+/** Replaces every child of `el`. */
+export function replace(el, ...children) {
+  el.replaceChildren();
+  append(el, children);
+  return el;
+}
+
+const numberFormat = new Intl.NumberFormat('en-US');
+
+/** 1250 → "1,250". */
+export function num(n) {
+  return n === null || n === undefined ? '—' : numberFormat.format(n);
+}
+
+/** Milliseconds → "3h 12m", "4m 05s", "12.3s", "850ms". */
+export function duration(ms) {
+  if (ms === null || ms === undefined || !isFinite(ms)) return '—';
+  if (ms < 0) ms = 0;
+  if (ms < 1000) return `${Math.round(ms)}ms`;
+  const s = ms / 1000;
+  if (s < 60) return `${s.toFixed(s < 10 ? 1 : 0)}s`;
+  const m = Math.floor(s / 60);
+  if (m < 60) return `${m}m ${String(Math.floor(s % 60)).padStart(2, '0')}s`;
+  const hrs = Math.floor(m / 60);
+  if (hrs < 48) return `${hrs}h ${String(m % 60).padStart(2, '0')}m`;
+  return `${Math.floor(hrs / 24)}d ${hrs % 24}h`;
+}
+
+/** Parses an API timestamp; null when absent. */
+export function parseTime(ts) {
+  if (!ts) return null;
+  const t = Date.parse(ts);
+  return isNaN(t) ? null : t;
+}
+
+/** "2026-11-28 12:00:01" in local time. */
+export function dateTime(ts) {
+  const t = parseTime(ts);
+  if (t === null) return '—';
+  const d = new Date(t);
+  const p = (n) => String(n).padStart(2, '0');
+  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ` +
+    `${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
+}
+
+/** "12:00:01.123" local time, for log lines. */
+export function clock(ts) {
+  const t = parseTime(ts);
+  if (t === null) return '';
+  const d = new Date(t);
+  const p = (n, w = 2) => String(n).padStart(w, '0');
+  return `${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}.${p(d.getMilliseconds(), 3)}`;
+}
+
+/** "5m ago" relative to now. */
+export function ago(ts) {
+  const t = parseTime(ts);
+  if (t === null) return '—';
+  return `${duration(Date.now() - t)} ago`;
+}
+
+/** Run duration: finished - started, or running time so far. */
+export function runDuration(run) {
+  const start = parseTime(run.startedAt);
+  if (start === null) return null;
+  const end = parseTime(run.finishedAt) ?? Date.now();
+  return end - start;
+}
+
+/** Percentage 0..100 for a run with a known total, else null. */
+export function percent(run) {
+  const total = run.entitiesTotal;
+  if (total === null || total === undefined) return null;
+  if (total <= 0) return run.status === 'COMPLETED' ? 100 : 0;
+  return Math.max(0, Math.min(100, Math.floor((run.entitiesProcessed / total) * 100)));
+}
+
+/**
+ * "Processing users (1,250 / 5,000) 25%" for a known total,
+ * "Scanning (1,250 processed)" for an unknown one.
+ */
+export function progressText(run) {
+  const pct = percent(run);
+  if (typeof run.progressText === 'string' && run.progressText) {
+    // The server phrases progress; we only make sure the percentage shows.
+    const text = run.progressText;
+    return pct !== null && !text.trim().endsWith('%') ? `${text} ${pct}%` : text;
+  }
+  const stage = run.currentStage || (run.status === 'QUEUED' ? 'Queued' : 'Running');
+  const processed = run.entitiesProcessed || 0;
+  if (pct !== null) {
+    const unit = run.entitiesUnit ? ` ${run.entitiesUnit}` : '';
+    const label = unit && !stage.toLowerCase().includes(unit.trim().toLowerCase())
+      ? `${stage}${unit}` : stage;
+    return `${label} (${num(processed)} / ${num(run.entitiesTotal)}) ${pct}%`;
+  }
+  if (processed > 0 || run.status === 'RUNNING') return `${stage} (${num(processed)} processed)`;
+  return stage;
+}
+
+/** A status pill. */
+export function statusBadge(status) {
+  return h('span', { class: `status status-${String(status).toLowerCase()}`, text: status });
+}
+
+/** Pretty JSON for display in a <pre>; tolerates strings holding JSON. */
+export function prettyJson(value) {
+  let v = value;
+  if (typeof v === 'string') {
+    try { v = JSON.parse(v); } catch { return v; }
+  }
+  return JSON.stringify(v, null, 2);
+}
+
+/** Parses a JSON object that may arrive as a string; {} on failure. */
+export function asObject(value) {
+  if (value && typeof value === 'object') return value;
+  if (typeof value === 'string' && value) {
+    try {
+      const v = JSON.parse(value);
+      return v && typeof v === 'object' ? v : {};
+    } catch { return {}; }
+  }
+  return {};
+}
+
+/** Link to a run's details page. */
+export function runLink(id, label) {
+  return h('a', { href: `#/runs/${id}`, class: 'run-link', text: label ?? `#${id}` });
+}

@@ -1,0 +1,136 @@
+// The worker panel: state, host, PID, version (with a drift warning),
+// uptime and a ticking heartbeat age, and the Start / Stop buttons.
+
+import { api, attempt, toast } from './api.js';
+import { h, replace, duration, num, parseTime } from './format.js';
+
+let status = null;
+let receivedAt = 0;
+let busy = false;
+
+/**
+ * Accepts either the status object of GET /api/worker or a bare worker row
+ * (as a WebSocket event may carry) and returns a status object.
+ */
+function normalize(value) {
+  if (!value) return { worker: null, state: 'NONE' };
+  if ('state' in value && ('heartbeatAgeMs' in value || 'worker' in value)) return value;
+  const beat = parseTime(value.heartbeatAt);
+  const started = parseTime(value.startedAt);
+  return {
+    worker: value,
+    state: value.state,
+    heartbeatAgeMs: beat === null ? null : Date.now() - beat,
+    uptimeMs: started === null ? null : Date.now() - started,
+    serverVersion: status ? status.serverVersion : null,
+    versionDrift: status && status.serverVersion ? value.version !== status.serverVersion : false,
+  };
+}
+
+/** Shows a new worker status (from the API or a WebSocket message). */
+export function setWorker(value) {
+  const next = normalize(value);
+  if (status && next.serverVersion === null && status.serverVersion) {
+    next.serverVersion = status.serverVersion;
+  }
+  status = next;
+  receivedAt = Date.now();
+  render();
+}
+
+/** The worker row last seen (null when none). */
+export function currentWorker() {
+  return status ? status.worker : null;
+}
+
+/** Fetches the worker status. */
+export async function loadWorker() {
+  const s = await attempt(() => api('/api/worker'), 'Worker status');
+  if (s) setWorker(s);
+}
+
+function elapsed() {
+  return Date.now() - receivedAt;
+}
+
+const ACTIVE = ['STARTING', 'RUNNING', 'STOPPING'];
+
+function stateClass(state) {
+  return `worker-state state-${String(state || 'none').toLowerCase()}`;
+}
+
+function render() {
+  const body = document.getElementById('worker-body');
+  if (!body || !status) return;
+  const w = status.worker;
+  const state = status.state || 'NONE';
+  const rows = [];
+  const row = (label, value, id) => rows.push(h('div', { class: 'kv' },
+    h('dt', { text: label }), h('dd', { id }, value)));
+  if (w) {
+    row('Host', w.hostname);
+    row('PID', String(w.pid));
+    const version = h('span', { class: status.versionDrift ? 'badge badge-warn' : 'badge', text: w.version });
+    const drift = status.versionDrift
+      ? h('span', { class: 'drift-warning', role: 'note',
+        text: `Worker runs ${w.version}, server is ${status.serverVersion || 'different'}: restart the worker to pick up the new code.` })
+      : null;
+    row('Version', [version, drift], 'worker-version');
+    row('Concurrency', num(w.concurrency));
+    if (status.supervised !== undefined) {
+      row('Supervision', status.supervised ? 'supervised by jobmgr serve' : 'started by hand');
+    }
+    row('Uptime', '', 'worker-uptime');
+    row('Heartbeat', '', 'worker-heartbeat');
+  }
+  const stateEl = h('span', { id: 'worker-state', class: stateClass(state), text: state === 'NONE' ? 'NO WORKER' : state });
+  const active = ACTIVE.includes(state);
+  const startBtn = h('button', { type: 'button', class: 'btn btn-primary', id: 'worker-start',
+    disabled: busy || active, text: 'Start worker', onclick: () => control('start') });
+  const stopBtn = h('button', { type: 'button', class: 'btn btn-danger', id: 'worker-stop',
+    disabled: busy || !active || state === 'STOPPING', text: 'Stop worker', onclick: () => control('stop') });
+  let hint = null;
+  if (state === 'STALE') hint = 'The worker stopped sending heartbeats. It will be marked dead and cleaned up automatically.';
+  else if (state === 'STOPPING' && status.stoppingOverdueMs > 0) {
+    hint = `Stopping is overdue by ${duration(status.stoppingOverdueMs)}.`;
+  } else if (!active) hint = 'No worker is running: queued jobs wait until one starts.';
+  replace(body,
+    h('div', { class: 'worker-head' }, stateEl,
+      h('div', { class: 'btn-row' }, startBtn, stopBtn)),
+    hint ? h('p', { class: 'muted hint', text: hint }) : null,
+    w ? h('dl', { class: 'kvs' }, rows) : null);
+  tick();
+}
+
+/** Updates uptime and heartbeat age between messages. */
+function tick() {
+  if (!status || !status.worker) return;
+  const up = document.getElementById('worker-uptime');
+  const beat = document.getElementById('worker-heartbeat');
+  const active = ACTIVE.includes(status.state) || status.state === 'STALE';
+  if (up) up.textContent = status.uptimeMs === null || status.uptimeMs === undefined
+    ? '—' : duration(status.uptimeMs + (active ? elapsed() : 0));
+  if (beat) {
+    const age = status.heartbeatAgeMs === null || status.heartbeatAgeMs === undefined
+      ? null : status.heartbeatAgeMs + elapsed();
+    beat.textContent = age === null ? '—' : `${duration(age)} ago`;
+    beat.classList.toggle('text-warn', status.state === 'STALE');
+  }
+}
+
+async function control(action) {
+  busy = true;
+  render();
+  const res = await attempt(() => api(`/api/worker/${action}`, { method: 'POST' }),
+    action === 'start' ? 'Start worker' : 'Stop worker');
+  busy = false;
+  if (res && res.worker) {
+    setWorker(res.worker);
+    toast(action === 'start' ? 'Worker starting' : 'Worker stopping', 'ok');
+  } else render();
+}
+
+/** Starts the ticking clock. */
+export function initWorker() {
+  setInterval(tick, 1000);
+}
