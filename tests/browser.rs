@@ -222,8 +222,8 @@ fn enqueue_through_form_and_follow_progress_and_logs() {
         "[...document.getElementById('newjob-type').options].some(o => o.value === 'demo-known-total')",
     );
     b.eval(
-        "const s = document.getElementById('newjob-type'); s.value = 'demo-known-total'; \
-         s.dispatchEvent(new Event('change'))",
+        "{ const s = document.getElementById('newjob-type'); s.value = 'demo-known-total'; \
+         s.dispatchEvent(new Event('change')) }",
     );
     b.wait_js(
         "the generated fields with their defaults",
@@ -444,10 +444,25 @@ fn phone_width_has_no_horizontal_overflow() {
     });
     screenshot(&mut b, &db, "overview-390");
 
+    // A date range in the future matches nothing; clearing it brings rows back.
+    b.eval(
+        "{ const f = document.getElementById('history-filters'); f.elements.since.value = '2099-01-01T00:00'; \
+         f.elements.since.dispatchEvent(new Event('change', {bubbles: true})) }",
+    );
+    b.wait_js(
+        "an empty history for a future date range",
+        WAIT,
+        "document.querySelector('#history-rows td.empty')?.textContent === 'No runs match these filters.'",
+    );
+    b.eval(
+        "{ const f = document.getElementById('history-filters'); f.elements.since.value = ''; \
+         f.elements.since.dispatchEvent(new Event('change', {bubbles: true})) }",
+    );
+
     // The status filter keeps only failed runs.
     b.eval(
-        "const f = document.getElementById('history-filters'); f.elements.status.value = 'FAILED'; \
-         f.elements.status.dispatchEvent(new Event('change', {bubbles: true}))",
+        "{ const f = document.getElementById('history-filters'); f.elements.status.value = 'FAILED'; \
+         f.elements.status.dispatchEvent(new Event('change', {bubbles: true})) }",
     );
     b.wait_js(
         "only the failed run in the history",
