@@ -221,6 +221,29 @@ fn enqueue_through_form_and_follow_progress_and_logs() {
         WAIT,
         "[...document.getElementById('newjob-type').options].some(o => o.value === 'demo-known-total')",
     );
+    // A value only the server can judge: its 400 message is shown in the
+    // form and beside the parameter it names.
+    b.eval(
+        "{ const s = document.getElementById('newjob-type'); s.value = 'backup-database'; \
+         s.dispatchEvent(new Event('change')) }",
+    );
+    b.wait_js(
+        "the path field",
+        WAIT,
+        "document.getElementById('param-path')?.type === 'text'",
+    );
+    b.eval(
+        "document.getElementById('param-path').value = 'x'.repeat(5000); \
+         document.getElementById('newjob-submit').click()",
+    );
+    b.wait_js(
+        "the server's 400 message",
+        WAIT,
+        "document.getElementById('newjob-error').textContent.startsWith(\"parameter 'path': longer than\") && \
+         document.getElementById('param-path-error').textContent.length > 0",
+    );
+    assert_eq!(db.scalar("SELECT count(*) FROM JobRun"), "0");
+
     b.eval(
         "{ const s = document.getElementById('newjob-type'); s.value = 'demo-known-total'; \
          s.dispatchEvent(new Event('change')) }",
