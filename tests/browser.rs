@@ -221,9 +221,32 @@ fn enqueue_through_form_and_follow_progress_and_logs() {
         WAIT,
         "[...document.getElementById('newjob-type').options].some(o => o.value === 'demo-known-total')",
     );
+    // A value only the server can judge: its 400 message is shown in the
+    // form and beside the parameter it names.
     b.eval(
-        "const s = document.getElementById('newjob-type'); s.value = 'demo-known-total'; \
-         s.dispatchEvent(new Event('change'))",
+        "{ const s = document.getElementById('newjob-type'); s.value = 'backup-database'; \
+         s.dispatchEvent(new Event('change')) }",
+    );
+    b.wait_js(
+        "the path field",
+        WAIT,
+        "document.getElementById('param-path')?.type === 'text'",
+    );
+    b.eval(
+        "document.getElementById('param-path').value = 'x'.repeat(5000); \
+         document.getElementById('newjob-submit').click()",
+    );
+    b.wait_js(
+        "the server's 400 message",
+        WAIT,
+        "document.getElementById('newjob-error').textContent.startsWith(\"parameter 'path': longer than\") && \
+         document.getElementById('param-path-error').textContent.length > 0",
+    );
+    assert_eq!(db.scalar("SELECT count(*) FROM JobRun"), "0");
+
+    b.eval(
+        "{ const s = document.getElementById('newjob-type'); s.value = 'demo-known-total'; \
+         s.dispatchEvent(new Event('change')) }",
     );
     b.wait_js(
         "the generated fields with their defaults",
@@ -444,10 +467,25 @@ fn phone_width_has_no_horizontal_overflow() {
     });
     screenshot(&mut b, &db, "overview-390");
 
+    // A date range in the future matches nothing; clearing it brings rows back.
+    b.eval(
+        "{ const f = document.getElementById('history-filters'); f.elements.since.value = '2099-01-01T00:00'; \
+         f.elements.since.dispatchEvent(new Event('change', {bubbles: true})) }",
+    );
+    b.wait_js(
+        "an empty history for a future date range",
+        WAIT,
+        "document.querySelector('#history-rows td.empty')?.textContent === 'No runs match these filters.'",
+    );
+    b.eval(
+        "{ const f = document.getElementById('history-filters'); f.elements.since.value = ''; \
+         f.elements.since.dispatchEvent(new Event('change', {bubbles: true})) }",
+    );
+
     // The status filter keeps only failed runs.
     b.eval(
-        "const f = document.getElementById('history-filters'); f.elements.status.value = 'FAILED'; \
-         f.elements.status.dispatchEvent(new Event('change', {bubbles: true}))",
+        "{ const f = document.getElementById('history-filters'); f.elements.status.value = 'FAILED'; \
+         f.elements.status.dispatchEvent(new Event('change', {bubbles: true})) }",
     );
     b.wait_js(
         "only the failed run in the history",

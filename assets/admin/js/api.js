@@ -4,6 +4,8 @@
 
 import { h } from './format.js';
 
+const TIMEOUT_MS = 20000;
+
 /** An error answer from the API (or a network failure, status 0). */
 export class ApiError extends Error {
   constructor(status, code, message) {
@@ -24,12 +26,21 @@ export async function api(path, { method, body } = {}) {
     init.body = JSON.stringify(body);
   }
   init.credentials = 'same-origin';
+  // A request the server never answers must not leave a panel loading forever.
+  const abort = new AbortController();
+  init.signal = abort.signal;
+  const timer = setTimeout(() => abort.abort(), TIMEOUT_MS);
   let res;
   try {
     res = await fetch(path, init);
   } catch (e) {
+    clearTimeout(timer);
+    if (abort.signal.aborted) {
+      throw new ApiError(0, 'timeout', `The server did not answer within ${TIMEOUT_MS / 1000}s`);
+    }
     throw new ApiError(0, 'network', `Cannot reach the server (${e.message})`);
   }
+  clearTimeout(timer);
   let data = null;
   const text = await res.text();
   if (text) {
