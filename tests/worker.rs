@@ -272,6 +272,12 @@ fn kill_9_mid_job_loses_nothing_committed_and_the_next_worker_recovers() {
     assert!(logs_after >= logs_before);
     assert_eq!(db.scalar("SELECT state FROM Worker WHERE id = 1"), "DEAD");
     assert_eq!(db.scalar("PRAGMA integrity_check"), "ok");
+    // The per-status counters the statistics read agree with the rows.
+    let drift = db.scalar(
+        "SELECT count(*) FROM JobRunCount c WHERE c.n <> \
+         (SELECT count(*) FROM JobRun r WHERE r.status = c.status)",
+    );
+    assert_eq!(drift, "0");
     w2.signal("TERM");
     assert_eq!(w2.wait_exit(WAIT), Some(0));
 }

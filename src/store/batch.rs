@@ -118,8 +118,15 @@ pub fn commit(
     for p in &batch.progress {
         write_progress(&tx, me, &mut owned, p, &now)?;
     }
-    for f in &batch.finishes {
+    let (requeues, ends): (Vec<&FinishRecord>, Vec<&FinishRecord>) = batch
+        .finishes
+        .iter()
+        .partition(|f| f.status == JobStatus::Queued);
+    for f in requeues {
         write_finish(&tx, me, &mut owned, f, &now)?;
+    }
+    for chunk in ends.chunks(FINISH_CHUNK) {
+        write_ends(&tx, me, &mut owned, chunk, &now)?;
     }
     let still_registered = if batch.heartbeat {
         super::workers::heartbeat(&tx, me.worker_id, &now)?
@@ -235,6 +242,70 @@ fn write_progress(
         ])
     })
     .map_err(Error::db("write progress"))?;
+    Ok(())
+}
+
+/// Finished runs written per UPDATE statement.
+const FINISH_CHUNK: usize = 200;
+
+/// Records many finished runs with one UPDATE … FROM (VALUES …): the
+/// statement journal the JobRunCount triggers need is then paid once per
+/// chunk, not once per run. Fenced like every write: only rows still
+/// RUNNING under this worker change, and RETURNING says which did.
+fn write_ends(
+    tx: &Transaction<'_>,
+    me: &Claimant,
+    owned: &mut Ownership,
+    ends: &[&FinishRecord],
+    now: &str,
+) -> Result<()> {
+    // Numbered placeholders: ?1 and ?2 are `now` and the worker id, so an
+    // anonymous `?` (numbered after the largest seen so far) would collide.
+    let tuples = (0..ends.len())
+        .map(|i| {
+            let b = 3 + i * 9;
+            let marks: Vec<String> = (b..b + 9).map(|n| format!("?{n}")).collect();
+            format!("({})", marks.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    let sql = format!(
+        "UPDATE JobRun SET status = v.column2, finishedAt = ?1, updatedAt = ?1, \
+         currentStage = v.column3, entitiesProcessed = v.column4, entitiesTotal = v.column5, \
+         entitiesUnit = v.column6, outcomeSummary = v.column7, error = v.column8, \
+         errorContext = v.column9 FROM (VALUES {tuples}) AS v \
+         WHERE JobRun.id = v.column1 AND JobRun.workerId = ?2 AND JobRun.status = 'RUNNING' \
+         RETURNING JobRun.id"
+    );
+    let mut args: Vec<rusqlite::types::Value> = Vec::with_capacity(2 + ends.len() * 9);
+    args.push(now.to_string().into());
+    args.push(me.worker_id.into());
+    for f in ends {
+        let p = &f.progress;
+        args.push(p.run_id.into());
+        args.push(f.status.as_str().to_string().into());
+        args.push(p.stage.clone().into());
+        args.push(p.processed.into());
+        args.push(p.total.into());
+        args.push(p.unit.clone().into());
+        args.push(p.outcome.clone().into());
+        args.push(f.error.clone().into());
+        args.push(f.error_context.clone().into());
+    }
+    let mut stmt = tx.prepare(&sql).map_err(Error::db("finish runs"))?;
+    let changed: std::collections::HashSet<i64> = stmt
+        .query_map(rusqlite::params_from_iter(args), |r| r.get(0))
+        .map_err(Error::db("finish runs"))?
+        .collect::<rusqlite::Result<_>>()
+        .map_err(Error::db("finish runs"))?;
+    for f in ends {
+        let id = f.progress.run_id;
+        // Either way the run is no longer ours: later lines are refused.
+        owned.0.insert(id, false);
+        if !changed.contains(&id) {
+            owned.1.push(id);
+        }
+    }
     Ok(())
 }
 

@@ -38,7 +38,7 @@ impl Committer {
     pub fn start(path: &Path) -> Result<Committer> {
         Ok(Committer {
             queue: Mutex::new(Vec::new()),
-            conn: Mutex::new(super::open_connection(path)?),
+            conn: Mutex::new(super::open_writer_connection(path)?),
         })
     }
 

@@ -49,6 +49,10 @@ fn configure(conn: &mut Connection) -> rusqlite::Result<()> {
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
+    // Statement journals (each insert or update that fires the JobRunCount
+    // triggers gets one) stay in memory instead of a temporary file: they
+    // only undo one statement and play no part in durability.
+    conn.pragma_update(None, "temp_store", "MEMORY")?;
     conn.set_transaction_behavior(TransactionBehavior::Immediate);
     Ok(())
 }
