@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender, unbounded};
 use serde_json::{Map, Value};
 
-use super::{BenchOptions, Measurement, TempDir, percentile, web};
+use super::{BenchOptions, Measurement, TempDir, percentile};
 use crate::config::Settings;
 use crate::error::{Error, Result};
 use crate::job::{JobStatus, LogLevel, Trigger};
@@ -60,7 +60,7 @@ pub fn latency_client(db: &std::path::Path, samples: usize) -> Result<()> {
 
 /// State shared by the scenarios of one invocation.
 pub struct Ctx {
-    opts: BenchOptions,
+    pub(super) opts: BenchOptions,
     done: Arc<AtomicUsize>,
     started: (Sender<Started>, Receiver<Started>),
     raw_single: Option<f64>,
@@ -151,7 +151,7 @@ impl Ctx {
         Arc::new(r)
     }
 
-    fn manager(&self, db: &std::path::Path) -> Result<Manager> {
+    pub(super) fn manager(&self, db: &std::path::Path) -> Result<Manager> {
         Ok(Manager::new(
             Store::open(db)?,
             self.registry(),
@@ -397,103 +397,6 @@ impl Ctx {
         Ok(vec![out])
     }
 
-    /// Time from a committed progress change to its arrival at `clients`
-    /// WebSocket clients of a real server.
-    fn ws(&mut self, clients: usize) -> Result<Measurement> {
-        let dir = TempDir::beside(&self.opts.db, "ws")?;
-        let m = self.manager(&dir.db())?;
-        let run_id = m.enqueue_many(&[noop_request("bench-backlog")])?[0];
-        let server = web::ServeChild::start(&dir.db())?;
-        let changes = self.opts.n.clamp(20, 200) as i64;
-        let (tx, rx) = unbounded();
-        let mut readers = Vec::with_capacity(clients);
-        for _ in 0..clients {
-            let socket = server.ws()?;
-            let tx = tx.clone();
-            readers.push(thread::spawn(move || {
-                let _ = tx.send(web::collect_progress(socket, run_id, changes));
-            }));
-        }
-        drop(tx);
-        let conn = store::open_connection(&dir.db())?;
-        let t = Instant::now();
-        let mut committed = Vec::with_capacity(changes as usize);
-        for k in 1..=changes {
-            sb::set_progress(&conn, run_id, k)?;
-            committed.push(Instant::now());
-            thread::sleep(Duration::from_millis(25));
-        }
-        let mut lat = Vec::new();
-        for seen in rx.iter() {
-            for (k, at) in seen {
-                if let Some(c) = usize::try_from(k - 1).ok().and_then(|i| committed.get(i)) {
-                    lat.push(at.saturating_duration_since(*c).as_secs_f64() * 1000.0);
-                }
-            }
-        }
-        for r in readers {
-            let _ = r.join();
-        }
-        let took = t.elapsed();
-        lat.sort_by(f64::total_cmp);
-        let mut out = Measurement::new("ws", lat.len(), clients, took);
-        out.lat_p50_ms = percentile(&lat, 50.0);
-        out.lat_p95_ms = percentile(&lat, 95.0);
-        out.lat_p99_ms = percentile(&lat, 99.0);
-        out.note = Some(format!(
-            "{clients} client(s), {changes} committed changes; n = deliveries"
-        ));
-        Ok(out)
-    }
-
-    /// Latency of the history, details, logs and stats endpoints on a file
-    /// with `backlog` finished runs and `history_lines` log lines.
-    fn api(&mut self) -> Result<Vec<Measurement>> {
-        let dir = TempDir::beside(&self.opts.db, "api")?;
-        self.manager(&dir.db())?;
-        let runs = self.opts.backlog.max(10);
-        let lines = (self.opts.history_lines / runs).max(1);
-        sb::generate_history(&mut store::open_connection(&dir.db())?, runs, lines)?;
-        sb::checkpoint(&store::open_connection(&dir.db())?)?;
-        let server = web::ServeChild::start(&dir.db())?;
-        // A failed run from the middle of the history (every tenth fails).
-        let id = (runs / 20) * 10 + 1;
-        let endpoints = [
-            ("api-list", "/api/jobs".to_string()),
-            ("api-by-status", "/api/jobs?status=FAILED".to_string()),
-            ("api-by-type", "/api/jobs?name=history-feed".to_string()),
-            ("api-search", "/api/jobs?q=connection".to_string()),
-            ("api-page-2", format!("/api/jobs?cursor={}", runs / 2)),
-            ("api-details", format!("/api/jobs/{id}")),
-            ("api-logs", format!("/api/jobs/{id}/logs")),
-            ("api-stats", "/api/stats".to_string()),
-            ("api-errors", "/api/errors?hours=24".to_string()),
-        ];
-        let requests = self.opts.n.clamp(20, 200);
-        let mut out = Vec::new();
-        for (mode, path) in endpoints {
-            let (status, _) = server.get(&path)?;
-            if status != 200 {
-                return Err(Error::Conflict(format!("GET {path} answered {status}")));
-            }
-            let mut lat = Vec::with_capacity(requests);
-            let t = Instant::now();
-            for _ in 0..requests {
-                let t0 = Instant::now();
-                server.get(&path)?;
-                lat.push(t0.elapsed().as_secs_f64() * 1000.0);
-            }
-            lat.sort_by(f64::total_cmp);
-            let mut m = Measurement::new(mode, requests, 1, t.elapsed());
-            m.lat_p50_ms = percentile(&lat, 50.0);
-            m.lat_p95_ms = percentile(&lat, 95.0);
-            m.lat_p99_ms = percentile(&lat, 99.0);
-            m.note = Some(format!("{runs} runs, {} log lines", runs * lines));
-            out.push(m);
-        }
-        Ok(out)
-    }
-
     fn progress(&mut self) -> Result<Vec<Measurement>> {
         let dir = TempDir::beside(&self.opts.db, "progress")?;
         let store = Store::open(&dir.db())?;
@@ -540,7 +443,7 @@ fn simple(name: &str, f: impl Fn(&JobContext) + Send + Sync + 'static) -> JobTyp
     }
 }
 
-fn noop_request(name: &str) -> EnqueueRequest {
+pub(super) fn noop_request(name: &str) -> EnqueueRequest {
     EnqueueRequest {
         job_name: name.into(),
         parameters: Map::new(),
