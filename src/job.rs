@@ -205,6 +205,29 @@ pub struct LogLine {
     pub timestamp: String,
 }
 
+impl LogLine {
+    /// The line as one line of text (`logs` and the text export share it):
+    /// `TIMESTAMP LEVEL [stage] message context`, continuation lines indented.
+    pub fn to_text(&self) -> String {
+        let stage = self
+            .stage
+            .as_deref()
+            .map(|s| format!(" [{s}]"))
+            .unwrap_or_default();
+        let ctx = self
+            .context
+            .as_ref()
+            .map(|c| format!(" {c}"))
+            .unwrap_or_default();
+        let msg = self.message.replace('\n', "\n    ");
+        format!(
+            "{} {:<7}{stage} {msg}{ctx}",
+            self.timestamp,
+            self.level.as_str().to_uppercase()
+        )
+    }
+}
+
 /// 1234567 → "1,234,567".
 pub fn group_thousands(n: i64) -> String {
     let digits = n.unsigned_abs().to_string();
@@ -235,6 +258,23 @@ mod tests {
         assert!(!Queued.can_become(Completed));
         assert_eq!(JobStatus::parse("failed"), Some(Failed));
         assert_eq!(JobStatus::parse("nope"), None);
+    }
+
+    #[test]
+    fn log_line_text_form() {
+        let l = LogLine {
+            id: 1,
+            job_run_id: 2,
+            level: LogLevel::Warning,
+            stage: Some("Scan".into()),
+            message: "a\nb".into(),
+            context: Some(serde_json::json!({"k": 1})),
+            timestamp: "2026-11-28T12:00:00.123Z".into(),
+        };
+        assert_eq!(
+            l.to_text(),
+            "2026-11-28T12:00:00.123Z WARNING [Scan] a\n    b {\"k\":1}"
+        );
     }
 
     #[test]

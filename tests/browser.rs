@@ -87,18 +87,12 @@ impl Serve {
 impl Drop for Serve {
     fn drop(&mut self) {
         // SIGTERM lets serve stop the worker it started.
-        // SAFETY: kill(2) on the pid of a child we own and have not reaped.
-        unsafe {
-            libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM);
+        if !(common::send_signal(self.child.id(), "TERM")
+            && common::exit_code(&mut self.child, Duration::from_secs(5)).is_some())
+        {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
         }
-        for _ in 0..200 {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(25));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -96,24 +96,7 @@ pub fn log_line(l: &LogLine, json: bool) {
         println!("{}", serde_json::to_string(l).unwrap_or_default());
         return;
     }
-    let stage = l
-        .stage
-        .as_deref()
-        .map(|s| format!(" [{s}]"))
-        .unwrap_or_default();
-    let ctx = l
-        .context
-        .as_ref()
-        .map(|c| format!(" {c}"))
-        .unwrap_or_default();
-    println!(
-        "{} {:<7}{} {}{}",
-        l.timestamp,
-        l.level.as_str().to_uppercase(),
-        stage,
-        l.message,
-        ctx
-    );
+    println!("{}", l.to_text());
 }
 
 /// The worker and the counts.

@@ -286,24 +286,7 @@ impl Export {
 fn format_line(l: &LogLine, format: Format) -> String {
     match format {
         Format::Ndjson => format!("{}\n", serde_json::to_string(l).unwrap_or_default()),
-        Format::Text => {
-            let stage = l
-                .stage
-                .as_deref()
-                .map(|s| format!(" [{s}]"))
-                .unwrap_or_default();
-            let ctx = l
-                .context
-                .as_ref()
-                .map(|c| format!(" {c}"))
-                .unwrap_or_default();
-            let msg = l.message.replace('\n', "\n    ");
-            format!(
-                "{} {:<7}{stage} {msg}{ctx}\n",
-                l.timestamp,
-                l.level.as_str().to_uppercase()
-            )
-        }
+        Format::Text => format!("{}\n", l.to_text()),
     }
 }
 

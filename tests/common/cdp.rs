@@ -8,7 +8,7 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 use tungstenite::{Message, WebSocket};
@@ -183,18 +183,19 @@ impl Browser {
     /// Polls the predicate `expr` until it is `true`; on timeout returns
     /// the last value or error seen.
     pub fn poll_js(&mut self, within: Duration, expr: &str) -> Result<(), String> {
-        let deadline = Instant::now() + within;
-        loop {
-            let last = match self.try_eval(expr) {
-                Ok(Value::Bool(true)) => return Ok(()),
-                Ok(v) => v.to_string(),
-                Err(e) => e,
-            };
-            if Instant::now() >= deadline {
-                return Err(last);
+        let mut last = String::new();
+        let done = crate::common::poll_until(within, || match self.try_eval(expr) {
+            Ok(Value::Bool(true)) => true,
+            Ok(v) => {
+                last = v.to_string();
+                false
             }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+            Err(e) => {
+                last = e;
+                false
+            }
+        });
+        if done { Ok(()) } else { Err(last) }
     }
 
     /// Takes a PNG screenshot of the page into `path`.
@@ -223,24 +224,24 @@ impl Drop for Browser {
 /// Reads the port and browser path from `DevToolsActivePort`.
 fn read_devtools_port(profile: &Path, log: &Path) -> (u16, String) {
     let file = profile.join("DevToolsActivePort");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Ok(text) = std::fs::read_to_string(&file) {
-            let mut lines = text.lines();
-            if let (Some(port), Some(path)) = (lines.next(), lines.next())
-                && let Ok(port) = port.trim().parse()
-            {
-                return (port, path.trim().to_string());
-            }
+    let mut found = None;
+    crate::common::poll_until(Duration::from_secs(20), || {
+        let text = std::fs::read_to_string(&file).unwrap_or_default();
+        let mut lines = text.lines();
+        if let (Some(port), Some(path)) = (lines.next(), lines.next())
+            && let Ok(port) = port.trim().parse()
+        {
+            found = Some((port, path.trim().to_string()));
         }
-        assert!(
-            Instant::now() < deadline,
+        found.is_some()
+    });
+    found.unwrap_or_else(|| {
+        panic!(
             "chromium did not write {}; its stderr:\n{}",
             file.display(),
             std::fs::read_to_string(log).unwrap_or_default()
-        );
-        std::thread::sleep(Duration::from_millis(25));
-    }
+        )
+    })
 }
 
 /// Standard base64 decoding (screenshots only; no crate needed for that).

@@ -283,24 +283,20 @@ impl Worker {
 
     /// Sends a signal to the worker.
     pub fn signal(&self, sig: &str) {
-        let ok = Command::new("kill")
-            .args([&format!("-{sig}"), &self.child.id().to_string()])
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false);
-        assert!(ok, "kill -{sig} {}", self.child.id());
+        assert!(
+            send_signal(self.child.id(), sig),
+            "kill -{sig} {}",
+            self.child.id()
+        );
     }
 
     /// Waits for the process to exit; returns its exit code.
     pub fn wait_exit(&mut self, within: Duration) -> Option<i32> {
-        let mut code = None;
-        wait_for("worker to exit", within, || match self.child.try_wait() {
-            Ok(Some(s)) => {
-                code = Some(s.code().unwrap_or(-1));
-                true
-            }
-            _ => false,
-        });
+        let code = exit_code(&mut self.child, within);
+        assert!(
+            code.is_some(),
+            "timed out after {within:?} waiting for worker to exit"
+        );
         code
     }
 }
@@ -330,41 +326,31 @@ impl Serve {
 
     /// Sends a signal to the server process.
     pub fn signal(&self, sig: &str) {
-        let ok = Command::new("kill")
-            .args([&format!("-{sig}"), &self.child.id().to_string()])
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false);
-        assert!(ok, "kill -{sig} {}", self.child.id());
+        assert!(
+            send_signal(self.child.id(), sig),
+            "kill -{sig} {}",
+            self.child.id()
+        );
     }
 
     /// Waits for the process to exit; returns its exit code.
     pub fn wait_exit(&mut self, within: Duration) -> Option<i32> {
-        let mut code = None;
-        wait_for("server to exit", within, || match self.child.try_wait() {
-            Ok(Some(s)) => {
-                code = Some(s.code().unwrap_or(-1));
-                true
-            }
-            _ => false,
-        });
+        let code = exit_code(&mut self.child, within);
+        assert!(
+            code.is_some(),
+            "timed out after {within:?} waiting for server to exit"
+        );
         code
     }
 }
 
 impl Drop for Serve {
     fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = Command::new("kill")
-                .args(["-TERM", &self.child.id().to_string()])
-                .status();
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = self.child.try_wait() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
+        // SIGTERM lets serve stop the worker it started.
+        if let Ok(None) = self.child.try_wait()
+            && !(send_signal(self.child.id(), "TERM")
+                && exit_code(&mut self.child, Duration::from_secs(10)).is_some())
+        {
             let _ = self.child.kill();
             let _ = self.child.wait();
         }
@@ -380,17 +366,48 @@ pub fn pid_alive(pid: i64) -> bool {
 }
 
 /// Polls `cond` until it holds or `within` passes (then panics naming `what`).
-pub fn wait_for(what: &str, within: Duration, mut cond: impl FnMut() -> bool) {
+pub fn wait_for(what: &str, within: Duration, cond: impl FnMut() -> bool) {
+    if !poll_until(within, cond) {
+        panic!("timed out after {within:?} waiting for {what}");
+    }
+}
+
+/// Polls `cond` every 20 ms until it holds (true) or `within` passes
+/// (false): the one place the tests wait.
+pub fn poll_until(within: Duration, mut cond: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + within;
     loop {
         if cond() {
-            return;
+            return true;
         }
         if Instant::now() >= deadline {
-            panic!("timed out after {within:?} waiting for {what}");
+            return false;
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// Sends `kill -SIG` to `pid`; whether it was delivered.
+pub fn send_signal(pid: u32, sig: &str) -> bool {
+    Command::new("kill")
+        .args([&format!("-{sig}"), &pid.to_string()])
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
+/// Waits up to `within` for `child` to exit; its exit code (-1 for a
+/// signal), or None when it is still running.
+pub fn exit_code(child: &mut Child, within: Duration) -> Option<i32> {
+    let mut code = None;
+    poll_until(within, || match child.try_wait() {
+        Ok(Some(s)) => {
+            code = Some(s.code().unwrap_or(-1));
+            true
+        }
+        _ => false,
+    });
+    code
 }
 
 /// Whether `path` exists.
