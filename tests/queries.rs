@@ -79,6 +79,13 @@ fn hot_queries_use_indexes_and_sort_nothing() {
             "JobRun_name_id",
         ),
         (
+            "a worker's running runs (cancel requests, recovery)",
+            "SELECT id FROM JobRun WHERE workerId = 1 AND status = 'RUNNING' \
+             AND cancelRequestedAt IS NOT NULL"
+                .into(),
+            "JobRun_status_id",
+        ),
+        (
             "documented log query",
             "SELECT level, stage, message, context, timestamp FROM JobLog WHERE jobRunId = 123 ORDER BY timestamp".into(),
             "JobLog_run_time",

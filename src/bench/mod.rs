@@ -61,11 +61,23 @@ pub struct Measurement {
     pub lat_p95_ms: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lat_p99_ms: Option<f64>,
+    /// CPU time (user + system, all threads) per run or line, in
+    /// microseconds: steadier than wall time on a shared machine.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpu_us: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
 }
 
 impl Measurement {
+    /// Sets `cpu_us` from the CPU time used since `since`.
+    fn with_cpu(mut self, since: f64) -> Measurement {
+        if self.n > 0 {
+            self.cpu_us = Some((cpu_seconds() - since) * 1e6 / self.n as f64);
+        }
+        self
+    }
+
     fn new(mode: &str, n: usize, workers: usize, took: Duration) -> Measurement {
         let seconds = took.as_secs_f64();
         Measurement {
@@ -117,8 +129,18 @@ pub fn run(names: &[String], opts: &BenchOptions, json: bool) -> Result<()> {
 
 fn print_header() {
     println!(
-        "{:<22} {:>9} {:>4} {:>9} {:>12} {:>7} {:>9} {:>9} {:>9} {:>9}",
-        "mode", "n", "wrk", "seconds", "rate/s", "raw", "p50 ms", "p95 ms", "p99 ms", "rss KB"
+        "{:<22} {:>9} {:>4} {:>9} {:>12} {:>7} {:>9} {:>9} {:>9} {:>7} {:>9}",
+        "mode",
+        "n",
+        "wrk",
+        "seconds",
+        "rate/s",
+        "raw",
+        "p50 ms",
+        "p95 ms",
+        "p99 ms",
+        "cpu µs",
+        "rss KB"
     );
 }
 
@@ -132,7 +154,7 @@ fn print(m: &Measurement, json: bool) {
             .unwrap_or_else(|| "-".into())
     };
     println!(
-        "{:<22} {:>9} {:>4} {:>9.3} {:>12.0} {:>7} {:>9} {:>9} {:>9} {:>9}{}",
+        "{:<22} {:>9} {:>4} {:>9.3} {:>12.0} {:>7} {:>9} {:>9} {:>9} {:>7} {:>9}{}",
         m.mode,
         m.n,
         m.workers,
@@ -142,6 +164,7 @@ fn print(m: &Measurement, json: bool) {
         opt(m.lat_p50_ms, 2),
         opt(m.lat_p95_ms, 2),
         opt(m.lat_p99_ms, 2),
+        opt(m.cpu_us, 1),
         m.maxrss_kb,
         m.note
             .as_deref()
@@ -153,6 +176,22 @@ fn print(m: &Measurement, json: bool) {
 /// Peak resident memory of this process, from /proc (0 where unavailable).
 pub fn max_rss_kb() -> u64 {
     proc_status_kb("VmHWM:")
+}
+
+/// CPU time this process has used (user + system), in seconds, from
+/// /proc/self/stat (0 where unavailable).
+pub fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the parenthesised command name; utime and stime are the
+    // 12th and 13th of them, in clock ticks (100 per second on Linux).
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let ticks: u64 = rest
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .filter_map(|v| v.parse::<u64>().ok())
+        .sum();
+    ticks as f64 / 100.0
 }
 
 /// Current resident memory of this process.

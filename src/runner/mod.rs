@@ -140,7 +140,7 @@ pub fn start_worker(
     } else {
         None
     };
-    let watcher = wake::watch(&opts.db, &lock_path(&opts.db), tx.clone());
+    let (watcher, switch) = wake::watch(&opts.db, &lock_path(&opts.db), tx.clone()).unzip();
     let writer = writer::Writer::new(
         conn,
         me,
@@ -150,7 +150,7 @@ pub fn start_worker(
         opts.timing.clone(),
         opts.concurrency,
     )?
-    .with_watcher(watcher.is_some());
+    .with_watcher(switch);
     let thread = thread::Builder::new()
         .name("writer".into())
         .spawn(move || {

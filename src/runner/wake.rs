@@ -12,7 +12,7 @@ use std::thread;
 use std::time::{Duration, SystemTime};
 
 use crossbeam_channel::Sender;
-use inotify::{Inotify, WatchMask};
+use inotify::{Inotify, WatchDescriptor, WatchMask, Watches};
 
 use super::writer::Msg;
 
@@ -24,18 +24,58 @@ pub struct Watcher {
     done: crossbeam_channel::Receiver<()>,
 }
 
+/// Turns the watch on the WAL file on and off. A busy writer that will
+/// claim again anyway turns it off: every page it writes to the WAL would
+/// otherwise raise an inotify event (a twentieth of its time went there).
+pub struct Switch {
+    watches: Watches,
+    wal: PathBuf,
+    wd: Option<WatchDescriptor>,
+}
+
+impl Switch {
+    /// Whether the WAL file is watched now.
+    pub fn is_on(&self) -> bool {
+        self.wd.is_some()
+    }
+
+    /// Watches the WAL file or stops watching it; false when watching
+    /// failed (the writer then polls).
+    pub fn set(&mut self, on: bool) -> bool {
+        match (on, self.wd.take()) {
+            (true, None) => match self.watches.add(&self.wal, WatchMask::MODIFY) {
+                Ok(wd) => self.wd = Some(wd),
+                Err(e) => {
+                    log::warn!("cannot watch the WAL file ({e}); polling instead");
+                    return false;
+                }
+            },
+            (false, Some(wd)) => {
+                // A checkpoint that reset the WAL may have dropped the
+                // watch already; either way it is gone.
+                let _ = self.watches.remove(wd);
+            }
+            (_, wd) => self.wd = wd,
+        }
+        true
+    }
+}
+
 /// Starts watching `<db>-wal`; None when inotify is unavailable (the writer
 /// then polls `PRAGMA data_version` on a short interval instead).
-pub fn watch(db: &Path, lock_path: &Path, tx: Sender<Msg>) -> Option<Watcher> {
+pub fn watch(db: &Path, lock_path: &Path, tx: Sender<Msg>) -> Option<(Watcher, Switch)> {
     let mut wal = db.as_os_str().to_owned();
     wal.push("-wal");
     let inotify = Inotify::init().ok()?;
-    let watches = inotify.watches();
-    let mut w = watches;
-    if let Err(e) = w.add(PathBuf::from(&wal), WatchMask::MODIFY) {
-        log::warn!("cannot watch the WAL file ({e}); polling instead");
+    let mut switch = Switch {
+        watches: inotify.watches(),
+        wal: PathBuf::from(&wal),
+        wd: None,
+    };
+    if !switch.set(true) {
         return None;
     }
+    let mut w = inotify.watches();
     // The lock file is this worker's own: touching it wakes the thread so it
     // can see the stop flag.
     w.add(
@@ -53,12 +93,13 @@ pub fn watch(db: &Path, lock_path: &Path, tx: Sender<Msg>) -> Option<Watcher> {
             let _ = done_tx.send(());
         })
         .ok()?;
-    Some(Watcher {
+    let watcher = Watcher {
         stop,
         lock_path: lock_path.to_path_buf(),
         thread: Some(thread),
         done,
-    })
+    };
+    Some((watcher, switch))
 }
 
 fn run(mut inotify: Inotify, tx: Sender<Msg>, stop: Arc<AtomicBool>) {

@@ -123,8 +123,9 @@ pub struct Writer {
     queue_maybe_nonempty: bool,
     last_heartbeat: Instant,
     last_progress: Instant,
-    /// Whether a WAL watcher wakes this writer (else it polls).
-    watching: bool,
+    /// Turns the WAL watch that wakes this writer on and off; without it
+    /// the writer polls.
+    watch: Option<super::wake::Switch>,
     /// After a wake-up whose commit was not visible yet, look again briefly.
     recheck_until: Option<Instant>,
 }
@@ -164,15 +165,34 @@ impl Writer {
             queue_maybe_nonempty: true,
             last_heartbeat: Instant::now(),
             last_progress: Instant::now(),
-            watching: false,
+            watch: None,
             recheck_until: None,
         })
     }
 
-    /// Tells the writer that a WAL watcher sends it [`Msg::DbChanged`].
-    pub fn with_watcher(mut self, watching: bool) -> Writer {
-        self.watching = watching;
+    /// Gives the writer the switch of the WAL watcher that sends it
+    /// [`Msg::DbChanged`].
+    pub fn with_watcher(mut self, watch: Option<super::wake::Switch>) -> Writer {
+        self.watch = watch;
         self
+    }
+
+    fn watching(&self) -> bool {
+        self.watch.as_ref().is_some_and(|w| w.is_on())
+    }
+
+    /// Keeps the WAL watched only while a commit by another process could
+    /// matter at once: not while this writer is draining a queue it knows
+    /// is non-empty (stop and cancel requests are still seen on every
+    /// pass, and at least every busy poll).
+    fn adjust_watch(&mut self) {
+        let wanted = !(self.accepting() && self.queue_maybe_nonempty);
+        if let Some(w) = self.watch.as_mut()
+            && w.is_on() != wanted
+            && !w.set(wanted)
+        {
+            self.watch = None;
+        }
     }
 
     /// Runs until the worker has stopped.
@@ -194,6 +214,9 @@ impl Writer {
                     Err(_) => break,
                 }
             }
+            // Before looking at data_version, so that no commit falls
+            // between that look and the watch being back on.
+            self.adjust_watch();
             self.watch_database()?;
             self.plan(&mut batch, nudged, fast);
             if !batch.is_empty() {
@@ -220,7 +243,7 @@ impl Writer {
             // The wake-up came as the other process wrote its commit; it
             // becomes visible as soon as that commit's fsync returns.
             RECHECK_POLL
-        } else if looking && !self.watching {
+        } else if looking && !self.watching() {
             self.timing.idle_poll
         } else {
             self.timing.busy_poll

@@ -174,6 +174,9 @@ pub fn open_writer_connection(path: &Path) -> Result<Connection> {
     let conn = open_connection(path)?;
     conn.pragma_update(None, "cache_size", -16_384)
         .map_err(|e| open_error(path, e))?;
+    // The batch's statements (one per finish-chunk size among them) must
+    // all stay prepared; the default cache of 16 would evict some.
+    conn.set_prepared_statement_cache_capacity(64);
     Ok(conn)
 }
 

@@ -188,21 +188,38 @@ pub fn request_cancel(tx: &Transaction<'_>, id: i64, now: &str) -> Result<bool> 
     .map_err(Error::db("request cancel"))
 }
 
-/// Number of runs per status, every status present (from the counters the
-/// triggers of `JobRunCount` keep, so the cost does not grow with history).
+/// Number of runs per status, every status present. The finished ones and
+/// the total come from the counters the triggers of `JobRunCount` keep, so
+/// the cost does not grow with history; RUNNING runs are few and counted;
+/// QUEUED is what remains.
 pub fn count_by_status(conn: &Connection) -> Result<Vec<(JobStatus, i64)>> {
     let mut stmt = conn
         .prepare_cached("SELECT n FROM JobRunCount WHERE status = ?1")
         .map_err(Error::db("count runs"))?;
-    JobStatus::ALL
-        .into_iter()
-        .map(|s| {
-            stmt.query_row([s.as_str()], |r| r.get(0))
-                .optional()
-                .map(|n| (s, n.unwrap_or(0)))
-                .map_err(Error::db("count runs"))
-        })
-        .collect()
+    let mut counter = |key: &str| -> Result<i64> {
+        stmt.query_row([key], |r| r.get(0))
+            .optional()
+            .map(|n| n.unwrap_or(0))
+            .map_err(Error::db("count runs"))
+    };
+    let all = counter("ALL")?;
+    let mut counts = Vec::with_capacity(JobStatus::ALL.len());
+    for s in JobStatus::ALL {
+        let n = match s {
+            JobStatus::Queued => 0,
+            JobStatus::Running => conn
+                .prepare_cached("SELECT count(*) FROM JobRun WHERE status = 'RUNNING'")
+                .and_then(|mut st| st.query_row([], |r| r.get(0)))
+                .map_err(Error::db("count running runs"))?,
+            _ => counter(s.as_str())?,
+        };
+        counts.push((s, n));
+    }
+    let others: i64 = counts.iter().map(|(_, n)| n).sum();
+    if let Some(q) = counts.iter_mut().find(|(s, _)| *s == JobStatus::Queued) {
+        q.1 = (all - others).max(0);
+    }
+    Ok(counts)
 }
 
 /// Records the process group of a command job's program in the run's
