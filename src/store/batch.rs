@@ -4,12 +4,12 @@
 //! that was declared dead cannot overwrite what happened since.
 
 use std::collections::HashMap;
-use std::sync::OnceLock;
 
 use rusqlite::{Connection, Transaction, TransactionBehavior, params};
 
 use serde_json::{Map, Value};
 
+use super::multirow::{self, Family};
 use crate::clock::Timestamp;
 use crate::error::{Error, Result};
 use crate::job::{JobStatus, LogLevel};
@@ -138,11 +138,8 @@ pub fn commit(
     for f in requeues {
         write_finish(&tx, me, &mut owned, f, &now)?;
     }
-    let mut rest = &ends[..];
-    while !rest.is_empty() {
-        let (chunk, more) = rest.split_at(finish_chunk(rest.len()));
+    for chunk in FINISH.chunks(&ends) {
         write_ends(&tx, me, &mut owned, chunk, &now)?;
-        rest = more;
     }
     let still_registered = if batch.heartbeat {
         super::workers::heartbeat(&tx, me.worker_id, &now)?
@@ -195,39 +192,57 @@ impl Ownership {
     }
 }
 
+/// Inserts up to 128 log lines per statement.
+static LOG_INSERT: Family = Family::new(128, |n| {
+    format!(
+        "INSERT INTO JobLog (jobRunId, level, stage, message, context, timestamp) VALUES {}",
+        multirow::values(n, 6, 1)
+    )
+});
+
 fn write_logs(
     tx: &Transaction<'_>,
     me: &Claimant,
     owned: &mut Ownership,
     logs: &[LogRecord],
 ) -> Result<()> {
-    if logs.is_empty() {
-        return Ok(());
-    }
-    let mut stmt = tx
-        .prepare_cached(
-            "INSERT INTO JobLog (jobRunId, level, stage, message, context, timestamp) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        )
-        .map_err(Error::db("write log lines"))?;
-    // Lines of one batch mostly share their millisecond: format it once.
-    let mut stamp = (Timestamp(i64::MIN), String::new());
+    let mut kept = Vec::with_capacity(logs.len());
     for l in logs {
-        if !owned.owns(tx, me, l.run_id)? {
-            continue;
+        if owned.owns(tx, me, l.run_id)? {
+            kept.push(l);
         }
-        if stamp.0 != l.timestamp {
-            stamp = (l.timestamp, l.timestamp.to_text());
+    }
+    // Lines of one batch mostly share their millisecond: format it once.
+    let mut stamps: Vec<String> = Vec::with_capacity(kept.len());
+    let mut last = Timestamp(i64::MIN);
+    for l in &kept {
+        let text = match stamps.last() {
+            Some(t) if last == l.timestamp => t.clone(),
+            _ => l.timestamp.to_text(),
+        };
+        last = l.timestamp;
+        stamps.push(text);
+    }
+    let levels: Vec<&str> = kept.iter().map(|l| l.level.as_str()).collect();
+    let mut at = 0;
+    for chunk in LOG_INSERT.chunks(&kept) {
+        let mut stmt = tx
+            .prepare_cached(LOG_INSERT.sql(chunk.len()))
+            .map_err(Error::db("write log lines"))?;
+        let mut args: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(chunk.len() * 6);
+        for ((l, stamp), level) in chunk.iter().zip(&stamps[at..]).zip(&levels[at..]) {
+            args.extend_from_slice(&[
+                &l.run_id as &dyn rusqlite::ToSql,
+                level,
+                &l.stage,
+                &l.message,
+                &l.context,
+                stamp,
+            ]);
         }
-        stmt.execute(params![
-            l.run_id,
-            l.level.as_str(),
-            l.stage,
-            l.message,
-            l.context,
-            stamp.1
-        ])
-        .map_err(Error::db("write log lines"))?;
+        at += chunk.len();
+        stmt.execute(args.as_slice())
+            .map_err(Error::db("write log lines"))?;
     }
     Ok(())
 }
@@ -261,20 +276,8 @@ fn write_progress(
     Ok(())
 }
 
-/// Most finished runs written per UPDATE statement.
-const FINISH_CHUNK: usize = 256;
-
-/// How many of `n` waiting finishes the next UPDATE writes: a power of
-/// two, so the few statement texts there are stay prepared in the cache
-/// (parsing a 2,000-parameter statement per commit cost a tenth of the
-/// writer's time).
-fn finish_chunk(n: usize) -> usize {
-    if n >= FINISH_CHUNK {
-        FINISH_CHUNK
-    } else {
-        1 << n.ilog2()
-    }
-}
+/// Finishes up to 256 runs per UPDATE statement.
+static FINISH: Family = Family::new(256, finish_sql);
 
 /// Records many finished runs with one UPDATE … FROM (VALUES …): the
 /// statement journal the JobRunCount triggers need is then paid once per
@@ -287,7 +290,7 @@ fn write_ends(
     ends: &[&FinishRecord],
     now: &str,
 ) -> Result<()> {
-    let sql = finish_sql(ends.len());
+    let sql = FINISH.sql(ends.len());
     let mut args: Vec<rusqlite::types::Value> = Vec::with_capacity(2 + ends.len() * 9);
     args.push(now.to_string().into());
     args.push(me.worker_id.into());
@@ -320,36 +323,16 @@ fn write_ends(
     Ok(())
 }
 
-/// The UPDATE that finishes `n` runs (a power of two up to FINISH_CHUNK),
-/// built once per size.
-fn finish_sql(n: usize) -> &'static str {
-    static SQL: OnceLock<Vec<String>> = OnceLock::new();
-    let all = SQL.get_or_init(|| {
-        (0..=FINISH_CHUNK.ilog2())
-            .map(|k| build_finish_sql(1 << k))
-            .collect()
-    });
-    &all[n.ilog2() as usize]
-}
-
-fn build_finish_sql(n: usize) -> String {
-    // Numbered placeholders: ?1 and ?2 are `now` and the worker id, so an
-    // anonymous `?` (numbered after the largest seen so far) would collide.
-    let tuples = (0..n)
-        .map(|i| {
-            let b = 3 + i * 9;
-            let marks: Vec<String> = (b..b + 9).map(|n| format!("?{n}")).collect();
-            format!("({})", marks.join(", "))
-        })
-        .collect::<Vec<_>>()
-        .join(", ");
+/// The UPDATE that finishes `n` runs: ?1 is `now`, ?2 the worker id.
+fn finish_sql(n: usize) -> String {
     format!(
         "UPDATE JobRun SET status = v.column2, finishedAt = ?1, updatedAt = ?1, \
          currentStage = v.column3, entitiesProcessed = v.column4, entitiesTotal = v.column5, \
          entitiesUnit = v.column6, outcomeSummary = v.column7, error = v.column8, \
-         errorContext = v.column9 FROM (VALUES {tuples}) AS v \
+         errorContext = v.column9 FROM (VALUES {}) AS v \
          WHERE JobRun.id = v.column1 AND JobRun.workerId = ?2 AND JobRun.status = 'RUNNING' \
-         RETURNING JobRun.id"
+         RETURNING JobRun.id",
+        multirow::values(n, 9, 3)
     )
 }
 

@@ -80,16 +80,16 @@ impl Committer {
 
 fn commit(conn: &mut Connection, batch: Vec<Request>) {
     let now = Timestamp::now().to_text();
-    let result = super::write_on(conn, "enqueue runs", |tx| {
-        batch
-            .iter()
-            .map(|r| insert_runs(tx, &r.runs, &now))
-            .collect::<Result<Vec<_>>>()
-    });
+    // Every caller's runs in one list, so that they share multi-row
+    // statements; each caller then gets its own slice of the ids.
+    let all: Vec<&NewRun> = batch.iter().flat_map(|r| &r.runs).collect();
+    let result = super::write_on(conn, "enqueue runs", |tx| insert_runs(tx, &all, &now));
     match result {
         Ok(ids) => {
-            for (r, ids) in batch.into_iter().zip(ids) {
-                let _ = r.reply.send(Ok(ids));
+            let mut ids = ids.into_iter();
+            for r in batch {
+                let mine: Vec<i64> = ids.by_ref().take(r.runs.len()).collect();
+                let _ = r.reply.send(Ok(mine));
             }
         }
         Err(e) => {

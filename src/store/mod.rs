@@ -20,6 +20,7 @@ pub mod committer;
 pub mod insight;
 pub mod logs;
 pub mod media;
+mod multirow;
 pub mod retention;
 pub mod rows;
 pub mod runs;

@@ -1,9 +1,12 @@
 //! Queries on `JobRun` outside the worker's hot path: enqueue, look-ups,
 //! history, cancellation, and the resolution of runs whose worker is gone.
 
+use std::borrow::Borrow;
+
 use rusqlite::{Connection, OptionalExtension, Transaction, params, params_from_iter};
 use serde_json::{Map, Value};
 
+use super::multirow::{self, Family};
 use super::rows::{RUN_COLUMNS, run_from_row};
 use crate::error::{Error, Result};
 use crate::job::{JobRun, JobStatus};
@@ -42,27 +45,48 @@ impl NewRun {
     }
 }
 
+/// Inserts up to 128 runs per statement; ?1 is `now`.
+static RUN_INSERT: Family = Family::new(128, |n| {
+    format!(
+        "INSERT INTO JobRun (jobName, parameters, priority, rerunOfId, triggeredBy, metadata, \
+         status, createdAt, updatedAt) SELECT column1, column2, column3, column4, column5, \
+         column6, 'QUEUED', ?1, ?1 FROM (VALUES {}) RETURNING id",
+        multirow::values(n, 6, 2)
+    )
+});
+
 /// Inserts QUEUED runs; returns their ids in order.
-pub fn insert_runs(tx: &Transaction<'_>, runs: &[NewRun], now: &str) -> Result<Vec<i64>> {
-    let mut stmt = tx
-        .prepare_cached(
-            "INSERT INTO JobRun (jobName, status, parameters, priority, createdAt, rerunOfId, \
-             triggeredBy, metadata, updatedAt) VALUES (?1, 'QUEUED', ?2, ?3, ?4, ?5, ?6, ?7, ?4)",
-        )
-        .map_err(Error::db("enqueue run"))?;
+pub fn insert_runs<R: Borrow<NewRun>>(
+    tx: &Transaction<'_>,
+    runs: &[R],
+    now: &str,
+) -> Result<Vec<i64>> {
     let mut ids = Vec::with_capacity(runs.len());
-    for r in runs {
-        stmt.execute(params![
-            r.job_name,
-            r.parameters,
-            r.priority,
-            now,
-            r.rerun_of,
-            r.trigger,
-            r.metadata,
-        ])
-        .map_err(Error::db("enqueue run"))?;
-        ids.push(tx.last_insert_rowid());
+    for chunk in RUN_INSERT.chunks(runs) {
+        let mut stmt = tx
+            .prepare_cached(RUN_INSERT.sql(chunk.len()))
+            .map_err(Error::db("enqueue run"))?;
+        let mut args: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(1 + chunk.len() * 6);
+        args.push(&now);
+        for r in chunk {
+            let r = r.borrow();
+            args.extend_from_slice(&[
+                &r.job_name as &dyn rusqlite::ToSql,
+                &r.parameters,
+                &r.priority,
+                &r.rerun_of,
+                &r.trigger,
+                &r.metadata,
+            ]);
+        }
+        let mut chunk_ids = stmt
+            .query_map(args.as_slice(), |row| row.get::<_, i64>(0))
+            .and_then(|rows| rows.collect::<rusqlite::Result<Vec<i64>>>())
+            .map_err(Error::db("enqueue run"))?;
+        // New rowids grow in the order the rows are inserted; RETURNING
+        // does not promise an order.
+        chunk_ids.sort_unstable();
+        ids.extend(chunk_ids);
     }
     Ok(ids)
 }

@@ -1,0 +1,122 @@
+//! Enqueueing many runs at once and from many threads at once: runs are
+//! written many to a statement and callers share commits, and still every
+//! caller gets the ids of exactly its own runs, in order.
+
+mod common;
+
+use std::sync::Arc;
+use std::thread;
+
+use common::TestDb;
+use jobmgr::job::Trigger;
+use jobmgr::jobs::builtin_registry;
+use jobmgr::manager::{EnqueueRequest, Manager};
+use jobmgr::store::Store;
+use serde_json::{Map, Value};
+
+fn manager(db: &TestDb) -> Manager {
+    Manager::new(
+        Store::open(&db.path).unwrap(),
+        Arc::new(builtin_registry()),
+        30_000,
+        60_000,
+    )
+}
+
+fn request(count: i64) -> EnqueueRequest {
+    let mut parameters = Map::new();
+    parameters.insert("count".into(), Value::from(count));
+    EnqueueRequest {
+        job_name: "demo-known-total".into(),
+        parameters,
+        priority: 0,
+        trigger: Trigger::Api,
+    }
+}
+
+fn count_of(db: &TestDb, id: i64) -> i64 {
+    db.scalar(&format!(
+        "SELECT json_extract(parameters, '$.count') FROM JobRun WHERE id = {id}"
+    ))
+    .parse()
+    .unwrap()
+}
+
+#[test]
+fn one_call_with_many_runs_returns_each_runs_id_in_order() {
+    let db = TestDb::new("enqueue-many");
+    let m = manager(&db);
+    // 300 = chunks of 128, 128, 32, 8 and 4 rows.
+    let reqs: Vec<EnqueueRequest> = (1..=300).map(request).collect();
+    let ids = m.enqueue_many(&reqs).unwrap();
+    assert_eq!(ids.len(), 300);
+    for (i, id) in ids.iter().enumerate() {
+        assert_eq!(count_of(&db, *id), i as i64 + 1, "run {id}");
+    }
+    assert_eq!(
+        db.scalar("SELECT n FROM JobRunCount WHERE status = 'ALL'"),
+        "300"
+    );
+}
+
+#[test]
+fn concurrent_callers_sharing_commits_each_get_their_own_ids() {
+    let db = TestDb::new("enqueue-concurrent");
+    let m = manager(&db);
+    let threads: Vec<_> = (0..8i64)
+        .map(|t| {
+            let m = m.clone();
+            thread::spawn(move || {
+                let mut mine = Vec::new();
+                for k in 0..50i64 {
+                    // Sometimes one run, sometimes three, in one call.
+                    let n = if k % 5 == 0 { 3 } else { 1 };
+                    let reqs: Vec<EnqueueRequest> =
+                        (0..n).map(|j| request(t * 10_000 + k * 10 + j)).collect();
+                    let ids = m.enqueue_many(&reqs).unwrap();
+                    assert_eq!(ids.len(), reqs.len());
+                    mine.extend(ids.into_iter().zip((0..n).map(|j| t * 10_000 + k * 10 + j)));
+                }
+                mine
+            })
+        })
+        .collect();
+    let mut total = 0;
+    for t in threads {
+        for (id, count) in t.join().unwrap() {
+            assert_eq!(count_of(&db, id), count, "run {id}");
+            total += 1;
+        }
+    }
+    assert_eq!(
+        db.scalar("SELECT count(*) FROM JobRun")
+            .parse::<usize>()
+            .unwrap(),
+        total
+    );
+}
+
+#[test]
+fn constraints_still_refuse_unknown_statuses_and_levels() {
+    let db = TestDb::new("enqueue-checks");
+    let m = manager(&db);
+    let id = m.enqueue_many(&[request(1)]).unwrap()[0];
+    let conn = rusqlite::Connection::open(&db.path).unwrap();
+    let bad_status = conn.execute(
+        &format!("UPDATE JobRun SET status = 'DONE' WHERE id = {id}"),
+        [],
+    );
+    assert!(
+        bad_status.unwrap_err().to_string().contains("CHECK"),
+        "an unknown status must be refused"
+    );
+    let bad_level = conn.execute(
+        &format!(
+            "INSERT INTO JobLog (jobRunId, level, message, timestamp) \
+             VALUES ({id}, 'loud', 'x', '2026-01-01T00:00:00.000Z')"
+        ),
+        [],
+    );
+    assert!(bad_level.unwrap_err().to_string().contains("CHECK"));
+    assert_eq!(db.scalar("SELECT status FROM JobRun"), "QUEUED");
+}
