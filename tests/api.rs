@@ -170,6 +170,7 @@ fn details_cancel_and_rerun() {
     assert_eq!(d["stages"], json!([]));
     assert_eq!(d["reruns"], json!([]));
     assert_eq!(d["rerunOf"], Value::Null);
+    assert_eq!(d["worker"], Value::Null, "never claimed");
     assert_eq!(a.get("/api/jobs/999").status, 404);
     assert_eq!(a.get("/api/jobs/999").error_code(), "not_found");
     assert_eq!(a.get("/api/jobs/abc").status, 404);
@@ -231,6 +232,12 @@ fn logs_pages_filters_and_export() {
     let d = a.ok(&format!("/api/jobs/{id}"));
     assert_eq!(d["stages"][0]["stage"], "Processing");
     assert!(d["stages"][0]["at"].is_string());
+    // The worker that ran it: its row, joined by the run's workerId.
+    let w = &d["worker"];
+    assert_eq!(w["id"], d["run"]["workerId"]);
+    assert!(w["pid"].as_i64().unwrap() > 0, "{w}");
+    assert!(!w["version"].as_str().unwrap().is_empty(), "{w}");
+    assert!(!w["hostname"].as_str().unwrap().is_empty(), "{w}");
     for bad in ["level=loud", "limit=1001", "limit=0", "after=x"] {
         let r = a.get(&format!("/api/jobs/{id}/logs?{bad}"));
         assert_eq!(r.status, 400, "{bad}");

@@ -9,7 +9,8 @@ use crate::clock::Timestamp;
 use crate::error::{Error, Result};
 use crate::job::JobRun;
 use crate::store::changes::ChangeFeed;
-use crate::store::{audit, insight};
+use crate::store::{audit, insight, workers};
+use crate::worker::WorkerRow;
 
 pub use crate::store::audit::AuditEntry;
 pub use crate::store::insight::{ErrorGroup, RunRef, StageMark};
@@ -38,6 +39,8 @@ pub struct RunDetails {
     pub stages: Vec<StageMark>,
     pub reruns: Vec<RunRef>,
     pub rerun_of: Option<RunRef>,
+    /// The worker that claimed the run: its host, pid and version.
+    pub worker: Option<WorkerRow>,
 }
 
 /// Longest window the failure groups look back over.
@@ -80,7 +83,12 @@ impl Manager {
             Some(prev) => insight::run_ref(&conn, prev)?,
             None => None,
         };
+        let worker = match run.worker_id {
+            Some(w) => workers::get_worker(&conn, w)?,
+            None => None,
+        };
         Ok(RunDetails {
+            worker,
             stages: insight::stages(&conn, id)?,
             reruns: insight::reruns_of(&conn, id)?,
             rerun_of,

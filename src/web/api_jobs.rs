@@ -136,7 +136,16 @@ pub fn show(ctx: &Ctx, req: &Req) -> Result<Reply> {
     let d = ctx.manager.details(req.id_at(2)?)?;
     Ok(json_reply(
         200,
-        &json!({"run": run_json(&d.run), "stages": d.stages, "reruns": d.reruns, "rerunOf": d.rerun_of}),
+        &json!({
+            "run": run_json(&d.run),
+            "stages": d.stages,
+            "reruns": d.reruns,
+            "rerunOf": d.rerun_of,
+            "worker": d.worker.map(|w| json!({
+                "id": w.id, "hostname": w.hostname, "pid": w.pid,
+                "version": w.version, "state": w.state,
+            })),
+        }),
     ))
 }
 

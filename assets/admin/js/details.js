@@ -11,7 +11,6 @@ import { sample, rateText, progressBar } from './progress.js';
 import { cancelButton } from './active.js';
 import { rerunButton } from './history.js';
 import { createLogViewer } from './logs.js';
-import { currentWorker } from './worker.js';
 
 let current = null; // { id, detail, viewer }
 let refetchTimer = null;
@@ -179,11 +178,10 @@ function metadata(d) {
     ['Priority', String(run.priority)],
     ['Worker', run.workerId === null || run.workerId === undefined ? 'not claimed yet' : `#${run.workerId}`],
   ];
-  // Runs record their worker's id; its host and version are known while
-  // that worker is the current one.
-  const w = currentWorker();
-  if (w && w.id === run.workerId && meta.workerVersion === undefined && meta.version === undefined) {
-    entries.push(['Worker host', w.hostname], ['Worker version', w.version]);
+  // Runs record their worker's id; the details carry that worker's row.
+  const w = d.worker;
+  if (w) {
+    entries.push(['Worker host', `${w.hostname} (pid ${w.pid})`], ['Worker version', w.version]);
   }
   for (const [k, v] of Object.entries(meta)) {
     entries.push([humanize(k), typeof v === 'string' ? v : JSON.stringify(v)]);
