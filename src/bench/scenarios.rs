@@ -152,11 +152,6 @@ impl Ctx {
     }
 
     pub(super) fn manager(&self, db: &std::path::Path) -> Result<Manager> {
-        let st = Store::open(db)?;
-        if let Ok(sql) = std::env::var("JOBMGR_BENCH_HACK") {
-            store::open_connection(db)?.execute_batch(&sql).unwrap();
-        }
-        drop(st);
         Ok(Manager::new(
             Store::open(db)?,
             self.registry(),

@@ -5,9 +5,18 @@
 //! waits for the leader's answer. An enqueue returns only once its run is
 //! durable; a lone caller pays no thread hand-off, and concurrent callers
 //! share one fsync per round.
+//!
+//! When the last round carried several callers, the leader waits briefly
+//! (at most as long as the last commit took, and never over a millisecond)
+//! for as many to have queued again before it commits: callers woken by
+//! one commit need a moment to come back, and without the wait each round
+//! would carry only the first of them (like PostgreSQL's commit_delay, but
+//! only when there is company to wait for).
 
 use std::path::Path;
-use std::sync::{Mutex, MutexGuard, TryLockError};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Condvar, Mutex, MutexGuard, TryLockError};
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Sender, bounded};
 use rusqlite::Connection;
@@ -24,8 +33,17 @@ struct Request {
 /// The shared commit path of one process.
 pub struct Committer {
     queue: Mutex<Vec<Request>>,
+    /// Signalled whenever a request is queued.
+    queued: Condvar,
     conn: Mutex<Connection>,
+    /// Callers in the last round other than its leader, and how long its
+    /// commit took (µs).
+    last_round: AtomicUsize,
+    last_commit_us: AtomicUsize,
 }
+
+/// The longest a leader waits for company.
+const MAX_DELAY: Duration = Duration::from_millis(1);
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic while holding either lock leaves consistent data behind: the
@@ -38,7 +56,10 @@ impl Committer {
     pub fn start(path: &Path) -> Result<Committer> {
         Ok(Committer {
             queue: Mutex::new(Vec::new()),
+            queued: Condvar::new(),
             conn: Mutex::new(super::open_writer_connection(path)?),
+            last_round: AtomicUsize::new(0),
+            last_commit_us: AtomicUsize::new(0),
         })
     }
 
@@ -46,7 +67,8 @@ impl Committer {
     pub fn insert(&self, runs: Vec<NewRun>) -> Result<Vec<i64>> {
         let (reply, answer) = bounded(1);
         lock(&self.queue).push(Request { runs, reply });
-        self.try_lead();
+        self.queued.notify_one();
+        self.try_lead(&answer);
         answer
             .recv()
             .map_err(|_| Error::Conflict("enqueue was not answered".into()))?
@@ -56,7 +78,7 @@ impl Committer {
     /// at the queue once more after releasing the lock, so a request queued
     /// while it was finishing is never left without a leader: either that
     /// caller finds the lock free, or the leader holding it sees the request.
-    fn try_lead(&self) {
+    fn try_lead(&self, mine: &crossbeam_channel::Receiver<Result<Vec<i64>>>) {
         loop {
             let mut conn = match self.conn.try_lock() {
                 Ok(c) => c,
@@ -64,17 +86,51 @@ impl Committer {
                 Err(TryLockError::WouldBlock) => return,
             };
             loop {
-                let batch = std::mem::take(&mut *lock(&self.queue));
+                // Whether this leader's own request is still queued: a
+                // leader whose request is done will not queue again while
+                // it leads, so the next round waits for one caller fewer.
+                let own = mine.is_empty();
+                let batch = self.gather(own);
                 if batch.is_empty() {
                     break;
                 }
+                let (callers, started) = (batch.len() - usize::from(own), Instant::now());
                 commit(&mut conn, batch);
+                let took = started.elapsed().as_micros() as usize;
+                self.last_round.store(callers, Ordering::Relaxed);
+                self.last_commit_us.store(took, Ordering::Relaxed);
             }
             drop(conn);
             if lock(&self.queue).is_empty() {
                 return;
             }
         }
+    }
+}
+
+impl Committer {
+    /// Takes the queued requests; when the last round had more callers than
+    /// are queued now, first waits a little for them to come back.
+    fn gather(&self, own: bool) -> Vec<Request> {
+        let mut queue = lock(&self.queue);
+        let expected = self.last_round.load(Ordering::Relaxed) + usize::from(own);
+        if expected > 1 && !queue.is_empty() && queue.len() < expected {
+            let delay = Duration::from_micros(self.last_commit_us.load(Ordering::Relaxed) as u64)
+                .min(MAX_DELAY);
+            let deadline = Instant::now() + delay;
+            while queue.len() < expected {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    break;
+                }
+                queue = self
+                    .queued
+                    .wait_timeout(queue, left)
+                    .map(|(q, _)| q)
+                    .unwrap_or_else(|p| p.into_inner().0);
+            }
+        }
+        std::mem::take(&mut *queue)
     }
 }
 

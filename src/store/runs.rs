@@ -6,7 +6,7 @@ use std::borrow::Borrow;
 use rusqlite::{Connection, OptionalExtension, Transaction, params, params_from_iter};
 use serde_json::{Map, Value};
 
-use super::multirow::{self, Family};
+use super::multirow::Family;
 use super::rows::{RUN_COLUMNS, run_from_row};
 use crate::error::{Error, Result};
 use crate::job::{JobRun, JobStatus};
@@ -45,13 +45,28 @@ impl NewRun {
     }
 }
 
-/// Inserts up to 128 runs per statement; ?1 is `now`.
+/// Inserts up to 128 runs per statement; ?1 is `now`. A plain VALUES list
+/// (no INSERT … SELECT) keeps the common one-run enqueue as cheap as a
+/// single-row insert.
 static RUN_INSERT: Family = Family::new(128, |n| {
+    let tuples: Vec<String> = (0..n)
+        .map(|i| {
+            let b = 2 + i * 6;
+            format!(
+                "(?{}, ?{}, ?{}, ?{}, ?{}, ?{}, 'QUEUED', ?1, ?1)",
+                b,
+                b + 1,
+                b + 2,
+                b + 3,
+                b + 4,
+                b + 5
+            )
+        })
+        .collect();
     format!(
         "INSERT INTO JobRun (jobName, parameters, priority, rerunOfId, triggeredBy, metadata, \
-         status, createdAt, updatedAt) SELECT column1, column2, column3, column4, column5, \
-         column6, 'QUEUED', ?1, ?1 FROM (VALUES {}) RETURNING id",
-        multirow::values(n, 6, 2)
+         status, createdAt, updatedAt) VALUES {} RETURNING id",
+        tuples.join(", ")
     )
 });
 
