@@ -65,7 +65,7 @@ static RUN_INSERT: Family = Family::new(128, |n| {
         .collect();
     format!(
         "INSERT INTO JobRun (jobName, parameters, priority, rerunOfId, triggeredBy, metadata, \
-         status, createdAt, updatedAt) VALUES {} RETURNING id",
+         status, createdAt, updatedAt) VALUES {}",
         tuples.join(", ")
     )
 });
@@ -94,14 +94,18 @@ pub fn insert_runs<R: Borrow<NewRun>>(
                 &r.metadata,
             ]);
         }
-        let mut chunk_ids = stmt
-            .query_map(args.as_slice(), |row| row.get::<_, i64>(0))
-            .and_then(|rows| rows.collect::<rusqlite::Result<Vec<i64>>>())
+        stmt.execute(args.as_slice())
             .map_err(Error::db("enqueue run"))?;
-        // New rowids grow in the order the rows are inserted; RETURNING
-        // does not promise an order.
-        chunk_ids.sort_unstable();
-        ids.extend(chunk_ids);
+        // Each new row gets the largest id so far plus one, and this
+        // transaction holds the write lock: the chunk's ids are the
+        // consecutive ones ending at the last. (RETURNING would cost a
+        // temporary table per statement.) Only ids near i64::MAX make
+        // SQLite pick ids at random; refuse to go there.
+        let last = tx.last_insert_rowid();
+        if last > i64::MAX - (1 << 32) {
+            return Err(Error::Conflict("run ids are exhausted".into()));
+        }
+        ids.extend(last - chunk.len() as i64 + 1..=last);
     }
     Ok(ids)
 }
