@@ -16,26 +16,41 @@ DROP TRIGGER JobRun_count_update;
 DELETE FROM JobRunCount WHERE status IN ('QUEUED', 'RUNNING');
 INSERT INTO JobRunCount (status, n) SELECT 'ALL', count(*) FROM JobRun;
 
--- One statement per counter: "status IN ('ALL', NEW.status)" would build
--- a temporary index for the list on every row.
+-- Each trigger runs one statement, and fires only when its counter
+-- changes: a trigger with two statements cost bulk enqueues 40 % of their
+-- speed, and "status IN ('ALL', NEW.status)" would even build a temporary
+-- index per row. Conditions compare with = and <>, never a long IN list,
+-- which SQLite builds as a temporary table each time a trigger fires.
 CREATE TRIGGER JobRun_count_insert AFTER INSERT ON JobRun
 BEGIN
     UPDATE JobRunCount SET n = n + 1 WHERE status = 'ALL';
+END;
+
+CREATE TRIGGER JobRun_count_insert_finished AFTER INSERT ON JobRun
+WHEN NEW.status <> 'QUEUED' AND NEW.status <> 'RUNNING'
+BEGIN
     UPDATE JobRunCount SET n = n + 1 WHERE status = NEW.status;
 END;
 
 CREATE TRIGGER JobRun_count_delete AFTER DELETE ON JobRun
 BEGIN
     UPDATE JobRunCount SET n = n - 1 WHERE status = 'ALL';
+END;
+
+CREATE TRIGGER JobRun_count_delete_finished AFTER DELETE ON JobRun
+WHEN OLD.status <> 'QUEUED' AND OLD.status <> 'RUNNING'
+BEGIN
     UPDATE JobRunCount SET n = n - 1 WHERE status = OLD.status;
 END;
 
-CREATE TRIGGER JobRun_count_update AFTER UPDATE OF status ON JobRun
--- Lists of at most two: a longer IN list in a trigger is built as a
--- temporary table every time the trigger fires.
-WHEN OLD.status <> NEW.status
-    AND NOT (OLD.status IN ('QUEUED', 'RUNNING') AND NEW.status IN ('QUEUED', 'RUNNING'))
+CREATE TRIGGER JobRun_count_finish AFTER UPDATE OF status ON JobRun
+WHEN OLD.status <> NEW.status AND NEW.status <> 'QUEUED' AND NEW.status <> 'RUNNING'
+BEGIN
+    UPDATE JobRunCount SET n = n + 1 WHERE status = NEW.status;
+END;
+
+CREATE TRIGGER JobRun_count_unfinish AFTER UPDATE OF status ON JobRun
+WHEN OLD.status <> NEW.status AND OLD.status <> 'QUEUED' AND OLD.status <> 'RUNNING'
 BEGIN
     UPDATE JobRunCount SET n = n - 1 WHERE status = OLD.status;
-    UPDATE JobRunCount SET n = n + 1 WHERE status = NEW.status;
 END;
