@@ -270,7 +270,7 @@ static FINISH: Family = Family::new(256, finish_sql);
 /// Records many finished runs with one UPDATE … FROM (VALUES …): the
 /// statement journal the JobRunCount triggers need is then paid once per
 /// chunk, not once per run. Fenced like every write: only rows still
-/// RUNNING under this worker change, and RETURNING says which did.
+/// RUNNING under this worker change.
 fn write_ends(
     tx: &Transaction<'_>,
     me: &Claimant,
@@ -278,37 +278,62 @@ fn write_ends(
     ends: &[&FinishRecord],
     now: &str,
 ) -> Result<()> {
-    let sql = FINISH.sql(ends.len());
-    let mut args: Vec<rusqlite::types::Value> = Vec::with_capacity(2 + ends.len() * 9);
-    args.push(now.to_string().into());
-    args.push(me.worker_id.into());
-    for f in ends {
+    let statuses: Vec<&str> = ends.iter().map(|f| f.status.as_str()).collect();
+    let mut args: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(2 + ends.len() * 9);
+    args.push(&now);
+    args.push(&me.worker_id);
+    for (f, status) in ends.iter().zip(&statuses) {
         let p = &f.progress;
-        args.push(p.run_id.into());
-        args.push(f.status.as_str().to_string().into());
-        args.push(p.stage.clone().into());
-        args.push(p.processed.into());
-        args.push(p.total.into());
-        args.push(p.unit.clone().into());
-        args.push(p.outcome.clone().into());
-        args.push(f.error.clone().into());
-        args.push(f.error_context.clone().into());
+        args.extend_from_slice(&[
+            &p.run_id as &dyn rusqlite::ToSql,
+            status,
+            &p.stage,
+            &p.processed,
+            &p.total,
+            &p.unit,
+            &p.outcome,
+            &f.error,
+            &f.error_context,
+        ]);
     }
-    let mut stmt = tx.prepare_cached(sql).map_err(Error::db("finish runs"))?;
-    let changed: std::collections::HashSet<i64> = stmt
-        .query_map(rusqlite::params_from_iter(args), |r| r.get(0))
-        .map_err(Error::db("finish runs"))?
-        .collect::<rusqlite::Result<_>>()
+    let changed = tx
+        .prepare_cached(FINISH.sql(ends.len()))
+        .and_then(|mut stmt| stmt.execute(args.as_slice()))
         .map_err(Error::db("finish runs"))?;
     for f in ends {
-        let id = f.progress.run_id;
         // Either way the run is no longer ours: later lines are refused.
-        owned.0.insert(id, false);
-        if !changed.contains(&id) {
-            owned.1.push(id);
+        owned.0.insert(f.progress.run_id, false);
+    }
+    if changed < ends.len() {
+        // Some runs were resolved by another process meanwhile (fencing);
+        // find which, the rare way: ours now carry this commit's time.
+        for f in ends {
+            if !finished_by_me(tx, me, f, now)? {
+                owned.1.push(f.progress.run_id);
+            }
         }
     }
     Ok(())
+}
+
+fn finished_by_me(
+    tx: &Transaction<'_>,
+    me: &Claimant,
+    f: &FinishRecord,
+    now: &str,
+) -> Result<bool> {
+    tx.prepare_cached(
+        "SELECT count(*) FROM JobRun WHERE id = ?1 AND workerId = ?2 AND status = ?3 \
+         AND finishedAt = ?4",
+    )
+    .and_then(|mut s| {
+        s.query_row(
+            params![f.progress.run_id, me.worker_id, f.status.as_str(), now],
+            |r| r.get::<_, i64>(0),
+        )
+    })
+    .map(|n| n == 1)
+    .map_err(Error::db("check finished runs"))
 }
 
 /// The UPDATE that finishes `n` runs: ?1 is `now`, ?2 the worker id.
@@ -318,8 +343,7 @@ fn finish_sql(n: usize) -> String {
          currentStage = v.column3, entitiesProcessed = v.column4, entitiesTotal = v.column5, \
          entitiesUnit = v.column6, outcomeSummary = v.column7, error = v.column8, \
          errorContext = v.column9 FROM (VALUES {}) AS v \
-         WHERE JobRun.id = v.column1 AND JobRun.workerId = ?2 AND JobRun.status = 'RUNNING' \
-         RETURNING JobRun.id",
+         WHERE JobRun.id = v.column1 AND JobRun.workerId = ?2 AND JobRun.status = 'RUNNING'",
         multirow::values(n, 9, 3)
     )
 }
