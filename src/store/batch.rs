@@ -461,3 +461,76 @@ pub fn release(conn: &mut Connection, me: &Claimant, ids: &[i64], now: Timestamp
         Ok(())
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Store;
+
+    fn progress(run_id: i64) -> ProgressRecord {
+        ProgressRecord {
+            run_id,
+            stage: None,
+            processed: 1,
+            total: Some(1),
+            unit: None,
+            outcome: "{}".into(),
+        }
+    }
+
+    #[test]
+    fn finishes_are_fenced_and_refusals_reported() {
+        let dir = std::env::temp_dir().join(format!("jobmgr-batch-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let db = dir.join("t.db");
+        Store::open(&db).unwrap();
+        let mut conn = crate::store::open_writer_connection(&db).unwrap();
+        conn.execute_batch(
+            "INSERT INTO Worker (id, hostname, pid, version, state, startedAt, heartbeatAt) \
+             VALUES (1, 'h', 1, 'v', 'RUNNING', 'x', 'x');
+             INSERT INTO JobRun (jobName, status, createdAt, updatedAt) VALUES
+               ('a', 'QUEUED', 'x', 'x'), ('a', 'QUEUED', 'x', 'x'), ('a', 'QUEUED', 'x', 'x');",
+        )
+        .unwrap();
+        let me = Claimant {
+            worker_id: 1,
+            version: "v".into(),
+            hostname: "h".into(),
+            pid: 1,
+        };
+        let claim = Batch {
+            claim: 3,
+            ..Batch::default()
+        };
+        let got = commit(&mut conn, &me, &claim, Timestamp::now()).unwrap();
+        assert_eq!(got.claimed.len(), 3);
+        // Another process resolves run 2 meanwhile.
+        conn.execute(
+            "UPDATE JobRun SET status = 'FAILED', error = 'worker lost' WHERE id = 2",
+            [],
+        )
+        .unwrap();
+        let finish = Batch {
+            finishes: (1..=3)
+                .map(|id| FinishRecord {
+                    progress: progress(id),
+                    status: JobStatus::Completed,
+                    error: None,
+                    error_context: None,
+                })
+                .collect(),
+            ..Batch::default()
+        };
+        let got = commit(&mut conn, &me, &finish, Timestamp::now()).unwrap();
+        assert_eq!(got.fenced, vec![2]);
+        let statuses: Vec<String> = conn
+            .prepare("SELECT status FROM JobRun ORDER BY id")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert_eq!(statuses, ["COMPLETED", "FAILED", "COMPLETED"]);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
