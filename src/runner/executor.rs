@@ -63,7 +63,7 @@ fn execute(a: Assignment, tx: &Sender<Msg>, registry: &Registry, store: &Store) 
             id: a.run.id,
             job_name: a.run.job_name,
             attempt: a.run.attempt,
-            parameters: a.run.parameters,
+            parameters: serde_json::from_str(&a.run.parameters).unwrap_or_default(),
             worker_id: Some(a.run.worker_id),
         },
         a.shared,
