@@ -95,7 +95,7 @@ impl Settings {
             idle_poll: Duration::from_millis(1),
             busy_poll: Duration::from_millis(50),
             progress_interval: Duration::from_millis(250),
-            max_prefetch: 256,
+            max_prefetch: 1024,
         }
     }
 }
