@@ -46,6 +46,12 @@ fn runs_a_job_to_completion_with_progress_outcome_and_logs() {
         !w[3].as_str().unwrap().is_empty(),
         "the worker records its version"
     );
+    let shown = db.ok(&["show", &id.to_string()]);
+    let version = w[3].as_str().unwrap();
+    assert!(
+        shown.contains(&format!("version {version}")),
+        "show names the worker's version: {shown}"
+    );
     let logs = db.ok(&["logs", &id.to_string()]);
     assert!(logs.contains("Stage: Processing"), "{logs}");
     assert!(logs.contains("done: 20 items processed"), "{logs}");

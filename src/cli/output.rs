@@ -7,7 +7,7 @@ use crate::job::{JobRun, LogLine};
 use crate::maintenance::Recovery;
 use crate::manager::{Counts, WorkerStatus};
 use crate::registry::{ParamKind, Registry};
-use crate::worker::human_ms;
+use crate::worker::{WorkerRow, human_ms};
 
 /// Prints `v` as pretty JSON on stdout.
 pub fn print_json<T: Serialize>(v: &T) {
@@ -52,7 +52,7 @@ pub fn run_table(runs: &[JobRun]) {
 }
 
 /// One run, field by field.
-pub fn run_details(r: &JobRun) {
+pub fn run_details(r: &JobRun, worker: Option<&WorkerRow>) {
     let opt = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
     println!("run {}: {} ({})", r.id, r.job_name, r.status);
     println!(
@@ -67,8 +67,13 @@ pub fn run_details(r: &JobRun) {
     println!("  created:     {}", r.created_at);
     println!("  started:     {}", opt(&r.started_at));
     println!("  finished:    {}", opt(&r.finished_at));
-    if let Some(w) = r.worker_id {
-        println!("  worker:      {w}");
+    match (r.worker_id, worker) {
+        (_, Some(w)) => println!(
+            "  worker:      {} (pid {} on {}, version {})",
+            w.id, w.pid, w.hostname, w.version
+        ),
+        (Some(id), None) => println!("  worker:      {id}"),
+        (None, None) => {}
     }
     println!("  progress:    {}", r.progress_text());
     println!(

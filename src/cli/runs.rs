@@ -75,11 +75,11 @@ pub fn run(m: &Manager, command: Command, json: bool) -> Result<i32> {
         Command::Status => status(m, json),
         Command::Jobs(a) => jobs(m, &a, json),
         Command::Show { id } => {
-            let run = m.get(id)?;
+            let d = m.details(id)?;
             if json {
-                print_json(&run);
+                print_json(&d.run);
             } else {
-                output::run_details(&run);
+                output::run_details(&d.run, d.worker.as_ref());
             }
             Ok(0)
         }
