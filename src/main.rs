@@ -1,6 +1,7 @@
 //! The jobmgr binary: parse arguments, run, turn the result into an exit code.
 
 fn main() {
+    limit_malloc_arenas();
     env_logger::Builder::from_env(
         env_logger::Env::default().default_filter_or("info,refinery_core=warn"),
     )
@@ -15,3 +16,20 @@ fn main() {
     };
     std::process::exit(code);
 }
+
+/// glibc gives each thread that allocates its own heap arena, and memory
+/// freed by another thread (log lines are built by executors and freed by
+/// the writer) stays in the arena that gave it: a worker draining short
+/// runs peaked at 59 MB resident with the default arenas and at 36 MB with
+/// two, at the same speed.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn limit_malloc_arenas() {
+    // SAFETY: mallopt only sets an allocator parameter; it is called first
+    // thing in main, before any other thread exists.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn limit_malloc_arenas() {}
