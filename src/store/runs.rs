@@ -236,6 +236,13 @@ pub fn request_cancel(tx: &Transaction<'_>, id: i64, now: &str) -> Result<bool> 
 /// the cost does not grow with history; RUNNING runs are few and counted;
 /// QUEUED is what remains.
 pub fn count_by_status(conn: &Connection) -> Result<Vec<(JobStatus, i64)>> {
+    // One snapshot for all the counts, so QUEUED (the remainder) is never
+    // computed across a commit.
+    // Deferred: the connections default to IMMEDIATE, which would take the
+    // write lock for a read.
+    let tx = Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Deferred)
+        .map_err(Error::db("count runs"))?;
+    let conn: &Connection = &tx;
     let mut stmt = conn
         .prepare_cached("SELECT n FROM JobRunCount WHERE status = ?1")
         .map_err(Error::db("count runs"))?;
