@@ -84,6 +84,14 @@ fn bench_scenarios_report_the_documented_fields() {
     let latency = rows.iter().find(|r| r["mode"] == "latency").unwrap();
     assert!(latency["lat_p50_ms"].as_f64().unwrap() <= latency["lat_p99_ms"].as_f64().unwrap());
     assert!(rows.iter().find(|r| r["mode"] == "enqueue").unwrap()["raw_ratio"].is_number());
+    // CPU per item is reported for the enqueue and process modes (it can
+    // be 0 at this tiny N: the clock ticks in hundredths of a second).
+    for r in rows.iter().filter(|r| {
+        let m = r["mode"].as_str().unwrap();
+        m.starts_with("enqueue") || m.starts_with("process")
+    }) {
+        assert!(r["cpu_us"].as_f64().is_some_and(|c| c >= 0.0), "{r}");
+    }
     // Temporary databases are removed; only the directory's own files remain.
     let left: Vec<_> = std::fs::read_dir(&db.dir).unwrap().collect();
     assert!(left.is_empty(), "bench left {left:?}");
