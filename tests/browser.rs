@@ -326,6 +326,17 @@ fn enqueue_through_form_and_follow_progress_and_logs() {
         "[...document.querySelectorAll('.log-viewer .log-msg')].some(m => m.textContent === 'done: 60 items processed') && \
          document.querySelector('.log-state')?.dataset.state === 'ended'",
     );
+    // The details name the worker that ran it, from its Worker row.
+    let version = db.scalar("SELECT version FROM Worker ORDER BY id DESC LIMIT 1");
+    b.wait_js(
+        "the worker's host and version in the details",
+        WAIT,
+        &format!(
+            "(document.getElementById('details')?.textContent ?? '').includes('Worker version') && \
+             document.getElementById('details').textContent.includes({})",
+            serde_json::to_string(&version).unwrap()
+        ),
+    );
     screenshot(&mut b, &db, "details-1280");
     assert_eq!(b.eval("window.__sameDocument === true"), Value::Bool(true));
 

@@ -147,7 +147,6 @@ impl Writer {
         timing: Timing,
         concurrency: usize,
     ) -> Result<Writer> {
-        let data_version = store::data_version(&conn)?;
         Ok(Writer {
             conn,
             me,
@@ -161,7 +160,11 @@ impl Writer {
             in_flight: HashMap::new(),
             last_log_ts: HashMap::new(),
             mode: Mode::Accepting,
-            data_version,
+            // No version yet: the first pass reads the worker row whatever
+            // the version, so a stop requested between registration and
+            // now (the page shows the worker as soon as it registers) is
+            // not missed.
+            data_version: i64::MIN,
             queue_maybe_nonempty: true,
             last_heartbeat: Instant::now(),
             last_progress: Instant::now(),
