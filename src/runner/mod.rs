@@ -251,10 +251,5 @@ fn register(store: &Store, registry: &Registry, opts: &WorkerOptions) -> Result<
         worker::VERSION,
         opts.concurrency
     );
-    Ok(Claimant {
-        worker_id: row.id,
-        version: worker::VERSION.to_string(),
-        hostname,
-        pid,
-    })
+    Ok(Claimant { worker_id: row.id })
 }

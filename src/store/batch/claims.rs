@@ -1,0 +1,103 @@
+//! Claiming queued runs in queue order, and the reads and writes around
+//! claims: cancel requests for running runs, and giving back runs claimed
+//! ahead that never started.
+
+use rusqlite::{Connection, Transaction, params};
+
+use super::{Claimant, ClaimedRun};
+use crate::clock::Timestamp;
+use crate::error::{Error, Result};
+use crate::store::multirow::{self, Family};
+
+/// Marks up to 256 claimed runs RUNNING per statement; ?1 is the worker,
+/// ?2 `now`.
+static CLAIM_MARK: Family = Family::new(256, |n| {
+    format!(
+        "UPDATE JobRun SET status = 'RUNNING', workerId = ?1, startedAt = ?2, updatedAt = ?2 \
+         FROM (VALUES {}) AS v WHERE JobRun.id = v.column1 AND JobRun.status = 'QUEUED'",
+        multirow::values(n, 1, 3)
+    )
+});
+
+/// Claims up to `n` runs in queue order: reads them from the queue index,
+/// then marks them RUNNING. Both happen under this transaction's write
+/// lock, so nothing changes in between. (One UPDATE … RETURNING did the
+/// same through two temporary tables per claim.) The run records only its
+/// worker's id: host, pid and version are on that Worker row.
+pub(super) fn claim(
+    tx: &Transaction<'_>,
+    me: &Claimant,
+    n: usize,
+    now: &str,
+) -> Result<Vec<ClaimedRun>> {
+    // INDEXED BY keeps the planner on the partial queue index: with a plain
+    // index on status it would otherwise sort the whole backlog.
+    let runs = tx
+        .prepare_cached(
+            "SELECT id, jobName, attempt, priority, parameters FROM JobRun \
+             INDEXED BY JobRun_queue WHERE status = 'QUEUED' ORDER BY priority DESC, id LIMIT ?1",
+        )
+        .and_then(|mut stmt| {
+            stmt.query_map([n as i64], |r| {
+                Ok(ClaimedRun {
+                    id: r.get(0)?,
+                    worker_id: me.worker_id,
+                    job_name: r.get(1)?,
+                    attempt: r.get(2)?,
+                    priority: r.get(3)?,
+                    parameters: r.get(4)?,
+                })
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()
+        })
+        .map_err(Error::db("claim runs"))?;
+    for chunk in CLAIM_MARK.chunks(&runs) {
+        let mut args: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(2 + chunk.len());
+        args.push(&me.worker_id);
+        args.push(&now);
+        args.extend(chunk.iter().map(|r| &r.id as &dyn rusqlite::ToSql));
+        let marked = tx
+            .prepare_cached(CLAIM_MARK.sql(chunk.len()))
+            .and_then(|mut stmt| stmt.execute(args.as_slice()))
+            .map_err(Error::db("claim runs"))?;
+        if marked != chunk.len() {
+            return Err(Error::Conflict(format!(
+                "claim marked {marked} of {} runs read under the same lock",
+                chunk.len()
+            )));
+        }
+    }
+    Ok(runs)
+}
+
+/// The claim's query text, for the query-plan test.
+pub const CLAIM_PLAN_SQL: &str = "SELECT id FROM JobRun INDEXED BY JobRun_queue \
+     WHERE status = 'QUEUED' ORDER BY priority DESC, id LIMIT 10";
+
+/// Runs of this worker whose cancellation was requested.
+pub fn cancel_requested(conn: &Connection, worker_id: i64) -> Result<Vec<i64>> {
+    conn.prepare_cached(
+        "SELECT id FROM JobRun WHERE workerId = ?1 AND status = 'RUNNING' \
+         AND cancelRequestedAt IS NOT NULL",
+    )
+    .and_then(|mut s| s.query_map([worker_id], |r| r.get(0))?.collect())
+    .map_err(Error::db("read cancel requests"))
+}
+
+/// Gives claimed runs that never started back to the queue, unchanged.
+pub fn release(conn: &mut Connection, me: &Claimant, ids: &[i64], now: Timestamp) -> Result<()> {
+    let now = now.to_text();
+    crate::store::write_on(conn, "release runs", |tx| {
+        let mut stmt = tx
+            .prepare_cached(
+                "UPDATE JobRun SET status = 'QUEUED', workerId = NULL, startedAt = NULL, \
+                 updatedAt = ?3 WHERE id = ?1 AND workerId = ?2 AND status = 'RUNNING'",
+            )
+            .map_err(Error::db("release runs"))?;
+        for id in ids {
+            stmt.execute(params![id, me.worker_id, now])
+                .map_err(Error::db("release runs"))?;
+        }
+        Ok(())
+    })
+}

@@ -1,0 +1,215 @@
+//! Recording finished runs: many per UPDATE statement, each fenced by the
+//! worker's id and the run still being RUNNING; and putting a run back in
+//! the queue for another attempt.
+
+use rusqlite::{Transaction, params};
+
+use super::{Claimant, FinishRecord, Ownership};
+use crate::error::{Error, Result};
+use crate::job::JobStatus;
+use crate::store::multirow::{self, Family};
+
+/// Finishes up to 256 runs per UPDATE statement.
+pub(super) static FINISH: Family = Family::new(256, finish_sql);
+
+/// Records many finished runs with one UPDATE … FROM (VALUES …): the
+/// statement journal the JobRunCount triggers need is then paid once per
+/// chunk, not once per run. Fenced like every write: only rows still
+/// RUNNING under this worker change.
+pub(super) fn write_ends(
+    tx: &Transaction<'_>,
+    me: &Claimant,
+    owned: &mut Ownership,
+    ends: &[&FinishRecord],
+    now: &str,
+) -> Result<()> {
+    let statuses: Vec<&str> = ends.iter().map(|f| f.status.as_str()).collect();
+    let mut args: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(2 + ends.len() * 9);
+    args.push(&now);
+    args.push(&me.worker_id);
+    for (f, status) in ends.iter().zip(&statuses) {
+        let p = &f.progress;
+        args.extend_from_slice(&[
+            &p.run_id as &dyn rusqlite::ToSql,
+            status,
+            &p.stage,
+            &p.processed,
+            &p.total,
+            &p.unit,
+            &p.outcome,
+            &f.error,
+            &f.error_context,
+        ]);
+    }
+    let changed = tx
+        .prepare_cached(FINISH.sql(ends.len()))
+        .and_then(|mut stmt| stmt.execute(args.as_slice()))
+        .map_err(Error::db("finish runs"))?;
+    for f in ends {
+        // Either way the run is no longer ours: later lines are refused.
+        owned.0.insert(f.progress.run_id, false);
+    }
+    if changed < ends.len() {
+        // Some runs were resolved by another process meanwhile (fencing);
+        // find which, the rare way: ours now carry this commit's time.
+        for f in ends {
+            if !finished_by_me(tx, me, f, now)? {
+                owned.1.push(f.progress.run_id);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn finished_by_me(
+    tx: &Transaction<'_>,
+    me: &Claimant,
+    f: &FinishRecord,
+    now: &str,
+) -> Result<bool> {
+    tx.prepare_cached(
+        "SELECT count(*) FROM JobRun WHERE id = ?1 AND workerId = ?2 AND status = ?3 \
+         AND finishedAt = ?4",
+    )
+    .and_then(|mut s| {
+        s.query_row(
+            params![f.progress.run_id, me.worker_id, f.status.as_str(), now],
+            |r| r.get::<_, i64>(0),
+        )
+    })
+    .map(|n| n == 1)
+    .map_err(Error::db("check finished runs"))
+}
+
+/// The UPDATE that finishes `n` runs: ?1 is `now`, ?2 the worker id.
+fn finish_sql(n: usize) -> String {
+    format!(
+        "UPDATE JobRun SET status = v.column2, finishedAt = ?1, updatedAt = ?1, \
+         currentStage = v.column3, entitiesProcessed = v.column4, entitiesTotal = v.column5, \
+         entitiesUnit = v.column6, outcomeSummary = v.column7, error = v.column8, \
+         errorContext = v.column9 FROM (VALUES {}) AS v \
+         WHERE JobRun.id = v.column1 AND JobRun.workerId = ?2 AND JobRun.status = 'RUNNING'",
+        multirow::values(n, 9, 3)
+    )
+}
+
+pub(super) fn write_finish(
+    tx: &Transaction<'_>,
+    me: &Claimant,
+    owned: &mut Ownership,
+    f: &FinishRecord,
+    now: &str,
+) -> Result<()> {
+    // The update itself is fenced: zero rows changed means another process
+    // resolved the run meanwhile.
+    let p = &f.progress;
+    let changed = if f.status == JobStatus::Queued {
+        tx.prepare_cached(
+            "UPDATE JobRun SET status = 'QUEUED', attempt = attempt + 1, workerId = NULL, \
+             startedAt = NULL, currentStage = NULL, entitiesProcessed = 0, entitiesTotal = NULL, \
+             entitiesUnit = NULL, cancelRequestedAt = NULL, updatedAt = ?2, \
+             metadata = json_set(metadata, '$.requeuedAfter', ?3) \
+             WHERE id = ?1 AND workerId = ?4 AND status = 'RUNNING'",
+        )
+        .and_then(|mut s| s.execute(params![p.run_id, now, f.error, me.worker_id]))
+        .map_err(Error::db("requeue run"))?
+    } else {
+        tx.prepare_cached(
+            "UPDATE JobRun SET status = ?2, finishedAt = ?3, updatedAt = ?3, currentStage = ?4, \
+             entitiesProcessed = ?5, entitiesTotal = ?6, entitiesUnit = ?7, outcomeSummary = ?8, \
+             error = ?9, errorContext = ?10 WHERE id = ?1 AND workerId = ?11 AND status = 'RUNNING'",
+        )
+        .and_then(|mut s| {
+            s.execute(params![
+                p.run_id,
+                f.status.as_str(),
+                now,
+                p.stage,
+                p.processed,
+                p.total,
+                p.unit,
+                p.outcome,
+                f.error,
+                f.error_context,
+                me.worker_id
+            ])
+        })
+        .map_err(Error::db("finish run"))?
+    };
+    // Either way the run is no longer ours: later lines for it are refused.
+    owned.0.insert(p.run_id, false);
+    if changed == 0 {
+        owned.1.push(p.run_id);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::*;
+    use crate::clock::Timestamp;
+    use crate::job::JobStatus;
+    use crate::store::Store;
+
+    fn progress(run_id: i64) -> ProgressRecord {
+        ProgressRecord {
+            run_id,
+            stage: None,
+            processed: 1,
+            total: Some(1),
+            unit: None,
+            outcome: "{}".into(),
+        }
+    }
+
+    #[test]
+    fn finishes_are_fenced_and_refusals_reported() {
+        let dir = std::env::temp_dir().join(format!("jobmgr-batch-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let db = dir.join("t.db");
+        Store::open(&db).unwrap();
+        let mut conn = crate::store::open_writer_connection(&db).unwrap();
+        conn.execute_batch(
+            "INSERT INTO Worker (id, hostname, pid, version, state, startedAt, heartbeatAt) \
+             VALUES (1, 'h', 1, 'v', 'RUNNING', 'x', 'x');
+             INSERT INTO JobRun (jobName, status, createdAt, updatedAt) VALUES
+               ('a', 'QUEUED', 'x', 'x'), ('a', 'QUEUED', 'x', 'x'), ('a', 'QUEUED', 'x', 'x');",
+        )
+        .unwrap();
+        let me = Claimant { worker_id: 1 };
+        let claim = Batch {
+            claim: 3,
+            ..Batch::default()
+        };
+        let got = commit(&mut conn, &me, &claim, Timestamp::now()).unwrap();
+        assert_eq!(got.claimed.len(), 3);
+        // Another process resolves run 2 meanwhile.
+        conn.execute(
+            "UPDATE JobRun SET status = 'FAILED', error = 'worker lost' WHERE id = 2",
+            [],
+        )
+        .unwrap();
+        let finish = Batch {
+            finishes: (1..=3)
+                .map(|id| FinishRecord {
+                    progress: progress(id),
+                    status: JobStatus::Completed,
+                    error: None,
+                    error_context: None,
+                })
+                .collect(),
+            ..Batch::default()
+        };
+        let got = commit(&mut conn, &me, &finish, Timestamp::now()).unwrap();
+        assert_eq!(got.fenced, vec![2]);
+        let statuses: Vec<String> = conn
+            .prepare("SELECT status FROM JobRun ORDER BY id")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert_eq!(statuses, ["COMPLETED", "FAILED", "COMPLETED"]);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
