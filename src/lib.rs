@@ -5,6 +5,8 @@
 // and `command::spawn::close_inherited_fds` (std cannot stop a child from
 // inheriting descriptors the worker itself inherited without CLOEXEC).
 // A third, `supervisor::send_sigterm`, signals the worker `jobmgr serve` started.
+// `store::vfs` is the one unsafe module: a layer over SQLite's C file API
+// (a VFS) that coalesces WAL writes, which only FFI can provide.
 #![deny(unsafe_code)]
 
 pub mod bench;

@@ -24,6 +24,8 @@ mod multirow;
 pub mod retention;
 pub mod rows;
 pub mod runs;
+#[allow(unsafe_code)]
+mod vfs;
 pub mod workers;
 
 mod embedded {
@@ -61,6 +63,7 @@ fn configure(conn: &mut Connection) -> rusqlite::Result<()> {
 /// Opens one configured connection outside the pool (the writer thread and
 /// the change watcher keep their own).
 pub fn open_connection(path: &Path) -> Result<Connection> {
+    vfs::install();
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
         | OpenFlags::SQLITE_OPEN_CREATE
         | OpenFlags::SQLITE_OPEN_NO_MUTEX
