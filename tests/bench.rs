@@ -92,6 +92,21 @@ fn bench_scenarios_report_the_documented_fields() {
     }) {
         assert!(r["cpu_us"].as_f64().is_some_and(|c| c >= 0.0), "{r}");
     }
+    // Runs per commit: one acknowledged enqueue is one commit, a bulk
+    // enqueue is one transaction, and the worker commits each run once at
+    // most (a claim and a finish can share a transaction).
+    let per = |mode: &str| {
+        rows.iter().find(|r| r["mode"] == mode).unwrap()["per_commit"]
+            .as_f64()
+            .unwrap_or_else(|| panic!("per_commit missing for {mode}"))
+    };
+    assert_eq!(per("enqueue"), 1.0);
+    assert_eq!(per("enqueue-bulk"), 300.0);
+    assert!(per("enqueue-concurrent") >= 1.0);
+    for p in &process {
+        let per = p["per_commit"].as_f64().unwrap();
+        assert!((0.5..=300.0).contains(&per), "{p}");
+    }
     // Temporary databases are removed; only the directory's own files remain.
     let left: Vec<_> = std::fs::read_dir(&db.dir).unwrap().collect();
     assert!(left.is_empty(), "bench left {left:?}");

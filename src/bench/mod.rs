@@ -55,6 +55,10 @@ pub struct Measurement {
     pub maxrss_kb: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub raw_ratio: Option<f64>,
+    /// Runs (or log lines) per transaction the worker or the enqueue
+    /// path committed: group commit at work, or a disk too slow for it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub per_commit: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lat_p50_ms: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -74,6 +78,15 @@ impl Measurement {
     fn with_cpu(mut self, since: f64) -> Measurement {
         if self.n > 0 {
             self.cpu_us = Some((cpu_seconds() - since) * 1e6 / self.n as f64);
+        }
+        self
+    }
+
+    /// Sets `per_commit` from the commits counted since `since`.
+    fn with_commits(mut self, since: u64) -> Measurement {
+        let commits = crate::store::commits().saturating_sub(since);
+        if commits > 0 {
+            self.per_commit = Some(self.n as f64 / commits as f64);
         }
         self
     }
@@ -129,13 +142,14 @@ pub fn run(names: &[String], opts: &BenchOptions, json: bool) -> Result<()> {
 
 fn print_header() {
     println!(
-        "{:<22} {:>9} {:>4} {:>9} {:>12} {:>7} {:>9} {:>9} {:>9} {:>7} {:>9}",
+        "{:<22} {:>9} {:>4} {:>9} {:>12} {:>7} {:>7} {:>9} {:>9} {:>9} {:>7} {:>9}",
         "mode",
         "n",
         "wrk",
         "seconds",
         "rate/s",
         "raw",
+        "per tx",
         "p50 ms",
         "p95 ms",
         "p99 ms",
@@ -154,13 +168,14 @@ fn print(m: &Measurement, json: bool) {
             .unwrap_or_else(|| "-".into())
     };
     println!(
-        "{:<22} {:>9} {:>4} {:>9.3} {:>12.0} {:>7} {:>9} {:>9} {:>9} {:>7} {:>9}{}",
+        "{:<22} {:>9} {:>4} {:>9.3} {:>12.0} {:>7} {:>7} {:>9} {:>9} {:>9} {:>7} {:>9}{}",
         m.mode,
         m.n,
         m.workers,
         m.seconds,
         m.rate,
         opt(m.raw_ratio, 2),
+        opt(m.per_commit, 1),
         opt(m.lat_p50_ms, 2),
         opt(m.lat_p95_ms, 2),
         opt(m.lat_p99_ms, 2),

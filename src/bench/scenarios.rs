@@ -218,11 +218,13 @@ impl Ctx {
         let m = self.manager(&dir.db())?;
         let n = self.opts.n.min(SINGLE_MAX);
         let req = noop_request("bench-noop");
-        let (t, cpu) = (Instant::now(), cpu_seconds());
+        let (t, cpu, commits) = (Instant::now(), cpu_seconds(), store::commits());
         for _ in 0..n {
             m.enqueue_many(std::slice::from_ref(&req))?;
         }
-        let mut out = Measurement::new("enqueue", n, 1, t.elapsed()).with_cpu(cpu);
+        let mut out = Measurement::new("enqueue", n, 1, t.elapsed())
+            .with_cpu(cpu)
+            .with_commits(commits);
         out.raw_ratio = self.ratio(out.rate, false);
         Ok(vec![out])
     }
@@ -233,7 +235,7 @@ impl Ctx {
         let m = self.manager(&dir.db())?;
         let threads = 8;
         let per = self.opts.n.min(SINGLE_MAX) / threads;
-        let (t, cpu) = (Instant::now(), cpu_seconds());
+        let (t, cpu, commits) = (Instant::now(), cpu_seconds(), store::commits());
         let handles: Vec<_> = (0..threads)
             .map(|_| {
                 let m = m.clone();
@@ -251,7 +253,8 @@ impl Ctx {
                 .map_err(|_| Error::Conflict("enqueue thread panicked".into()))??;
         }
         let mut out = Measurement::new("enqueue-concurrent", per * threads, threads, t.elapsed())
-            .with_cpu(cpu);
+            .with_cpu(cpu)
+            .with_commits(commits);
         out.raw_ratio = self.ratio(out.rate, false);
         Ok(vec![out])
     }
@@ -261,9 +264,11 @@ impl Ctx {
         let dir = TempDir::beside(&self.opts.db, "enqueue-bulk")?;
         let m = self.manager(&dir.db())?;
         let reqs = vec![noop_request("bench-noop"); self.opts.n];
-        let (t, cpu) = (Instant::now(), cpu_seconds());
+        let (t, cpu, commits) = (Instant::now(), cpu_seconds(), store::commits());
         m.enqueue_many(&reqs)?;
-        let mut out = Measurement::new("enqueue-bulk", self.opts.n, 1, t.elapsed()).with_cpu(cpu);
+        let mut out = Measurement::new("enqueue-bulk", self.opts.n, 1, t.elapsed())
+            .with_cpu(cpu)
+            .with_commits(commits);
         out.raw_ratio = self.ratio(out.rate, true);
         Ok(vec![out])
     }
@@ -295,7 +300,7 @@ impl Ctx {
         m.enqueue_many(&vec![target; self.opts.n])?;
         sb::checkpoint(&store::open_connection(&dir.db())?)?;
         self.done.store(0, Ordering::Relaxed);
-        let (t, cpu) = (Instant::now(), cpu_seconds());
+        let (t, cpu, commits) = (Instant::now(), cpu_seconds(), store::commits());
         let w = self.start_worker(&dir.db(), concurrency)?;
         let conn = store::open_connection(&dir.db())?;
         let n = self.opts.n;
@@ -306,7 +311,9 @@ impl Ctx {
         let took = t.elapsed();
         w.stop();
         w.wait()?;
-        let mut out = Measurement::new(name, n, concurrency, took).with_cpu(cpu);
+        let mut out = Measurement::new(name, n, concurrency, took)
+            .with_cpu(cpu)
+            .with_commits(commits);
         if backlog + history > 0 {
             out.note = Some(format!(
                 "{} runs {}",
@@ -368,7 +375,7 @@ impl Ctx {
         let dir = TempDir::beside(&self.opts.db, "logs")?;
         let m = self.manager(&dir.db())?;
         let w = self.start_worker(&dir.db(), 1)?;
-        let run = |log: bool| -> Result<Duration> {
+        let run = |log: bool| -> Result<(Duration, u64)> {
             let mut params = Map::new();
             params.insert("lines".into(), Value::from(self.opts.n as i64));
             params.insert("log".into(), Value::from(log));
@@ -379,17 +386,17 @@ impl Ctx {
                 trigger: Trigger::Api,
             };
             let id = m.enqueue_many(&[req])?[0];
-            let t = Instant::now();
+            let (t, commits) = (Instant::now(), store::commits());
             wait_until(Duration::from_secs(3600), || {
                 Ok(m.get(id)?.status == JobStatus::Completed)
             })?;
-            Ok(t.elapsed())
+            Ok((t.elapsed(), commits))
         };
-        let without = run(false)?;
-        let with = run(true)?;
+        let (without, _) = run(false)?;
+        let (with, commits) = run(true)?;
         w.stop();
         w.wait()?;
-        let mut out = Measurement::new("logs", self.opts.n, 1, with);
+        let mut out = Measurement::new("logs", self.opts.n, 1, with).with_commits(commits);
         out.raw_ratio = self.ratio(out.rate, true);
         out.note = Some(format!(
             "same job without logging: {:.3} s",

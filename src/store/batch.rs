@@ -143,6 +143,7 @@ pub fn commit(
         Vec::new()
     };
     tx.commit().map_err(Error::db("commit batch"))?;
+    super::count_commit();
     Ok(BatchResult {
         claimed,
         fenced: owned.refused(),

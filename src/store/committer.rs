@@ -142,6 +142,7 @@ fn commit(conn: &mut Connection, batch: Vec<Request>) {
     let result = super::write_on(conn, "enqueue runs", |tx| insert_runs(tx, &all, &now));
     match result {
         Ok(ids) => {
+            super::count_commit();
             let mut ids = ids.into_iter();
             for r in batch {
                 let mine: Vec<i64> = ids.by_ref().take(r.runs.len()).collect();
