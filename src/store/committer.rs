@@ -1,10 +1,14 @@
 //! Group commit for acknowledged enqueues. A caller that finds the commit
-//! lock free becomes the leader: it writes its own runs, then everything
-//! other callers queued meanwhile, one transaction per round, until the
-//! queue is empty. A caller that finds the lock taken queues its runs and
-//! waits for the leader's answer. An enqueue returns only once its run is
-//! durable; a lone caller pays no thread hand-off, and concurrent callers
-//! share one fsync per round.
+//! lock free becomes the leader: it writes its own runs and everything
+//! other callers queued meanwhile in one transaction, answers them all,
+//! and hands the lead to the first caller queued during its commit, then
+//! returns to its own caller. A caller that finds the lock taken queues its
+//! runs and waits for its answer, or for the lead. An enqueue returns only
+//! once its run is durable; a lone caller pays no thread hand-off, and
+//! concurrent callers share one fsync per round. Handing the lead on (as
+//! LevelDB's writers do) keeps every caller's thread free to enqueue
+//! again: a leader that stayed on would commit the others' runs, never its
+//! own next one.
 //!
 //! When the last round carried several callers, the leader waits briefly
 //! (at most as long as the last commit took, and never over a millisecond)
@@ -18,7 +22,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard, TryLockError};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Sender, bounded};
+use crossbeam_channel::{Receiver, Sender, bounded};
 use rusqlite::Connection;
 
 use super::runs::{NewRun, insert_runs};
@@ -27,7 +31,15 @@ use crate::error::{Error, Result};
 
 struct Request {
     runs: Vec<NewRun>,
-    reply: Sender<Result<Vec<i64>>>,
+    reply: Sender<Reply>,
+}
+
+/// What a waiting caller is told.
+enum Reply {
+    /// Its runs are committed (or failed).
+    Done(Result<Vec<i64>>),
+    /// The leader finished a round: this caller leads the next one.
+    Lead,
 }
 
 /// The shared commit path of one process.
@@ -65,45 +77,45 @@ impl Committer {
 
     /// Inserts `runs` and returns their ids once they are committed.
     pub fn insert(&self, runs: Vec<NewRun>) -> Result<Vec<i64>> {
-        let (reply, answer) = bounded(1);
+        // Room for a hand-off and the answer both: a sender never blocks.
+        let (reply, answer) = bounded(2);
         lock(&self.queue).push(Request { runs, reply });
         self.queued.notify_one();
-        self.try_lead(&answer);
-        answer
-            .recv()
-            .map_err(|_| Error::Conflict("enqueue was not answered".into()))?
+        loop {
+            self.try_lead(&answer);
+            match answer.recv() {
+                Ok(Reply::Done(result)) => return result,
+                Ok(Reply::Lead) => continue,
+                Err(_) => return Err(Error::Conflict("enqueue was not answered".into())),
+            }
+        }
     }
 
-    /// Leads while the lock is free and requests are queued. A leader looks
-    /// at the queue once more after releasing the lock, so a request queued
-    /// while it was finishing is never left without a leader: either that
-    /// caller finds the lock free, or the leader holding it sees the request.
-    fn try_lead(&self, mine: &crossbeam_channel::Receiver<Result<Vec<i64>>>) {
-        loop {
-            let mut conn = match self.conn.try_lock() {
-                Ok(c) => c,
-                Err(TryLockError::Poisoned(p)) => p.into_inner(),
-                Err(TryLockError::WouldBlock) => return,
-            };
-            loop {
-                // Whether this leader's own request is still queued: a
-                // leader whose request is done will not queue again while
-                // it leads, so the next round waits for one caller fewer.
-                let own = mine.is_empty();
-                let batch = self.gather(own);
-                if batch.is_empty() {
-                    break;
-                }
-                let (callers, started) = (batch.len() - usize::from(own), Instant::now());
-                commit(&mut conn, batch);
-                let took = started.elapsed().as_micros() as usize;
-                self.last_round.store(callers, Ordering::Relaxed);
-                self.last_commit_us.store(took, Ordering::Relaxed);
-            }
-            drop(conn);
-            if lock(&self.queue).is_empty() {
-                return;
-            }
+    /// Leads one round if the lock is free and requests are queued, then
+    /// hands the lead on. The hand-off comes after the lock is released, so
+    /// the next leader finds it free, and a request queued meanwhile is
+    /// never left without a leader: either its caller finds the lock free,
+    /// or a leader holding it sees the request when it hands off.
+    fn try_lead(&self, mine: &Receiver<Reply>) {
+        let mut conn = match self.conn.try_lock() {
+            Ok(c) => c,
+            Err(TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(TryLockError::WouldBlock) => return,
+        };
+        // Whether this leader's own request is still queued (another
+        // leader may have committed it already).
+        let own = mine.is_empty();
+        let batch = self.gather(own);
+        if !batch.is_empty() {
+            let (callers, started) = (batch.len() - usize::from(own), Instant::now());
+            commit(&mut conn, batch);
+            let took = started.elapsed().as_micros() as usize;
+            self.last_round.store(callers, Ordering::Relaxed);
+            self.last_commit_us.store(took, Ordering::Relaxed);
+        }
+        drop(conn);
+        if let Some(next) = lock(&self.queue).first() {
+            let _ = next.reply.send(Reply::Lead);
         }
     }
 }
@@ -146,13 +158,13 @@ fn commit(conn: &mut Connection, batch: Vec<Request>) {
             let mut ids = ids.into_iter();
             for r in batch {
                 let mine: Vec<i64> = ids.by_ref().take(r.runs.len()).collect();
-                let _ = r.reply.send(Ok(mine));
+                let _ = r.reply.send(Reply::Done(Ok(mine)));
             }
         }
         Err(e) => {
             let msg = e.to_string();
             for r in batch {
-                let _ = r.reply.send(Err(Error::Conflict(msg.clone())));
+                let _ = r.reply.send(Reply::Done(Err(Error::Conflict(msg.clone()))));
             }
         }
     }
