@@ -200,15 +200,15 @@ unsafe fn real(
 /// Hands the pending WAL bytes to the real file.
 ///
 /// # Safety
-/// `f` must be a file this layer opened and has not closed.
-unsafe fn flush(f: *mut File) -> c_int {
-    // SAFETY: per the contract, `f` is live and used by one thread.
+/// `p` must be a file this layer opened and has not closed.
+unsafe fn flush(p: *mut ffi::sqlite3_file) -> c_int {
+    // SAFETY: per the contract, `p` is live and used by one thread.
     unsafe {
-        let file = &mut *f;
+        let file = &mut *p.cast::<File>();
         if file.pending.is_empty() {
             return ffi::SQLITE_OK;
         }
-        let (real, m) = real(f.cast());
+        let (real, m) = real(p);
         let Some(write) = m.xWrite else {
             return ffi::SQLITE_IOERR_WRITE;
         };
@@ -230,18 +230,20 @@ unsafe fn flush(f: *mut File) -> c_int {
 /// a commit's frames before publishing it there, so what is pending here
 /// is a rolled-back transaction's frames or, under a weaker `synchronous`,
 /// frames about to be published: either way they must reach the file
-/// first. A failure cannot be reported through a lock change; it is logged.
-unsafe fn flush_peer(p: *mut ffi::sqlite3_file) {
+/// first. A failure cannot be reported through a lock change; it is
+/// logged, and this always returns `SQLITE_OK`.
+unsafe fn flush_peer(p: *mut ffi::sqlite3_file) -> c_int {
     // SAFETY: `p` is a live File; its peer is live while linked (unlinked
     // in x_close).
     unsafe {
         let peer = (*p.cast::<File>()).peer;
         if !peer.is_null() && (*peer).is_wal {
-            let rc = flush(peer);
+            let rc = flush(peer.cast());
             if rc != ffi::SQLITE_OK {
                 log::error!("writing WAL frames failed ({rc})");
             }
         }
+        ffi::SQLITE_OK
     }
 }
 
@@ -249,7 +251,7 @@ unsafe extern "C" fn x_close(p: *mut ffi::sqlite3_file) -> c_int {
     // SAFETY: SQLite closes a file once; File was written by x_open.
     unsafe {
         let f = p.cast::<File>();
-        let flushed = flush(f);
+        let flushed = flush(p);
         let peer = (*f).peer;
         if !peer.is_null() {
             (*peer).peer = ptr::null_mut();
@@ -266,23 +268,44 @@ unsafe extern "C" fn x_close(p: *mut ffi::sqlite3_file) -> c_int {
     }
 }
 
-unsafe extern "C" fn x_read(
-    p: *mut ffi::sqlite3_file,
-    buf: *mut c_void,
-    amt: c_int,
-    off: i64,
-) -> c_int {
-    // SAFETY: `p` is live; the real method gets the same arguments.
-    unsafe {
-        let rc = flush(p.cast());
-        if rc != ffi::SQLITE_OK {
-            return rc;
+/// Defines an I/O method that hands its arguments to the real file's
+/// method of the same name (`$missing` when the real file has none). With
+/// `flush`, pending WAL bytes are written out first, so the real method sees
+/// the file as SQLite wrote it; with `flush_peer`, a main database file's
+/// WAL is, before a wal-index change.
+macro_rules! delegate {
+    ($name:ident => $method:ident ($($arg:ident: $ty:ty),*) or $missing:expr $(, $before:ident)?) => {
+        unsafe extern "C" fn $name(p: *mut ffi::sqlite3_file $(, $arg: $ty)*) -> c_int {
+            // SAFETY: SQLite passes a file this layer opened and has not
+            // closed; the real method gets the same arguments.
+            unsafe {
+                $(
+                    let rc = $before(p);
+                    if rc != ffi::SQLITE_OK {
+                        return rc;
+                    }
+                )?
+                let (real, m) = real(p);
+                m.$method.map_or($missing, |method| method(real $(, $arg)*))
+            }
         }
-        let (real, m) = real(p);
-        m.xRead
-            .map_or(ffi::SQLITE_IOERR_READ, |read| read(real, buf, amt, off))
-    }
+    };
 }
+
+delegate!(x_read => xRead(buf: *mut c_void, amt: c_int, off: i64) or ffi::SQLITE_IOERR_READ, flush);
+delegate!(x_truncate => xTruncate(size: i64) or ffi::SQLITE_IOERR_TRUNCATE, flush);
+delegate!(x_sync => xSync(flags: c_int) or ffi::SQLITE_IOERR_FSYNC, flush);
+delegate!(x_file_size => xFileSize(size: *mut i64) or ffi::SQLITE_IOERR_FSTAT, flush);
+delegate!(x_file_control => xFileControl(op: c_int, arg: *mut c_void) or ffi::SQLITE_NOTFOUND, flush);
+delegate!(x_lock => xLock(level: c_int) or ffi::SQLITE_IOERR_LOCK);
+delegate!(x_unlock => xUnlock(level: c_int) or ffi::SQLITE_IOERR_UNLOCK);
+delegate!(x_check_reserved_lock => xCheckReservedLock(out: *mut c_int) or ffi::SQLITE_IOERR_CHECKRESERVEDLOCK);
+delegate!(x_sector_size => xSectorSize() or 4096);
+delegate!(x_device_characteristics => xDeviceCharacteristics() or 0);
+delegate!(x_shm_map => xShmMap(region: c_int, size: c_int, extend: c_int, out: *mut *mut c_void) or ffi::SQLITE_IOERR_SHMMAP);
+delegate!(x_shm_lock => xShmLock(offset: c_int, n: c_int, flags: c_int) or ffi::SQLITE_IOERR_SHMLOCK, flush_peer);
+delegate!(x_shm_unmap => xShmUnmap(delete: c_int) or ffi::SQLITE_OK, flush_peer);
+delegate!(x_unfetch => xUnfetch(off: i64, page: *mut c_void) or ffi::SQLITE_OK);
 
 unsafe extern "C" fn x_write(
     p: *mut ffi::sqlite3_file,
@@ -299,7 +322,7 @@ unsafe extern "C" fn x_write(
             let follows =
                 !file.pending.is_empty() && off == file.pending_at + file.pending.len() as i64;
             if !follows || file.pending.len() + n > PENDING_MAX {
-                let rc = flush(f);
+                let rc = flush(p);
                 if rc != ffi::SQLITE_OK {
                     return rc;
                 }
@@ -320,140 +343,6 @@ unsafe extern "C" fn x_write(
     }
 }
 
-unsafe extern "C" fn x_truncate(p: *mut ffi::sqlite3_file, size: i64) -> c_int {
-    // SAFETY: `p` is live.
-    unsafe {
-        let rc = flush(p.cast());
-        if rc != ffi::SQLITE_OK {
-            return rc;
-        }
-        let (real, m) = real(p);
-        m.xTruncate
-            .map_or(ffi::SQLITE_IOERR_TRUNCATE, |t| t(real, size))
-    }
-}
-
-unsafe extern "C" fn x_sync(p: *mut ffi::sqlite3_file, flags: c_int) -> c_int {
-    // SAFETY: `p` is live.
-    unsafe {
-        let rc = flush(p.cast());
-        if rc != ffi::SQLITE_OK {
-            return rc;
-        }
-        let (real, m) = real(p);
-        m.xSync
-            .map_or(ffi::SQLITE_IOERR_FSYNC, |sync| sync(real, flags))
-    }
-}
-
-unsafe extern "C" fn x_file_size(p: *mut ffi::sqlite3_file, size: *mut i64) -> c_int {
-    // SAFETY: `p` is live; `size` is SQLite's out-parameter.
-    unsafe {
-        let rc = flush(p.cast());
-        if rc != ffi::SQLITE_OK {
-            return rc;
-        }
-        let (real, m) = real(p);
-        m.xFileSize
-            .map_or(ffi::SQLITE_IOERR_FSTAT, |fs| fs(real, size))
-    }
-}
-
-unsafe extern "C" fn x_lock(p: *mut ffi::sqlite3_file, level: c_int) -> c_int {
-    // SAFETY: `p` is live.
-    unsafe {
-        let (real, m) = real(p);
-        m.xLock
-            .map_or(ffi::SQLITE_IOERR_LOCK, |lock| lock(real, level))
-    }
-}
-
-unsafe extern "C" fn x_unlock(p: *mut ffi::sqlite3_file, level: c_int) -> c_int {
-    // SAFETY: `p` is live.
-    unsafe {
-        let (real, m) = real(p);
-        m.xUnlock
-            .map_or(ffi::SQLITE_IOERR_UNLOCK, |unlock| unlock(real, level))
-    }
-}
-
-unsafe extern "C" fn x_check_reserved_lock(p: *mut ffi::sqlite3_file, out: *mut c_int) -> c_int {
-    // SAFETY: `p` is live; `out` is SQLite's out-parameter.
-    unsafe {
-        let (real, m) = real(p);
-        m.xCheckReservedLock
-            .map_or(ffi::SQLITE_IOERR_CHECKRESERVEDLOCK, |check| {
-                check(real, out)
-            })
-    }
-}
-
-unsafe extern "C" fn x_file_control(
-    p: *mut ffi::sqlite3_file,
-    op: c_int,
-    arg: *mut c_void,
-) -> c_int {
-    // SAFETY: `p` is live; `arg` is passed through untouched.
-    unsafe {
-        let rc = flush(p.cast());
-        if rc != ffi::SQLITE_OK {
-            return rc;
-        }
-        let (real, m) = real(p);
-        m.xFileControl
-            .map_or(ffi::SQLITE_NOTFOUND, |fc| fc(real, op, arg))
-    }
-}
-
-unsafe extern "C" fn x_sector_size(p: *mut ffi::sqlite3_file) -> c_int {
-    // SAFETY: `p` is live.
-    unsafe {
-        let (real, m) = real(p);
-        m.xSectorSize.map_or(4096, |ss| ss(real))
-    }
-}
-
-unsafe extern "C" fn x_device_characteristics(p: *mut ffi::sqlite3_file) -> c_int {
-    // SAFETY: `p` is live.
-    unsafe {
-        let (real, m) = real(p);
-        m.xDeviceCharacteristics.map_or(0, |dc| dc(real))
-    }
-}
-
-unsafe extern "C" fn x_shm_map(
-    p: *mut ffi::sqlite3_file,
-    region: c_int,
-    size: c_int,
-    extend: c_int,
-    out: *mut *mut c_void,
-) -> c_int {
-    // SAFETY: `p` is live; SQLite calls this only for version ≥ 2 files,
-    // whose real methods have it.
-    unsafe {
-        let (real, m) = real(p);
-        m.xShmMap.map_or(ffi::SQLITE_IOERR_SHMMAP, |map| {
-            map(real, region, size, extend, out)
-        })
-    }
-}
-
-unsafe extern "C" fn x_shm_lock(
-    p: *mut ffi::sqlite3_file,
-    offset: c_int,
-    n: c_int,
-    flags: c_int,
-) -> c_int {
-    // SAFETY: `p` is live.
-    unsafe {
-        flush_peer(p);
-        let (real, m) = real(p);
-        m.xShmLock.map_or(ffi::SQLITE_IOERR_SHMLOCK, |lock| {
-            lock(real, offset, n, flags)
-        })
-    }
-}
-
 unsafe extern "C" fn x_shm_barrier(p: *mut ffi::sqlite3_file) {
     // SAFETY: `p` is live.
     unsafe {
@@ -462,16 +351,6 @@ unsafe extern "C" fn x_shm_barrier(p: *mut ffi::sqlite3_file) {
         if let Some(barrier) = m.xShmBarrier {
             barrier(real);
         }
-    }
-}
-
-unsafe extern "C" fn x_shm_unmap(p: *mut ffi::sqlite3_file, delete: c_int) -> c_int {
-    // SAFETY: `p` is live.
-    unsafe {
-        flush_peer(p);
-        let (real, m) = real(p);
-        m.xShmUnmap
-            .map_or(ffi::SQLITE_OK, |unmap| unmap(real, delete))
     }
 }
 
@@ -491,14 +370,5 @@ unsafe extern "C" fn x_fetch(
                 ffi::SQLITE_OK
             }
         }
-    }
-}
-
-unsafe extern "C" fn x_unfetch(p: *mut ffi::sqlite3_file, off: i64, page: *mut c_void) -> c_int {
-    // SAFETY: `p` is live.
-    unsafe {
-        let (real, m) = real(p);
-        m.xUnfetch
-            .map_or(ffi::SQLITE_OK, |unfetch| unfetch(real, off, page))
     }
 }
