@@ -3,7 +3,7 @@
 //! a CLI, the web server) has committed, reads what changed and publishes
 //! it to the hub. Committed state is the only source of what is broadcast.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -13,6 +13,7 @@ use serde_json::Value;
 use crate::clock::Timestamp;
 use crate::error::Result;
 use crate::events::{Event, Hub};
+use crate::job::JobRun;
 use crate::manager::Manager;
 use crate::web::worker_json;
 
@@ -37,9 +38,17 @@ const RESYNC_HOLD: Duration = Duration::from_millis(500);
 
 /// What the watcher remembers between looks.
 struct State {
+    /// The newest `updatedAt` published: look-backs start below it.
     since: Timestamp,
     /// Run id → `updatedAt` last published, for runs inside the look-back.
     sent: HashMap<i64, String>,
+    /// The newest run seen added, and its `updatedAt`: the next look reads
+    /// runs from this id on. (Once the newest run is deleted its id can be
+    /// given again; the `updatedAt` tells the two runs apart.)
+    newest: (i64, String),
+    /// The runs that were RUNNING at the last look: one that leaves the set
+    /// without finishing went back to the queue.
+    running: HashSet<i64>,
     worker: Option<(Value, String)>,
     stats_due: bool,
     last_stats: Instant,
@@ -73,14 +82,11 @@ pub fn run(
             }
         }
     };
-    let start = manager
-        .last_change()
-        .ok()
-        .and_then(|t| Timestamp::parse(&t))
-        .unwrap_or_else(Timestamp::now);
     let mut st = State {
-        since: start,
+        since: Timestamp::now(),
         sent: HashMap::new(),
+        newest: newest_run(&manager).unwrap_or_default(),
+        running: running_ids(&manager).unwrap_or_default(),
         worker: None,
         stats_due: false,
         last_stats: Instant::now(),
@@ -137,38 +143,18 @@ fn publish_runs(manager: &Manager, hub: &Hub, st: &mut State) -> Result<()> {
     if let Some(floor) = st.floor.as_ref().filter(|f| **f > at) {
         at = floor.clone();
     }
-    let mut id = 0;
-    let mut fresh = Vec::new();
-    let mut scanned = 0;
-    loop {
-        let page = manager.changed_runs((&at, id), PAGE)?;
-        scanned += page.len();
-        let full = page.len() == PAGE;
-        if let Some(last) = page.last() {
-            at = last.updated_at.clone();
-            id = last.id;
-        }
-        fresh.extend(
-            page.into_iter()
-                .filter(|r| st.sent.get(&r.id) != Some(&r.updated_at)),
-        );
-        if !full {
-            break;
-        }
-        if scanned >= MAX_SCAN {
-            // Too much at once: one resync instead of a flood of events.
-            log::info!("{scanned}+ runs changed at once; clients told to resync");
-            hub.publish(&Event::Resync);
-            let last = manager.last_change()?;
-            if let Some(t) = Timestamp::parse(&last) {
-                st.since = st.since.max(t);
-            }
-            st.floor = Some(last);
-            st.hold_until = Instant::now() + RESYNC_HOLD;
-            st.stats_due = true;
-            return Ok(());
+    let Some(found) = look(manager, st, &at)? else {
+        return resync(manager, hub, st);
+    };
+    // A run can be found twice (added and RUNNING since): published once.
+    let mut fresh: HashMap<i64, JobRun> = HashMap::new();
+    for run in found {
+        if st.sent.get(&run.id) != Some(&run.updated_at) {
+            fresh.insert(run.id, run);
         }
     }
+    let mut fresh: Vec<JobRun> = fresh.into_values().collect();
+    fresh.sort_by(|a, b| (&a.updated_at, a.id).cmp(&(&b.updated_at, b.id)));
     st.stats_due |= !fresh.is_empty();
     for run in fresh {
         if let Some(t) = Timestamp::parse(&run.updated_at) {
@@ -180,6 +166,93 @@ fn publish_runs(manager: &Manager, hub: &Hub, st: &mut State) -> Result<()> {
     let horizon = st.since.plus_ms(-LOOKBACK_MS).to_text();
     st.sent.retain(|_, at| *at >= horizon);
     Ok(())
+}
+
+/// The runs that may have changed since `at`: added ones, RUNNING ones
+/// updated since, finished ones, and those back in the queue. `None` when
+/// there are more than `MAX_SCAN`.
+fn look(manager: &Manager, st: &mut State, at: &str) -> Result<Option<Vec<JobRun>>> {
+    let mut found = Vec::new();
+    let mut newest = st.newest.clone();
+    if manager.max_run_id()? < newest.0 {
+        // The newest run was deleted: its id may be given again.
+        newest = (manager.max_run_id()?, String::new());
+    }
+    let mut from = newest.0;
+    loop {
+        let page = manager.runs_from_id(from, PAGE)?;
+        let full = page.len() == PAGE;
+        if let Some(last) = page.last() {
+            from = last.id + 1;
+            newest = (last.id, last.updated_at.clone());
+        }
+        found.extend(
+            page.into_iter()
+                .filter(|r| (r.id, &r.updated_at) != (st.newest.0, &st.newest.1)),
+        );
+        if found.len() > MAX_SCAN {
+            return Ok(None);
+        }
+        if !full {
+            break;
+        }
+    }
+    let (ids, changed) = manager.running_runs(at, MAX_SCAN + 1)?;
+    found.extend(changed);
+    let running: HashSet<i64> = ids.into_iter().collect();
+    let left: Vec<i64> = st.running.difference(&running).copied().collect();
+    let (mut after, mut id) = (at.to_string(), 0);
+    loop {
+        if found.len() > MAX_SCAN {
+            return Ok(None);
+        }
+        let page = manager.runs_finished_after((&after, id), PAGE)?;
+        let full = page.len() == PAGE;
+        if let Some(last) = page.last() {
+            after = last.finished_at.clone().unwrap_or_default();
+            id = last.id;
+        }
+        found.extend(page);
+        if !full {
+            break;
+        }
+    }
+    for chunk in left.chunks(PAGE) {
+        found.extend(manager.queued_among(chunk)?);
+    }
+    st.newest = newest;
+    st.running = running;
+    Ok(Some(found))
+}
+
+/// Too much changed at once: clients are told to resync instead of
+/// receiving a flood of events, and the watcher starts over from now.
+fn resync(manager: &Manager, hub: &Hub, st: &mut State) -> Result<()> {
+    log::info!("{MAX_SCAN}+ runs changed at once; clients told to resync");
+    hub.publish(&Event::Resync);
+    let now = Timestamp::now();
+    st.since = st.since.max(now);
+    st.floor = Some(now.to_text());
+    st.newest = newest_run(manager)?;
+    st.running = running_ids(manager)?;
+    st.hold_until = Instant::now() + RESYNC_HOLD;
+    st.stats_due = true;
+    Ok(())
+}
+
+/// The newest run's id and `updatedAt` ((0, "") when there is none).
+fn newest_run(manager: &Manager) -> Result<(i64, String)> {
+    let max = manager.max_run_id()?;
+    Ok(manager
+        .runs_from_id(max, 1)?
+        .into_iter()
+        .next()
+        .map(|r| (r.id, r.updated_at))
+        .unwrap_or_default())
+}
+
+fn running_ids(manager: &Manager) -> Result<HashSet<i64>> {
+    Ok(manager.running_runs("", 0)?.0.into_iter().collect())
 }
 
 fn publish_worker(

@@ -8,7 +8,7 @@ use std::time::Duration;
 use common::TestDb;
 use jobmgr::job::JobStatus;
 use jobmgr::store::runs::{RunFilter, history_query};
-use jobmgr::store::{self, batch::CLAIM_PLAN_SQL, logs::RUN_LOG_PLAN_SQL};
+use jobmgr::store::{self, batch::CLAIM_PLAN_SQL, insight, logs::RUN_LOG_PLAN_SQL};
 
 #[test]
 fn the_documented_queries_work_verbatim() {
@@ -84,6 +84,21 @@ fn hot_queries_use_indexes_and_sort_nothing() {
              AND cancelRequestedAt IS NOT NULL"
                 .into(),
             "JobRun_status_id",
+        ),
+        (
+            "change watcher: RUNNING runs updated since",
+            format!("SELECT * {}", insight::RUNNING_SINCE),
+            "JobRun_status_id",
+        ),
+        (
+            "change watcher: runs finished since",
+            format!("SELECT * {}", insight::FINISHED_AFTER),
+            "JobRun_finished",
+        ),
+        (
+            "change watcher: runs added since",
+            "SELECT * FROM JobRun WHERE id >= 5 ORDER BY id LIMIT 1000".into(),
+            "INTEGER PRIMARY KEY",
         ),
         (
             "documented log query",

@@ -306,3 +306,36 @@ fn a_client_that_never_reads_is_resynced_or_dropped_while_others_keep_up() {
     );
     assert_eq!(s.api.ok("/healthz")["ok"], true, "the server still answers");
 }
+
+/// The watcher finds changes without an index on `updatedAt`: by new ids,
+/// among RUNNING runs, among finished ones, and by a run leaving the
+/// RUNNING set for the queue, which this test provokes: a worker killed
+/// with -9 leaves a retry-safe run RUNNING, and `cleanup-stalled` puts it
+/// back in the queue.
+#[test]
+fn a_run_put_back_in_the_queue_shows_up_live() {
+    let db = TestDb::new("wsrequeue");
+    let s = db.spawn_serve(&["--no-worker"]);
+    let mut ws = s.api.ws("/ws");
+    assert_eq!(next_json(&mut ws).expect("snapshot")["type"], "snapshot");
+    let id = db.enqueue("demo-known-total", &["count=1000", "delay_ms=50"]);
+    let mut w = db.spawn_worker(&[]);
+    wait_message(&mut ws, "the run started", WAIT, |m| {
+        is_run(m, id) && m["run"]["status"] == "RUNNING"
+    });
+    // A newer run (still queued behind the first), so the first is not
+    // found as the newest one either.
+    let newer = db.enqueue("demo-known-total", &["count=1"]);
+    wait_message(&mut ws, "the newer run", WAIT, |m| is_run(m, newer));
+    w.signal("KILL");
+    w.wait_exit(WAIT);
+    db.ok(&["cleanup-stalled"]);
+    let m = wait_message(&mut ws, "the run back in the queue", WAIT, |m| {
+        is_run(m, id) && m["run"]["status"] == "QUEUED"
+    });
+    assert!(m["run"]["metadata"]["requeuedAfter"].is_string(), "{m}");
+    db.ok(&["cancel", &id.to_string()]);
+    wait_message(&mut ws, "the cancellation", WAIT, |m| {
+        is_run(m, id) && m["run"]["status"] == "CANCELLED"
+    });
+}

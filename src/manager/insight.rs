@@ -96,15 +96,31 @@ impl Manager {
         })
     }
 
-    /// Runs changed after the position (`updatedAt` text, id), oldest
-    /// change first, at most `limit`.
-    pub fn changed_runs(&self, after: (&str, i64), limit: usize) -> Result<Vec<JobRun>> {
-        insight::runs_updated_after(&*self.store.conn()?, after.0, after.1, limit)
+    /// Runs with an id of at least `from`, by id, at most `limit`.
+    pub fn runs_from_id(&self, from: i64, limit: usize) -> Result<Vec<JobRun>> {
+        insight::runs_from_id(&*self.store.conn()?, from, limit)
     }
 
-    /// The newest `updatedAt` of any run ("" when there are none).
-    pub fn last_change(&self) -> Result<String> {
-        insight::last_update(&*self.store.conn()?)
+    /// The ids of the RUNNING runs, and the rows of those updated at or
+    /// after `at` (UTC text), at most `limit`.
+    pub fn running_runs(&self, at: &str, limit: usize) -> Result<(Vec<i64>, Vec<JobRun>)> {
+        insight::running_runs(&*self.store.conn()?, at, limit)
+    }
+
+    /// Runs finished after the position (`finishedAt` text, id), oldest
+    /// first, at most `limit`.
+    pub fn runs_finished_after(&self, after: (&str, i64), limit: usize) -> Result<Vec<JobRun>> {
+        insight::runs_finished_after(&*self.store.conn()?, after.0, after.1, limit)
+    }
+
+    /// The runs among `ids` that are QUEUED now.
+    pub fn queued_among(&self, ids: &[i64]) -> Result<Vec<JobRun>> {
+        insight::queued_among(&*self.store.conn()?, ids)
+    }
+
+    /// The highest run id (0 when there are none).
+    pub fn max_run_id(&self) -> Result<i64> {
+        insight::max_run_id(&*self.store.conn()?)
     }
 
     /// A connection of its own for noticing other connections' commits.

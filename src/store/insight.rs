@@ -137,29 +137,87 @@ pub fn run_ref(conn: &Connection, id: i64) -> Result<Option<RunRef>> {
         .map_err(Error::db("read run"))
 }
 
-/// Runs changed after the keyset position (`updatedAt`, `id`), oldest
-/// change first, at most `limit` (the change watcher pages with this).
-pub fn runs_updated_after(
+// The change watcher's look-ups. `updatedAt` has no index: it would cost
+// every claim, finish and progress write two index changes (about a sixth
+// of the worker's writing). A run changes by being added (its id is new),
+// while RUNNING (the few rows JobRun_status_id holds under that status), by
+// finishing (JobRun_finished), or by going back to the queue (it leaves the
+// RUNNING set).
+
+/// The RUNNING runs updated at or after ?1, by id, at most ?2 (after the
+/// selected columns; public for the query-plan test).
+pub const RUNNING_SINCE: &str = "FROM JobRun INDEXED BY JobRun_status_id \
+     WHERE status = 'RUNNING' AND updatedAt >= ?1 ORDER BY id LIMIT ?2";
+
+/// The runs finished after the position (?1 `finishedAt`, ?2 id), oldest
+/// first, at most ?3 (after the selected columns; public for the
+/// query-plan test).
+pub const FINISHED_AFTER: &str = "FROM JobRun INDEXED BY JobRun_finished \
+     WHERE finishedAt IS NOT NULL AND finishedAt >= ?1 AND (finishedAt > ?1 OR id > ?2) \
+     ORDER BY finishedAt, id LIMIT ?3";
+
+/// Runs with an id of at least `from`, by id, at most `limit`.
+pub fn runs_from_id(conn: &Connection, from: i64, limit: usize) -> Result<Vec<JobRun>> {
+    conn.prepare_cached(&format!(
+        "SELECT {RUN_COLUMNS} FROM JobRun WHERE id >= ?1 ORDER BY id LIMIT ?2"
+    ))
+    .and_then(|mut s| {
+        s.query_map(params![from, limit as i64], run_from_row)?
+            .collect()
+    })
+    .map_err(Error::db("read new runs"))
+}
+
+/// The ids of the RUNNING runs, and the rows of those updated at or after
+/// `at` (at most `limit`), read in one snapshot.
+pub fn running_runs(conn: &Connection, at: &str, limit: usize) -> Result<(Vec<i64>, Vec<JobRun>)> {
+    let tx = rusqlite::Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Deferred)
+        .map_err(Error::db("read running runs"))?;
+    let ids = tx
+        .prepare_cached(
+            "SELECT id FROM JobRun INDEXED BY JobRun_status_id WHERE status = 'RUNNING'",
+        )
+        .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+        .map_err(Error::db("read running runs"))?;
+    let changed = tx
+        .prepare_cached(&format!("SELECT {RUN_COLUMNS} {RUNNING_SINCE}"))
+        .and_then(|mut s| {
+            s.query_map(params![at, limit as i64], run_from_row)?
+                .collect()
+        })
+        .map_err(Error::db("read running runs"))?;
+    Ok((ids, changed))
+}
+
+/// Runs finished after the keyset position (`finishedAt`, `id`), oldest
+/// first, at most `limit`.
+pub fn runs_finished_after(
     conn: &Connection,
     at: &str,
     id: i64,
     limit: usize,
 ) -> Result<Vec<JobRun>> {
-    conn.prepare_cached(&format!(
-        "SELECT {RUN_COLUMNS} FROM JobRun INDEXED BY JobRun_updated \
-         WHERE (updatedAt, id) > (?1, ?2) ORDER BY updatedAt, id LIMIT ?3"
-    ))
-    .and_then(|mut s| {
-        s.query_map(params![at, id, limit as i64], run_from_row)?
-            .collect()
-    })
-    .map_err(Error::db("read changed runs"))
+    conn.prepare_cached(&format!("SELECT {RUN_COLUMNS} {FINISHED_AFTER}"))
+        .and_then(|mut s| {
+            s.query_map(params![at, id, limit as i64], run_from_row)?
+                .collect()
+        })
+        .map_err(Error::db("read finished runs"))
 }
 
-/// The newest `updatedAt` of any run ("" when there are none).
-pub fn last_update(conn: &Connection) -> Result<String> {
-    conn.query_row("SELECT coalesce(max(updatedAt), '') FROM JobRun", [], |r| {
-        r.get(0)
-    })
-    .map_err(Error::db("read last change"))
+/// The runs among `ids` that are QUEUED now.
+pub fn queued_among(conn: &Connection, ids: &[i64]) -> Result<Vec<JobRun>> {
+    let list = serde_json::to_string(ids).unwrap_or_else(|_| "[]".into());
+    conn.prepare_cached(&format!(
+        "SELECT {RUN_COLUMNS} FROM JobRun \
+         WHERE id IN (SELECT value FROM json_each(?1)) AND status = 'QUEUED'"
+    ))
+    .and_then(|mut s| s.query_map([list], run_from_row)?.collect())
+    .map_err(Error::db("read re-queued runs"))
+}
+
+/// The highest run id (0 when there are none).
+pub fn max_run_id(conn: &Connection) -> Result<i64> {
+    conn.query_row("SELECT coalesce(max(id), 0) FROM JobRun", [], |r| r.get(0))
+        .map_err(Error::db("read the newest run id"))
 }
