@@ -529,7 +529,22 @@ fn worker_stop_and_start_buttons() {
         WAIT,
         "/ago$/.test(document.getElementById('worker-heartbeat')?.textContent)",
     );
+    // The answer to the Stop request is held back until the WebSocket has
+    // told of the stop, as happens when the worker stops faster than the
+    // answer travels: the older answer must not undo the newer state.
+    b.eval(
+        "(() => { const orig = window.fetch; window.fetch = async (url, opts) => { \
+           const res = await orig(url, opts); \
+           if (String(url).includes('/api/worker/stop')) { \
+             const until = Date.now() + 5000; \
+             while (Date.now() < until && !['STOPPING', 'STOPPED', 'NO WORKER'] \
+                 .includes(document.getElementById('worker-state')?.textContent)) { \
+               await new Promise((r) => setTimeout(r, 20)); } \
+             window.__stopAnswered = true; } \
+           return res; }; return true; })()",
+    );
     b.eval("document.getElementById('worker-stop').click()");
+    b.wait_js("the answer to Stop", WAIT, "window.__stopAnswered === true");
     b.wait_js(
         "the worker to stop",
         WAIT,

@@ -27,9 +27,26 @@ function normalize(value) {
   };
 }
 
+// A worker row only moves forward through these states.
+const RANK = { STARTING: 0, RUNNING: 1, STOPPING: 2, STOPPED: 3, DEAD: 3 };
+
+/**
+ * Whether `next` is older than what is shown: the same worker in an earlier
+ * state, or an earlier worker. The answer to a Stop request can arrive
+ * after the WebSocket has already told of the stop, and must not undo it.
+ */
+function isOlder(next) {
+  const cur = status && status.worker;
+  const w = next.worker;
+  if (!cur || !w) return false;
+  if (w.id !== cur.id) return w.id < cur.id;
+  return (RANK[w.state] ?? 0) < (RANK[cur.state] ?? 0);
+}
+
 /** Shows a new worker status (from the API or a WebSocket message). */
 export function setWorker(value) {
   const next = normalize(value);
+  if (isOlder(next)) return;
   if (status && next.serverVersion === null && status.serverVersion) {
     next.serverVersion = status.serverVersion;
   }
@@ -127,7 +144,9 @@ async function control(action) {
   if (res && res.worker) {
     setWorker(res.worker);
     toast(action === 'start' ? 'Worker starting' : 'Worker stopping', 'ok');
-  } else render();
+  }
+  // Also when setWorker kept a newer state: the buttons leave `busy`.
+  render();
 }
 
 /** Starts the ticking clock. */
