@@ -278,3 +278,39 @@ fn migrate_creates_the_schema_once() {
     assert_eq!(tables.len(), 3);
     assert_eq!(db.scalar("PRAGMA journal_mode"), "wal");
 }
+
+/// Processes that start together on a new file (serve and a worker, or
+/// several CLIs) race to apply the same migrations; every one of them must
+/// start, and the schema is applied once.
+#[test]
+fn processes_starting_together_on_a_new_file_all_migrate() {
+    for round in 0..8 {
+        let db = TestDb::new(&format!("migrate-race-{round}"));
+        let children: Vec<_> = (0..10)
+            .map(|_| {
+                db.cmd()
+                    .arg("status")
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .expect("spawn jobmgr")
+            })
+            .collect();
+        for child in children {
+            let out = child.wait_with_output().expect("wait");
+            assert!(
+                out.status.success(),
+                "round {round}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        assert_eq!(
+            db.scalar("SELECT count(*) FROM refinery_schema_history"),
+            db.scalar("SELECT count(DISTINCT version) FROM refinery_schema_history")
+        );
+        assert_eq!(
+            db.scalar("SELECT count(*) FROM JobRunCount WHERE status = 'ALL'"),
+            "1"
+        );
+    }
+}

@@ -114,9 +114,11 @@ impl Store {
         // One direct connection first: a bad path or a file that is not a
         // database fails here at once with SQLite's message, instead of the
         // pool retrying until its timeout.
-        open_connection(path)?
-            .query_row("SELECT count(*) FROM sqlite_master", [], |_| Ok(()))
-            .map_err(|e| open_error(path, e))?;
+        retry_start_race(locked, || {
+            open_connection(path)?
+                .query_row("SELECT count(*) FROM sqlite_master", [], |_| Ok(()))
+                .map_err(|e| open_error(path, e))
+        })?;
         let manager = SqliteConnectionManager::file(path).with_init(configure);
         let pool = r2d2::Pool::builder()
             .max_size(8)
@@ -135,6 +137,13 @@ impl Store {
 
     /// Applies pending migrations; returns the versions applied.
     pub fn migrate(&self) -> Result<Vec<String>> {
+        retry_start_race(
+            |m| locked(m) || m.starts_with("migrate:"),
+            || self.migrate_once(),
+        )
+    }
+
+    fn migrate_once(&self) -> Result<Vec<String>> {
         let mut conn = self.conn()?;
         let report = embedded::migrations::runner()
             .run(&mut *conn)
@@ -171,6 +180,35 @@ impl Store {
         let mut conn = self.conn()?;
         write_on(&mut conn, op, f)
     }
+}
+
+/// How often opening or migrating is tried when another process starting
+/// on the same new file gets in the way.
+const START_TRIES: u32 = 12;
+
+/// Runs `f`, again after a short pause while it fails with an error
+/// `racing` accepts. Processes that start together on a new file (serve
+/// and a worker, several CLIs) get in each other's way: switching a new
+/// file to WAL takes a lock SQLite's busy handler does not wait for, and of
+/// two processes applying the same migration the second fails (`table
+/// already exists`, `no such index`) inside the migration's transaction, so
+/// nothing is half-applied. Each try sees what the other process finished;
+/// a real error fails every try, and is returned after the last.
+fn retry_start_race<T>(racing: fn(&str) -> bool, mut f: impl FnMut() -> Result<T>) -> Result<T> {
+    let mut tries = 1;
+    loop {
+        match f() {
+            Err(Error::Open { message, .. }) if tries < START_TRIES && racing(&message) => {
+                std::thread::sleep(Duration::from_millis(10 * u64::from(tries)));
+                tries += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
+fn locked(message: &str) -> bool {
+    message.contains("database is locked")
 }
 
 /// Runs `f` in one IMMEDIATE transaction on `conn` and commits it.

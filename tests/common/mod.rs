@@ -257,9 +257,33 @@ impl TestDb {
 
     /// Waits until run `id` has `status`.
     pub fn wait_status(&self, id: i64, status: &str, within: Duration) {
-        wait_for(&format!("run {id} to be {status}"), within, || {
-            self.status_of(id) == status
-        });
+        if !poll_until(within, || self.status_of(id) == status) {
+            panic!(
+                "timed out after {within:?} waiting for run {id} to be {status}; the run: {}\n{}",
+                self.scalar(&format!(
+                    "SELECT status || ' stage=' || coalesce(currentStage, '-') || ' processed=' \
+                     || entitiesProcessed || ' worker=' || coalesce(workerId, '-') || ' error=' \
+                     || coalesce(error, '-') FROM JobRun WHERE id = {id}"
+                )),
+                self.log_tails()
+            );
+        }
+    }
+
+    /// The last lines of every `.log` file in the test's directory (the
+    /// workers' and servers' stderr), for a failure message.
+    pub fn log_tails(&self) -> String {
+        let mut out = String::new();
+        for entry in std::fs::read_dir(&self.dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.extension().is_some_and(|e| e == "log") {
+                let text = std::fs::read_to_string(&path).unwrap_or_default();
+                let lines: Vec<&str> = text.lines().collect();
+                let tail = lines[lines.len().saturating_sub(30)..].join("\n");
+                out.push_str(&format!("== {}\n{tail}\n", path.display()));
+            }
+        }
+        out
     }
 }
 
