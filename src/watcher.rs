@@ -174,9 +174,10 @@ fn publish_runs(manager: &Manager, hub: &Hub, st: &mut State) -> Result<()> {
 fn look(manager: &Manager, st: &mut State, at: &str) -> Result<Option<Vec<JobRun>>> {
     let mut found = Vec::new();
     let mut newest = st.newest.clone();
-    if manager.max_run_id()? < newest.0 {
+    let max = manager.max_run_id()?;
+    if max < newest.0 {
         // The newest run was deleted: its id may be given again.
-        newest = (manager.max_run_id()?, String::new());
+        newest = (max, String::new());
     }
     let mut from = newest.0;
     loop {

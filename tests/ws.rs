@@ -339,3 +339,32 @@ fn a_run_put_back_in_the_queue_shows_up_live() {
         is_run(m, id) && m["run"]["status"] == "CANCELLED"
     });
 }
+
+/// Runs have no AUTOINCREMENT: once the newest run is deleted (a user's
+/// DELETE, or retention pruning everything), the next run gets its id
+/// again, and must still show up live.
+#[test]
+fn a_new_run_reusing_a_deleted_runs_id_shows_up_live() {
+    let db = TestDb::new("wsreuse");
+    let s = db.spawn_serve(&["--no-worker"]);
+    let mut ws = s.api.ws("/ws");
+    assert_eq!(next_json(&mut ws).expect("snapshot")["type"], "snapshot");
+    let first = db.enqueue("demo-known-total", &["count=1"]);
+    wait_message(&mut ws, "the first run", WAIT, |m| is_run(m, first));
+    // Deleted and given again in one commit, so no look falls between.
+    db.conn()
+        .execute_batch(&format!(
+            "BEGIN; DELETE FROM JobRun WHERE id = {first}; \
+             INSERT INTO JobRun (jobName, status, parameters, createdAt, updatedAt, triggeredBy) \
+             VALUES ('demo-known-total', 'QUEUED', '{{\"count\":2}}', \
+                     strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), 'cli'); \
+             COMMIT;"
+        ))
+        .expect("delete and insert");
+    let again: i64 = db.scalar("SELECT max(id) FROM JobRun").parse().unwrap();
+    assert_eq!(again, first, "the id is given again");
+    let m = wait_message(&mut ws, "the run with the reused id", WAIT, |m| {
+        is_run(m, again) && m["run"]["parameters"]["count"] == 2
+    });
+    assert_eq!(m["run"]["status"], "QUEUED");
+}
