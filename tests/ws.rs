@@ -10,10 +10,20 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use common::http::{next_json, request, wait_message};
-use common::{TestDb, wait_for};
+use common::{Serve, TestDb, wait_for};
 use serde_json::{Value, json};
+use std::net::TcpStream;
+use tungstenite::WebSocket;
 
 const WAIT: Duration = Duration::from_secs(20);
+
+/// A server without a worker, and a client past its snapshot.
+fn live(db: &TestDb) -> (Serve, WebSocket<TcpStream>) {
+    let s = db.spawn_serve(&["--no-worker"]);
+    let mut ws = s.api.ws("/ws");
+    assert_eq!(next_json(&mut ws).expect("snapshot")["type"], "snapshot");
+    (s, ws)
+}
 
 fn is_run(m: &Value, id: i64) -> bool {
     m["type"] == "run" && m["run"]["id"] == id
@@ -92,9 +102,7 @@ fn a_supervised_worker_run_streams_progress() {
 #[test]
 fn a_cli_enqueue_shows_up_live() {
     let db = TestDb::new("wscli");
-    let s = db.spawn_serve(&["--no-worker"]);
-    let mut ws = s.api.ws("/ws");
-    assert_eq!(next_json(&mut ws).expect("snapshot")["type"], "snapshot");
+    let (_s, mut ws) = live(&db);
     let id = db.enqueue("demo-unknown-total", &["count=3"]);
     let m = wait_message(&mut ws, "the CLI's run", WAIT, |m| is_run(m, id));
     assert_eq!(m["run"]["status"], "QUEUED");
@@ -109,9 +117,7 @@ fn a_cli_enqueue_shows_up_live() {
 #[test]
 fn a_worker_started_by_hand_shows_up_live() {
     let db = TestDb::new("wshand");
-    let s = db.spawn_serve(&["--no-worker"]);
-    let mut ws = s.api.ws("/ws");
-    assert_eq!(next_json(&mut ws).expect("snapshot")["type"], "snapshot");
+    let (_s, mut ws) = live(&db);
     let _w = db.spawn_worker(&[]);
     let m = wait_message(&mut ws, "the hand-started worker", WAIT, |m| {
         m["type"] == "worker" && m["worker"]["state"] == "RUNNING"
@@ -315,9 +321,7 @@ fn a_client_that_never_reads_is_resynced_or_dropped_while_others_keep_up() {
 #[test]
 fn a_run_put_back_in_the_queue_shows_up_live() {
     let db = TestDb::new("wsrequeue");
-    let s = db.spawn_serve(&["--no-worker"]);
-    let mut ws = s.api.ws("/ws");
-    assert_eq!(next_json(&mut ws).expect("snapshot")["type"], "snapshot");
+    let (_s, mut ws) = live(&db);
     let id = db.enqueue("demo-known-total", &["count=1000", "delay_ms=50"]);
     let mut w = db.spawn_worker(&[]);
     wait_message(&mut ws, "the run started", WAIT, |m| {
@@ -346,9 +350,7 @@ fn a_run_put_back_in_the_queue_shows_up_live() {
 #[test]
 fn a_new_run_reusing_a_deleted_runs_id_shows_up_live() {
     let db = TestDb::new("wsreuse");
-    let s = db.spawn_serve(&["--no-worker"]);
-    let mut ws = s.api.ws("/ws");
-    assert_eq!(next_json(&mut ws).expect("snapshot")["type"], "snapshot");
+    let (_s, mut ws) = live(&db);
     let first = db.enqueue("demo-known-total", &["count=1"]);
     wait_message(&mut ws, "the first run", WAIT, |m| is_run(m, first));
     // Deleted and given again in one commit, so no look falls between.

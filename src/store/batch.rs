@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 use crate::job::{JobStatus, LogLevel};
 use claims::claim;
 pub use claims::{CLAIM_PLAN_SQL, cancel_requested, release};
-use finishes::{FINISH, write_ends, write_finish};
+use finishes::{FINISH, write_ends, write_requeue};
 
 mod claims;
 mod finishes;
@@ -127,7 +127,7 @@ pub fn commit(
         .iter()
         .partition(|f| f.status == JobStatus::Queued);
     for f in requeues {
-        write_finish(&tx, me, &mut owned, f, &now)?;
+        write_requeue(&tx, me, &mut owned, f, &now)?;
     }
     for chunk in FINISH.chunks(&ends) {
         write_ends(&tx, me, &mut owned, chunk, &now)?;

@@ -362,16 +362,30 @@ pub fn requeue_orphan(
     note: &str,
     now: &str,
 ) -> Result<bool> {
-    tx.execute(
+    requeue(tx, run.id, run.worker_id, Some(note), now)
+}
+
+/// Puts a RUNNING run held by `worker_id` (or by none) back in the queue
+/// as a new attempt, with `note` as its `requeuedAfter`; false when the run
+/// is not in that state any more (another process resolved it). Shared by
+/// the worker (runs it gives back) and recovery (runs of a lost worker).
+pub fn requeue(
+    tx: &Transaction<'_>,
+    id: i64,
+    worker_id: Option<i64>,
+    note: Option<&str>,
+    now: &str,
+) -> Result<bool> {
+    tx.prepare_cached(
         "UPDATE JobRun SET status = 'QUEUED', attempt = attempt + 1, workerId = NULL, \
          startedAt = NULL, currentStage = NULL, entitiesProcessed = 0, entitiesTotal = NULL, \
-         entitiesUnit = NULL, updatedAt = ?2, \
+         entitiesUnit = NULL, cancelRequestedAt = NULL, updatedAt = ?2, \
          metadata = json_set(metadata, '$.requeuedAfter', ?3) \
          WHERE id = ?1 AND status = 'RUNNING' AND workerId IS ?4",
-        params![run.id, now, note, run.worker_id],
     )
+    .and_then(|mut s| s.execute(params![id, now, note, worker_id]))
     .map(|n| n == 1)
-    .map_err(Error::db("requeue orphaned run"))
+    .map_err(Error::db("requeue run"))
 }
 
 /// Whether `state` is one the one-active-worker index counts (kept beside

@@ -6,7 +6,6 @@ use rusqlite::{Transaction, params};
 
 use super::{Claimant, FinishRecord, Ownership};
 use crate::error::{Error, Result};
-use crate::job::JobStatus;
 use crate::store::multirow::{self, Family};
 
 /// Finishes up to 256 runs per UPDATE statement.
@@ -93,53 +92,23 @@ fn finish_sql(n: usize) -> String {
     )
 }
 
-pub(super) fn write_finish(
+/// Gives a run back to the queue (the worker stopped before it started,
+/// or its job asked to run again).
+pub(super) fn write_requeue(
     tx: &Transaction<'_>,
     me: &Claimant,
     owned: &mut Ownership,
     f: &FinishRecord,
     now: &str,
 ) -> Result<()> {
-    // The update itself is fenced: zero rows changed means another process
-    // resolved the run meanwhile.
-    let p = &f.progress;
-    let changed = if f.status == JobStatus::Queued {
-        tx.prepare_cached(
-            "UPDATE JobRun SET status = 'QUEUED', attempt = attempt + 1, workerId = NULL, \
-             startedAt = NULL, currentStage = NULL, entitiesProcessed = 0, entitiesTotal = NULL, \
-             entitiesUnit = NULL, cancelRequestedAt = NULL, updatedAt = ?2, \
-             metadata = json_set(metadata, '$.requeuedAfter', ?3) \
-             WHERE id = ?1 AND workerId = ?4 AND status = 'RUNNING'",
-        )
-        .and_then(|mut s| s.execute(params![p.run_id, now, f.error, me.worker_id]))
-        .map_err(Error::db("requeue run"))?
-    } else {
-        tx.prepare_cached(
-            "UPDATE JobRun SET status = ?2, finishedAt = ?3, updatedAt = ?3, currentStage = ?4, \
-             entitiesProcessed = ?5, entitiesTotal = ?6, entitiesUnit = ?7, outcomeSummary = ?8, \
-             error = ?9, errorContext = ?10 WHERE id = ?1 AND workerId = ?11 AND status = 'RUNNING'",
-        )
-        .and_then(|mut s| {
-            s.execute(params![
-                p.run_id,
-                f.status.as_str(),
-                now,
-                p.stage,
-                p.processed,
-                p.total,
-                p.unit,
-                p.outcome,
-                f.error,
-                f.error_context,
-                me.worker_id
-            ])
-        })
-        .map_err(Error::db("finish run"))?
-    };
+    let id = f.progress.run_id;
+    // Fenced: false means another process resolved the run meanwhile.
+    let requeued =
+        super::super::runs::requeue(tx, id, Some(me.worker_id), f.error.as_deref(), now)?;
     // Either way the run is no longer ours: later lines for it are refused.
-    owned.0.insert(p.run_id, false);
-    if changed == 0 {
-        owned.1.push(p.run_id);
+    owned.0.insert(id, false);
+    if !requeued {
+        owned.1.push(id);
     }
     Ok(())
 }
@@ -148,7 +117,6 @@ pub(super) fn write_finish(
 mod tests {
     use super::super::*;
     use crate::clock::Timestamp;
-    use crate::job::JobStatus;
     use crate::store::Store;
 
     fn progress(run_id: i64) -> ProgressRecord {
