@@ -380,3 +380,63 @@ fn priority_orders_the_queue() {
         started(low)
     );
 }
+
+/// The worker's writer and the enqueue path keep the statistics' counters
+/// themselves (their connections run without triggers); everything else
+/// relies on the triggers. Either way the counters must match the rows.
+#[test]
+fn the_run_counters_agree_with_the_rows_after_every_kind_of_change() {
+    let db = TestDb::new("counters");
+    let done = db.enqueue("demo-known-total", &["count=3", "delay_ms=1"]);
+    let failed = db.enqueue("demo-multi-phase", &["count=5", "delay_ms=1", "fail_at=2"]);
+    let panicked = db.enqueue(
+        "demo-multi-phase",
+        &["count=5", "delay_ms=1", "fail_at=2", "fail_mode=panic"],
+    );
+    let long = db.enqueue("demo-known-total", &["count=100000", "delay_ms=20"]);
+    let never = db.enqueue("demo-known-total", &["count=3"]);
+    db.ok(&["cancel", &never.to_string()]);
+    // A run inserted by hand, as a user's sqlite3 would.
+    let c = db.conn();
+    c.execute(
+        "INSERT INTO JobRun (jobName, status, parameters, createdAt, updatedAt) \
+         VALUES ('demo-known-total', 'QUEUED', '{\"count\":2,\"delay_ms\":1}', \
+         '2026-01-01T00:00:00.000Z', '2026-01-01T00:00:00.000Z')",
+        [],
+    )
+    .unwrap();
+    let by_hand = c.last_insert_rowid();
+    let _w = db.spawn_worker(&["--concurrency", "4"]);
+    for (id, status) in [
+        (done, "COMPLETED"),
+        (failed, "FAILED"),
+        (panicked, "FAILED"),
+        (by_hand, "COMPLETED"),
+    ] {
+        db.wait_status(id, status, WAIT);
+    }
+    db.wait_status(long, "RUNNING", WAIT);
+    db.ok(&["cancel", &long.to_string()]);
+    db.wait_status(long, "CANCELLED", WAIT);
+    // Runs enqueued while the worker is busy, finished many to a commit.
+    let more: Vec<i64> = (0..20)
+        .map(|_| db.enqueue("demo-known-total", &["count=1", "delay_ms=0"]))
+        .collect();
+    for id in &more {
+        db.wait_status(*id, "COMPLETED", WAIT);
+    }
+    let counters = db.query("SELECT status, n FROM JobRunCount ORDER BY status");
+    let rows = db.query(
+        "SELECT s, (SELECT count(*) FROM JobRun r WHERE s = 'ALL' OR r.status = s) FROM \
+         (SELECT 'ALL' AS s UNION ALL SELECT 'CANCELLED' UNION ALL SELECT 'COMPLETED' \
+          UNION ALL SELECT 'FAILED') ORDER BY s",
+    );
+    assert_eq!(counters, rows);
+    assert_eq!(
+        rows,
+        db.query(
+            "SELECT 'ALL', 26 UNION ALL SELECT 'CANCELLED', 2 UNION ALL SELECT 'COMPLETED', 22 \
+             UNION ALL SELECT 'FAILED', 2"
+        )
+    );
+}

@@ -18,6 +18,7 @@ pub mod batch;
 pub mod bench;
 pub mod changes;
 pub mod committer;
+mod counts;
 pub mod insight;
 pub mod logs;
 pub mod media;
@@ -225,10 +226,13 @@ pub fn write_on<T>(
     Ok(out)
 }
 
-/// The worker's writer connection: a larger page cache, because it keeps
-/// touching the queue's and the history's index pages as the file grows.
+/// The connection of a bulk writer (the worker's writer, the enqueue
+/// committer): a larger page cache, because it keeps touching the queue's
+/// and the history's index pages as the file grows; and triggers off, the
+/// run counters kept by its own statements instead (see [`counts`]).
 pub fn open_writer_connection(path: &Path) -> Result<Connection> {
     let conn = open_connection(path)?;
+    counts::count_by_hand(&conn)?;
     conn.pragma_update(None, "cache_size", -16_384)
         .map_err(|e| open_error(path, e))?;
     // The batch's statements (one per finish-chunk size among them) must

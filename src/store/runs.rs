@@ -107,6 +107,9 @@ pub fn insert_runs<R: Borrow<NewRun>>(
         }
         ids.extend(last - chunk.len() as i64 + 1..=last);
     }
+    if super::counts::by_hand(tx)? {
+        super::counts::add_inserted(tx, runs.len())?;
+    }
     Ok(ids)
 }
 

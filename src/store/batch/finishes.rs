@@ -6,6 +6,8 @@ use rusqlite::{Transaction, params};
 
 use super::{Claimant, FinishRecord, Ownership};
 use crate::error::{Error, Result};
+use crate::job::JobStatus;
+use crate::store::counts;
 use crate::store::multirow::{self, Family};
 
 /// Finishes up to 256 runs per UPDATE statement.
@@ -48,14 +50,31 @@ pub(super) fn write_ends(
         // Either way the run is no longer ours: later lines are refused.
         owned.0.insert(f.progress.run_id, false);
     }
+    let mut finished: Vec<&FinishRecord> = ends.to_vec();
     if changed < ends.len() {
         // Some runs were resolved by another process meanwhile (fencing);
         // find which, the rare way: ours now carry this commit's time.
+        finished.clear();
         for f in ends {
-            if !finished_by_me(tx, me, f, now)? {
+            if finished_by_me(tx, me, f, now)? {
+                finished.push(f);
+            } else {
                 owned.1.push(f.progress.run_id);
             }
         }
+    }
+    count_finished(tx, &finished)
+}
+
+/// Counts the runs this statement finished, per status, when the
+/// connection's triggers are off.
+fn count_finished(tx: &Transaction<'_>, finished: &[&FinishRecord]) -> Result<()> {
+    if !counts::by_hand(tx)? {
+        return Ok(());
+    }
+    for status in JobStatus::ALL.into_iter().filter(|s| s.is_finished()) {
+        let n = finished.iter().filter(|f| f.status == status).count();
+        counts::add_finished(tx, status, n)?;
     }
     Ok(())
 }
@@ -137,13 +156,17 @@ mod tests {
         let db = dir.join("t.db");
         Store::open(&db).unwrap();
         let mut conn = crate::store::open_writer_connection(&db).unwrap();
-        conn.execute_batch(
-            "INSERT INTO Worker (id, hostname, pid, version, state, startedAt, heartbeatAt) \
+        // Another process, with triggers on like every connection but the
+        // bulk writers'.
+        let other = crate::store::open_connection(&db).unwrap();
+        other
+            .execute_batch(
+                "INSERT INTO Worker (id, hostname, pid, version, state, startedAt, heartbeatAt) \
              VALUES (1, 'h', 1, 'v', 'RUNNING', 'x', 'x');
              INSERT INTO JobRun (jobName, status, createdAt, updatedAt) VALUES
                ('a', 'QUEUED', 'x', 'x'), ('a', 'QUEUED', 'x', 'x'), ('a', 'QUEUED', 'x', 'x');",
-        )
-        .unwrap();
+            )
+            .unwrap();
         let me = Claimant { worker_id: 1 };
         let claim = Batch {
             claim: 3,
@@ -152,11 +175,12 @@ mod tests {
         let got = commit(&mut conn, &me, &claim, Timestamp::now()).unwrap();
         assert_eq!(got.claimed.len(), 3);
         // Another process resolves run 2 meanwhile.
-        conn.execute(
-            "UPDATE JobRun SET status = 'FAILED', error = 'worker lost' WHERE id = 2",
-            [],
-        )
-        .unwrap();
+        other
+            .execute(
+                "UPDATE JobRun SET status = 'FAILED', error = 'worker lost' WHERE id = 2",
+                [],
+            )
+            .unwrap();
         let finish = Batch {
             finishes: (1..=3)
                 .map(|id| FinishRecord {
@@ -178,6 +202,21 @@ mod tests {
             .collect::<rusqlite::Result<_>>()
             .unwrap();
         assert_eq!(statuses, ["COMPLETED", "FAILED", "COMPLETED"]);
+        // Counted once each: the fenced finish of run 2 counts nothing.
+        let counts: Vec<(String, i64)> = conn
+            .prepare("SELECT status, n FROM JobRunCount ORDER BY status")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        let expected = [
+            ("ALL", 3),
+            ("CANCELLED", 0),
+            ("COMPLETED", 2),
+            ("FAILED", 1),
+        ];
+        assert_eq!(counts, expected.map(|(s, n)| (s.to_string(), n)).to_vec());
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
