@@ -129,12 +129,24 @@ impl Manager {
             let params = self.registry.get(&r.job_name)?.validate(&r.parameters)?;
             checked.push(params);
         }
-        let meta = enqueue_metadata();
-        let rows: Vec<NewRun> = reqs
-            .iter()
-            .zip(&checked)
-            .map(|(r, p)| NewRun::new(&r.job_name, p, r.priority, r.trigger.as_str(), None, &meta))
-            .collect();
+        let meta: Arc<str> = enqueue_metadata().into();
+        let mut name: Arc<str> = Arc::from("");
+        let mut rows = Vec::with_capacity(reqs.len());
+        for (r, p) in reqs.iter().zip(&checked) {
+            // Runs of one type share their name's allocation.
+            if *name != *r.job_name {
+                name = r.job_name.as_str().into();
+            }
+            let (trigger, meta) = (r.trigger.as_str(), meta.clone());
+            rows.push(NewRun::new(
+                name.clone(),
+                p,
+                r.priority,
+                trigger,
+                None,
+                meta,
+            ));
+        }
         self.committer()?.insert(rows)
     }
 
@@ -216,12 +228,12 @@ impl Manager {
             .validate(&old.parameters)?;
         let meta = enqueue_metadata();
         let new = NewRun::new(
-            &old.job_name,
+            old.job_name.as_str().into(),
             &params,
             old.priority,
             trigger.as_str(),
             Some(old.id),
-            &meta,
+            meta.into(),
         );
         let ids = self.committer()?.insert(vec![new])?;
         self.get(ids[0])

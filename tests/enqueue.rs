@@ -120,3 +120,44 @@ fn constraints_still_refuse_unknown_statuses_and_levels() {
     assert!(bad_level.unwrap_err().to_string().contains("CHECK"));
     assert_eq!(db.scalar("SELECT status FROM JobRun"), "QUEUED");
 }
+
+/// Runs of one job type and trigger share one statement whose name,
+/// trigger and metadata are bound once; a chunk that mixes them binds every
+/// column per run. Either way each row gets its own values.
+#[test]
+fn mixed_and_uniform_chunks_store_every_runs_own_columns() {
+    let db = TestDb::new("enqueue-mixed");
+    let m = manager(&db);
+    let triggers = [Trigger::Api, Trigger::Cli, Trigger::Ui];
+    let mut reqs = Vec::new();
+    // 200 uniform runs (128 + 64 + 8), then 200 that differ run to run.
+    for i in 0..400i64 {
+        let mut r = request(i);
+        r.priority = i % 7 - 3;
+        if i >= 200 {
+            r.job_name = ["demo-known-total", "demo-multi-phase"][i as usize % 2].into();
+            r.trigger = triggers[i as usize % 3];
+        }
+        reqs.push(r);
+    }
+    let ids = m.enqueue_many(&reqs).unwrap();
+    let rows = db.query(&format!(
+        "SELECT id, jobName, json_extract(parameters, '$.count'), priority, triggeredBy, \
+         rerunOfId, json_extract(metadata, '$.enqueuedByVersion') IS NOT NULL \
+         FROM JobRun WHERE id BETWEEN {} AND {} ORDER BY id",
+        ids[0], ids[399]
+    ));
+    assert_eq!(rows.len(), 400);
+    for ((row, id), r) in rows.iter().zip(&ids).zip(&reqs) {
+        let want = serde_json::json!([
+            id,
+            r.job_name,
+            r.parameters["count"],
+            r.priority,
+            r.trigger.as_str(),
+            null,
+            1
+        ]);
+        assert_eq!(Value::from(row.clone()), want);
+    }
+}

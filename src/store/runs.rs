@@ -2,6 +2,7 @@
 //! history, cancellation, and the resolution of runs whose worker is gone.
 
 use std::borrow::Borrow;
+use std::sync::Arc;
 
 use rusqlite::{Connection, OptionalExtension, Transaction, params, params_from_iter};
 use serde_json::{Map, Value};
@@ -13,35 +14,46 @@ use crate::job::{JobRun, JobStatus};
 use crate::worker::WorkerState;
 
 /// A run to insert, with its JSON already encoded (by the caller's thread,
-/// so the committer thread only writes).
+/// so the committer thread only writes). The job name and the metadata are
+/// shared: runs enqueued together usually have the same.
 #[derive(Debug, Clone)]
 pub struct NewRun {
-    pub job_name: String,
+    pub job_name: Arc<str>,
     pub parameters: String,
     pub priority: i64,
     pub trigger: &'static str,
     pub rerun_of: Option<i64>,
-    pub metadata: String,
+    pub metadata: Arc<str>,
 }
 
 impl NewRun {
-    /// Encodes the parameters and metadata.
+    /// Encodes the parameters.
     pub fn new(
-        job_name: &str,
+        job_name: Arc<str>,
         parameters: &Map<String, Value>,
         priority: i64,
         trigger: &'static str,
         rerun_of: Option<i64>,
-        metadata: &str,
+        metadata: Arc<str>,
     ) -> NewRun {
         NewRun {
-            job_name: job_name.to_string(),
+            job_name,
             parameters: serde_json::to_string(parameters).unwrap_or_else(|_| "{}".into()),
             priority,
             trigger,
             rerun_of,
-            metadata: metadata.to_string(),
+            metadata,
         }
+    }
+
+    /// Whether `self` and `other` differ only in their parameters and
+    /// priority, so one statement can bind the rest once for both.
+    fn same_but_parameters(&self, other: &NewRun) -> bool {
+        self.job_name == other.job_name
+            && self.trigger == other.trigger
+            && self.metadata == other.metadata
+            && self.rerun_of.is_none()
+            && other.rerun_of.is_none()
     }
 }
 
@@ -49,26 +61,40 @@ impl NewRun {
 /// (no INSERT … SELECT) keeps the common one-run enqueue as cheap as a
 /// single-row insert.
 static RUN_INSERT: Family = Family::new(128, |n| {
-    let tuples: Vec<String> = (0..n)
-        .map(|i| {
-            let b = 2 + i * 6;
-            format!(
-                "(?{}, ?{}, ?{}, ?{}, ?{}, ?{}, 'QUEUED', ?1, ?1)",
-                b,
-                b + 1,
-                b + 2,
-                b + 3,
-                b + 4,
-                b + 5
-            )
-        })
-        .collect();
+    run_insert_sql(n, |i| {
+        let b = 2 + i * 6;
+        format!(
+            "(?{}, ?{}, ?{}, ?{}, ?{}, ?{}, 'QUEUED', ?1, ?1)",
+            b,
+            b + 1,
+            b + 2,
+            b + 3,
+            b + 4,
+            b + 5
+        )
+    })
+});
+
+/// The same for runs that differ only in parameters and priority (a bulk
+/// enqueue of one job type): the name (?2), trigger (?3) and metadata (?4)
+/// are bound once per statement. Each bound text is copied, and binding was
+/// a tenth of a bulk enqueue's time.
+static UNIFORM_RUN_INSERT: Family = Family::new(128, |n| {
+    run_insert_sql(n, |i| {
+        let b = 5 + i * 2;
+        format!("(?2, ?{}, ?{}, NULL, ?3, ?4, 'QUEUED', ?1, ?1)", b, b + 1)
+    })
+});
+
+/// `INSERT … VALUES` of `n` tuples, the `i`th written by `tuple(i)`.
+fn run_insert_sql(n: usize, tuple: impl Fn(usize) -> String) -> String {
+    let tuples: Vec<String> = (0..n).map(tuple).collect();
     format!(
         "INSERT INTO JobRun (jobName, parameters, priority, rerunOfId, triggeredBy, metadata, \
          status, createdAt, updatedAt) VALUES {}",
         tuples.join(", ")
     )
-});
+}
 
 /// Inserts QUEUED runs; returns their ids in order.
 pub fn insert_runs<R: Borrow<NewRun>>(
@@ -78,21 +104,40 @@ pub fn insert_runs<R: Borrow<NewRun>>(
 ) -> Result<Vec<i64>> {
     let mut ids = Vec::with_capacity(runs.len());
     for chunk in RUN_INSERT.chunks(runs) {
+        let first = chunk[0].borrow();
+        let uniform = chunk.iter().all(|r| first.same_but_parameters(r.borrow()));
+        let (family, shared, per_row) = if uniform {
+            (&UNIFORM_RUN_INSERT, 4, 2)
+        } else {
+            (&RUN_INSERT, 1, 6)
+        };
         let mut stmt = tx
-            .prepare_cached(RUN_INSERT.sql(chunk.len()))
+            .prepare_cached(family.sql(chunk.len()))
             .map_err(Error::db("enqueue run"))?;
-        let mut args: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(1 + chunk.len() * 6);
+        let mut args: Vec<&dyn rusqlite::ToSql> =
+            Vec::with_capacity(shared + chunk.len() * per_row);
         args.push(&now);
+        if uniform {
+            args.extend_from_slice(&[
+                &first.job_name as &dyn rusqlite::ToSql,
+                &first.trigger,
+                &first.metadata,
+            ]);
+        }
         for r in chunk {
             let r = r.borrow();
-            args.extend_from_slice(&[
-                &r.job_name as &dyn rusqlite::ToSql,
-                &r.parameters,
-                &r.priority,
-                &r.rerun_of,
-                &r.trigger,
-                &r.metadata,
-            ]);
+            if uniform {
+                args.extend_from_slice(&[&r.parameters as &dyn rusqlite::ToSql, &r.priority]);
+            } else {
+                args.extend_from_slice(&[
+                    &r.job_name as &dyn rusqlite::ToSql,
+                    &r.parameters,
+                    &r.priority,
+                    &r.rerun_of,
+                    &r.trigger,
+                    &r.metadata,
+                ]);
+            }
         }
         stmt.execute(args.as_slice())
             .map_err(Error::db("enqueue run"))?;
