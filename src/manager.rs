@@ -129,7 +129,7 @@ impl Manager {
             let params = self.registry.get(&r.job_name)?.validate(&r.parameters)?;
             checked.push(params);
         }
-        let meta: Arc<str> = enqueue_metadata().into();
+        let meta = enqueue_metadata();
         let mut name: Arc<str> = Arc::from("");
         let mut rows = Vec::with_capacity(reqs.len());
         for (r, p) in reqs.iter().zip(&checked) {
@@ -233,7 +233,7 @@ impl Manager {
             old.priority,
             trigger.as_str(),
             Some(old.id),
-            meta.into(),
+            meta,
         );
         let ids = self.committer()?.insert(vec![new])?;
         self.get(ids[0])
@@ -320,6 +320,13 @@ impl Manager {
     }
 }
 
-fn enqueue_metadata() -> String {
-    serde_json::json!({ "enqueuedByVersion": worker::VERSION }).to_string()
+/// The metadata every enqueued run gets, encoded once.
+fn enqueue_metadata() -> Arc<str> {
+    static META: OnceLock<Arc<str>> = OnceLock::new();
+    META.get_or_init(|| {
+        serde_json::json!({ "enqueuedByVersion": worker::VERSION })
+            .to_string()
+            .into()
+    })
+    .clone()
 }
