@@ -370,3 +370,53 @@ fn a_new_run_reusing_a_deleted_runs_id_shows_up_live() {
     });
     assert_eq!(m["run"]["status"], "QUEUED");
 }
+
+/// Threads of the server process whose name is `name`.
+fn threads_named(s: &Serve, name: &str) -> usize {
+    let dir = format!("/proc/{}/task", s.child.id());
+    std::fs::read_dir(dir)
+        .map(|tasks| {
+            tasks
+                .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+                .filter(|comm| comm.trim() == name)
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+/// A client that stops reading fills the socket buffers and then blocks
+/// the server's write to it. `--client-timeout` bounds that write: the
+/// connection is closed and its thread ends, instead of waiting for the
+/// peer forever.
+#[test]
+fn a_client_that_stops_reading_is_disconnected_after_the_client_timeout() {
+    let db = TestDb::new("wstimeout");
+    let err = db.fails(&["serve", "--no-worker", "--client-timeout", "0"]);
+    assert!(err.contains("0 is not in 1..=86400"), "{err}");
+    let s = db.spawn_serve(&["--no-worker", "--client-timeout", "1"]);
+    let slow = s.api.ws("/ws");
+    wait_for("the live thread", WAIT, || {
+        threads_named(&s, "ws-live") == 1
+    });
+    // Far more than the socket buffers hold: 24 MB of run events.
+    let params = json!({ "padding": "x".repeat(2000) }).to_string();
+    let mut c = db.conn();
+    for _ in 0..12 {
+        let tx = c.transaction().expect("tx");
+        for _ in 0..1000 {
+            tx.execute(
+                "INSERT INTO JobRun (jobName, status, parameters, createdAt, updatedAt) \
+                 VALUES ('demo-known-total', 'QUEUED', ?1, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), \
+                 strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))",
+                [&params],
+            )
+            .expect("insert");
+        }
+        tx.commit().expect("commit");
+    }
+    wait_for("the stuck client's thread to end", WAIT, || {
+        threads_named(&s, "ws-live") == 0
+    });
+    assert_eq!(s.api.ok("/healthz")["ok"], true, "the server still answers");
+    drop(slow);
+}

@@ -33,6 +33,11 @@ pub struct ServeArgs {
     /// Do not start a worker (one can be started from the page later).
     #[arg(long)]
     pub no_worker: bool,
+    /// Seconds a client may leave the server's writes unread (a live page
+    /// that stopped reading) before the server closes its connection.
+    #[arg(long, env = "JOBMGR_CLIENT_TIMEOUT", default_value_t = config::CLIENT_TIMEOUT_SECS,
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub client_timeout: u64,
     /// Milliseconds between resolutions of silent workers' runs.
     #[arg(long, hide = true, env = "JOBMGR_MAINTENANCE_MS", default_value_t = config::MAINTENANCE_EVERY_MS)]
     pub maintenance_ms: u64,
@@ -54,7 +59,7 @@ pub fn run(settings: &Settings, registry: Arc<Registry>, args: &ServeArgs) -> Re
     let manager = super::open_manager(settings, registry)?;
     let env_token = std::env::var("JOBMGR_TOKEN").ok();
     let token = auth::load_token(&settings.db, env_token.as_deref())?;
-    let (server, addr) = web::bind(&args.bind)?;
+    let (server, addr) = web::bind(&args.bind, Duration::from_secs(args.client_timeout))?;
     // Installed before any thread starts, so an early signal is not lost.
     let mut signals = Signals::new([SIGTERM, SIGINT])
         .map_err(Error::io("install signal handlers", &settings.db))?;

@@ -12,10 +12,12 @@ mod http;
 mod ws;
 
 use std::io::Read;
-use std::net::SocketAddr;
+use std::net::{SocketAddr, TcpListener};
+use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender, TrySendError, bounded};
 use serde_json::Value;
@@ -38,6 +40,34 @@ const HANDLERS: usize = 8;
 const BACKLOG: usize = 64;
 /// Live WebSocket clients at most (each kind).
 pub const MAX_SOCKETS: usize = 256;
+
+/// Sets the send timeout on the listening socket. Linux copies it to every
+/// connection `accept` returns, and tiny_http accepts on its own thread, so
+/// this is the one place to set it; std offers no setter for a listener.
+/// (Not the receive timeout: on a listener it also bounds `accept`, and
+/// tiny_http stops serving at the first failed accept.)
+#[allow(unsafe_code)]
+fn set_send_timeout(listener: &TcpListener, timeout: Duration) -> std::io::Result<()> {
+    let tv = libc::timeval {
+        tv_sec: timeout.as_secs() as libc::time_t,
+        tv_usec: timeout.subsec_micros() as libc::suseconds_t,
+    };
+    // SAFETY: a valid socket descriptor, and a timeval of the size given.
+    let rc = unsafe {
+        libc::setsockopt(
+            listener.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_SNDTIMEO,
+            (&tv as *const libc::timeval).cast(),
+            std::mem::size_of::<libc::timeval>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
 
 /// Everything a handler needs.
 pub struct Ctx {
@@ -87,10 +117,15 @@ pub struct WebServer {
     threads: Vec<JoinHandle<()>>,
 }
 
-/// Binds `bind` (port 0 picks a free port).
-pub fn bind(bind: &str) -> Result<(Arc<Server>, SocketAddr)> {
-    let server =
-        Server::http(bind).map_err(|e| Error::Invalid(format!("listen on {bind}: {e}")))?;
+/// Binds `bind` (port 0 picks a free port). A write that a client leaves
+/// unread for `client_timeout` fails, and the connection is closed:
+/// otherwise a client that stops reading would hold its thread (and a
+/// WebSocket slot) blocked in a write forever.
+pub fn bind(bind: &str, client_timeout: Duration) -> Result<(Arc<Server>, SocketAddr)> {
+    let listen_error = |e: &dyn std::fmt::Display| Error::Invalid(format!("listen on {bind}: {e}"));
+    let listener = TcpListener::bind(bind).map_err(|e| listen_error(&e))?;
+    set_send_timeout(&listener, client_timeout).map_err(|e| listen_error(&e))?;
+    let server = Server::from_listener(listener, None).map_err(|e| listen_error(&e))?;
     let addr = server
         .server_addr()
         .to_ip()
