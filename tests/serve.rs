@@ -113,3 +113,51 @@ fn the_maintenance_tick_resolves_stale_workers_runs() {
     db.wait_status(id, "FAILED", WAIT);
     assert_eq!(db.scalar("SELECT state FROM Worker"), "DEAD");
 }
+
+/// One GET /healthz with a short timeout: whether it was answered 200.
+fn healthz_answers(addr: &str) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut s) = std::net::TcpStream::connect(addr) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+    let req = format!("GET /healthz HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    if s.write_all(req.as_bytes()).is_err() {
+        return false;
+    }
+    let mut answer = String::new();
+    let _ = s.read_to_string(&mut answer);
+    answer.starts_with("HTTP/1.1 200")
+}
+
+/// With every file descriptor taken, accepting a connection fails. The
+/// server must keep trying and serve again once descriptors are freed,
+/// instead of staying alive but deaf.
+#[test]
+fn the_server_serves_again_after_running_out_of_file_descriptors() {
+    let db = TestDb::new("emfile");
+    let log = db.dir.join("serve-emfile.log");
+    let mut cmd = std::process::Command::new("sh");
+    cmd.arg("-c")
+        .arg("ulimit -n 48 && exec \"$0\" \"$@\"")
+        .arg(common::BIN)
+        .arg("--db")
+        .arg(&db.path)
+        .args(["serve", "--bind", "127.0.0.1:0", "--no-worker"])
+        .env("RUST_LOG", "info");
+    let s = db.spawn_server(cmd, log);
+    let addr = s.api.addr.clone();
+    assert!(healthz_answers(&addr));
+    // Idle connections, each holding a descriptor in the server, until it
+    // has none left.
+    let held: Vec<std::net::TcpStream> = (0..64)
+        .filter_map(|_| std::net::TcpStream::connect(&addr).ok())
+        .collect();
+    wait_for("the server to run out of descriptors", WAIT, || {
+        s.log_text().contains("Error accepting new client")
+    });
+    drop(held);
+    wait_for("the server to answer again", WAIT, || {
+        healthz_answers(&addr)
+    });
+}

@@ -338,10 +338,13 @@ impl Server {
                         }));
                     }
 
+                    // jobmgr: an accept error (out of file descriptors or
+                    // memory, a connection aborted while queued) passes;
+                    // stopping here left the process running but deaf for
+                    // good. Wait a little for descriptors to be freed.
                     Err(e) => {
                         log::error!("Error accepting new client: {}", e);
-                        inside_messages.push(e.into());
-                        break;
+                        thread::sleep(Duration::from_millis(100));
                     }
                 }
             }
