@@ -122,3 +122,78 @@ fn an_unknown_scenario_is_refused_with_a_suggestion() {
         "{err}"
     );
 }
+
+#[test]
+fn rounds_print_the_median_and_spread_of_each_figure() {
+    let db = TestDb::new("bench-rounds");
+    let out = db.ok(&[
+        "--json",
+        "bench",
+        "--rounds",
+        "3",
+        "--n",
+        "200",
+        "raw",
+        "enqueue-bulk",
+    ]);
+    let rows: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let modes: Vec<&str> = rows.iter().map(|r| r["mode"].as_str().unwrap()).collect();
+    assert_eq!(modes, ["raw-1-per-tx", "raw-1000-per-tx", "enqueue-bulk"]);
+    for r in &rows {
+        assert_eq!(r["rounds"], 3, "{r}");
+        assert_eq!(r["build"], "this");
+        let (min, med, max) = (
+            r["rate_min"].as_f64().unwrap(),
+            r["rate_median"].as_f64().unwrap(),
+            r["rate_max"].as_f64().unwrap(),
+        );
+        assert!(0.0 < min && min <= med && med <= max, "{r}");
+        assert!(r["change_pct"].is_null());
+    }
+    assert!(rows[2]["raw_ratio_median"].as_f64().unwrap() > 0.0);
+    assert!(rows[2]["cpu_us_median"].is_number());
+}
+
+#[test]
+fn compare_measures_another_binary_in_alternation() {
+    let db = TestDb::new("bench-compare");
+    let out = db.ok(&[
+        "--json",
+        "bench",
+        "--compare",
+        common::BIN,
+        "--rounds",
+        "2",
+        "--n",
+        "200",
+        "enqueue-bulk",
+    ]);
+    let rows: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 2, "{out}");
+    assert_eq!(rows[0]["build"], "this");
+    assert_eq!(rows[1]["build"], common::BIN);
+    for r in &rows {
+        assert_eq!(r["mode"], "enqueue-bulk");
+        assert_eq!(r["rounds"], 2);
+    }
+    assert!(rows[0]["change_pct"].is_null());
+    let change = rows[1]["change_pct"].as_f64().unwrap();
+    let expected =
+        (rows[1]["rate_median"].as_f64().unwrap() / rows[0]["rate_median"].as_f64().unwrap() - 1.0)
+            * 100.0;
+    assert!((change - expected).abs() < 1e-6);
+
+    let err = db.fails(&["bench", "--compare", "/no/such/jobmgr", "--n", "100", "raw"]);
+    assert_eq!(
+        err.trim(),
+        "jobmgr: cannot run /no/such/jobmgr: No such file or directory (os error 2)"
+    );
+    let err = db.fails(&["bench", "--rounds", "0", "raw"]);
+    assert!(err.contains("0 is not in 1..=100"), "{err}");
+}

@@ -2,9 +2,11 @@
 //! scenario, each on a fresh temporary database next to `--db`, and prints a
 //! table or one JSON object per line.
 
+mod rounds;
 mod scenarios;
 mod web;
 
+pub use rounds::run as run_rounds;
 pub use scenarios::latency_client;
 
 use std::path::{Path, PathBuf};
@@ -113,16 +115,7 @@ impl Measurement {
 /// Runs the named scenarios (all when empty) and prints each result as it
 /// is measured.
 pub fn run(names: &[String], opts: &BenchOptions, json: bool) -> Result<()> {
-    for n in names {
-        if !SCENARIOS.contains(&n.as_str()) {
-            let mut msg = format!("unknown scenario '{n}'");
-            if let Some(s) = crate::error::suggest(n, SCENARIOS) {
-                msg.push_str(&format!(" (did you mean '{s}'?)"));
-            }
-            msg.push_str(&format!("; scenarios: {}", SCENARIOS.join(", ")));
-            return Err(Error::Invalid(msg));
-        }
-    }
+    check_names(names)?;
     let selected: Vec<&str> = if names.is_empty() {
         SCENARIOS.to_vec()
     } else {
@@ -135,6 +128,21 @@ pub fn run(names: &[String], opts: &BenchOptions, json: bool) -> Result<()> {
     for name in selected {
         for m in ctx.run(name)? {
             print(&m, json);
+        }
+    }
+    Ok(())
+}
+
+/// Refuses an unknown scenario name, suggesting the closest.
+pub fn check_names(names: &[String]) -> Result<()> {
+    for n in names {
+        if !SCENARIOS.contains(&n.as_str()) {
+            let mut msg = format!("unknown scenario '{n}'");
+            if let Some(s) = crate::error::suggest(n, SCENARIOS) {
+                msg.push_str(&format!(" (did you mean '{s}'?)"));
+            }
+            msg.push_str(&format!("; scenarios: {}", SCENARIOS.join(", ")));
+            return Err(Error::Invalid(msg));
         }
     }
     Ok(())

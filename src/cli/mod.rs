@@ -101,6 +101,14 @@ pub struct BenchArgs {
     /// Log lines already in the file for process-history.
     #[arg(long, default_value_t = 10_000_000)]
     pub history_lines: usize,
+    /// Run the scenarios this many times, each time in fresh processes, and
+    /// print the median (and lowest and highest) of each figure.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=100))]
+    pub rounds: u16,
+    /// Another jobmgr binary to measure in alternation with this one (the
+    /// order swapped every round), printing both and the change.
+    #[arg(long, value_name = "JOBMGR")]
+    pub compare: Option<PathBuf>,
     /// Internal: be the enqueueing process of the latency scenario.
     #[arg(long, hide = true)]
     pub latency_client: bool,
@@ -150,7 +158,13 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<i32> {
                 backlog: a.backlog,
                 history_lines: a.history_lines,
             };
-            crate::bench::run(&a.scenarios, &opts, json)?;
+            if a.rounds > 1 || a.compare.is_some() {
+                crate::bench::check_names(&a.scenarios)?;
+                let rounds = usize::from(a.rounds);
+                crate::bench::run_rounds(&a.scenarios, &opts, rounds, a.compare.as_deref(), json)?;
+            } else {
+                crate::bench::run(&a.scenarios, &opts, json)?;
+            }
             Ok(0)
         }
         other => {

@@ -1,0 +1,234 @@
+//! `jobmgr bench --rounds K [--compare OTHER]`: the same scenarios K times,
+//! each round in fresh processes, and the median of each figure. With
+//! `--compare`, another jobmgr binary runs the same scenarios in alternation
+//! with this one (the order swapped every round), so that both meet the
+//! machine's slow and fast periods alike: on a shared machine one run of
+//! each, one after the other, compares the periods more than the builds.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::{Value, json};
+
+use super::BenchOptions;
+use crate::error::{Error, Result};
+
+/// One build under test: the label printed, and its executable.
+struct Build {
+    label: String,
+    exe: PathBuf,
+}
+
+/// One figure (a mode and its worker count) across rounds: per build, the
+/// JSON rows of every round.
+struct Figure {
+    mode: String,
+    workers: u64,
+    per_build: Vec<Vec<Value>>,
+}
+
+/// Runs `names` `rounds` times with this binary, and with `other` in
+/// alternation when given; prints the medians.
+pub fn run(
+    names: &[String],
+    opts: &BenchOptions,
+    rounds: usize,
+    other: Option<&Path>,
+    json: bool,
+) -> Result<()> {
+    let this = std::env::current_exe().map_err(Error::io("find this executable", "."))?;
+    let mut builds = vec![Build {
+        label: "this".into(),
+        exe: this,
+    }];
+    if let Some(o) = other {
+        builds.push(Build {
+            label: o.display().to_string(),
+            exe: o.to_path_buf(),
+        });
+    }
+    // In the order the scenarios print them.
+    let mut figures: Vec<Figure> = Vec::new();
+    for round in 0..rounds {
+        let order: Vec<usize> = if round % 2 == 0 {
+            (0..builds.len()).collect()
+        } else {
+            (0..builds.len()).rev().collect()
+        };
+        for b in order {
+            for row in run_once(&builds[b], names, opts)? {
+                let mode = row["mode"].as_str().unwrap_or("?").to_string();
+                let workers = row["workers"].as_u64().unwrap_or(0);
+                match figures
+                    .iter_mut()
+                    .find(|f| f.mode == mode && f.workers == workers)
+                {
+                    Some(f) => f.per_build[b].push(row),
+                    None => {
+                        let mut per_build = vec![Vec::new(); builds.len()];
+                        per_build[b].push(row);
+                        figures.push(Figure {
+                            mode,
+                            workers,
+                            per_build,
+                        });
+                    }
+                }
+            }
+        }
+    }
+    print_summary(&builds, &figures, json);
+    Ok(())
+}
+
+/// One run of the scenarios by `build`, as a child process.
+fn run_once(build: &Build, names: &[String], opts: &BenchOptions) -> Result<Vec<Value>> {
+    let out = Command::new(&build.exe)
+        .arg("--db")
+        .arg(&opts.db)
+        .arg("--json")
+        .arg("bench")
+        .args(["--n", &opts.n.to_string()])
+        .args(["--backlog", &opts.backlog.to_string()])
+        .args(["--history-lines", &opts.history_lines.to_string()])
+        .args(names)
+        .output()
+        .map_err(|e| Error::Invalid(format!("cannot run {}: {e}", build.exe.display())))?;
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        return Err(Error::Invalid(format!(
+            "{} bench failed ({}): {}",
+            build.exe.display(),
+            out.status,
+            err.trim()
+        )));
+    }
+    let rows: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["mode"].is_string())
+        .collect();
+    if rows.is_empty() {
+        return Err(Error::Invalid(format!(
+            "{} bench printed no JSON figures",
+            build.exe.display()
+        )));
+    }
+    Ok(rows)
+}
+
+/// The median of `field` over `rows` (those that have it), with the lowest
+/// and highest value.
+fn spread(rows: &[Value], field: &str) -> Option<(f64, f64, f64)> {
+    let mut v: Vec<f64> = rows.iter().filter_map(|r| r[field].as_f64()).collect();
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    let mid = v.len() / 2;
+    let median = if v.len() % 2 == 0 {
+        (v[mid - 1] + v[mid]) / 2.0
+    } else {
+        v[mid]
+    };
+    Some((median, v[0], v[v.len() - 1]))
+}
+
+fn print_summary(builds: &[Build], figures: &[Figure], json: bool) {
+    if !json {
+        println!(
+            "{:<20} {:>4} {:<12} {:>6} {:>11} {:>23} {:>6} {:>8} {:>7} {:>8}",
+            "mode",
+            "wrk",
+            "build",
+            "rounds",
+            "median/s",
+            "min-max",
+            "raw",
+            "p99 ms",
+            "cpu µs",
+            "change"
+        );
+    }
+    for Figure {
+        mode,
+        workers,
+        per_build,
+    } in figures
+    {
+        let base = spread(&per_build[0], "rate").map(|s| s.0);
+        for (i, (build, rows)) in builds.iter().zip(per_build).enumerate() {
+            let Some((median, min, max)) = spread(rows, "rate") else {
+                continue;
+            };
+            let raw = spread(rows, "raw_ratio").map(|s| s.0);
+            let p99 = spread(rows, "lat_p99_ms").map(|s| s.0);
+            let cpu = spread(rows, "cpu_us").map(|s| s.0);
+            // Against this build's median, for the other build's row.
+            let change = base
+                .filter(|b| *b > 0.0 && i > 0)
+                .map(|b| (median / b - 1.0) * 100.0);
+            if json {
+                let row = json!({
+                    "mode": mode, "workers": workers, "build": build.label,
+                    "rounds": rows.len(), "rate_median": median, "rate_min": min,
+                    "rate_max": max, "raw_ratio_median": raw, "lat_p99_ms_median": p99,
+                    "cpu_us_median": cpu, "change_pct": change,
+                });
+                println!("{row}");
+                continue;
+            }
+            let opt = |v: Option<f64>, prec: usize| {
+                v.map(|x| format!("{x:.prec$}"))
+                    .unwrap_or_else(|| "-".into())
+            };
+            println!(
+                "{:<20} {:>4} {:<12} {:>6} {:>11.0} {:>23} {:>6} {:>8} {:>7} {:>8}",
+                mode,
+                workers,
+                short(&build.label),
+                rows.len(),
+                median,
+                format!("{min:.0}-{max:.0}"),
+                opt(raw, 2),
+                opt(p99, 2),
+                opt(cpu, 1),
+                change
+                    .map(|c| format!("{c:+.1} %"))
+                    .unwrap_or_else(|| "-".into())
+            );
+        }
+    }
+}
+
+/// The last 12 characters of a label, so paths fit the column.
+fn short(label: &str) -> String {
+    let chars: Vec<char> = label.chars().collect();
+    if chars.len() <= 12 {
+        label.to_string()
+    } else {
+        format!("…{}", chars[chars.len() - 11..].iter().collect::<String>())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_median_of_an_even_count_is_the_mean_of_the_middle_two() {
+        let rows: Vec<Value> = [4.0, 1.0, 3.0, 2.0]
+            .iter()
+            .map(|r| json!({ "rate": r }))
+            .collect();
+        assert_eq!(spread(&rows, "rate"), Some((2.5, 1.0, 4.0)));
+        assert_eq!(spread(&rows[..3], "rate"), Some((3.0, 1.0, 4.0)));
+        assert_eq!(spread(&rows, "lat_p99_ms"), None);
+    }
+
+    #[test]
+    fn long_labels_keep_their_end() {
+        assert_eq!(short("this"), "this");
+        assert_eq!(short("/tmp/builds/old/jobmgr"), "…/old/jobmgr");
+    }
+}
