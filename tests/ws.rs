@@ -25,6 +25,27 @@ fn live(db: &TestDb) -> (Serve, WebSocket<TcpStream>) {
     (s, ws)
 }
 
+/// A flood of changes: 12 transactions of 1,000 bulky runs each, about
+/// 24 MB of run events, far more than socket buffers and the per-client
+/// queue hold.
+fn flood(db: &TestDb) {
+    let params = json!({ "padding": "x".repeat(2000) }).to_string();
+    let mut c = db.conn();
+    for _ in 0..12 {
+        let tx = c.transaction().expect("tx");
+        for _ in 0..1000 {
+            tx.execute(
+                "INSERT INTO JobRun (jobName, status, parameters, createdAt, updatedAt) \
+                 VALUES ('demo-known-total', 'QUEUED', ?1, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), \
+                 strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))",
+                [&params],
+            )
+            .expect("insert");
+        }
+        tx.commit().expect("commit");
+    }
+}
+
 fn is_run(m: &Value, id: i64) -> bool {
     m["type"] == "run" && m["run"]["id"] == id
 }
@@ -256,24 +277,7 @@ fn a_client_that_never_reads_is_resynced_or_dropped_while_others_keep_up() {
         }
         (count, resyncs, marker)
     });
-    // A flood of changes, several transactions of 1,000 bulky runs each,
-    // far more than socket buffers and the per-client queue hold.
-    let padding = "x".repeat(2000);
-    let params = json!({ "padding": padding }).to_string();
-    let mut c = db.conn();
-    for _ in 0..12 {
-        let tx = c.transaction().expect("tx");
-        for _ in 0..1000 {
-            tx.execute(
-                "INSERT INTO JobRun (jobName, status, parameters, createdAt, updatedAt) \
-                 VALUES ('demo-known-total', 'QUEUED', ?1, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), \
-                 strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))",
-                [&params],
-            )
-            .expect("insert");
-        }
-        tx.commit().expect("commit");
-    }
+    flood(&db);
     // Markers come after the flood: the reading client must see one as a
     // run event. (A marker committed while the server was still digesting
     // the flood may be covered by a resync instead, so add one until seen.)
@@ -398,22 +402,7 @@ fn a_client_that_stops_reading_is_disconnected_after_the_client_timeout() {
     wait_for("the live thread", WAIT, || {
         threads_named(&s, "ws-live") == 1
     });
-    // Far more than the socket buffers hold: 24 MB of run events.
-    let params = json!({ "padding": "x".repeat(2000) }).to_string();
-    let mut c = db.conn();
-    for _ in 0..12 {
-        let tx = c.transaction().expect("tx");
-        for _ in 0..1000 {
-            tx.execute(
-                "INSERT INTO JobRun (jobName, status, parameters, createdAt, updatedAt) \
-                 VALUES ('demo-known-total', 'QUEUED', ?1, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), \
-                 strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))",
-                [&params],
-            )
-            .expect("insert");
-        }
-        tx.commit().expect("commit");
-    }
+    flood(&db);
     wait_for("the stuck client's thread to end", WAIT, || {
         threads_named(&s, "ws-live") == 0
     });
