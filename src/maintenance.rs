@@ -5,7 +5,6 @@
 
 use std::collections::HashMap;
 
-use rusqlite::Transaction;
 use serde::Serialize;
 
 use crate::clock::Timestamp;
@@ -14,7 +13,7 @@ use crate::error::Result;
 use crate::job::JobStatus;
 use crate::registry::Registry;
 use crate::store::runs::{self, OrphanRun};
-use crate::store::{Store, workers};
+use crate::store::{Store, Transaction, workers};
 use crate::worker::WorkerRow;
 
 /// A run that recovery changed.

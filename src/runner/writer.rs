@@ -9,7 +9,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
-use rusqlite::Connection;
 
 use super::context::RunShared;
 use super::executor::Assignment;
@@ -18,7 +17,7 @@ use crate::error::{Error, Result};
 use crate::job::JobStatus;
 use crate::registry::Registry;
 use crate::store::batch::{self, Batch, Claimant, FinishRecord, LogRecord, ProgressRecord};
-use crate::store::{self, workers};
+use crate::store::{self, Connection, workers};
 use crate::worker::WorkerState;
 
 mod stopping;

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use r2d2::PooledConnection;
 use r2d2_sqlite::SqliteConnectionManager;
-use rusqlite::{Connection, OpenFlags, TransactionBehavior};
+use rusqlite::{OpenFlags, TransactionBehavior};
 
 use crate::error::{Error, Result};
 
@@ -29,6 +29,11 @@ pub mod runs;
 #[allow(unsafe_code)]
 mod vfs;
 pub mod workers;
+
+/// The handles other modules pass back into this one (the worker's writer
+/// keeps a connection; recovery runs inside a registration transaction),
+/// so that no module outside the storage layer depends on rusqlite.
+pub use rusqlite::{Connection, Transaction};
 
 mod embedded {
     refinery::embed_migrations!("migrations");
