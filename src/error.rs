@@ -47,6 +47,7 @@ impl Error {
     /// A stable machine-readable code (HTTP API, `--json` errors).
     pub fn code(&self) -> &'static str {
         match self {
+            _ if self.is_disk_full() => "disk_full",
             Error::Db { .. } => "database_error",
             Error::Open { .. } => "open_failed",
             Error::Io { .. } => "io_error",
@@ -68,6 +69,8 @@ impl Error {
                 400
             }
             Error::Conflict(_) | Error::WorkerRunning(_) => 409,
+            // Insufficient Storage: the request was fine, the disk is not.
+            _ if self.is_disk_full() => 507,
             Error::Db { .. } | Error::Open { .. } | Error::Io { .. } | Error::Config(_) => 500,
         }
     }
@@ -81,6 +84,30 @@ impl Error {
     pub fn io(op: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Error {
         let path = path.into();
         move |source| Error::Io { op, path, source }
+    }
+
+    /// Whether this is SQLite reporting the disk (or the file's quota) full.
+    pub fn is_disk_full(&self) -> bool {
+        matches!(self, Error::Db { source: rusqlite::Error::SqliteFailure(e, _), .. }
+            if e.code == rusqlite::ErrorCode::DiskFull)
+    }
+
+    /// The same error for one more caller: the enqueue group commit answers
+    /// every caller of a failed round with it. SQLite's own failures keep
+    /// their kind (a full disk stays a full disk); the rest, which rusqlite
+    /// cannot copy, become a conflict with the same message.
+    pub fn duplicate(&self) -> Error {
+        match self {
+            Error::Db {
+                op,
+                source: rusqlite::Error::SqliteFailure(e, m),
+            } => Error::Db {
+                op,
+                source: rusqlite::Error::SqliteFailure(*e, m.clone()),
+            },
+            Error::Invalid(m) => Error::Invalid(m.clone()),
+            other => Error::Conflict(other.to_string()),
+        }
     }
 
     /// Whether this is SQLite reporting the database busy or locked.
@@ -152,6 +179,29 @@ fn edit_distance(a: &str, b: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn sqlite_failure(code: i32) -> Error {
+        Error::Db {
+            op: "enqueue runs",
+            source: rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(code), None),
+        }
+    }
+
+    #[test]
+    fn a_full_disk_is_reported_as_such_to_every_caller() {
+        let full = sqlite_failure(rusqlite::ffi::SQLITE_FULL);
+        assert_eq!((full.code(), full.http_status()), ("disk_full", 507));
+        let copy = full.duplicate();
+        assert_eq!((copy.code(), copy.http_status()), ("disk_full", 507));
+        assert_eq!(copy.to_string(), full.to_string());
+        let io = sqlite_failure(rusqlite::ffi::SQLITE_IOERR_WRITE).duplicate();
+        assert_eq!((io.code(), io.http_status()), ("database_error", 500));
+        let other = Error::Conflict("run ids are exhausted".into()).duplicate();
+        assert_eq!(
+            (other.code(), other.to_string().as_str()),
+            ("conflict", "run ids are exhausted")
+        );
+    }
 
     #[test]
     fn suggests_close_names_only() {

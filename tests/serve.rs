@@ -161,3 +161,89 @@ fn the_server_serves_again_after_running_out_of_file_descriptors() {
         healthz_answers(&addr)
     });
 }
+
+/// A write the disk refuses (here: the server may not grow a file past
+/// 300 KB, like a full disk) fails the enqueue with a clear error, leaves
+/// the server answering, and loses no run it acknowledged; once writes are
+/// possible again, the same server enqueues again.
+#[test]
+fn a_refused_write_fails_enqueues_cleanly_and_loses_nothing_acknowledged() {
+    let db = TestDb::new("diskfull");
+    db.ok(&["migrate"]);
+    let log = db.dir.join("serve-diskfull.log");
+    let mut cmd = std::process::Command::new("sh");
+    // SIGXFSZ would kill the process at the limit; ignored, the write fails
+    // with EFBIG instead. `ulimit -f` counts blocks of 512 bytes in dash
+    // and 1,024 in bash: 300 or 600 KB.
+    cmd.arg("-c")
+        .arg("trap '' XFSZ; ulimit -S -f 600 && exec \"$0\" \"$@\"")
+        .arg(common::BIN)
+        .arg("--db")
+        .arg(&db.path)
+        .args(["serve", "--bind", "127.0.0.1:0", "--no-worker"])
+        .env("RUST_LOG", "info");
+    let mut s = db.spawn_server(cmd, log);
+    let mut acked = Vec::new();
+    let mut refused = None;
+    for i in 0..2000 {
+        let r = s.api.post(
+            "/api/jobs",
+            &serde_json::json!({"jobName": "demo-known-total", "parameters": {"count": i}}),
+        );
+        if r.status != 201 {
+            refused = Some(r);
+            break;
+        }
+        acked.push((r.json()["run"]["id"].as_i64().unwrap(), i));
+    }
+    let r = refused.expect("the write limit was never reached");
+    assert!(
+        r.status == 500 || r.status == 507,
+        "{} {}",
+        r.status,
+        r.text()
+    );
+    let err = &r.json()["error"];
+    assert!(
+        err["code"] == "database_error" || err["code"] == "disk_full",
+        "{err}"
+    );
+    assert!(err["message"].as_str().unwrap().contains("disk"), "{err}");
+    assert!(!acked.is_empty());
+    // Still answering, reads included.
+    let (last, _) = acked[acked.len() - 1];
+    assert_eq!(s.api.ok(&format!("/api/jobs/{last}"))["run"]["id"], last);
+    // Room again (as when a full disk is cleaned up): the same server
+    // enqueues again.
+    let lifted = std::process::Command::new("prlimit")
+        .args(["--pid", &s.child.id().to_string(), "--fsize=unlimited"])
+        .status()
+        .expect("run prlimit");
+    assert!(lifted.success());
+    let r = s.api.post(
+        "/api/jobs",
+        &serde_json::json!({"jobName": "demo-known-total", "parameters": {"count": 99_999}}),
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    acked.push((r.json()["run"]["id"].as_i64().unwrap(), 99_999));
+    s.signal("TERM");
+    assert_eq!(s.wait_exit(WAIT), Some(0), "{}", s.log_text());
+
+    assert_eq!(db.scalar("PRAGMA integrity_check"), "ok");
+    assert_eq!(
+        db.scalar("SELECT count(*) FROM JobRun"),
+        acked.len().to_string()
+    );
+    for (id, count) in &acked {
+        assert_eq!(
+            db.scalar(&format!(
+                "SELECT json_extract(parameters, '$.count') FROM JobRun WHERE id = {id}"
+            )),
+            count.to_string()
+        );
+    }
+    assert_eq!(
+        db.scalar("SELECT n FROM JobRunCount WHERE status = 'ALL'"),
+        acked.len().to_string()
+    );
+}

@@ -162,9 +162,8 @@ fn commit(conn: &mut Connection, batch: Vec<Request>) {
             }
         }
         Err(e) => {
-            let msg = e.to_string();
             for r in batch {
-                let _ = r.reply.send(Reply::Done(Err(Error::Conflict(msg.clone()))));
+                let _ = r.reply.send(Reply::Done(Err(e.duplicate())));
             }
         }
     }
