@@ -99,6 +99,7 @@ impl Settings {
             busy_poll: Duration::from_millis(50),
             progress_interval: Duration::from_millis(250),
             max_prefetch: 1024,
+            write_retry_for: Duration::from_millis(self.stale_after_ms),
         }
     }
 }

@@ -110,6 +110,14 @@ impl Error {
         }
     }
 
+    /// Whether SQLite could not write for a reason that may pass: a full
+    /// disk, an I/O error, a lock held past the busy timeout.
+    pub fn is_refused_write(&self) -> bool {
+        use rusqlite::ErrorCode::{DatabaseBusy, DatabaseLocked, DiskFull, SystemIoFailure};
+        matches!(self, Error::Db { source: rusqlite::Error::SqliteFailure(e, _), .. }
+            if matches!(e.code, DiskFull | SystemIoFailure | DatabaseBusy | DatabaseLocked))
+    }
+
     /// Whether this is SQLite reporting the database busy or locked.
     pub fn is_busy(&self) -> bool {
         matches!(self, Error::Db { source: rusqlite::Error::SqliteFailure(e, _), .. }
@@ -196,6 +204,8 @@ mod tests {
         assert_eq!(copy.to_string(), full.to_string());
         let io = sqlite_failure(rusqlite::ffi::SQLITE_IOERR_WRITE).duplicate();
         assert_eq!((io.code(), io.http_status()), ("database_error", 500));
+        assert!(full.is_refused_write() && io.is_refused_write());
+        assert!(!sqlite_failure(rusqlite::ffi::SQLITE_CONSTRAINT).is_refused_write());
         let other = Error::Conflict("run ids are exhausted".into()).duplicate();
         assert_eq!(
             (other.code(), other.to_string().as_str()),

@@ -440,3 +440,68 @@ fn the_run_counters_agree_with_the_rows_after_every_kind_of_change() {
         )
     );
 }
+
+/// The disk refuses the worker's writes for a while (here: a file-size
+/// limit, like a full disk, lifted after the first refusal, as when space
+/// is freed). The worker retries the refused batch instead of dying: the
+/// same worker finishes every run, with all its progress and log lines.
+#[test]
+fn a_worker_whose_writes_are_refused_for_a_while_loses_nothing() {
+    let db = TestDb::new("writeretry");
+    db.ok(&["migrate"]);
+    let ids: Vec<i64> = (0..4)
+        .map(|_| db.enqueue("demo-known-total", &["count=100", "delay_ms=5"]))
+        .collect();
+    let log = db.dir.join("worker-limited.log");
+    let child = std::process::Command::new("sh")
+        .arg("-c")
+        // SIGXFSZ ignored: a write past the limit fails with EFBIG. The
+        // soft limit only, so that it can be lifted without privileges.
+        .arg("trap '' XFSZ; ulimit -S -f 600 && exec \"$0\" \"$@\"")
+        .arg(common::BIN)
+        .arg("--db")
+        .arg(&db.path)
+        .args(["worker", "--concurrency", "4"])
+        .env("JOBMGR_HEARTBEAT_MS", "200")
+        .env("JOBMGR_STALE_AFTER_MS", "60000")
+        .env("RUST_LOG", "info")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let mut w = common::Worker { child, log };
+    wait_for("a refused write", WAIT, || {
+        w.log_text().contains("retrying")
+    });
+    let lifted = std::process::Command::new("prlimit")
+        .args(["--pid", &w.child.id().to_string(), "--fsize=unlimited"])
+        .status()
+        .expect("run prlimit");
+    assert!(lifted.success());
+    for id in &ids {
+        db.wait_status(*id, "COMPLETED", WAIT);
+    }
+    wait_for("the worker to notice", WAIT, || {
+        w.log_text().contains("accepts writes again")
+    });
+    let rows = db.query(&format!(
+        "SELECT entitiesProcessed, error, (SELECT count(*) FROM JobLog l WHERE l.jobRunId = r.id) \
+         FROM JobRun r WHERE id IN ({}) ORDER BY id",
+        ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",")
+    ));
+    let lines = &rows[0][2];
+    assert!(lines.as_i64().unwrap() > 0);
+    for r in &rows {
+        assert_eq!(
+            (&r[0], &r[1], &r[2]),
+            (&Value::from(100), &Value::Null, lines)
+        );
+    }
+    assert_eq!(
+        db.scalar("SELECT group_concat(state) FROM Worker"),
+        "RUNNING"
+    );
+    w.signal("TERM");
+    assert_eq!(w.wait_exit(WAIT), Some(0));
+}

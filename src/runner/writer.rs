@@ -16,7 +16,9 @@ use crate::clock::Timestamp;
 use crate::error::{Error, Result};
 use crate::job::JobStatus;
 use crate::registry::Registry;
-use crate::store::batch::{self, Batch, Claimant, FinishRecord, LogRecord, ProgressRecord};
+use crate::store::batch::{
+    self, Batch, BatchResult, Claimant, FinishRecord, LogRecord, ProgressRecord,
+};
 use crate::store::{self, Connection, workers};
 use crate::worker::WorkerState;
 
@@ -71,6 +73,10 @@ pub struct Timing {
     pub progress_interval: Duration,
     /// Most runs claimed ahead of free executors when runs are short.
     pub max_prefetch: usize,
+    /// How long a batch the disk refuses (full, an I/O error, locked) is
+    /// retried before the worker gives up: the stale-after time, within
+    /// which the worker's registration still holds.
+    pub write_retry_for: Duration,
 }
 
 /// Runs shorter than this count as "short": the writer claims ahead.
@@ -394,7 +400,7 @@ impl Writer {
 
     fn commit(&mut self, batch: Batch) -> Result<()> {
         let asked = batch.claim;
-        let result = batch::commit(&mut self.conn, &self.me, &batch, Timestamp::now())?;
+        let result = self.commit_retrying(&batch)?;
         if !result.still_registered {
             return self.lost_registration();
         }
@@ -423,6 +429,35 @@ impl Writer {
             let _ = self.dispatch.send(Assignment { run, shared });
         }
         Ok(())
+    }
+
+    /// Commits `batch`; while the disk refuses the write, retries the same
+    /// batch (it rolled back whole) with a growing pause, for at most
+    /// `write_retry_for`. Meanwhile nothing else is read: the executors'
+    /// messages wait in the bounded channel and the jobs wait on it, so a
+    /// full disk that is cleaned up in time costs no outcome and no log
+    /// line. After that the error ends the worker, as any other does.
+    fn commit_retrying(&mut self, batch: &Batch) -> Result<BatchResult> {
+        let (started, mut pause, mut retried) = (Instant::now(), Duration::from_millis(50), false);
+        loop {
+            match batch::commit(&mut self.conn, &self.me, batch, Timestamp::now()) {
+                Ok(r) => {
+                    if retried {
+                        log::info!("the database accepts writes again");
+                    }
+                    return Ok(r);
+                }
+                Err(e)
+                    if e.is_refused_write() && started.elapsed() < self.timing.write_retry_for =>
+                {
+                    log::warn!("{e}; retrying in {} ms", pause.as_millis());
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(Duration::from_secs(2));
+                    retried = true;
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     fn set_state(&mut self, state: WorkerState) -> Result<bool> {
