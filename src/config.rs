@@ -10,8 +10,8 @@ use crate::runner::Timing;
 pub const DEFAULT_DB: &str = "jobmgr.db";
 /// Where `jobmgr serve` listens when neither `--bind` nor `JOBMGR_BIND` is given.
 pub const DEFAULT_BIND: &str = "127.0.0.1:8765";
-/// Seconds a web client may leave the server's writes unread (nginx's
-/// send_timeout, for comparison, is 60).
+/// Seconds a web client may leave the server's writes unread, or its
+/// connection silent (nginx: send_timeout 60, keepalive_timeout 75).
 pub const CLIENT_TIMEOUT_SECS: u64 = 60;
 /// How often `jobmgr serve` resolves runs of workers that went silent.
 pub const MAINTENANCE_EVERY_MS: u64 = 5_000;

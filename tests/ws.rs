@@ -391,13 +391,23 @@ fn threads_named(s: &Serve, name: &str) -> usize {
 /// A client that stops reading fills the socket buffers and then blocks
 /// the server's write to it. `--client-timeout` bounds that write: the
 /// connection is closed and its thread ends, instead of waiting for the
-/// peer forever.
+/// peer forever. A connection that sends nothing (idle keep-alive
+/// included) is closed after the same time.
 #[test]
-fn a_client_that_stops_reading_is_disconnected_after_the_client_timeout() {
+fn a_client_that_stops_reading_or_sending_is_disconnected_after_the_client_timeout() {
     let db = TestDb::new("wstimeout");
     let err = db.fails(&["serve", "--no-worker", "--client-timeout", "0"]);
     assert!(err.contains("0 is not in 1..=86400"), "{err}");
     let s = db.spawn_serve(&["--no-worker", "--client-timeout", "1"]);
+    let mut silent = TcpStream::connect(&s.api.addr).expect("connect");
+    silent.set_read_timeout(Some(WAIT)).expect("read timeout");
+    let started = Instant::now();
+    let mut buf = [0u8; 16];
+    let n = std::io::Read::read(&mut silent, &mut buf);
+    assert!(
+        matches!(n, Ok(0)) && started.elapsed() < WAIT,
+        "a silent connection is closed by the server: {n:?}"
+    );
     let slow = s.api.ws("/ws");
     wait_for("the live thread", WAIT, || {
         threads_named(&s, "ws-live") == 1

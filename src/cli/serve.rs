@@ -34,7 +34,8 @@ pub struct ServeArgs {
     #[arg(long)]
     pub no_worker: bool,
     /// Seconds a client may leave the server's writes unread (a live page
-    /// that stopped reading) before the server closes its connection.
+    /// that stopped reading), or an open connection silent, before the
+    /// server closes it.
     #[arg(long, env = "JOBMGR_CLIENT_TIMEOUT", default_value_t = config::CLIENT_TIMEOUT_SECS,
           value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub client_timeout: u64,

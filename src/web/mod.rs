@@ -44,8 +44,7 @@ pub const MAX_SOCKETS: usize = 256;
 /// Sets the send timeout on the listening socket. Linux copies it to every
 /// connection `accept` returns, and tiny_http accepts on its own thread, so
 /// this is the one place to set it; std offers no setter for a listener.
-/// (Not the receive timeout: on a listener it also bounds `accept`, and
-/// tiny_http stops serving at the first failed accept.)
+/// (Not the receive timeout: on a listener it also bounds `accept`.)
 #[allow(unsafe_code)]
 fn set_send_timeout(listener: &TcpListener, timeout: Duration) -> std::io::Result<()> {
     let tv = libc::timeval {
@@ -120,7 +119,9 @@ pub struct WebServer {
 /// Binds `bind` (port 0 picks a free port). A write that a client leaves
 /// unread for `client_timeout` fails, and the connection is closed:
 /// otherwise a client that stops reading would hold its thread (and a
-/// WebSocket slot) blocked in a write forever.
+/// WebSocket slot) blocked in a write forever. The vendored tiny_http gives
+/// each connection the same timeout for reads, so one that sends nothing
+/// is closed too.
 pub fn bind(bind: &str, client_timeout: Duration) -> Result<(Arc<Server>, SocketAddr)> {
     let listen_error = |e: &dyn std::fmt::Display| Error::Invalid(format!("listen on {bind}: {e}"));
     let listener = TcpListener::bind(bind).map_err(|e| listen_error(&e))?;

@@ -24,9 +24,16 @@ impl Listener {
 
     pub(crate) fn accept(&self) -> std::io::Result<(Connection, Option<SocketAddr>)> {
         match self {
-            Self::Tcp(l) => l
-                .accept()
-                .map(|(conn, addr)| (Connection::from(conn), Some(addr))),
+            Self::Tcp(l) => l.accept().map(|(conn, addr)| {
+                // jobmgr: reads get the send timeout the listener passed on
+                // (a receive timeout set on the listener would also bound
+                // accept), so a connection that sends nothing, idle
+                // keep-alive included, stops holding its thread.
+                if let Ok(Some(t)) = conn.write_timeout() {
+                    let _ = conn.set_read_timeout(Some(t));
+                }
+                (Connection::from(conn), Some(addr))
+            }),
             #[cfg(unix)]
             Self::Unix(l) => l.accept().map(|(conn, _)| (Connection::from(conn), None)),
         }
