@@ -452,25 +452,7 @@ fn a_worker_whose_writes_are_refused_for_a_while_loses_nothing() {
     let ids: Vec<i64> = (0..4)
         .map(|_| db.enqueue("demo-known-total", &["count=100", "delay_ms=5"]))
         .collect();
-    let log = db.dir.join("worker-limited.log");
-    let child = std::process::Command::new("sh")
-        .arg("-c")
-        // SIGXFSZ ignored: a write past the limit fails with EFBIG. The
-        // soft limit only, so that it can be lifted without privileges.
-        .arg("trap '' XFSZ; ulimit -S -f 600 && exec \"$0\" \"$@\"")
-        .arg(common::BIN)
-        .arg("--db")
-        .arg(&db.path)
-        .args(["worker", "--concurrency", "4"])
-        .env("JOBMGR_HEARTBEAT_MS", "200")
-        .env("JOBMGR_STALE_AFTER_MS", "60000")
-        .env("RUST_LOG", "info")
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    let mut w = common::Worker { child, log };
+    let mut w = spawn_limited_worker(&db, "worker-limited.log");
     wait_for("a refused write", WAIT, || {
         w.log_text().contains("retrying")
     });
@@ -504,4 +486,53 @@ fn a_worker_whose_writes_are_refused_for_a_while_loses_nothing() {
     );
     w.signal("TERM");
     assert_eq!(w.wait_exit(WAIT), Some(0));
+}
+
+/// A worker whose writes the disk refuses: a low soft file-size limit
+/// (SIGXFSZ ignored, so a write past it fails with EFBIG; the soft limit
+/// only, so that it can be lifted without privileges).
+fn spawn_limited_worker(db: &TestDb, log: &str) -> common::Worker {
+    let log = db.dir.join(log);
+    let child = std::process::Command::new("sh")
+        .arg("-c")
+        .arg("trap '' XFSZ; ulimit -S -f 600 && exec \"$0\" \"$@\"")
+        .arg(common::BIN)
+        .arg("--db")
+        .arg(&db.path)
+        .args(["worker", "--concurrency", "4"])
+        .env("JOBMGR_HEARTBEAT_MS", "200")
+        .env("JOBMGR_STALE_AFTER_MS", "60000")
+        .env("RUST_LOG", "info")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    common::Worker { child, log }
+}
+
+/// A stop requested while the disk refuses the worker's writes cannot be
+/// recorded; the worker ends at once with the error instead of retrying
+/// out its window, and its runs are left for recovery as any lost
+/// worker's.
+#[test]
+fn a_stop_signal_while_writes_are_refused_ends_the_worker_at_once() {
+    let db = TestDb::new("writestop");
+    db.ok(&["migrate"]);
+    for _ in 0..4 {
+        db.enqueue("demo-known-total", &["count=100", "delay_ms=5"]);
+    }
+    let mut w = spawn_limited_worker(&db, "worker-stopped.log");
+    wait_for("a refused write", WAIT, || {
+        w.log_text().contains("retrying")
+    });
+    w.signal("TERM");
+    let code = w.wait_exit(Duration::from_secs(10));
+    assert!(
+        matches!(code, Some(c) if c != 0),
+        "exit {code:?}; log:\n{}",
+        w.log_text()
+    );
+    assert!(w.log_text().contains("disk I/O error"), "{}", w.log_text());
+    assert_eq!(db.scalar("PRAGMA integrity_check"), "ok");
 }

@@ -10,6 +10,7 @@ pub mod writer;
 use std::fs::{File, OpenOptions, TryLockError};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 
 use crossbeam_channel::{bounded, unbounded};
@@ -135,8 +136,9 @@ pub fn start_worker(
             .map_err(Error::io("spawn executor", &opts.db))?;
         executors.push(handle);
     }
+    let received = Arc::new(AtomicUsize::new(0));
     let signals = if signals {
-        Some(spawn_signal_thread(tx.clone(), &opts.db)?)
+        Some(spawn_signal_thread(tx.clone(), received.clone(), &opts.db)?)
     } else {
         None
     };
@@ -150,7 +152,8 @@ pub fn start_worker(
         opts.timing.clone(),
         opts.concurrency,
     )?
-    .with_watcher(switch);
+    .with_watcher(switch)
+    .with_signals(received);
     let thread = thread::Builder::new()
         .name("writer".into())
         .spawn(move || {
@@ -173,6 +176,7 @@ pub fn start_worker(
 
 fn spawn_signal_thread(
     tx: crossbeam_channel::Sender<writer::Msg>,
+    received: Arc<AtomicUsize>,
     db: &Path,
 ) -> Result<(signal_hook::iterator::Handle, thread::JoinHandle<()>)> {
     let mut signals =
@@ -183,6 +187,7 @@ fn spawn_signal_thread(
         .spawn(move || {
             for sig in signals.forever() {
                 log::info!("received signal {sig}");
+                received.fetch_add(1, Ordering::SeqCst);
                 if tx.send(writer::Msg::Stop).is_err() {
                     return;
                 }

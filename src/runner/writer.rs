@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
@@ -133,6 +134,10 @@ pub struct Writer {
     watch: Option<super::wake::Switch>,
     /// After a wake-up whose commit was not visible yet, look again briefly.
     recheck_until: Option<Instant>,
+    /// SIGTERM/SIGINT received so far. The signal also arrives as
+    /// [`Msg::Stop`], but a writer retrying a refused write reads no
+    /// messages; it looks here instead.
+    signals: Arc<AtomicUsize>,
 }
 
 /// How long to keep looking after a WAL wake-up showed no new commit.
@@ -175,7 +180,14 @@ impl Writer {
             last_progress: Instant::now(),
             watch: None,
             recheck_until: None,
+            signals: Arc::new(AtomicUsize::new(0)),
         })
+    }
+
+    /// Gives the writer the count of stop signals the process received.
+    pub fn with_signals(mut self, signals: Arc<AtomicUsize>) -> Writer {
+        self.signals = signals;
+        self
     }
 
     /// Gives the writer the switch of the WAL watcher that sends it
@@ -436,9 +448,12 @@ impl Writer {
     /// `write_retry_for`. Meanwhile nothing else is read: the executors'
     /// messages wait in the bounded channel and the jobs wait on it, so a
     /// full disk that is cleaned up in time costs no outcome and no log
-    /// line. After that the error ends the worker, as any other does.
+    /// line. After that, or when a stop signal arrives meanwhile (the stop
+    /// could not be recorded anyway), the error ends the worker, as any
+    /// other does.
     fn commit_retrying(&mut self, batch: &Batch) -> Result<BatchResult> {
         let (started, mut pause, mut retried) = (Instant::now(), Duration::from_millis(50), false);
+        let signals = self.signals.load(Ordering::SeqCst);
         loop {
             match batch::commit(&mut self.conn, &self.me, batch, Timestamp::now()) {
                 Ok(r) => {
@@ -448,7 +463,9 @@ impl Writer {
                     return Ok(r);
                 }
                 Err(e)
-                    if e.is_refused_write() && started.elapsed() < self.timing.write_retry_for =>
+                    if e.is_refused_write()
+                        && started.elapsed() < self.timing.write_retry_for
+                        && self.signals.load(Ordering::SeqCst) == signals =>
                 {
                     log::warn!("{e}; retrying in {} ms", pause.as_millis());
                     std::thread::sleep(pause);
