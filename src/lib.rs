@@ -1,10 +1,12 @@
 //! jobmgr: runs, watches and controls the background jobs of a single host,
 //! with one SQLite file as the single source of truth.
-// `deny`, not `forbid`: two small functions opt out, each with SAFETY
+// `deny`, not `forbid`: small functions opt out, each with SAFETY
 // comments: `command::kill::raw_kill` (std cannot signal a process group)
 // and `command::spawn::close_inherited_fds` (std cannot stop a child from
 // inheriting descriptors the worker itself inherited without CLOEXEC).
-// A third, `supervisor::send_sigterm`, signals the worker `jobmgr serve` started.
+// A third, `supervisor::send_sigterm`, signals the worker `jobmgr serve` started;
+// a fourth, `web::set_send_timeout`, sets a socket option std has no setter
+// for on a listener.
 // `store::vfs` is the one unsafe module: a layer over SQLite's C file API
 // (a VFS) that coalesces WAL writes, which only FFI can provide.
 #![deny(unsafe_code)]
