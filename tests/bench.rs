@@ -6,6 +6,13 @@ mod common;
 use common::TestDb;
 use serde_json::Value;
 
+/// One JSON value per printed line.
+fn json_lines(out: &str) -> Vec<Value> {
+    out.lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
 #[test]
 fn bench_scenarios_report_the_documented_fields() {
     let db = TestDb::new("bench");
@@ -31,10 +38,7 @@ fn bench_scenarios_report_the_documented_fields() {
         "ws",
         "api",
     ]);
-    let rows: Vec<Value> = out
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let rows = json_lines(&out);
     let modes: Vec<&str> = rows.iter().map(|r| r["mode"].as_str().unwrap()).collect();
     assert_eq!(
         modes,
@@ -136,10 +140,7 @@ fn rounds_print_the_median_and_spread_of_each_figure() {
         "raw",
         "enqueue-bulk",
     ]);
-    let rows: Vec<Value> = out
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let rows = json_lines(&out);
     let modes: Vec<&str> = rows.iter().map(|r| r["mode"].as_str().unwrap()).collect();
     assert_eq!(modes, ["raw-1-per-tx", "raw-1000-per-tx", "enqueue-bulk"]);
     for r in &rows {
@@ -171,10 +172,7 @@ fn compare_measures_another_binary_in_alternation() {
         "200",
         "enqueue-bulk",
     ]);
-    let rows: Vec<Value> = out
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let rows = json_lines(&out);
     assert_eq!(rows.len(), 2, "{out}");
     assert_eq!(rows[0]["build"], "this");
     assert_eq!(rows[1]["build"], common::BIN);

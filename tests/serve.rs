@@ -137,14 +137,10 @@ fn healthz_answers(addr: &str) -> bool {
 fn the_server_serves_again_after_running_out_of_file_descriptors() {
     let db = TestDb::new("emfile");
     let log = db.dir.join("serve-emfile.log");
-    let mut cmd = std::process::Command::new("sh");
-    cmd.arg("-c")
-        .arg("ulimit -n 48 && exec \"$0\" \"$@\"")
-        .arg(common::BIN)
-        .arg("--db")
-        .arg(&db.path)
-        .args(["serve", "--bind", "127.0.0.1:0", "--no-worker"])
-        .env("RUST_LOG", "info");
+    let cmd = db.cmd_with_limits(
+        "ulimit -n 48",
+        &["serve", "--bind", "127.0.0.1:0", "--no-worker"],
+    );
     let s = db.spawn_server(cmd, log);
     let addr = s.api.addr.clone();
     assert!(healthz_answers(&addr));
@@ -171,17 +167,10 @@ fn a_refused_write_fails_enqueues_cleanly_and_loses_nothing_acknowledged() {
     let db = TestDb::new("diskfull");
     db.ok(&["migrate"]);
     let log = db.dir.join("serve-diskfull.log");
-    let mut cmd = std::process::Command::new("sh");
-    // SIGXFSZ would kill the process at the limit; ignored, the write fails
-    // with EFBIG instead. `ulimit -f` counts blocks of 512 bytes in dash
-    // and 1,024 in bash: 300 or 600 KB.
-    cmd.arg("-c")
-        .arg("trap '' XFSZ; ulimit -S -f 600 && exec \"$0\" \"$@\"")
-        .arg(common::BIN)
-        .arg("--db")
-        .arg(&db.path)
-        .args(["serve", "--bind", "127.0.0.1:0", "--no-worker"])
-        .env("RUST_LOG", "info");
+    let cmd = db.cmd_with_limits(
+        common::FILE_SIZE_LIMIT,
+        &["serve", "--bind", "127.0.0.1:0", "--no-worker"],
+    );
     let mut s = db.spawn_server(cmd, log);
     let mut acked = Vec::new();
     let mut refused = None;
@@ -215,11 +204,7 @@ fn a_refused_write_fails_enqueues_cleanly_and_loses_nothing_acknowledged() {
     assert_eq!(s.api.ok(&format!("/api/jobs/{last}"))["run"]["id"], last);
     // Room again (as when a full disk is cleaned up): the same server
     // enqueues again.
-    let lifted = std::process::Command::new("prlimit")
-        .args(["--pid", &s.child.id().to_string(), "--fsize=unlimited"])
-        .status()
-        .expect("run prlimit");
-    assert!(lifted.success());
+    common::lift_file_size_limit(s.child.id());
     let r = s.api.post(
         "/api/jobs",
         &serde_json::json!({"jobName": "demo-known-total", "parameters": {"count": 99_999}}),

@@ -456,11 +456,7 @@ fn a_worker_whose_writes_are_refused_for_a_while_loses_nothing() {
     wait_for("a refused write", WAIT, || {
         w.log_text().contains("retrying")
     });
-    let lifted = std::process::Command::new("prlimit")
-        .args(["--pid", &w.child.id().to_string(), "--fsize=unlimited"])
-        .status()
-        .expect("run prlimit");
-    assert!(lifted.success());
+    common::lift_file_size_limit(w.child.id());
     for id in &ids {
         db.wait_status(*id, "COMPLETED", WAIT);
     }
@@ -488,21 +484,13 @@ fn a_worker_whose_writes_are_refused_for_a_while_loses_nothing() {
     assert_eq!(w.wait_exit(WAIT), Some(0));
 }
 
-/// A worker whose writes the disk refuses: a low soft file-size limit
-/// (SIGXFSZ ignored, so a write past it fails with EFBIG; the soft limit
-/// only, so that it can be lifted without privileges).
+/// A worker whose writes the disk refuses (see `FILE_SIZE_LIMIT`), given
+/// time to retry: its registration holds for a minute.
 fn spawn_limited_worker(db: &TestDb, log: &str) -> common::Worker {
     let log = db.dir.join(log);
-    let child = std::process::Command::new("sh")
-        .arg("-c")
-        .arg("trap '' XFSZ; ulimit -S -f 600 && exec \"$0\" \"$@\"")
-        .arg(common::BIN)
-        .arg("--db")
-        .arg(&db.path)
-        .args(["worker", "--concurrency", "4"])
-        .env("JOBMGR_HEARTBEAT_MS", "200")
+    let child = db
+        .cmd_with_limits(common::FILE_SIZE_LIMIT, &["worker", "--concurrency", "4"])
         .env("JOBMGR_STALE_AFTER_MS", "60000")
-        .env("RUST_LOG", "info")
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::fs::File::create(&log).unwrap())

@@ -171,10 +171,6 @@ fn print(m: &Measurement, json: bool) {
         println!("{}", serde_json::to_string(m).unwrap_or_default());
         return;
     }
-    let opt = |v: Option<f64>, prec: usize| {
-        v.map(|x| format!("{x:.prec$}"))
-            .unwrap_or_else(|| "-".into())
-    };
     println!(
         "{:<22} {:>9} {:>4} {:>9.3} {:>12.0} {:>7} {:>7} {:>9} {:>9} {:>9} {:>7} {:>9}{}",
         m.mode,
@@ -194,6 +190,12 @@ fn print(m: &Measurement, json: bool) {
             .map(|n| format!("  {n}"))
             .unwrap_or_default()
     );
+}
+
+/// `v` with `prec` decimals, or "-" when there is none.
+fn opt(v: Option<f64>, prec: usize) -> String {
+    v.map(|x| format!("{x:.prec$}"))
+        .unwrap_or_else(|| "-".into())
 }
 
 /// Peak resident memory of this process, from /proc (0 where unavailable).

@@ -10,7 +10,7 @@ use std::process::Command;
 
 use serde_json::{Value, json};
 
-use super::BenchOptions;
+use super::{BenchOptions, opt};
 use crate::error::{Error, Result};
 
 /// One build under test: the label printed, and its executable.
@@ -178,10 +178,6 @@ fn print_summary(builds: &[Build], figures: &[Figure], json: bool) {
                 println!("{row}");
                 continue;
             }
-            let opt = |v: Option<f64>, prec: usize| {
-                v.map(|x| format!("{x:.prec$}"))
-                    .unwrap_or_else(|| "-".into())
-            };
             println!(
                 "{:<20} {:>4} {:<12} {:>6} {:>11.0} {:>23} {:>6} {:>8} {:>7} {:>8}",
                 mode,

@@ -47,12 +47,21 @@ impl TestDb {
     pub fn cmd(&self) -> Command {
         let mut c = Command::new(BIN);
         c.arg("--db").arg(&self.path);
-        c.env("JOBMGR_HEARTBEAT_MS", "200")
-            .env("JOBMGR_STALE_AFTER_MS", "1500")
-            .env("RUST_LOG", "info,refinery_core=warn")
-            .env_remove("JOBMGR_DB")
-            .env_remove("JOBMGR_DRAIN_TIMEOUT")
-            .env_remove("JOBMGR_CONCURRENCY");
+        test_env(&mut c);
+        c
+    }
+
+    /// `jobmgr --db <this> args...`, started by `sh` after the shell
+    /// commands `limits` (such as `ulimit -n 48`), with the test timings.
+    pub fn cmd_with_limits(&self, limits: &str, args: &[&str]) -> Command {
+        let mut c = Command::new("sh");
+        c.arg("-c")
+            .arg(format!("{limits} && exec \"$0\" \"$@\""))
+            .arg(BIN)
+            .arg("--db")
+            .arg(&self.path)
+            .args(args);
+        test_env(&mut c);
         c
     }
 
@@ -409,6 +418,31 @@ pub fn poll_until(within: Duration, mut cond: impl FnMut() -> bool) -> bool {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// Shell commands that make files stop growing at 300 KB (`ulimit -f`
+/// counts 512-byte blocks in dash, 1,024 in bash: 300 or 600 KB), like a
+/// full disk: SIGXFSZ is ignored, so a write past the limit fails with
+/// EFBIG instead of killing the process; only the soft limit is set, so
+/// that `prlimit` can lift it without privileges.
+pub const FILE_SIZE_LIMIT: &str = "trap '' XFSZ; ulimit -S -f 600";
+
+fn test_env(c: &mut Command) {
+    c.env("JOBMGR_HEARTBEAT_MS", "200")
+        .env("JOBMGR_STALE_AFTER_MS", "1500")
+        .env("RUST_LOG", "info,refinery_core=warn")
+        .env_remove("JOBMGR_DB")
+        .env_remove("JOBMGR_DRAIN_TIMEOUT")
+        .env_remove("JOBMGR_CONCURRENCY");
+}
+
+/// Lifts the file-size limit of process `pid` (see [`FILE_SIZE_LIMIT`]).
+pub fn lift_file_size_limit(pid: u32) {
+    let lifted = Command::new("prlimit")
+        .args(["--pid", &pid.to_string(), "--fsize=unlimited"])
+        .status()
+        .expect("run prlimit");
+    assert!(lifted.success(), "prlimit failed");
 }
 
 /// Sends `kill -SIG` to `pid`; whether it was delivered.

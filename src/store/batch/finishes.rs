@@ -50,17 +50,17 @@ pub(super) fn write_ends(
         // Either way the run is no longer ours: later lines are refused.
         owned.0.insert(f.progress.run_id, false);
     }
-    let mut finished: Vec<&FinishRecord> = ends.to_vec();
-    if changed < ends.len() {
-        // Some runs were resolved by another process meanwhile (fencing);
-        // find which, the rare way: ours now carry this commit's time.
-        finished.clear();
-        for f in ends {
-            if finished_by_me(tx, me, f, now)? {
-                finished.push(f);
-            } else {
-                owned.1.push(f.progress.run_id);
-            }
+    if changed == ends.len() {
+        return count_finished(tx, ends);
+    }
+    // Some runs were resolved by another process meanwhile (fencing); find
+    // which, the rare way: ours now carry this commit's time.
+    let mut finished = Vec::with_capacity(changed);
+    for f in ends {
+        if finished_by_me(tx, me, f, now)? {
+            finished.push(*f);
+        } else {
+            owned.1.push(f.progress.run_id);
         }
     }
     count_finished(tx, &finished)
