@@ -130,27 +130,38 @@ fn healthz_answers(addr: &str) -> bool {
     answer.starts_with("HTTP/1.1 200")
 }
 
-/// With every file descriptor taken, accepting a connection fails. The
-/// server must keep trying and serve again once descriptors are freed,
-/// instead of staying alive but deaf.
+/// With every file descriptor taken, accepting a connection fails, and so
+/// does splitting an accepted socket into its reading and writing halves
+/// (which takes a second descriptor). The server must keep trying and serve
+/// again once descriptors are freed, instead of staying alive but deaf.
+/// Two limits one apart, so that one of them runs out at the accept and the
+/// other at the split, whichever the server's own descriptors make it.
 #[test]
 fn the_server_serves_again_after_running_out_of_file_descriptors() {
-    let db = TestDb::new("emfile");
+    for limit in [48, 49] {
+        serves_again_after_running_out_of_descriptors(limit);
+    }
+}
+
+fn serves_again_after_running_out_of_descriptors(limit: u32) {
+    let db = TestDb::new(&format!("emfile{limit}"));
     let log = db.dir.join("serve-emfile.log");
     let cmd = db.cmd_with_limits(
-        "ulimit -n 48",
+        &format!("ulimit -n {limit}"),
         &["serve", "--bind", "127.0.0.1:0", "--no-worker"],
     );
     let s = db.spawn_server(cmd, log);
     let addr = s.api.addr.clone();
     assert!(healthz_answers(&addr));
-    // Idle connections, each holding a descriptor in the server, one more
+    // Idle connections, each holding descriptors in the server, one more
     // at a time until it has none left. (A connect can be refused while
     // the server's accept queue is full; the next one is tried.)
     let mut held = Vec::new();
     wait_for("the server to run out of descriptors", WAIT, || {
         held.extend(std::net::TcpStream::connect(&addr).ok());
-        s.log_text().contains("Error accepting new client")
+        let log = s.log_text();
+        assert!(!log.contains("panicked"), "the accept thread died:\n{log}");
+        log.contains("Error accepting new client")
     });
     drop(held);
     wait_for("the server to answer again", WAIT, || {
