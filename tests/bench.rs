@@ -116,6 +116,56 @@ fn bench_scenarios_report_the_documented_fields() {
     assert!(left.is_empty(), "bench left {left:?}");
 }
 
+/// `footprint` measures real `serve` and `worker` children and the binary.
+#[test]
+fn footprint_measures_the_serve_and_worker_processes_and_the_binary() {
+    let db = TestDb::new("bench-footprint");
+    let out = db.ok(&["bench", "--json", "--n", "300", "footprint"]);
+    let rows = json_lines(&out);
+    let row = |mode: &str| {
+        rows.iter()
+            .find(|r| r["mode"] == mode)
+            .unwrap_or_else(|| panic!("no {mode} row in {out}"))
+    };
+    let modes: Vec<&str> = rows.iter().map(|r| r["mode"].as_str().unwrap()).collect();
+    assert_eq!(
+        modes,
+        [
+            "serve-start",
+            "serve-idle",
+            "worker-idle",
+            "worker-process",
+            "binary"
+        ]
+    );
+    let start = row("serve-start");
+    assert_eq!(start["n"], 5);
+    let (p50, p99) = (start["lat_p50_ms"].as_f64(), start["lat_p99_ms"].as_f64());
+    assert!(p50.unwrap() > 0.0 && p50 <= p99, "{start}");
+    assert!(start["maxrss_kb"].as_u64().unwrap() > 0, "{start}");
+    // Idle figures are the children's: resident now, and their peak.
+    for mode in ["serve-idle", "worker-idle"] {
+        let r = row(mode);
+        let rss = r["rss_kb"].as_u64().unwrap();
+        assert!(rss > 0 && rss <= r["maxrss_kb"].as_u64().unwrap(), "{r}");
+    }
+    // The same worker process drained the 300 runs: its peak is at least
+    // what it held when idle.
+    let busy = row("worker-process");
+    assert_eq!(busy["n"], 300);
+    assert!(busy["rate"].as_f64().unwrap() > 0.0, "{busy}");
+    assert!(
+        busy["maxrss_kb"].as_u64().unwrap() >= row("worker-idle")["rss_kb"].as_u64().unwrap(),
+        "{busy}"
+    );
+    let size = std::fs::metadata(env!("CARGO_BIN_EXE_jobmgr"))
+        .unwrap()
+        .len();
+    assert_eq!(row("binary")["size_kb"], size / 1024);
+    let left: Vec<_> = std::fs::read_dir(&db.dir).unwrap().collect();
+    assert!(left.is_empty(), "bench left {left:?}");
+}
+
 #[test]
 fn an_unknown_scenario_is_refused_with_a_suggestion() {
     let db = TestDb::new("bench-bad");

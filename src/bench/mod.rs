@@ -2,6 +2,7 @@
 //! scenario, each on a fresh temporary database next to `--db`, and prints a
 //! table or one JSON object per line.
 
+mod footprint;
 mod rounds;
 mod scenarios;
 mod web;
@@ -17,7 +18,7 @@ use serde::Serialize;
 use crate::error::{Error, Result};
 
 /// Every scenario, in the order `jobmgr bench` runs them.
-pub const SCENARIOS: [&str; 12] = [
+pub const SCENARIOS: [&str; 13] = [
     "raw",
     "enqueue",
     "enqueue-concurrent",
@@ -30,6 +31,7 @@ pub const SCENARIOS: [&str; 12] = [
     "progress",
     "ws",
     "api",
+    "footprint",
 ];
 
 /// Options of one bench invocation.
@@ -54,7 +56,15 @@ pub struct Measurement {
     pub seconds: f64,
     pub rate: f64,
     pub synchronous: &'static str,
+    /// Peak resident memory: of the bench process, or in `footprint` of
+    /// the child process measured.
     pub maxrss_kb: u64,
+    /// `footprint`: the measured child's resident memory at the end.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rss_kb: Option<u64>,
+    /// `footprint`: the binary's size.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub size_kb: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub raw_ratio: Option<f64>,
     /// Runs (or log lines) per transaction the worker or the enqueue
@@ -200,13 +210,18 @@ fn opt(v: Option<f64>, prec: usize) -> String {
 
 /// Peak resident memory of this process, from /proc (0 where unavailable).
 pub fn max_rss_kb() -> u64 {
-    proc_status_kb("VmHWM:")
+    proc_status_kb(None, "VmHWM:")
 }
 
-/// CPU time this process has used (user + system), in seconds, from
-/// /proc/self/stat (0 where unavailable).
+/// CPU time this process has used (user + system), in seconds.
 pub fn cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    proc_cpu_seconds(None)
+}
+
+/// CPU time process `pid` (this one when `None`) has used, user + system,
+/// in seconds, from /proc (0 where unavailable).
+fn proc_cpu_seconds(pid: Option<u32>) -> f64 {
+    let stat = std::fs::read_to_string(proc_file(pid, "stat")).unwrap_or_default();
     // Fields after the parenthesised command name; utime and stime are the
     // 12th and 13th of them, in clock ticks (100 per second on Linux).
     let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
@@ -221,11 +236,12 @@ pub fn cpu_seconds() -> f64 {
 
 /// Current resident memory of this process.
 pub fn rss_kb() -> u64 {
-    proc_status_kb("VmRSS:")
+    proc_status_kb(None, "VmRSS:")
 }
 
-fn proc_status_kb(key: &str) -> u64 {
-    std::fs::read_to_string("/proc/self/status")
+/// A `key: N kB` line of process `pid`'s (or this one's) /proc status.
+fn proc_status_kb(pid: Option<u32>, key: &str) -> u64 {
+    std::fs::read_to_string(proc_file(pid, "status"))
         .ok()
         .and_then(|s| {
             s.lines()
@@ -234,6 +250,13 @@ fn proc_status_kb(key: &str) -> u64 {
                 .and_then(|v| v.parse().ok())
         })
         .unwrap_or(0)
+}
+
+fn proc_file(pid: Option<u32>, name: &str) -> PathBuf {
+    match pid {
+        Some(pid) => PathBuf::from(format!("/proc/{pid}/{name}")),
+        None => PathBuf::from(format!("/proc/self/{name}")),
+    }
 }
 
 /// A directory for one scenario's database beside `db`, removed on drop.

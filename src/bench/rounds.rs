@@ -137,7 +137,7 @@ fn spread(rows: &[Value], field: &str) -> Option<(f64, f64, f64)> {
 fn print_summary(builds: &[Build], figures: &[Figure], json: bool) {
     if !json {
         println!(
-            "{:<20} {:>4} {:<12} {:>6} {:>11} {:>23} {:>6} {:>8} {:>7} {:>8}",
+            "{:<20} {:>4} {:<12} {:>6} {:>11} {:>23} {:>6} {:>8} {:>7} {:>8} {:>8}",
             "mode",
             "wrk",
             "build",
@@ -147,6 +147,7 @@ fn print_summary(builds: &[Build], figures: &[Figure], json: bool) {
             "raw",
             "p99 ms",
             "cpu µs",
+            "rss KB",
             "change"
         );
     }
@@ -164,6 +165,7 @@ fn print_summary(builds: &[Build], figures: &[Figure], json: bool) {
             let raw = spread(rows, "raw_ratio").map(|s| s.0);
             let p99 = spread(rows, "lat_p99_ms").map(|s| s.0);
             let cpu = spread(rows, "cpu_us").map(|s| s.0);
+            let rss = spread(rows, "maxrss_kb").map(|s| s.0);
             // Against this build's median, for the other build's row.
             let change = base
                 .filter(|b| *b > 0.0 && i > 0)
@@ -173,13 +175,13 @@ fn print_summary(builds: &[Build], figures: &[Figure], json: bool) {
                     "mode": mode, "workers": workers, "build": build.label,
                     "rounds": rows.len(), "rate_median": median, "rate_min": min,
                     "rate_max": max, "raw_ratio_median": raw, "lat_p99_ms_median": p99,
-                    "cpu_us_median": cpu, "change_pct": change,
+                    "cpu_us_median": cpu, "maxrss_kb_median": rss, "change_pct": change,
                 });
                 println!("{row}");
                 continue;
             }
             println!(
-                "{:<20} {:>4} {:<12} {:>6} {:>11.0} {:>23} {:>6} {:>8} {:>7} {:>8}",
+                "{:<20} {:>4} {:<12} {:>6} {:>11.0} {:>23} {:>6} {:>8} {:>7} {:>8} {:>8}",
                 mode,
                 workers,
                 short(&build.label),
@@ -189,6 +191,7 @@ fn print_summary(builds: &[Build], figures: &[Figure], json: bool) {
                 opt(raw, 2),
                 opt(p99, 2),
                 opt(cpu, 1),
+                opt(rss, 0),
                 change
                     .map(|c| format!("{c:+.1} %"))
                     .unwrap_or_else(|| "-".into())

@@ -97,6 +97,7 @@ impl Ctx {
             "progress" => self.progress(),
             "ws" => Ok(vec![self.ws(1)?, self.ws(100)?]),
             "api" => self.api(),
+            "footprint" => self.footprint(),
             other => Err(Error::Invalid(format!("unknown scenario '{other}'"))),
         }
     }
@@ -460,7 +461,7 @@ pub(super) fn noop_request(name: &str) -> EnqueueRequest {
     }
 }
 
-fn wait_until(within: Duration, mut cond: impl FnMut() -> Result<bool>) -> Result<()> {
+pub(super) fn wait_until(within: Duration, mut cond: impl FnMut() -> Result<bool>) -> Result<()> {
     let deadline = Instant::now() + within;
     while !cond()? {
         if Instant::now() > deadline {

@@ -62,6 +62,11 @@ impl ServeChild {
         }
     }
 
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// One GET with the bearer token; returns the status and body size.
     pub fn get(&self, path: &str) -> Result<(u16, usize)> {
         let io = |e| Error::Conflict(format!("GET {path}: {e}"));
