@@ -38,6 +38,7 @@ impl Ctx {
         let mut out = vec![serve_start(&dir.db())?, serve_idle(&dir.db())?];
         let mut worker = WorkerChild::start(&dir.db())?;
         wait_until(PATIENCE, || {
+            worker.check_alive()?;
             let w = m.worker_status()?.worker;
             Ok(w.is_some_and(|w| w.state == WorkerState::Running))
         })?;
@@ -71,7 +72,8 @@ fn serve_start(db: &Path) -> Result<Measurement> {
     Ok(out)
 }
 
-/// `serve` after it has served the admin page and the statistics once.
+/// `serve` after it has served the admin page, the statistics and the
+/// history once.
 fn serve_idle(db: &Path) -> Result<Measurement> {
     let serve = ServeChild::start(db)?;
     for path in ["/admin/jobs", "/api/stats", "/api/jobs"] {
@@ -135,6 +137,17 @@ impl WorkerChild {
         Ok(WorkerChild { child })
     }
 
+    /// Fails at once when the worker has exited, instead of waiting out
+    /// the patience for a figure that will never come.
+    fn check_alive(&mut self) -> Result<()> {
+        match self.child.try_wait() {
+            Ok(Some(status)) => Err(Error::Conflict(format!(
+                "the bench's worker exited ({status})"
+            ))),
+            _ => Ok(()),
+        }
+    }
+
     fn idle(&self) -> Result<Measurement> {
         let mut out = child_figure("worker-idle", 0, self.child.id(), Duration::ZERO);
         out.workers = CONCURRENCY;
@@ -161,7 +174,10 @@ impl WorkerChild {
         };
         m.enqueue_many(&vec![req; n])?;
         let (t, cpu) = (Instant::now(), proc_cpu_seconds(Some(pid)));
-        wait_until(PATIENCE, || Ok(completed(m)? >= n as i64))?;
+        wait_until(PATIENCE, || {
+            self.check_alive()?;
+            Ok(completed(m)? >= n as i64)
+        })?;
         let took = t.elapsed();
         let mut out = child_figure("worker-process", n, pid, took);
         out.workers = CONCURRENCY;
