@@ -169,6 +169,70 @@ fn serves_again_after_running_out_of_descriptors(limit: u32) {
     });
 }
 
+/// A cgroup (v1 `pids` controller) capping how many threads the processes
+/// in it may have; removed on drop (after the process in it has ended).
+struct ThreadCap(std::path::PathBuf);
+
+impl ThreadCap {
+    /// `None` where the controller cannot be written (not root, or a system
+    /// with cgroup v2 only).
+    fn new(name: &str) -> Option<ThreadCap> {
+        let dir = std::path::Path::new("/sys/fs/cgroup/pids")
+            .join(format!("jobmgr-test-{name}-{}", std::process::id()));
+        std::fs::create_dir(&dir).ok()?;
+        Some(ThreadCap(dir))
+    }
+
+    /// Moves process `pid` in, allowing it `more` threads than it has now.
+    fn hold(&self, pid: u32, more: usize) {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        let threads: usize = status
+            .lines()
+            .find_map(|l| l.strip_prefix("Threads:"))
+            .and_then(|n| n.trim().parse().ok())
+            .expect("thread count");
+        let write = |file: &str, value: String| {
+            std::fs::write(self.0.join(file), value).unwrap_or_else(|e| panic!("{file}: {e}"))
+        };
+        write("pids.max", (threads + more).to_string());
+        write("cgroup.procs", pid.to_string());
+    }
+}
+
+impl Drop for ThreadCap {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir(&self.0);
+    }
+}
+
+/// When the system refuses a thread for a new connection (a task limit
+/// such as systemd's TasksMax), that connection is closed and the server
+/// goes on, instead of its accept thread dying and leaving it deaf.
+#[test]
+fn the_server_serves_again_after_the_system_refuses_it_threads() {
+    let Some(cap) = ThreadCap::new("threads") else {
+        eprintln!("skipped: the cgroup pids controller is not writable here (needs root)");
+        return;
+    };
+    let db = TestDb::new("threadcap");
+    let s = db.spawn_serve(&["--no-worker"]);
+    let addr = s.api.addr.clone();
+    assert!(healthz_answers(&addr));
+    cap.hold(s.child.id(), 3);
+    let mut held = Vec::new();
+    wait_for("the server to be refused a thread", WAIT, || {
+        held.extend(std::net::TcpStream::connect(&addr).ok());
+        let log = s.log_text();
+        assert!(!log.contains("panicked"), "the accept thread died:\n{log}");
+        log.contains("Error starting a thread for a new client")
+    });
+    drop(held);
+    wait_for("the server to answer again", WAIT, || {
+        healthz_answers(&addr)
+    });
+    drop(s);
+}
+
 /// A write the disk refuses (here: the server may not grow a file past
 /// 300 KB, like a full disk) fails the enqueue with a clear error, leaves
 /// the server answering, and loses no run it acknowledged; once writes are

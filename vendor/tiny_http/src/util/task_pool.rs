@@ -79,10 +79,17 @@ impl TaskPool {
         }
     }
 
+    // jobmgr: the original used `thread::spawn`, which panics when the
+    // system refuses a thread (a task limit such as systemd's TasksMax,
+    // memory). The panic came in the accept thread with the task queue
+    // locked, so the server stopped accepting and every pool thread then
+    // panicked on the poisoned lock. Now the refusal is logged and the
+    // task (a connection) is dropped, which closes it; the next connection
+    // is tried as usual.
     fn add_thread(&self, initial_fn: Option<Box<dyn FnMut() + Send>>) {
         let sharing = self.sharing.clone();
 
-        thread::spawn(move || {
+        let spawned = thread::Builder::new().spawn(move || {
             let sharing = sharing;
             let _active_guard = Registration::new(&sharing.active_tasks);
 
@@ -126,6 +133,9 @@ impl TaskPool {
                 task();
             }
         });
+        if let Err(e) = spawned {
+            log::error!("Error starting a thread for a new client: {}", e);
+        }
     }
 }
 
