@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{TestDb, pid_alive, wait_for};
+use common::{Serve, TestDb, pid_alive, wait_for};
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -151,22 +151,26 @@ fn serves_again_after_running_out_of_descriptors(limit: u32) {
         &["serve", "--bind", "127.0.0.1:0", "--no-worker"],
     );
     let s = db.spawn_server(cmd, log);
-    let addr = s.api.addr.clone();
-    assert!(healthz_answers(&addr));
-    // Idle connections, each holding descriptors in the server, one more
-    // at a time until it has none left. (A connect can be refused while
-    // the server's accept queue is full; the next one is tried.)
+    assert!(healthz_answers(&s.api.addr));
+    exhaust_then_recover(&s, "Error accepting new client");
+}
+
+/// Opens idle connections to `s`, each holding a descriptor and a thread
+/// in the server, one more at a time until its log shows `refusal`; the
+/// accept thread must not die meanwhile. (A connect can be refused while
+/// the server's accept queue is full; the next one is tried.) Then frees
+/// them all and expects the server to answer again.
+fn exhaust_then_recover(s: &Serve, refusal: &str) {
+    let addr = &s.api.addr;
     let mut held = Vec::new();
-    wait_for("the server to run out of descriptors", WAIT, || {
-        held.extend(std::net::TcpStream::connect(&addr).ok());
+    wait_for(refusal, WAIT, || {
+        held.extend(std::net::TcpStream::connect(addr).ok());
         let log = s.log_text();
         assert!(!log.contains("panicked"), "the accept thread died:\n{log}");
-        log.contains("Error accepting new client")
+        log.contains(refusal)
     });
     drop(held);
-    wait_for("the server to answer again", WAIT, || {
-        healthz_answers(&addr)
-    });
+    wait_for("the server to answer again", WAIT, || healthz_answers(addr));
 }
 
 /// A cgroup (v1 `pids` controller) capping how many threads the processes
@@ -216,20 +220,10 @@ fn the_server_serves_again_after_the_system_refuses_it_threads() {
     };
     let db = TestDb::new("threadcap");
     let s = db.spawn_serve(&["--no-worker"]);
-    let addr = s.api.addr.clone();
-    assert!(healthz_answers(&addr));
+    assert!(healthz_answers(&s.api.addr));
     cap.hold(s.child.id(), 3);
-    let mut held = Vec::new();
-    wait_for("the server to be refused a thread", WAIT, || {
-        held.extend(std::net::TcpStream::connect(&addr).ok());
-        let log = s.log_text();
-        assert!(!log.contains("panicked"), "the accept thread died:\n{log}");
-        log.contains("Error starting a thread for a new client")
-    });
-    drop(held);
-    wait_for("the server to answer again", WAIT, || {
-        healthz_answers(&addr)
-    });
+    exhaust_then_recover(&s, "Error starting a thread for a new client");
+    // The server ends before its cgroup is removed.
     drop(s);
 }
 

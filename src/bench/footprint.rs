@@ -14,7 +14,7 @@ use serde_json::{Map, Value};
 
 use super::scenarios::{Ctx, wait_until};
 use super::web::ServeChild;
-use super::{Measurement, TempDir, percentile, proc_cpu_seconds, proc_status_kb};
+use super::{Measurement, TempDir, own_binary, percentile, proc_cpu_seconds, proc_status_kb};
 use crate::error::{Error, Result};
 use crate::job::Trigger;
 use crate::manager::{EnqueueRequest, Manager};
@@ -97,7 +97,7 @@ fn answered(serve: &ServeChild, path: &str) -> Result<()> {
 
 /// The size of this binary.
 fn binary() -> Result<Measurement> {
-    let exe = std::env::current_exe().map_err(Error::io("find own binary", "."))?;
+    let exe = own_binary()?;
     let bytes = std::fs::metadata(&exe)
         .map_err(Error::io("read binary size", &exe))?
         .len();
@@ -124,7 +124,7 @@ struct WorkerChild {
 
 impl WorkerChild {
     fn start(db: &Path) -> Result<WorkerChild> {
-        let exe = std::env::current_exe().map_err(Error::io("find own binary", db))?;
+        let exe = own_binary()?;
         let child = Command::new(exe)
             .arg("--db")
             .arg(db)

@@ -208,6 +208,12 @@ fn opt(v: Option<f64>, prec: usize) -> String {
         .unwrap_or_else(|| "-".into())
 }
 
+/// This jobmgr's executable, which the scenarios start as `serve`, `worker`
+/// or a latency client, and `--rounds` as the bench itself.
+fn own_binary() -> Result<PathBuf> {
+    std::env::current_exe().map_err(Error::io("find this executable", "."))
+}
+
 /// Peak resident memory of this process, from /proc (0 where unavailable).
 pub fn max_rss_kb() -> u64 {
     proc_status_kb(None, "VmHWM:")

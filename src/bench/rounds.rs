@@ -36,7 +36,7 @@ pub fn run(
     other: Option<&Path>,
     json: bool,
 ) -> Result<()> {
-    let this = std::env::current_exe().map_err(Error::io("find this executable", "."))?;
+    let this = super::own_binary()?;
     let mut builds = vec![Build {
         label: "this".into(),
         exe: this,

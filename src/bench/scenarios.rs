@@ -336,7 +336,7 @@ impl Ctx {
         self.manager(&dir.db())?;
         let w = self.start_worker(&dir.db(), 4)?;
         let samples = self.opts.n.clamp(50, 500);
-        let exe = std::env::current_exe().map_err(Error::io("find own binary", &dir.0))?;
+        let exe = super::own_binary()?;
         let mut child = std::process::Command::new(exe)
             .arg("--db")
             .arg(dir.db())

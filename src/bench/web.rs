@@ -33,7 +33,7 @@ pub struct ServeChild {
 impl ServeChild {
     /// Starts the server on `db` and waits for its admin URL.
     pub fn start(db: &Path) -> Result<ServeChild> {
-        let exe = std::env::current_exe().map_err(Error::io("find own binary", db))?;
+        let exe = super::own_binary()?;
         let mut child = Command::new(exe)
             .arg("--db")
             .arg(db)

@@ -55,16 +55,15 @@ fn add(conn: &Connection, key: &str, n: usize) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use crate::store::Store;
+    use crate::store::{Store, TestFile};
 
     /// The bulk writers skip every trigger. A new trigger would be skipped
     /// too: whoever adds one must decide what those writers do instead,
     /// then add it here.
     #[test]
     fn the_triggers_are_the_counters_and_nothing_else() {
-        let dir = std::env::temp_dir().join(format!("jobmgr-counts-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let store = Store::open(&dir.join("t.db")).unwrap();
+        let file = TestFile::new("counts");
+        let store = Store::open(&file.db()).unwrap();
         let conn = store.conn().unwrap();
         let names: Vec<String> = conn
             .prepare("SELECT name FROM sqlite_schema WHERE type = 'trigger' ORDER BY name")
@@ -85,6 +84,5 @@ mod tests {
             ]
         );
         drop(conn);
-        let _ = std::fs::remove_dir_all(&dir);
     }
 }

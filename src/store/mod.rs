@@ -265,3 +265,29 @@ pub fn explain(conn: &Connection, sql: &str) -> Result<Vec<String>> {
     rows.collect::<rusqlite::Result<Vec<_>>>()
         .map_err(Error::db("explain query"))
 }
+
+/// A database file in a directory of its own for unit tests, removed on
+/// drop.
+#[cfg(test)]
+pub(crate) struct TestFile(PathBuf);
+
+#[cfg(test)]
+impl TestFile {
+    pub(crate) fn new(name: &str) -> TestFile {
+        let dir = std::env::temp_dir().join(format!("jobmgr-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        TestFile(dir)
+    }
+
+    pub(crate) fn db(&self) -> PathBuf {
+        self.0.join("t.db")
+    }
+}
+
+#[cfg(test)]
+impl Drop for TestFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}

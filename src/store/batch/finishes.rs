@@ -151,9 +151,8 @@ mod tests {
 
     #[test]
     fn finishes_are_fenced_and_refusals_reported() {
-        let dir = std::env::temp_dir().join(format!("jobmgr-batch-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let db = dir.join("t.db");
+        let file = crate::store::TestFile::new("batch");
+        let db = file.db();
         Store::open(&db).unwrap();
         let mut conn = crate::store::open_writer_connection(&db).unwrap();
         // Another process, with triggers on like every connection but the
@@ -217,6 +216,5 @@ mod tests {
             ("FAILED", 1),
         ];
         assert_eq!(counts, expected.map(|(s, n)| (s.to_string(), n)).to_vec());
-        let _ = std::fs::remove_dir_all(&dir);
     }
 }
