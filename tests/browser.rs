@@ -482,6 +482,18 @@ fn phone_width_has_no_horizontal_overflow() {
         WAIT,
         "document.querySelector('#history-rows td.empty')?.textContent === 'No runs match these filters.'",
     );
+    // Filters changed while a request is in flight: the answer for the
+    // old filters arrives last (held back here) and must not replace the
+    // rows of the new ones.
+    b.eval(
+        "{ const real = window.realFetch = window.fetch; window.heldBack = 'no'; \
+           window.fetch = (url, init) => { \
+             const p = real(url, init); \
+             if (!String(url).startsWith('/api/jobs?') || String(url).includes('status=')) return p; \
+             window.heldBack = 'waiting'; \
+             return p.then((r) => new Promise((ok) => setTimeout(() => { \
+               ok(r); setTimeout(() => { window.heldBack = 'answered'; }, 50); }, 500))); }; }",
+    );
     b.eval(
         "{ const f = document.getElementById('history-filters'); f.elements.since.value = ''; \
          f.elements.since.dispatchEvent(new Event('change', {bubbles: true})) }",
@@ -492,14 +504,22 @@ fn phone_width_has_no_horizontal_overflow() {
         "{ const f = document.getElementById('history-filters'); f.elements.status.value = 'FAILED'; \
          f.elements.status.dispatchEvent(new Event('change', {bubbles: true})) }",
     );
-    b.wait_js(
-        "only the failed run in the history",
-        WAIT,
-        &format!(
-            "(() => {{ const rows = [...document.querySelectorAll('#history-rows tr')]; \
-             return rows.length === 1 && rows[0].dataset.runId === '{failed}'; }})()"
-        ),
+    let only_failed = format!(
+        "(() => {{ const rows = [...document.querySelectorAll('#history-rows tr')]; \
+         return rows.length === 1 && rows[0].dataset.runId === '{failed}'; }})()"
     );
+    b.wait_js("only the failed run in the history", WAIT, &only_failed);
+    b.wait_js(
+        "the held-back answer for the old filters",
+        WAIT,
+        "window.heldBack === 'answered'",
+    );
+    assert_eq!(
+        b.eval(&only_failed),
+        Value::Bool(true),
+        "a late answer for the old filters replaced the rows"
+    );
+    b.eval("window.fetch = window.realFetch");
 
     b.eval(&format!("location.hash = '#/runs/{failed}'"));
     b.wait_js(

@@ -10,6 +10,11 @@ let nextCursor = null;
 let rows = [];
 let reloadTimer = null;
 let loading = false;
+// Number of the newest history request. Filters can change while a request
+// is in flight; an answer that arrives after a newer request was made is
+// dropped, or a slow answer for the old filters would replace the rows of
+// the new ones and stay (live updates then patch the wrong rows).
+let latest = 0;
 
 function filters() {
   const form = document.getElementById('history-filters');
@@ -30,9 +35,11 @@ function filters() {
 
 /** Loads the current page. */
 export async function loadHistory() {
+  const mine = ++latest;
   loading = true;
   const cursor = cursors[cursors.length - 1];
   const res = await attempt(() => api(`/api/jobs${query({ ...filters(), limit: PAGE, cursor })}`), 'History');
+  if (mine !== latest) return;
   loading = false;
   if (!res) return;
   rows = res.runs || [];
