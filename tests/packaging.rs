@@ -14,11 +14,17 @@ fn script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/install.sh")
 }
 
-fn unit_text() -> String {
+fn unit_file(name: &str) -> String {
     std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/systemd/jobmgr.service"),
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("packaging/systemd")
+            .join(name),
     )
     .expect("read the unit")
+}
+
+fn unit_text() -> String {
+    unit_file("jobmgr.service")
 }
 
 /// Runs the install script into the staging root `dest`.
@@ -75,39 +81,49 @@ fn install_refuses_a_missing_binary_and_places_nothing() {
     assert!(!dest.exists());
 }
 
-#[test]
-fn the_unit_passes_systemd_analyze_verify() {
-    if Command::new("systemd-analyze")
+/// `systemd-analyze verify` on `text` saved as `name`: clean (it reports
+/// unknown keys and bad values on stderr but exits 0), or None when the
+/// tool is missing.
+fn verify(dir: &Path, name: &str, text: &str) -> Option<()> {
+    Command::new("systemd-analyze")
         .arg("--version")
         .output()
-        .is_err()
-    {
-        eprintln!(
-            "\n*** SKIPPED: systemd-analyze is not installed, the unit was not verified ***\n"
-        );
-        return;
-    }
-    let db = TestDb::new("unit-verify");
-    // verify checks that ExecStart's program exists: point it at the
-    // binary under test.
-    let unit = db.dir.join("jobmgr.service");
-    std::fs::write(
-        &unit,
-        unit_text().replace("/usr/local/bin/jobmgr", common::BIN),
-    )
-    .unwrap();
+        .ok()?;
+    let unit = dir.join(name);
+    std::fs::write(&unit, text).unwrap();
     let out = Command::new("systemd-analyze")
         .arg("verify")
         .arg(&unit)
         .output()
         .unwrap();
-    // It reports unknown keys and bad values on stderr but exits 0.
     let said = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(out.status.success() && said.trim().is_empty(), "{said}");
+    assert!(
+        out.status.success() && said.trim().is_empty(),
+        "{name}: {said}"
+    );
+    Some(())
+}
+
+#[test]
+fn the_units_pass_systemd_analyze_verify() {
+    let db = TestDb::new("unit-verify");
+    // verify checks that ExecStart's program exists: point it at the
+    // binary under test (and at any executable for litestream's).
+    let jobmgr = unit_text().replace("/usr/local/bin/jobmgr", common::BIN);
+    let litestream =
+        unit_file("litestream-jobmgr.service").replace("/usr/local/bin/litestream", common::BIN);
+    if verify(&db.dir, "jobmgr.service", &jobmgr)
+        .and_then(|()| verify(&db.dir, "litestream-jobmgr.service", &litestream))
+        .is_none()
+    {
+        eprintln!(
+            "\n*** SKIPPED: systemd-analyze is not installed, the units were not verified ***\n"
+        );
+    }
 }
 
 /// Seconds in a systemd time span such as `90s`, `2min` or `90`.

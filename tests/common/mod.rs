@@ -227,27 +227,7 @@ impl TestDb {
 
     /// Runs `sql` and returns every row as JSON values.
     pub fn query(&self, sql: &str) -> Vec<Vec<Value>> {
-        let c = self.conn();
-        let mut stmt = c.prepare(sql).expect("prepare");
-        let n = stmt.column_count();
-        stmt.query_map([], |r| {
-            (0..n)
-                .map(|i| {
-                    Ok(match r.get_ref(i)? {
-                        rusqlite::types::ValueRef::Null => Value::Null,
-                        rusqlite::types::ValueRef::Integer(v) => Value::from(v),
-                        rusqlite::types::ValueRef::Real(v) => Value::from(v),
-                        rusqlite::types::ValueRef::Text(t) => {
-                            Value::from(String::from_utf8_lossy(t).to_string())
-                        }
-                        rusqlite::types::ValueRef::Blob(_) => Value::from("<blob>"),
-                    })
-                })
-                .collect()
-        })
-        .expect("query")
-        .collect::<Result<_, _>>()
-        .expect("rows")
+        query_at(&self.path, sql)
     }
 
     /// The first column of the first row as text ("" when NULL).
@@ -471,4 +451,32 @@ pub fn exit_code(child: &mut Child, within: Duration) -> Option<i32> {
 /// Whether `path` exists.
 pub fn exists(path: &Path) -> bool {
     path.exists()
+}
+
+/// Runs `sql` on the database file at `path` and returns every row as
+/// JSON values.
+pub fn query_at(path: &Path, sql: &str) -> Vec<Vec<Value>> {
+    let c = Connection::open(path).expect("open database");
+    c.busy_timeout(Duration::from_secs(10))
+        .expect("busy timeout");
+    let mut stmt = c.prepare(sql).expect("prepare");
+    let n = stmt.column_count();
+    stmt.query_map([], |r| {
+        (0..n)
+            .map(|i| {
+                Ok(match r.get_ref(i)? {
+                    rusqlite::types::ValueRef::Null => Value::Null,
+                    rusqlite::types::ValueRef::Integer(v) => Value::from(v),
+                    rusqlite::types::ValueRef::Real(v) => Value::from(v),
+                    rusqlite::types::ValueRef::Text(t) => {
+                        Value::from(String::from_utf8_lossy(t).to_string())
+                    }
+                    rusqlite::types::ValueRef::Blob(_) => Value::from("<blob>"),
+                })
+            })
+            .collect()
+    })
+    .expect("query")
+    .collect::<Result<_, _>>()
+    .expect("rows")
 }
