@@ -1,6 +1,7 @@
 //! The server install: `packaging/install.sh` places the binary and the
-//! systemd unit, the unit passes `systemd-analyze verify`, and its stop
-//! timeout leaves the worker its whole drain.
+//! systemd unit, the units pass `systemd-analyze verify`, the stop timeout
+//! leaves the worker its whole drain, and `jobmgr completions` gives shells
+//! scripts that complete.
 
 mod common;
 
@@ -169,4 +170,61 @@ fn the_stop_timeout_outlasts_the_default_drain_and_sigterm_reaches_serve_alone()
     assert_eq!(value("KillMode"), "mixed");
     assert_eq!(value("User"), "jobmgr");
     assert_eq!(value("StateDirectory"), "jobmgr");
+}
+
+/// What bash's completion offers for the words typed so far.
+fn bash_completes(words: &str) -> String {
+    let script = format!(
+        "source <(\"$0\" completions bash) || exit 1; COMP_WORDS=({words}); \
+         COMP_CWORD=$(( ${{#COMP_WORDS[@]}} - 1 )); \
+         _jobmgr jobmgr \"${{COMP_WORDS[COMP_CWORD]}}\" \"${{COMP_WORDS[COMP_CWORD-1]}}\"; \
+         echo \"${{COMPREPLY[@]}}\""
+    );
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg(script)
+        .arg(common::BIN)
+        .output()
+        .expect("run bash");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+#[test]
+fn completions_complete_subcommands_and_flags_in_bash() {
+    assert_eq!(bash_completes("jobmgr enq"), "enqueue");
+    let flags = bash_completes("jobmgr jobs --st");
+    assert!(flags.split(' ').any(|f| f == "--status"), "{flags}");
+}
+
+#[test]
+fn completions_exist_for_zsh_and_fish_and_refuse_an_unknown_shell() {
+    let script = |shell: &str| {
+        let out = Command::new(common::BIN)
+            .args(["completions", shell])
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let (code, zsh, _) = script("zsh");
+    assert_eq!(code, Some(0));
+    assert!(zsh.starts_with("#compdef jobmgr"), "{zsh}");
+    let (code, fish, _) = script("fish");
+    assert_eq!(code, Some(0));
+    assert!(
+        fish.contains("complete -c jobmgr") && fish.contains("enqueue"),
+        "{fish}"
+    );
+    let (code, out, err) = script("tcsh");
+    assert_eq!(code, Some(2));
+    assert!(out.is_empty());
+    assert!(err.contains("invalid value 'tcsh'"), "{err}");
 }

@@ -10,7 +10,7 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 
 use crate::config::{self, Settings};
 use crate::error::Result;
@@ -84,6 +84,11 @@ pub enum Command {
     CheckConfig,
     /// Measure throughput and latency on this disk (temporary databases beside --db).
     Bench(BenchArgs),
+    /// Print a shell completion script: `jobmgr completions bash > /etc/bash_completion.d/jobmgr`.
+    Completions {
+        /// The shell (bash, zsh, fish, elvish, powershell).
+        shell: clap_complete::Shell,
+    },
 }
 
 /// `jobmgr bench [SCENARIO]...`.
@@ -131,6 +136,9 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<i32> {
         stale_after_ms: cli.global.stale_after_ms,
         drain_timeout_secs: cli.global.drain_timeout,
     };
+    if let Some(Command::Completions { shell }) = cli.command {
+        return completions(shell);
+    }
     settings.validate()?;
     let json = cli.global.json;
     // Plain `jobmgr` serves.
@@ -172,6 +180,22 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<i32> {
             runs::run(&manager, other, json)
         }
     }
+}
+
+/// Prints the completion script for `shell`. It needs no database: it is
+/// generated from the definitions above. Built in memory first, because
+/// clap_complete panics when its writer fails (a closed pipe).
+fn completions(shell: clap_complete::Shell) -> Result<i32> {
+    use std::io::Write;
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "jobmgr", &mut script);
+    std::io::stdout()
+        .write_all(&script)
+        .map_err(crate::error::Error::io(
+            "write completions",
+            "standard output",
+        ))?;
+    Ok(0)
 }
 
 /// The job types a command works with. Commands that start, enqueue or

@@ -121,7 +121,8 @@ pub fn run(m: &Manager, command: Command, json: bool) -> Result<i32> {
         | Command::Migrate
         | Command::JobTypes
         | Command::CheckConfig
-        | Command::Bench(_) => Ok(0),
+        | Command::Bench(_)
+        | Command::Completions { .. } => Ok(0),
     }
 }
 
