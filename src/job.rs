@@ -170,8 +170,16 @@ pub struct JobRun {
 }
 
 impl JobRun {
-    /// "Processing items (1,250 / 5,000) 25%" or "Scanning (1,250 processed)".
+    /// "Processing items (1,250 / 5,000) 25%" or "Scanning (1,250 processed)";
+    /// "Queued" (or "Queued for attempt 2") before it starts, since a
+    /// re-queued run still holds its last attempt's stage and counts.
     pub fn progress_text(&self) -> String {
+        if self.status == JobStatus::Queued {
+            return match self.attempt {
+                a if a > 1 => format!("Queued for attempt {a}"),
+                _ => "Queued".to_string(),
+            };
+        }
         let stage = self.current_stage.as_deref().unwrap_or("Waiting");
         let done = group_thousands(self.entities_processed);
         match self.entities_total {

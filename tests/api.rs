@@ -33,7 +33,7 @@ fn enqueue_validates_input_and_is_audited() {
     assert_eq!(run["triggeredBy"], "api");
     assert_eq!(run["priority"], 3);
     assert_eq!(run["parameters"]["count"], 5);
-    assert_eq!(run["progressText"], "Waiting (0 processed)");
+    assert_eq!(run["progressText"], "Queued");
     let id = run["id"].as_i64().expect("id");
 
     let r = a.post("/api/jobs", &json!({"jobName": "demo-known-totl"}));
@@ -113,7 +113,7 @@ fn history_filters_and_paginates() {
         .map(|r| r["id"].as_i64().unwrap_or(0))
         .collect();
     assert_eq!(got, vec![ids[4], ids[3]], "newest first");
-    assert_eq!(p1["runs"][0]["progressText"], "Waiting (0 processed)");
+    assert_eq!(p1["runs"][0]["progressText"], "Queued");
     assert_eq!(p1["nextCursor"], ids[3]);
     let p2 = a.ok(&format!("/api/jobs?limit=2&cursor={}", ids[3]));
     assert_eq!(p2["runs"][0]["id"], ids[2]);
@@ -349,7 +349,7 @@ fn stalled_runs_preview_and_cleanup() {
     let id = db.insert_stalled_run();
     let p = a.ok("/api/jobs/stalled");
     assert_eq!(p["runs"][0]["id"], id);
-    assert_eq!(p["runs"][0]["progressText"], "Waiting (0 processed)");
+    assert_eq!(p["runs"][0]["progressText"], "Queued");
     let r = a.post("/api/jobs/cleanup-stalled", &json!({}));
     assert_eq!(r.status, 200, "{}", r.text());
     let v = r.json();

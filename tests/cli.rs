@@ -217,7 +217,7 @@ fn listing_and_details_in_text_and_json() {
         text.contains("demo-known-total") && text.contains("CANCELLED"),
         "{text}"
     );
-    assert!(text.contains("Waiting (0 processed)"), "{text}");
+    assert!(text.contains("Queued"), "{text}");
 
     let show: Value = serde_json::from_str(&db.ok(&["show", &a.to_string(), "--json"])).unwrap();
     assert_eq!(show["jobName"], "demo-known-total");

@@ -66,7 +66,7 @@ fn snapshot_on_connect() {
     assert_eq!(active.len(), 1);
     assert_eq!(active[0]["id"], id);
     assert_eq!(active[0]["parameters"]["count"], 7);
-    assert_eq!(active[0]["progressText"], "Waiting (0 processed)");
+    assert_eq!(active[0]["progressText"], "Queued");
 }
 
 #[test]

@@ -6,10 +6,11 @@ import { initWorker, loadWorker, setWorker } from './worker.js';
 import { loadStats, setStats } from './stats.js';
 import { initActive, loadActive, setActive, updateActive } from './active.js';
 import { initHistory, loadHistory, setHistoryJobTypes, updateHistory } from './history.js';
-import { initDetails, openDetails, closeDetails, updateDetails } from './details.js';
+import { initDetails, openDetails, closeDetails, updateDetails, redrawDetails } from './details.js';
 import { initNewJob, loadJobTypes } from './newjob.js';
 import { loadErrors, noteRun } from './errors.js';
 import { initStalled } from './stalled.js';
+import { initZoneSwitch } from './tz.js';
 
 function route() {
   const m = /^#\/runs\/(\d+)$/.exec(location.hash);
@@ -32,6 +33,9 @@ function init() {
   initDetails();
   initNewJob();
   initStalled();
+  initZoneSwitch();
+  // Every time on the page follows the zone switch.
+  document.addEventListener('jobmgr:timezone', () => { refetchAll(); redrawDetails(); });
 
   on('snapshot', (msg) => {
     if (msg.worker !== undefined) setWorker(msg.worker);

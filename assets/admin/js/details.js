@@ -4,7 +4,7 @@
 
 import { api, ApiError } from './api.js';
 import {
-  h, replace, statusBadge, runLink, dateTime, duration, runDuration, parseTime,
+  h, replace, statusBadge, runLink, timeEl, duration, runDuration, parseTime,
   prettyJson, asObject, num, progressText,
 } from './format.js';
 import { sample, rateText, progressBar } from './progress.js';
@@ -14,6 +14,7 @@ import { createLogViewer } from './logs.js';
 
 let current = null; // { id, detail, viewer }
 let refetchTimer = null;
+let ticker = 0;
 
 function dialog() {
   return document.getElementById('details');
@@ -28,7 +29,29 @@ export async function openDetails(id) {
   replace(document.getElementById('details-title'), `Run #${id}`);
   replace(document.getElementById('details-body'), h('p', { class: 'muted', text: 'Loading…' }));
   if (!dlg.open) dlg.showModal();
+  clearInterval(ticker);
+  ticker = setInterval(tick, 1000);
   await fetchDetail(id);
+}
+
+/**
+ * Once a second while a run is RUNNING: its duration and the current
+ * stage's time so far grow with the clock, not only when an event comes.
+ */
+function tick() {
+  if (!current || !current.detail || current.detail.run.status !== 'RUNNING') return;
+  const t = document.getElementById('details-timings');
+  const st = document.getElementById('details-stages');
+  if (t) replace(t, timings(current.detail.run));
+  if (st) replace(st, stageTimeline(current.detail));
+}
+
+/** Draws the open run again, its log included (the time zone changed). */
+export function redrawDetails() {
+  if (!current || !current.detail) return;
+  closeViewer();
+  current.viewer = null;
+  render();
 }
 
 async function fetchDetail(id) {
@@ -49,6 +72,7 @@ async function fetchDetail(id) {
 
 /** Closes the modal (called by the router when the hash changes). */
 export function closeDetails() {
+  clearInterval(ticker);
   closeViewer();
   current = null;
   const dlg = dialog();
@@ -106,8 +130,8 @@ function render() {
         ? kvList(paramEntries.map(([k, v]) => [k, h('code', { text: typeof v === 'string' ? v : JSON.stringify(v) })]))
         : h('p', { class: 'muted', text: 'No parameters.' })),
       section('Metadata', metadata(d)),
-      section('Timings', timings(run)),
-      section('Stages', stageTimeline(d))),
+      section('Timings', h('div', { id: 'details-timings' }, timings(run))),
+      section('Stages', h('div', { id: 'details-stages' }, stageTimeline(d)))),
     section('Log', current.viewer.element));
   renderSummary();
 }
@@ -206,12 +230,12 @@ function timings(run) {
   const created = parseTime(run.createdAt);
   const started = parseTime(run.startedAt);
   return kvList([
-    ['Created', dateTime(run.createdAt)],
-    ['Started', run.startedAt ? dateTime(run.startedAt) : 'not yet'],
-    ['Finished', run.finishedAt ? dateTime(run.finishedAt) : null],
+    ['Created', timeEl(run.createdAt)],
+    ['Started', run.startedAt ? timeEl(run.startedAt) : 'not yet'],
+    ['Finished', run.finishedAt ? timeEl(run.finishedAt) : null],
     ['Waited in queue', created !== null && started !== null ? duration(started - created) : null],
     ['Duration', run.startedAt ? duration(runDuration(run)) : null],
-    ['Cancel requested', run.cancelRequestedAt ? dateTime(run.cancelRequestedAt) : null],
+    ['Cancel requested', run.cancelRequestedAt ? timeEl(run.cancelRequestedAt) : null],
   ]);
 }
 
@@ -226,7 +250,8 @@ function stageTimeline(d) {
     const running = last && d.run.status === 'RUNNING';
     return h('li', { class: running ? 'timeline-item current' : 'timeline-item' },
       h('span', { class: 'timeline-stage', text: s.stage }),
-      h('span', { class: 'muted', text: `${dateTime(s.at)} · ${at === null ? '' : duration(next - at)}${running ? ' so far' : ''}` }));
+      h('span', { class: 'muted' }, timeEl(s.at),
+        ` · ${at === null ? '' : duration(next - at)}${running ? ' so far' : ''}`));
   }));
 }
 

@@ -2,7 +2,7 @@
 // message, with counts, the last occurrence and a link to the last run.
 
 import { api, attempt } from './api.js';
-import { h, replace, num, ago, dateTime, runLink } from './format.js';
+import { h, replace, num, ago, timeEl, runLink } from './format.js';
 
 let timer = null;
 
@@ -22,7 +22,7 @@ export async function loadErrors() {
     h('div', { class: 'error-group-head' },
       h('span', { class: 'error-count', text: `${num(g.count)}×` }),
       h('span', { class: 'error-job', text: g.jobName }),
-      h('span', { class: 'muted', title: dateTime(g.lastAt), text: `last ${ago(g.lastAt)}` }),
+      h('span', { class: 'muted' }, 'last ', timeEl(g.lastAt, ago(g.lastAt))),
       runLink(g.lastRunId, `last run #${g.lastRunId}`)),
     h('div', { class: 'error-text', text: g.error }))));
 }

@@ -1,6 +1,9 @@
 // Formatting helpers and the one DOM builder every panel uses.
+// Dates and clocks follow the zone chosen in tz.js.
 // h() only ever inserts strings as text nodes: data from jobs, parameters,
 // errors and logs can never become markup.
+
+import { zoneMode } from './tz.js';
 
 /**
  * Creates an element. `attrs` keys: "class", "text", "on<event>" handlers,
@@ -31,6 +34,15 @@ function append(el, children) {
     else if (child instanceof Node) el.appendChild(child);
     else el.appendChild(document.createTextNode(String(child)));
   }
+}
+
+/**
+ * Help text with `backticks` shown as code: the parts between backticks
+ * become <code> elements, all of it inserted as text.
+ */
+export function withCode(text) {
+  return String(text ?? '').split('`').map((part, i) => (i % 2 ? h('code', { text: part }) : part))
+    .filter((part) => part !== '');
 }
 
 /** Replaces every child of `el`. */
@@ -68,23 +80,47 @@ export function parseTime(ts) {
   return isNaN(t) ? null : t;
 }
 
-/** "2026-11-28 12:00:01" in local time. */
+/** The calendar and clock fields of `t` in the chosen zone (tz.js). */
+function fields(t) {
+  const d = new Date(t);
+  return zoneMode() === 'utc'
+    ? [d.getUTCFullYear(), d.getUTCMonth() + 1, d.getUTCDate(), d.getUTCHours(), d.getUTCMinutes(),
+      d.getUTCSeconds(), d.getUTCMilliseconds()]
+    : [d.getFullYear(), d.getMonth() + 1, d.getDate(), d.getHours(), d.getMinutes(),
+      d.getSeconds(), d.getMilliseconds()];
+}
+
+const pad = (n, w = 2) => String(n).padStart(w, '0');
+
+/** "2026-11-28 12:00:01" in the chosen zone. */
 export function dateTime(ts) {
   const t = parseTime(ts);
   if (t === null) return '—';
-  const d = new Date(t);
-  const p = (n) => String(n).padStart(2, '0');
-  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ` +
-    `${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
+  const [y, mo, d, hr, mi, se] = fields(t);
+  return `${y}-${pad(mo)}-${pad(d)} ${pad(hr)}:${pad(mi)}:${pad(se)}`;
 }
 
-/** "12:00:01.123" local time, for log lines. */
+/** "12:00:01.123" in the chosen zone, for log lines. */
 export function clock(ts) {
   const t = parseTime(ts);
   if (t === null) return '';
-  const d = new Date(t);
-  const p = (n, w = 2) => String(n).padStart(w, '0');
-  return `${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}.${p(d.getMilliseconds(), 3)}`;
+  const [, , , hr, mi, se, ms] = fields(t);
+  return `${pad(hr)}:${pad(mi)}:${pad(se)}.${pad(ms, 3)}`;
+}
+
+/** The exact instant in UTC, for a tooltip: "2026-11-28T11:00:01.123Z". */
+export function utcText(ts) {
+  const t = parseTime(ts);
+  return t === null ? '' : new Date(t).toISOString();
+}
+
+/**
+ * A <time> element: `text` (default: the date and time in the chosen zone),
+ * the machine-readable instant, and the UTC instant on hover.
+ */
+export function timeEl(ts, text, attrs = {}) {
+  if (parseTime(ts) === null) return text ?? '—';
+  return h('time', { ...attrs, datetime: ts, title: `${utcText(ts)} (UTC)`, text: text ?? dateTime(ts) });
 }
 
 /** "5m ago" relative to now. */
@@ -121,7 +157,10 @@ export function progressText(run) {
     const text = run.progressText;
     return pct !== null && !text.trim().endsWith('%') ? `${text} ${pct}%` : text;
   }
-  const stage = run.currentStage || (run.status === 'QUEUED' ? 'Queued' : 'Running');
+  // A queued run has not started (a re-queued one keeps its last attempt's
+  // stage and counts, which are not this attempt's).
+  if (run.status === 'QUEUED') return run.attempt > 1 ? `Queued for attempt ${run.attempt}` : 'Queued';
+  const stage = run.currentStage || 'Running';
   const processed = run.entitiesProcessed || 0;
   if (pct !== null) {
     const unit = run.entitiesUnit ? ` ${run.entitiesUnit}` : '';
@@ -131,6 +170,12 @@ export function progressText(run) {
   }
   if (processed > 0 || run.status === 'RUNNING') return `${stage} (${num(processed)} processed)`;
   return stage;
+}
+
+/** "1 item", "2 items", "1 page": a count with its unit, singular for one. */
+export function counted(n, unit) {
+  const one = n === 1 && /[^s]s$/.test(unit);
+  return `${num(n)} ${one ? unit.slice(0, -1) : unit}`;
 }
 
 /** A status pill. */

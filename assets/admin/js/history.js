@@ -2,7 +2,9 @@
 // pagination by cursor, failed runs highlighted, Re-run per finished row.
 
 import { api, attempt, query, toast } from './api.js';
-import { h, replace, statusBadge, runLink, dateTime, duration, runDuration, progressText } from './format.js';
+import {
+  h, replace, statusBadge, runLink, timeEl, duration, runDuration, progressText, counted, num,
+} from './format.js';
 
 const PAGE = 25;
 let cursors = [null]; // cursor of each page visited; the last is the current page
@@ -72,7 +74,8 @@ function summary(run) {
   if (run.status === 'FAILED' && run.error) return h('span', { class: 'error-text', text: run.error });
   if (run.status === 'RUNNING' || run.status === 'QUEUED') return progressText(run);
   const n = run.entitiesProcessed;
-  return n ? `${n.toLocaleString('en-US')} ${run.entitiesUnit || 'processed'}` : '';
+  if (!n) return '';
+  return run.entitiesUnit ? counted(n, run.entitiesUnit) : `${num(n)} processed`;
 }
 
 function row(run) {
@@ -81,7 +84,7 @@ function row(run) {
     h('td', { class: 'col-name' }, runLink(run.id, run.jobName)),
     h('td', { class: 'col-status' }, statusBadge(run.status)),
     h('td', { class: 'col-summary' }, summary(run)),
-    h('td', { class: 'col-created', text: dateTime(run.createdAt) }),
+    h('td', { class: 'col-created' }, timeEl(run.createdAt)),
     h('td', { class: 'col-duration', text: duration(runDuration(run)) }),
     h('td', { class: 'col-actions' }, finished(run) ? rerunButton(run) : null));
 }

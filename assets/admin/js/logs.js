@@ -3,7 +3,7 @@
 // Every message, stage and context is inserted as text.
 
 import { api, attempt, query } from './api.js';
-import { h, replace, clock, prettyJson } from './format.js';
+import { h, replace, clock, timeEl, prettyJson } from './format.js';
 import { followLog } from './live.js';
 
 const LEVELS = ['debug', 'info', 'warning', 'error'];
@@ -53,7 +53,7 @@ export function createLogViewer(runId) {
       ? h('span', { class: 'log-context', text: typeof line.context === 'string' ? line.context : prettyJson(line.context).replace(/\s*\n\s*/g, ' ') })
       : null;
     return h('li', { class: `log-line level-${line.level}`, dataset: { lineId: String(line.id) } },
-      h('time', { class: 'log-time', datetime: line.timestamp, text: clock(line.timestamp) }),
+      timeEl(line.timestamp, clock(line.timestamp), { class: 'log-time' }),
       h('span', { class: 'log-lvl', text: line.level }),
       line.stage ? h('span', { class: 'log-stage', text: line.stage }) : null,
       h('span', { class: 'log-msg', text: line.message }),

@@ -2,7 +2,7 @@
 // parameters, validate in the browser, enqueue, then open the new run.
 
 import { api, attempt, toast } from './api.js';
-import { h, replace } from './format.js';
+import { h, replace, withCode } from './format.js';
 
 let types = [];
 
@@ -67,7 +67,7 @@ function field(param) {
   const help = [param.help, constraints.length ? `(${constraints.join(', ')})` : ''].filter(Boolean).join(' ');
   return h('div', { class: `field field-${param.type}`, dataset: { param: param.name } },
     label, input(param),
-    h('div', { class: 'help muted', id: `${id}-help`, text: help }),
+    h('div', { class: 'help muted', id: `${id}-help` }, withCode(help)),
     h('div', { class: 'field-error', id: `${id}-error`, role: 'alert' }));
 }
 
@@ -86,7 +86,7 @@ function renderForm() {
     replace(document.getElementById('newjob-description'));
     return;
   }
-  replace(document.getElementById('newjob-description'), type.description || '');
+  replace(document.getElementById('newjob-description'), withCode(type.description));
   replace(box, (type.parameters || []).length
     ? type.parameters.map(field)
     : h('p', { class: 'muted', text: 'This job type takes no parameters.' }));

@@ -2,7 +2,7 @@
 // confirmation, then reports what was done.
 
 import { api, attempt, toast } from './api.js';
-import { h, replace, statusBadge, runLink, dateTime } from './format.js';
+import { h, replace, statusBadge, runLink, timeEl } from './format.js';
 import { jobType, loadJobTypes } from './newjob.js';
 
 let pending = [];
@@ -27,7 +27,8 @@ async function open() {
     h('p', { text: 'These runs are held by a worker that is no longer alive. Cleaning up resolves them as shown:' }),
     h('ul', { class: 'stalled-list' }, pending.map((r) => h('li', {},
       runLink(r.id), ' ', h('span', { text: r.jobName }), ' ', statusBadge(r.status), ' → ', statusBadge(outcome(r)),
-      h('span', { class: 'muted', text: ` started ${dateTime(r.startedAt)}${r.workerId ? `, worker #${r.workerId}` : ''}` })))),
+      h('span', { class: 'muted' }, ' started ', timeEl(r.startedAt),
+        r.workerId ? `, worker #${r.workerId}` : '')))),
     h('p', { class: 'muted hint', text: 'Runs of job types that are safe to retry are queued again; a run whose cancel was requested becomes CANCELLED; the rest are marked FAILED.' }));
 }
 

@@ -11,7 +11,7 @@ export function setStats(stats) {
   const body = document.getElementById('stats-body');
   if (!body || !stats) return;
   const by = (stats.counts && stats.counts.byStatus) || {};
-  const tile = (label, value, cls, id) => h('div', { class: `tile ${cls || ''}`, id },
+  const tile = (label, value, cls, id) => h('div', { class: `tile ${cls || ''}${value ? '' : ' tile-zero'}`, id },
     h('div', { class: 'tile-value', text: num(value ?? 0) }),
     h('div', { class: 'tile-label', text: label }));
   const tp = stats.throughput || {};
