@@ -14,6 +14,7 @@ use rusqlite::{OpenFlags, TransactionBehavior};
 use crate::error::{Error, Result};
 
 pub mod audit;
+pub mod backup;
 pub mod batch;
 pub mod bench;
 pub mod changes;
