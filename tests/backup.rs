@@ -206,8 +206,15 @@ fn a_large_backup_finishes_while_others_commit_and_a_cancelled_one_leaves_nothin
     });
     w.signal("STOP");
     db.ok(&["cancel", &id.to_string()]);
+    let asked = Instant::now();
     w.signal("CONT");
     db.wait_status(id, "CANCELLED", WAIT);
+    eprintln!("cancelled {:?} after the request", asked.elapsed());
+    assert!(
+        asked.elapsed() < Duration::from_secs(10),
+        "cancel took {:?}",
+        asked.elapsed()
+    );
     assert!(!cancelled.exists());
     assert_eq!(temp_files(&db.dir), Vec::<String>::new());
 

@@ -272,6 +272,78 @@ mod tests {
         assert!(!from.exists());
     }
 
+    /// A source database with a little data, and the directory it is in.
+    fn source(t: &TestFile) -> (Connection, PathBuf) {
+        let conn = crate::store::open_connection(&t.db()).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE t (b BLOB); \
+             INSERT INTO t SELECT zeroblob(10000) FROM (SELECT 1 UNION SELECT 2 UNION SELECT 3);",
+        )
+        .unwrap();
+        (conn, t.db().parent().unwrap().to_path_buf())
+    }
+
+    fn leftovers(dir: &Path) -> Vec<String> {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().to_string())
+            .filter(|n| n.contains("backup-tmp"))
+            .collect()
+    }
+
+    #[test]
+    fn a_destination_created_during_the_copy_is_not_replaced() {
+        let t = TestFile::new("backup-race");
+        let (mut src, dir) = source(&t);
+        let dest = dir.join("copy.db");
+        // Someone creates the destination once the last page is copied,
+        // after the job's check that it did not exist.
+        let e = backup_to(
+            &mut src,
+            &dest,
+            |done, total| {
+                if done == total {
+                    std::fs::write(&dest, b"not a backup").unwrap();
+                }
+            },
+            || true,
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "{} was created while the backup ran; it was left as it is and the copy discarded",
+                dest.display()
+            )
+        );
+        assert_eq!(std::fs::read(&dest).unwrap(), b"not a backup");
+        assert_eq!(leftovers(&dir), Vec::<String>::new());
+    }
+
+    #[test]
+    fn a_cancelled_copy_leaves_nothing_and_a_finished_one_is_private() {
+        let t = TestFile::new("backup-cancel");
+        let (mut src, dir) = source(&t);
+        let dest = dir.join("copy.db");
+        let e = backup_to(&mut src, &dest, |_, _| {}, || false).unwrap_err();
+        assert_eq!(e.to_string(), "backup cancelled");
+        assert!(!dest.exists());
+        assert_eq!(leftovers(&dir), Vec::<String>::new());
+
+        let pages = backup_to(&mut src, &dest, |_, _| {}, || true).unwrap();
+        assert!(pages > 3, "{pages}");
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&dest).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let copy = Connection::open(&dest).unwrap();
+        let n: i64 = copy
+            .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 3);
+        assert_eq!(leftovers(&dir), Vec::<String>::new());
+    }
+
     #[test]
     fn move_refuses_a_dangling_symlink_too() {
         let t = TestFile::new("backup-move-link");
