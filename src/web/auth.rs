@@ -60,8 +60,9 @@ pub fn load_token(db: &Path, env_token: Option<&str>) -> Result<String> {
     }
 }
 
-/// Why a token file is refused, as an I/O error whose message says how to
-/// fix it (kind `InvalidData`), or the error opening or reading it.
+/// Reads the token in `path`. A file another user could have planted or
+/// can read is refused with an error of kind `InvalidData` whose message
+/// says how to fix it; other errors are those of opening or reading it.
 fn read_token_file(path: &Path) -> std::io::Result<String> {
     let refuse = |m: String| std::io::Error::new(std::io::ErrorKind::InvalidData, m);
     // O_NOFOLLOW: a symlink planted there is refused, not followed (and
@@ -105,10 +106,10 @@ fn read_token_file(path: &Path) -> std::io::Result<String> {
             path.display()
         )));
     }
-    let mut text = String::new();
+    let mut bytes = Vec::new();
     // A token is 65 bytes; anything much longer is not one.
-    (&mut file).take(4096).read_to_string(&mut text)?;
-    let t = text.trim().to_string();
+    (&mut file).take(4096).read_to_end(&mut bytes)?;
+    let t = String::from_utf8_lossy(&bytes).trim().to_string();
     if t.len() < 32 || !t.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(refuse(format!(
             "{} does not hold a token; delete it to generate a new one",
