@@ -6,6 +6,7 @@
 //! SIGTERM, as graceful as a signal from a shell, and waits for it.
 
 use std::fs::{File, OpenOptions, TryLockError};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -245,10 +246,12 @@ impl Loop {
 /// Whether some process holds the worker lock of `db`.
 pub fn lock_held(db: &Path) -> bool {
     let path = lock_path(db);
+    // 0600 like the worker's own open of it (see `runner::acquire_lock`).
     let file: File = match OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
+        .mode(0o600)
         .open(&path)
     {
         Ok(f) => f,

@@ -8,6 +8,7 @@ mod wake;
 pub mod writer;
 
 use std::fs::{File, OpenOptions, TryLockError};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -49,10 +50,12 @@ pub fn lock_path(db: &Path) -> PathBuf {
 /// failure the error names the worker that holds it.
 pub fn acquire_lock(db: &Path, store: &Store) -> Result<File> {
     let path = lock_path(db);
+    // 0600 like the database: the lock is this user's business only.
     let file = OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
+        .mode(0o600)
         .open(&path)
         .map_err(Error::io("open lock file", &path))?;
     match file.try_lock() {

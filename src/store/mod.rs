@@ -3,6 +3,7 @@
 //! connection), applies the migrations, and offers one function per query,
 //! named by intent.
 
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -14,6 +15,7 @@ use rusqlite::{OpenFlags, TransactionBehavior};
 use crate::error::{Error, Result};
 
 pub mod audit;
+pub mod backup;
 pub mod batch;
 pub mod bench;
 pub mod changes;
@@ -85,6 +87,7 @@ fn configure(conn: &mut Connection) -> rusqlite::Result<()> {
 /// the change watcher keep their own).
 pub fn open_connection(path: &Path) -> Result<Connection> {
     vfs::install();
+    create_private(path);
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
         | OpenFlags::SQLITE_OPEN_CREATE
         | OpenFlags::SQLITE_OPEN_NO_MUTEX
@@ -92,6 +95,53 @@ pub fn open_connection(path: &Path) -> Result<Connection> {
     let mut conn = Connection::open_with_flags(path, flags).map_err(|e| open_error(path, e))?;
     configure(&mut conn).map_err(|e| open_error(path, e))?;
     Ok(conn)
+}
+
+/// Creates a missing database file, empty, with mode 0600 before SQLite
+/// opens it: SQLite gives the `-wal`, `-shm` and `-journal` files it
+/// creates the mode of the database file, so job parameters, logs and the
+/// audit trail stay with this user. An empty file is a new database to
+/// SQLite. Failures are left to SQLite's own open, which reports them (a
+/// missing directory, a read-only file system); a URI or `:memory:` is
+/// not a file name.
+fn create_private(path: &Path) {
+    let text = path.as_os_str().as_encoded_bytes();
+    if text.starts_with(b"file:") || text.starts_with(b":memory:") {
+        return;
+    }
+    let _ = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path);
+}
+
+/// Warns, once per process, when the database or its WAL files are open
+/// to other users (created by an older jobmgr or another tool): they hold
+/// job parameters, logs and the audit trail. The modes are left as they
+/// are, since the owner may share them on purpose.
+fn warn_if_exposed(path: &Path) {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let exposed: Vec<String> = [path.to_path_buf()]
+            .into_iter()
+            .chain(["-wal", "-shm"].map(|s| {
+                let mut p = path.as_os_str().to_owned();
+                p.push(s);
+                PathBuf::from(p)
+            }))
+            .filter(|p| std::fs::metadata(p).is_ok_and(|m| m.permissions().mode() & 0o077 != 0))
+            .map(|p| p.display().to_string())
+            .collect();
+        if !exposed.is_empty() {
+            log::warn!(
+                "open to other users: {}; the database holds job parameters, logs and the \
+                 audit trail; to keep it private: chmod 600 {}",
+                exposed.join(", "),
+                exposed.join(" ")
+            );
+        }
+    });
 }
 
 fn open_error(path: &Path, e: rusqlite::Error) -> Error {
@@ -125,6 +175,7 @@ impl Store {
                 .query_row("SELECT count(*) FROM sqlite_master", [], |_| Ok(()))
                 .map_err(|e| open_error(path, e))
         })?;
+        warn_if_exposed(path);
         let manager = SqliteConnectionManager::file(path).with_init(configure);
         let pool = r2d2::Pool::builder()
             .max_size(8)

@@ -1,10 +1,6 @@
-//! Deleting old history and copying the database: the storage side of the
-//! `prune-history` and `backup-database` jobs.
+//! Deleting old history: the storage side of the `prune-history` job (the
+//! copy of `backup-database` is in [`super::backup`]).
 
-use std::path::Path;
-use std::time::Duration;
-
-use rusqlite::backup::Backup;
 use rusqlite::{Connection, params};
 
 use crate::error::{Error, Result};
@@ -49,46 +45,4 @@ pub fn prune_batch(conn: &mut Connection, cutoff: &str, limit: usize) -> Result<
             .map_err(Error::db("prune runs"))?;
         Ok((runs as i64, logs as i64))
     })
-}
-
-/// Copies the live database to `dest` page by page with SQLite's online
-/// backup, calling `progress(done, total)` between steps; `keep_going`
-/// returning false aborts. The copy is written beside `dest` and renamed
-/// into place only when complete.
-pub fn backup_to(
-    src: &Connection,
-    dest: &Path,
-    mut progress: impl FnMut(i64, i64),
-    keep_going: impl Fn() -> bool,
-) -> Result<i64> {
-    let mut tmp = dest.as_os_str().to_owned();
-    tmp.push(".partial");
-    let tmp = std::path::PathBuf::from(tmp);
-    let _ = std::fs::remove_file(&tmp);
-    let mut dst = Connection::open(&tmp).map_err(|e| Error::Open {
-        path: tmp.clone(),
-        message: e.to_string(),
-    })?;
-    let pages = {
-        let backup = Backup::new(src, &mut dst).map_err(Error::db("start backup"))?;
-        loop {
-            if !keep_going() {
-                drop(backup);
-                let _ = std::fs::remove_file(&tmp);
-                return Err(Error::Conflict("backup cancelled".into()));
-            }
-            let step = backup.step(256).map_err(Error::db("copy pages"))?;
-            let p = backup.progress();
-            let total = p.pagecount as i64;
-            progress(total - p.remaining as i64, total);
-            match step {
-                rusqlite::backup::StepResult::Done => break total,
-                rusqlite::backup::StepResult::More => {}
-                _ => std::thread::sleep(Duration::from_millis(20)),
-            }
-        }
-    };
-    drop(dst);
-    std::fs::rename(&tmp, dest).map_err(Error::io("move backup into place", dest))?;
-    Ok(pages)
 }

@@ -1,11 +1,13 @@
 //! Authentication and request-origin checks: the token (from
-//! `JOBMGR_TOKEN`, or generated once into `<db>.token` with mode 0600), the
-//! session cookie and bearer header compared in constant time, and the
-//! Origin check that refuses cross-site POSTs and WebSocket upgrades.
+//! `JOBMGR_TOKEN`, or generated once into `<db>.token` with mode 0600, and
+//! trusted only while that is a regular file of this user's that no other
+//! user can open), the session cookie and bearer header compared in
+//! constant time, and the Origin check that refuses cross-site POSTs and
+//! WebSocket upgrades.
 
 use std::fs::OpenOptions;
 use std::io::{Read, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use tiny_http::Request;
@@ -51,22 +53,88 @@ pub fn load_token(db: &Path, env_token: Option<&str>) -> Result<String> {
         return Ok(t.to_string());
     }
     let path = token_path(db);
-    match std::fs::read_to_string(&path) {
-        Ok(text) => {
-            let t = text.trim().to_string();
-            if t.len() < 32 || !t.bytes().all(|b| b.is_ascii_hexdigit()) {
-                return Err(Error::Invalid(format!(
-                    "{} does not hold a token; delete it to generate a new one",
-                    path.display()
-                )));
-            }
-            // Tighten permissions a copy or an editor may have loosened.
-            let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600));
-            Ok(t)
-        }
+    match read_token_file(&path) {
+        Ok(t) => Ok(t),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => create_token(&path),
-        Err(e) => Err(Error::io("read token", &path)(e)),
+        Err(e) => Err(refusal(&path, e)),
     }
+}
+
+/// Reads the token in `path`. A file another user could have planted or
+/// can read is refused with an error of kind `InvalidData` whose message
+/// says how to fix it; other errors are those of opening or reading it.
+fn read_token_file(path: &Path) -> std::io::Result<String> {
+    let refuse = |m: String| std::io::Error::new(std::io::ErrorKind::InvalidData, m);
+    // O_NOFOLLOW: a symlink planted there is refused, not followed (and
+    // never chmod-ed through). O_NONBLOCK: a FIFO opens at once instead of
+    // waiting for a writer, and is then refused as not a regular file.
+    let mut file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| match e.raw_os_error() {
+            Some(libc::ELOOP) => refuse(format!(
+                "{} is a symbolic link; remove {} and jobmgr creates a new token file",
+                path.display(),
+                path.display()
+            )),
+            _ => e,
+        })?;
+    let meta = file.metadata()?;
+    if !meta.file_type().is_file() {
+        return Err(refuse(format!(
+            "{} is not a regular file; remove {} and jobmgr creates a new token file",
+            path.display(),
+            path.display()
+        )));
+    }
+    let me = effective_uid();
+    if meta.uid() != me {
+        return Err(refuse(format!(
+            "{} belongs to user {}, not to user {me} that runs jobmgr; remove {} and \
+             jobmgr creates a new token file",
+            path.display(),
+            meta.uid(),
+            path.display()
+        )));
+    }
+    if meta.mode() & 0o077 != 0 {
+        return Err(refuse(format!(
+            "{} is open to other users (mode {:04o}); chmod 600 {}",
+            path.display(),
+            meta.mode() & 0o7777,
+            path.display()
+        )));
+    }
+    let mut bytes = Vec::new();
+    // A token is 65 bytes; anything much longer is not one.
+    (&mut file).take(4096).read_to_end(&mut bytes)?;
+    let t = String::from_utf8_lossy(&bytes).trim().to_string();
+    if t.len() < 32 || !t.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(refuse(format!(
+            "{} does not hold a token; delete it to generate a new one",
+            path.display()
+        )));
+    }
+    Ok(t)
+}
+
+/// A refused token file is invalid input with its own message; any other
+/// failure is an I/O error on the file.
+fn refusal(path: &Path, e: std::io::Error) -> Error {
+    if e.kind() == std::io::ErrorKind::InvalidData {
+        Error::Invalid(e.to_string())
+    } else {
+        Error::io("read token", path)(e)
+    }
+}
+
+/// The user whose files jobmgr may trust.
+#[allow(unsafe_code)]
+fn effective_uid() -> u32 {
+    // SAFETY: geteuid takes no arguments, touches no memory and cannot
+    // fail; std has no way to ask for the effective user.
+    unsafe { libc::geteuid() }
 }
 
 fn create_token(path: &Path) -> Result<String> {
@@ -75,9 +143,12 @@ fn create_token(path: &Path) -> Result<String> {
         .and_then(|mut f| f.read_exact(&mut bytes))
         .map_err(Error::io("read random bytes", "/dev/urandom"))?;
     let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    // create_new is O_CREAT|O_EXCL; O_NOFOLLOW says outright that a link
+    // planted meanwhile fails the start instead of being written through.
     let mut file = OpenOptions::new()
         .write(true)
         .create_new(true)
+        .custom_flags(libc::O_NOFOLLOW)
         .mode(0o600)
         .open(path)
         .map_err(Error::io("create token file", path))?;
