@@ -7,6 +7,8 @@
 // A third, `supervisor::send_sigterm`, signals the worker `jobmgr serve` started;
 // a fourth, `web::set_send_timeout`, sets a socket option std has no setter
 // for on a listener.
+// A fifth, `jobs::mediafs::fs_magic`, asks fstatfs which file system a
+// directory is on (std has no call for it).
 // `store::vfs` is the one unsafe module: a layer over SQLite's C file API
 // (a VFS) that coalesces WAL writes, which only FFI can provide.
 #![deny(unsafe_code)]
