@@ -29,9 +29,9 @@ use crate::store::media::{self, Known, MediaRow};
 
 /// Files written or deleted per transaction.
 const BATCH: usize = 500;
-/// Default of `max_hash_bytes`: 1 GiB, a second or two of hashing, so a
-/// directory of large videos is recorded in minutes rather than hours,
-/// while the hash of every photo and most clips still covers the whole file.
+/// Default of `max_hash_bytes`: 1 GiB, seconds of reading and hashing at
+/// most, so a directory of large videos is recorded in minutes rather than
+/// hours, while the hash of every photo and most clips covers the whole file.
 const DEFAULT_MAX_HASH_BYTES: i64 = 1 << 30;
 
 const COUNTERS: [&str; 6] = [
