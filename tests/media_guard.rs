@@ -255,3 +255,40 @@ fn a_root_on_proc_is_refused_at_once() {
     );
     assert_eq!(db.scalar("SELECT count(*) FROM MediaFile"), "0");
 }
+
+/// A pseudo file system mounted below the scanned directory (devpts or
+/// mqueue under /dev, on any Linux) is skipped with a line naming it; the
+/// rest of the directory is scanned.
+#[test]
+fn a_pseudo_file_system_met_during_the_walk_is_skipped() {
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").expect("read mountinfo");
+    // Field 5 is the mount point; the type follows the " - " separator.
+    let below_dev: Vec<(String, String)> = mounts
+        .lines()
+        .filter_map(|l| {
+            let point = l.split(' ').nth(4)?;
+            let fs = l.split(" - ").nth(1)?.split(' ').next()?;
+            let pseudo = matches!(fs, "devpts" | "mqueue");
+            (pseudo && point.starts_with("/dev/")).then(|| (point.to_string(), fs.to_string()))
+        })
+        .collect();
+    assert!(
+        !below_dev.is_empty(),
+        "no devpts or mqueue mount under /dev in:\n{mounts}"
+    );
+    let db = TestDb::new("media-mount");
+    let id = db.enqueue("media-metadata-batch", &["path=/dev"]);
+    let _w = db.spawn_worker(&[]);
+    db.wait_status(id, "COMPLETED", WAIT);
+    let infos: Vec<String> = db
+        .query(&format!(
+            "SELECT message FROM JobLog WHERE jobRunId = {id} AND message LIKE '%not scanned'"
+        ))
+        .into_iter()
+        .map(|r| r[0].as_str().unwrap_or_default().to_string())
+        .collect();
+    for (point, fs) in &below_dev {
+        let line = format!("{point}: a {fs} file system; not scanned");
+        assert!(infos.contains(&line), "{line:?} not in {infos:?}");
+    }
+}
