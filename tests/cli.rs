@@ -317,14 +317,15 @@ fn processes_starting_together_on_a_new_file_all_migrate() {
     }
 }
 
-/// Adds `n` queued runs straight into the file (faster than `n` enqueues).
+/// Adds `n` queued runs straight into the file (faster than `n` enqueues),
+/// each with a 60-character error so that each line of `jobs` is long.
 fn insert_runs(db: &TestDb, n: usize) {
     db.conn()
         .execute(
             "WITH RECURSIVE k(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM k WHERE i < ?1) \
-             INSERT INTO JobRun (jobName, status, createdAt, updatedAt) \
+             INSERT INTO JobRun (jobName, status, createdAt, updatedAt, error) \
              SELECT 'demo-known-total', 'QUEUED', '2026-01-01T00:00:00.000Z', \
-             '2026-01-01T00:00:00.000Z' FROM k",
+             '2026-01-01T00:00:00.000Z', hex(zeroblob(30)) FROM k",
             [n as i64],
         )
         .expect("insert runs");
@@ -335,9 +336,9 @@ fn output_into_a_closed_pipe_ends_quietly_with_status_0() {
     let db = TestDb::new("pipe");
     db.ok(&["migrate"]);
     insert_runs(&db, 1000);
-    // The real case: a 1000-row table (far more than a pipe holds) into
-    // `head -1`, which exits after the first line; pipefail gives
-    // jobmgr's own status.
+    // The real case: a 1000-row table (170 KB, far more than a pipe and
+    // head's buffer hold) into `head -1`, which exits after the first
+    // line; pipefail gives jobmgr's own status.
     let out = Command::new("bash")
         .arg("-c")
         .arg("set -o pipefail; \"$0\" --db \"$1\" jobs --limit 1000 | head -1")
