@@ -7,8 +7,10 @@
 // A third, `supervisor::send_sigterm`, signals the worker `jobmgr serve` started;
 // a fourth, `web::set_send_timeout`, sets a socket option std has no setter
 // for on a listener.
-// `store::backup::rename_noreplace` (std cannot rename without replacing)
-// and `web::auth::effective_uid` (std cannot ask for the effective user).
+// Then `store::backup::rename_noreplace` (std cannot rename without replacing),
+// `web::auth::effective_uid` (std cannot ask for the effective user) and
+// `jobs::mediafs::fs_magic`, which asks fstatfs which file system a
+// directory is on (std has no call for it).
 // `store::vfs` is the one unsafe module: a layer over SQLite's C file API
 // (a VFS) that coalesces WAL writes, which only FFI can provide.
 #![deny(unsafe_code)]

@@ -3,6 +3,8 @@
 
 mod common;
 
+use std::process::{Command, Stdio};
+
 use common::TestDb;
 use serde_json::Value;
 
@@ -280,7 +282,7 @@ fn migrate_creates_the_schema_once() {
 }
 
 /// Processes that start together on a new file (serve and a worker, or
-/// several CLIs) race to apply the same migrations; every one of them must
+/// several CLIs that create it) race to apply the same migrations; every one of them must
 /// start, and the schema is applied once.
 #[test]
 fn processes_starting_together_on_a_new_file_all_migrate() {
@@ -289,7 +291,7 @@ fn processes_starting_together_on_a_new_file_all_migrate() {
         let children: Vec<_> = (0..10)
             .map(|_| {
                 db.cmd()
-                    .arg("status")
+                    .args(["enqueue", "demo-known-total"])
                     .stdout(std::process::Stdio::null())
                     .stderr(std::process::Stdio::piped())
                     .spawn()
@@ -313,4 +315,128 @@ fn processes_starting_together_on_a_new_file_all_migrate() {
             "1"
         );
     }
+}
+
+/// Adds `n` queued runs straight into the file (faster than `n` enqueues),
+/// each with a 60-character error so that each line of `jobs` is long.
+fn insert_runs(db: &TestDb, n: usize) {
+    db.conn()
+        .execute(
+            "WITH RECURSIVE k(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM k WHERE i < ?1) \
+             INSERT INTO JobRun (jobName, status, createdAt, updatedAt, error) \
+             SELECT 'demo-known-total', 'QUEUED', '2026-01-01T00:00:00.000Z', \
+             '2026-01-01T00:00:00.000Z', hex(zeroblob(30)) FROM k",
+            [n as i64],
+        )
+        .expect("insert runs");
+}
+
+#[test]
+fn output_into_a_closed_pipe_ends_quietly_with_status_0() {
+    let db = TestDb::new("pipe");
+    db.ok(&["migrate"]);
+    insert_runs(&db, 1000);
+    // The real case: a 1000-row table (170 KB, far more than a pipe and
+    // head's buffer hold) into `head -1`, which exits after the first
+    // line; pipefail gives jobmgr's own status.
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg("set -o pipefail; \"$0\" --db \"$1\" jobs --limit 1000 | head -1")
+        .arg(common::BIN)
+        .arg(&db.path)
+        .env_remove("JOBMGR_DB")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run bash");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.is_empty(), "stderr: {stderr}");
+    assert_eq!(out.status.code(), Some(0), "jobmgr's exit status");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).starts_with("     ID  STATUS"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    // A pipe whose reader is gone before jobmgr writes at all, so even a
+    // short output meets it.
+    for args in [
+        &["status"][..],
+        &["job-types"],
+        &["--json", "jobs"],
+        &["show", "1"],
+    ] {
+        let (reader, writer) = std::io::pipe().expect("pipe");
+        drop(reader);
+        let out = db
+            .cmd()
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(writer)
+            .stderr(Stdio::piped())
+            .output()
+            .expect("run jobmgr");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.is_empty(), "{args:?}: stderr: {stderr}");
+        assert_eq!(out.status.code(), Some(0), "{args:?}");
+    }
+}
+
+#[test]
+fn reading_commands_refuse_a_missing_database_and_create_nothing() {
+    let db = TestDb::new("missing");
+    let typo = db.dir.join("jobmrg.db");
+    let expected = format!(
+        "jobmgr: open database {}: the database file does not exist (check --db; serve, \
+         worker, enqueue and migrate create it)",
+        typo.display()
+    );
+    let commands: &[&[&str]] = &[
+        &["status"],
+        &["jobs"],
+        &["--json", "jobs"],
+        &["show", "1"],
+        &["logs", "1"],
+        &["cancel", "1"],
+        &["rerun", "1"],
+        &["cleanup-stalled"],
+    ];
+    for args in commands {
+        let out = Command::new(common::BIN)
+            .arg("--db")
+            .arg(&typo)
+            .args(*args)
+            .env_remove("JOBMGR_DB")
+            .stdin(Stdio::null())
+            .output()
+            .expect("run jobmgr");
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stderr).trim(),
+            expected,
+            "{args:?}"
+        );
+    }
+    // job-types reads no database: it still lists the built-ins.
+    let out = Command::new(common::BIN)
+        .arg("--db")
+        .arg(&typo)
+        .arg("job-types")
+        .env_remove("JOBMGR_DB")
+        .output()
+        .expect("run jobmgr");
+    assert!(out.status.success());
+    let left: Vec<_> = std::fs::read_dir(&db.dir)
+        .expect("list test dir")
+        .filter_map(|e| e.ok().map(|e| e.file_name()))
+        .collect();
+    assert!(left.is_empty(), "files created: {left:?}");
+    // Commands that create the database still do.
+    let enqueued = Command::new(common::BIN)
+        .arg("--db")
+        .arg(&typo)
+        .args(["enqueue", "demo-known-total"])
+        .env_remove("JOBMGR_DB")
+        .output()
+        .expect("run jobmgr");
+    assert!(enqueued.status.success());
+    assert!(typo.exists());
 }

@@ -100,7 +100,7 @@ fn media_batch_counts_inserts_updates_deletes_skips_and_errors() {
     let first = run_batch(&db, &media);
     assert_eq!(
         outcome(&db, first),
-        json!({"inserts": 5, "updates": 0, "deletes": 0, "skipped": 0, "errors": 1})
+        json!({"inserts": 5, "updates": 0, "deletes": 0, "skipped": 0, "partial": 0, "errors": 1})
     );
     let root = std::fs::canonicalize(&media).expect("canonical");
     let p = |name: &str| root.join(name).display().to_string();
@@ -166,7 +166,7 @@ fn media_batch_counts_inserts_updates_deletes_skips_and_errors() {
     let second = run_batch(&db, &media);
     assert_eq!(
         outcome(&db, second),
-        json!({"inserts": 0, "updates": 0, "deletes": 0, "skipped": 5, "errors": 1})
+        json!({"inserts": 0, "updates": 0, "deletes": 0, "skipped": 5, "partial": 0, "errors": 1})
     );
     assert_eq!(rows(&db), before, "an unchanged directory changes nothing");
 
@@ -180,7 +180,7 @@ fn media_batch_counts_inserts_updates_deletes_skips_and_errors() {
     let third = run_batch(&db, &media);
     assert_eq!(
         outcome(&db, third),
-        json!({"inserts": 1, "updates": 1, "deletes": 1, "skipped": 3, "errors": 1})
+        json!({"inserts": 1, "updates": 1, "deletes": 1, "skipped": 3, "partial": 0, "errors": 1})
     );
     let a = &db.query(&format!(
         "SELECT width, height, jobRunId FROM MediaFile WHERE path = '{}'",

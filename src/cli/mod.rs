@@ -12,6 +12,8 @@ use std::sync::Arc;
 
 use clap::{Args, CommandFactory, Parser, Subcommand};
 
+use output::outln;
+
 use crate::config::{self, Settings};
 use crate::error::Result;
 use crate::jobfile;
@@ -146,6 +148,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<i32> {
         Some(c) => c,
         None => Command::Serve(serve::ServeArgs::defaults()?),
     };
+    runs::require_existing_db(&settings.db, &command)?;
     if matches!(command, Command::CheckConfig) {
         return output::check_config(&jobfile::check(&settings)?, json);
     }
@@ -252,9 +255,9 @@ fn migrate(settings: &Settings, json: bool) -> Result<i32> {
     if json {
         output::print_json(&serde_json::json!({ "applied": applied }));
     } else if applied.is_empty() {
-        println!("database {} is up to date", settings.db.display());
+        outln!("database {} is up to date", settings.db.display());
     } else {
-        println!("applied {}", applied.join(", "));
+        outln!("applied {}", applied.join(", "));
     }
     Ok(0)
 }

@@ -1,4 +1,7 @@
-//! Text and JSON output of the CLI.
+//! Text and JSON output of the CLI, and the one writer it goes through.
+
+use std::fmt;
+use std::io::{self, Write};
 
 use serde::Serialize;
 
@@ -9,10 +12,46 @@ use crate::manager::{Counts, WorkerStatus};
 use crate::registry::{ParamKind, Registry};
 use crate::worker::{WorkerRow, human_ms};
 
+/// Writes one line to stdout: every line the CLI prints goes through here
+/// (by [`outln!`]), so a closed stdout is handled in this one place. When
+/// the reader is gone (`jobmgr jobs | head -1`) nobody wants the rest: the
+/// process exits at once, with status 0 and no message, as a reader that
+/// stopped early expects. Exiting is right because every command prints
+/// only after its work is done (a run is enqueued or cancelled before its
+/// id is printed), and it spares threading an I/O error through every
+/// printing function. Restoring SIGPIPE's default action instead would
+/// give status 141 (a failure under `set -o pipefail`) and would kill
+/// `serve` and `worker` whenever whatever reads their output goes away.
+/// Any other write error (a full disk behind a redirect) exits with a
+/// message and status 1.
+pub fn line(args: fmt::Arguments<'_>) {
+    let mut out = io::stdout().lock();
+    let written = out
+        .write_fmt(args)
+        .and_then(|()| out.write_all(b"\n"))
+        .and_then(|()| out.flush());
+    match written {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => std::process::exit(0),
+        Err(e) => {
+            eprintln!("jobmgr: write output: {e}");
+            std::process::exit(1);
+        }
+    }
+}
+
+/// `println!` through [`line`].
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        $crate::cli::output::line(format_args!($($arg)*))
+    };
+}
+pub(crate) use outln;
+
 /// Prints `v` as pretty JSON on stdout.
 pub fn print_json<T: Serialize>(v: &T) {
     match serde_json::to_string_pretty(v) {
-        Ok(s) => println!("{s}"),
+        Ok(s) => outln!("{s}"),
         Err(e) => eprintln!("jobmgr: encode JSON: {e}"),
     }
 }
@@ -31,15 +70,19 @@ fn cut(s: &str, n: usize) -> String {
 /// The history as a table.
 pub fn run_table(runs: &[JobRun]) {
     if runs.is_empty() {
-        println!("no runs");
+        outln!("no runs");
         return;
     }
-    println!(
+    outln!(
         "{:>7}  {:<9}  {:<20}  {:<24}  {:<38}  ERROR",
-        "ID", "STATUS", "JOB", "CREATED", "PROGRESS"
+        "ID",
+        "STATUS",
+        "JOB",
+        "CREATED",
+        "PROGRESS"
     );
     for r in runs {
-        println!(
+        outln!(
             "{:>7}  {:<9}  {:<20}  {:<24}  {:<38}  {}",
             r.id,
             r.status.as_str(),
@@ -54,42 +97,45 @@ pub fn run_table(runs: &[JobRun]) {
 /// One run, field by field.
 pub fn run_details(r: &JobRun, worker: Option<&WorkerRow>) {
     let opt = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
-    println!("run {}: {} ({})", r.id, r.job_name, r.status);
-    println!(
+    outln!("run {}: {} ({})", r.id, r.job_name, r.status);
+    outln!(
         "  parameters:  {}",
         serde_json::Value::Object(r.parameters.clone())
     );
-    println!("  priority:    {}   attempt: {}", r.priority, r.attempt);
-    println!("  triggered:   {}", r.triggered_by);
+    outln!("  priority:    {}   attempt: {}", r.priority, r.attempt);
+    outln!("  triggered:   {}", r.triggered_by);
     if let Some(of) = r.rerun_of_id {
-        println!("  re-run of:   {of}");
+        outln!("  re-run of:   {of}");
     }
-    println!("  created:     {}", r.created_at);
-    println!("  started:     {}", opt(&r.started_at));
-    println!("  finished:    {}", opt(&r.finished_at));
+    outln!("  created:     {}", r.created_at);
+    outln!("  started:     {}", opt(&r.started_at));
+    outln!("  finished:    {}", opt(&r.finished_at));
     match (r.worker_id, worker) {
-        (_, Some(w)) => println!(
+        (_, Some(w)) => outln!(
             "  worker:      {} (pid {} on {}, version {})",
-            w.id, w.pid, w.hostname, w.version
+            w.id,
+            w.pid,
+            w.hostname,
+            w.version
         ),
-        (Some(id), None) => println!("  worker:      {id}"),
+        (Some(id), None) => outln!("  worker:      {id}"),
         (None, None) => {}
     }
-    println!("  progress:    {}", r.progress_text());
-    println!(
+    outln!("  progress:    {}", r.progress_text());
+    outln!(
         "  outcome:     {}",
         serde_json::Value::Object(r.outcome_summary.clone())
     );
     if let Some(e) = &r.error {
-        println!("  error:       {e}");
+        outln!("  error:       {e}");
     }
     if let Some(c) = &r.error_context {
-        println!("  context:     {c}");
+        outln!("  context:     {c}");
     }
     if r.cancel_requested_at.is_some() && !r.status.is_finished() {
-        println!("  cancel requested at {}", opt(&r.cancel_requested_at));
+        outln!("  cancel requested at {}", opt(&r.cancel_requested_at));
     }
-    println!(
+    outln!(
         "  metadata:    {}",
         serde_json::Value::Object(r.metadata.clone())
     );
@@ -98,18 +144,18 @@ pub fn run_details(r: &JobRun, worker: Option<&WorkerRow>) {
 /// One log line, as text or one JSON object per line.
 pub fn log_line(l: &LogLine, json: bool) {
     if json {
-        println!("{}", serde_json::to_string(l).unwrap_or_default());
+        outln!("{}", serde_json::to_string(l).unwrap_or_default());
         return;
     }
-    println!("{}", l.to_text());
+    outln!("{}", l.to_text());
 }
 
 /// The worker and the counts.
 pub fn status(w: &WorkerStatus, counts: &Counts) {
     match &w.worker {
-        None => println!("worker: none has ever run on this database"),
+        None => outln!("worker: none has ever run on this database"),
         Some(row) => {
-            println!(
+            outln!(
                 "worker: {} — id {}, pid {} on {}, version {}{}",
                 w.state,
                 row.id,
@@ -123,13 +169,13 @@ pub fn status(w: &WorkerStatus, counts: &Counts) {
                 }
             );
             if let Some(age) = w.heartbeat_age_ms {
-                println!("  heartbeat {} ago", human_ms(age));
+                outln!("  heartbeat {} ago", human_ms(age));
             }
             if let Some(up) = w.uptime_ms {
-                println!("  up {}", human_ms(up));
+                outln!("  up {}", human_ms(up));
             }
             if let Some(over) = w.stopping_overdue_ms {
-                println!("  STOPPING for {} past its drain timeout", human_ms(over));
+                outln!("  STOPPING for {} past its drain timeout", human_ms(over));
             }
         }
     }
@@ -138,24 +184,29 @@ pub fn status(w: &WorkerStatus, counts: &Counts) {
         .iter()
         .map(|(k, v)| format!("{k} {v}"))
         .collect();
-    println!("runs: {} ({})", counts.total, parts.join(", "));
+    outln!("runs: {} ({})", counts.total, parts.join(", "));
 }
 
 /// What cleanup-stalled changed.
 pub fn recovery(r: &Recovery) {
     for w in &r.dead_workers {
-        println!(
+        outln!(
             "worker {} (pid {} on {}) declared dead",
-            w.id, w.pid, w.hostname
+            w.id,
+            w.pid,
+            w.hostname
         );
     }
     if r.runs.is_empty() {
-        println!("no stalled runs");
+        outln!("no stalled runs");
     }
     for run in &r.runs {
-        println!(
+        outln!(
             "run {} ({}) → {}: {}",
-            run.id, run.job_name, run.status, run.error
+            run.id,
+            run.job_name,
+            run.status,
+            run.error
         );
     }
 }
@@ -168,7 +219,7 @@ pub fn job_types(registry: &Registry, json: bool) -> Result<i32> {
         return Ok(0);
     }
     for t in infos {
-        println!("{}\n  {}", t.name, t.description);
+        outln!("{}\n  {}", t.name, t.description);
         for p in t.parameters {
             let kind = match &p.kind {
                 ParamKind::Enum(c) => format!("one of {}", c.join("|")),
@@ -190,7 +241,7 @@ pub fn job_types(registry: &Registry, json: bool) -> Result<i32> {
             if let Some(pat) = &p.pattern {
                 extra.push(format!("pattern {}", pat.as_str()));
             }
-            println!(
+            outln!(
                 "  -p {}=<{kind}>  {} [{}]",
                 p.name,
                 p.help,
@@ -218,7 +269,7 @@ pub fn check_config(c: &crate::jobfile::Checked, json: bool) -> Result<i32> {
             "commandJobs": c.command_jobs,
         }));
     } else if !c.exists {
-        println!(
+        outln!(
             "{}: no config file; built-in job types only",
             c.path.display()
         );
@@ -232,7 +283,7 @@ pub fn check_config(c: &crate::jobfile::Checked, json: bool) -> Result<i32> {
                 c.command_jobs.join(", ")
             )
         };
-        println!(
+        outln!(
             "{}: ok ({commands}; {} job types in all)",
             c.path.display(),
             c.registry.infos().len()

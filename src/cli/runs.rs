@@ -1,13 +1,14 @@
 //! The run commands: enqueue, status, jobs, show, logs, cancel, rerun,
 //! cleanup-stalled.
 
+use std::path::Path;
 use std::time::Duration;
 
 use clap::Args;
 use serde_json::{Map, Value, json};
 
 use super::Command;
-use super::output::{self, print_json};
+use super::output::{self, outln, print_json};
 use crate::error::{Error, Result};
 use crate::job::{JobStatus, LogLevel, Trigger};
 use crate::manager::{CancelResult, EnqueueRequest, Manager};
@@ -68,6 +69,33 @@ pub struct LogsArgs {
 /// Largest page the history returns.
 const MAX_LIMIT: usize = 1000;
 
+/// Refuses a database file that does not exist for the commands that only
+/// look at or act on runs already in it, before anything is opened: a
+/// mistyped `--db` would otherwise be created, migrated and shown as empty
+/// (and left behind, with its -wal and -shm). `enqueue` creates the file,
+/// like `serve`, `worker` and `migrate`.
+pub fn require_existing_db(db: &Path, command: &Command) -> Result<()> {
+    let reads_only = matches!(
+        command,
+        Command::Status
+            | Command::Jobs(_)
+            | Command::Show { .. }
+            | Command::Logs(_)
+            | Command::Cancel { .. }
+            | Command::Rerun { .. }
+            | Command::CleanupStalled
+    );
+    match std::fs::symlink_metadata(db) {
+        Err(e) if reads_only && e.kind() == std::io::ErrorKind::NotFound => Err(Error::Open {
+            path: db.to_path_buf(),
+            message: "the database file does not exist (check --db; serve, worker, \
+                      enqueue and migrate create it)"
+                .into(),
+        }),
+        _ => Ok(()),
+    }
+}
+
 /// Carries out one of the run commands.
 pub fn run(m: &Manager, command: Command, json: bool) -> Result<i32> {
     match command {
@@ -90,9 +118,9 @@ pub fn run(m: &Manager, command: Command, json: bool) -> Result<i32> {
                 print_json(&json!({"id": id, "result": r}));
             } else {
                 match r {
-                    CancelResult::Cancelled => println!("run {id} cancelled"),
+                    CancelResult::Cancelled => outln!("run {id} cancelled"),
                     CancelResult::Requested => {
-                        println!("run {id} is running; the worker was asked to cancel it")
+                        outln!("run {id} is running; the worker was asked to cancel it")
                     }
                 }
             }
@@ -103,7 +131,7 @@ pub fn run(m: &Manager, command: Command, json: bool) -> Result<i32> {
             if json {
                 print_json(&run);
             } else {
-                println!("{}", run.id);
+                outln!("{}", run.id);
             }
             Ok(0)
         }
@@ -163,7 +191,7 @@ fn enqueue(m: &Manager, a: &EnqueueArgs, json: bool) -> Result<i32> {
     if json {
         print_json(&run);
     } else {
-        println!("{}", run.id);
+        outln!("{}", run.id);
     }
     Ok(0)
 }

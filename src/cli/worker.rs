@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use clap::{Args, Subcommand};
 
-use super::output::print_json;
+use super::output::{outln, print_json};
 use crate::config::{self, Settings};
 use crate::error::{Error, Result};
 use crate::registry::Registry;
@@ -42,7 +42,7 @@ pub fn run(
             if json {
                 print_json(&w);
             } else {
-                println!(
+                outln!(
                     "stop requested for worker {} (pid {} on {}); it drains running jobs for up to {}",
                     w.id,
                     w.pid,

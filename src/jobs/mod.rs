@@ -5,6 +5,7 @@ mod backup;
 mod demo;
 pub mod imagehead;
 mod media;
+mod mediafs;
 mod prune;
 
 use crate::registry::Registry;

@@ -18,6 +18,17 @@ pub struct MediaRow {
     pub media_type: String,
     pub width: Option<i64>,
     pub height: Option<i64>,
+    /// Leading bytes the hash covers (less than `size` when capped).
+    pub hashed_bytes: i64,
+}
+
+/// What is known of a file from an earlier run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Known {
+    pub size: i64,
+    pub mtime: String,
+    /// None on rows from before the column, which hashed the whole file.
+    pub hashed_bytes: Option<i64>,
 }
 
 /// The end of the range of paths under `root`: `root/` up to `root0`
@@ -27,14 +38,23 @@ fn range(root: &str) -> (String, String) {
     (format!("{root}/"), format!("{root}0"))
 }
 
-/// Size and mtime of every known file under `root`, by path.
-pub fn known_under(conn: &Connection, root: &str) -> Result<HashMap<String, (i64, String)>> {
+/// Size, mtime and hashed bytes of every known file under `root`, by path.
+pub fn known_under(conn: &Connection, root: &str) -> Result<HashMap<String, Known>> {
     let (lo, hi) = range(root);
     let mut stmt = conn
-        .prepare_cached("SELECT path, size, mtime FROM MediaFile WHERE path >= ?1 AND path < ?2")
+        .prepare_cached(
+            "SELECT path, size, mtime, hashedBytes FROM MediaFile WHERE path >= ?1 AND path < ?2",
+        )
         .map_err(Error::db("read media files"))?;
     let rows = stmt
-        .query_map(params![lo, hi], |r| Ok((r.get(0)?, (r.get(1)?, r.get(2)?))))
+        .query_map(params![lo, hi], |r| {
+            let known = Known {
+                size: r.get(1)?,
+                mtime: r.get(2)?,
+                hashed_bytes: r.get(3)?,
+            };
+            Ok((r.get(0)?, known))
+        })
         .map_err(Error::db("read media files"))?;
     rows.collect::<rusqlite::Result<_>>()
         .map_err(Error::db("read media files"))
@@ -45,10 +65,11 @@ pub fn upsert(tx: &Transaction<'_>, rows: &[MediaRow], run_id: i64, now: &str) -
     let mut stmt = tx
         .prepare_cached(
             "INSERT INTO MediaFile (path, size, mtime, hash, mediaType, width, height, jobRunId, \
-             createdAt, updatedAt) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9) \
+             createdAt, updatedAt, hashedBytes) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9, ?10) \
              ON CONFLICT (path) DO UPDATE SET size = excluded.size, mtime = excluded.mtime, \
              hash = excluded.hash, mediaType = excluded.mediaType, width = excluded.width, \
-             height = excluded.height, jobRunId = excluded.jobRunId, updatedAt = excluded.updatedAt",
+             height = excluded.height, jobRunId = excluded.jobRunId, updatedAt = excluded.updatedAt, \
+             hashedBytes = excluded.hashedBytes",
         )
         .map_err(Error::db("write media files"))?;
     for r in rows {
@@ -61,7 +82,8 @@ pub fn upsert(tx: &Transaction<'_>, rows: &[MediaRow], run_id: i64, now: &str) -
             r.width,
             r.height,
             run_id,
-            now
+            now,
+            r.hashed_bytes
         ])
         .map_err(Error::db("write media files"))?;
     }
