@@ -187,17 +187,12 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<i32> {
 
 /// Prints the completion script for `shell`. It needs no database: it is
 /// generated from the definitions above. Built in memory first, because
-/// clap_complete panics when its writer fails (a closed pipe).
+/// clap_complete panics when its writer fails; printed like every other
+/// line (a closed pipe ends the process quietly).
 fn completions(shell: clap_complete::Shell) -> Result<i32> {
-    use std::io::Write;
     let mut script = Vec::new();
     clap_complete::generate(shell, &mut Cli::command(), "jobmgr", &mut script);
-    std::io::stdout()
-        .write_all(&script)
-        .map_err(crate::error::Error::io(
-            "write completions",
-            "standard output",
-        ))?;
+    output::outln!("{}", String::from_utf8_lossy(&script).trim_end());
     Ok(0)
 }
 
