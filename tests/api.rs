@@ -349,7 +349,7 @@ fn stalled_runs_preview_and_cleanup() {
     let id = db.insert_stalled_run();
     let p = a.ok("/api/jobs/stalled");
     assert_eq!(p["runs"][0]["id"], id);
-    assert_eq!(p["runs"][0]["progressText"], "Queued");
+    assert_eq!(p["runs"][0]["progressText"], "Waiting (0 processed)");
     let r = a.post("/api/jobs/cleanup-stalled", &json!({}));
     assert_eq!(r.status, 200, "{}", r.text());
     let v = r.json();

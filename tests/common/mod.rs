@@ -3,8 +3,10 @@
 //! deadline, and reading the SQLite file directly.
 #![allow(dead_code)]
 
+pub mod cdp;
 pub mod command;
 pub mod http;
+pub mod page;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

@@ -1,0 +1,185 @@
+//! Browser tests of values an operator must be able to trust: every time
+//! in one zone that the page names and lets them switch (remembered), a
+//! running run's duration that follows the clock, and plain wording
+//! (queued runs, counts, zero tiles, code in help texts).
+
+mod common;
+
+use common::TestDb;
+use common::page::{SERIAL, Serve, WAIT, chromium_available, js_str, load_page, open_page};
+use serde_json::json;
+
+/// Whether every `<time>` under `selector` shows its instant in the zone
+/// `offset_hours` east of UTC, formatted "YYYY-MM-DD HH:MM:SS", with the
+/// UTC instant on hover.
+fn times_in_zone(selector: &str, offset_hours: i64) -> String {
+    format!(
+        "(() => {{ const ts = [...document.querySelectorAll({})]; return ts.length > 0 && \
+         ts.every(t => t.title === new Date(Date.parse(t.dateTime)).toISOString() + ' (UTC)' && \
+         t.textContent === new Date(Date.parse(t.dateTime) + {} * 3600e3).toISOString() \
+           .slice(0, 19).replace('T', ' ')); }})()",
+        js_str(selector),
+        offset_hours
+    )
+}
+
+#[test]
+fn every_time_follows_one_named_zone_and_the_switch_is_remembered() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !chromium_available() {
+        return;
+    }
+    let db = TestDb::new("browser-zone");
+    let (serve, mut b) = open_page(&db, 1280, 900);
+    let id = db.enqueue("demo-known-total", &["count=2", "delay_ms=0"]);
+    db.wait_status(id, "COMPLETED", WAIT);
+    // A zone without daylight saving, 9 hours east of UTC.
+    b.page(
+        "Emulation.setTimezoneOverride",
+        json!({"timezoneId": "Asia/Tokyo"}),
+    );
+    b.navigate(&serve.url);
+    b.wait_js(
+        "the switch to name the browser's zone",
+        WAIT,
+        "document.getElementById('tz-toggle')?.textContent === 'Times: Asia/Tokyo'",
+    );
+    let row_times = format!("#history-rows tr[data-run-id=\"{id}\"] time");
+    b.wait_js(
+        "the history's times in Tokyo time",
+        WAIT,
+        &times_in_zone(&row_times, 9),
+    );
+
+    b.eval("document.getElementById('tz-toggle').click()");
+    b.wait_js(
+        "the switch to say UTC",
+        WAIT,
+        "document.getElementById('tz-toggle').textContent === 'Times: UTC' && \
+         document.getElementById('tz-toggle').getAttribute('aria-pressed') === 'true'",
+    );
+    b.wait_js(
+        "the history's times in UTC",
+        WAIT,
+        &times_in_zone(&row_times, 0),
+    );
+
+    // Remembered across a reload, and the details follow it too, the log
+    // lines' clock included.
+    b.navigate(&serve.url);
+    b.wait_js(
+        "UTC after a reload",
+        WAIT,
+        &format!(
+            "document.getElementById('tz-toggle')?.textContent === 'Times: UTC' && {}",
+            times_in_zone(&row_times, 0)
+        ),
+    );
+    b.eval(&format!("location.hash = '#/runs/{id}'"));
+    b.wait_js(
+        "the details' times in UTC",
+        WAIT,
+        &times_in_zone("#details-timings time", 0),
+    );
+    b.wait_js(
+        "log lines stamped in UTC",
+        WAIT,
+        "(() => { const t = document.querySelector('#details time.log-time'); return t !== null && \
+         t.textContent === new Date(Date.parse(t.dateTime)).toISOString().slice(11, 23); })()",
+    );
+}
+
+#[test]
+fn a_running_runs_duration_and_stage_time_follow_the_clock() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !chromium_available() {
+        return;
+    }
+    let db = TestDb::new("browser-tick");
+    let (_serve, mut b) = open_page(&db, 1280, 900);
+    let id = db.enqueue("demo-known-total", &["count=100000", "delay_ms=20"]);
+    db.wait_status(id, "RUNNING", WAIT);
+    b.eval(&format!("location.hash = '#/runs/{id}'"));
+    // The Duration shown, in seconds, against the clock: it must keep up
+    // (within 1.5 s) once the run has gone on for 3 s after the details
+    // were drawn.
+    let shown = "(() => { const dd = [...document.querySelectorAll('#details-timings .kv')] \
+                 .find(kv => kv.querySelector('dt').textContent === 'Duration')?.querySelector('dd'); \
+                 const m = /^([\\d.]+)s$/.exec(dd?.textContent ?? ''); return m ? Number(m[1]) : null; })()";
+    b.wait_js(
+        "the details with a duration",
+        WAIT,
+        &format!("{shown} !== null"),
+    );
+    let started: String = db.scalar(&format!("SELECT startedAt FROM JobRun WHERE id = {id}"));
+    let drawn = b.eval(&format!("{shown}")).as_f64().unwrap();
+    let keeps_up = format!(
+        "(() => {{ const s = {shown}; const real = (Date.now() - Date.parse({})) / 1000; \
+         return s !== null && s >= {drawn} + 3 && Math.abs(real - s) < 1.5; }})()",
+        js_str(&started)
+    );
+    b.wait_js("the duration to follow the clock", WAIT, &keeps_up);
+    b.wait_js(
+        "the current stage's time so far to grow too",
+        WAIT,
+        &format!(
+            "(() => {{ const t = document.querySelector('#details-stages .timeline-item.current .muted')?.textContent ?? ''; \
+             const m = /· ([\\d.]+)s so far$/.exec(t); return m !== null && Number(m[1]) >= {drawn} + 3; }})()"
+        ),
+    );
+}
+
+#[test]
+fn queued_runs_counts_zero_tiles_and_help_texts_read_plainly() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !chromium_available() {
+        return;
+    }
+    let db = TestDb::new("browser-plain");
+    let serve = Serve::start_with(&db, &["--no-worker"]);
+    let mut worker = db.spawn_worker(&[]);
+    let one = db.enqueue("demo-known-total", &["count=1", "delay_ms=0"]);
+    db.wait_status(one, "COMPLETED", WAIT);
+    let mut b = load_page(&db, &serve, 1280, 900);
+    // No worker: the next run stays queued.
+    worker.signal("TERM");
+    assert_eq!(worker.wait_exit(WAIT), Some(0));
+    let queued = db.enqueue("demo-known-total", &["count=5"]);
+
+    b.wait_js(
+        "the queued run to read Queued",
+        WAIT,
+        &format!(
+            "document.querySelector('#active-list [data-run-id=\"{queued}\"] .progress-text')?.textContent === 'Queued'"
+        ),
+    );
+    b.wait_js(
+        "one item, not one items",
+        WAIT,
+        &format!(
+            "document.querySelector('#history-rows tr[data-run-id=\"{one}\"] .col-summary')?.textContent === '1 item'"
+        ),
+    );
+    // No run failed: the Failed tile is not in the alarm colour.
+    let failed = b.eval(
+        "(() => { const v = document.querySelector('#stat-failed .tile-value'); \
+         const m = document.querySelector('.tile-label'); \
+         return v && v.textContent === '0' && getComputedStyle(v).color === getComputedStyle(m).color; })()",
+    );
+    assert_eq!(failed, json!(true));
+
+    // Help written with `backticks` shows code, not the backticks.
+    b.eval("document.getElementById('newjob-open').click()");
+    b.eval(
+        "{ const s = document.getElementById('newjob-type'); s.value = 'demo-multi-phase'; \
+         s.dispatchEvent(new Event('change')) }",
+    );
+    b.wait_js(
+        "the fail_mode help with fail_at as code",
+        WAIT,
+        "(() => { const help = document.querySelector('[data-param=\"fail_mode\"] .help'); \
+         return help !== null && help.querySelector('code')?.textContent === 'fail_at' && \
+         !help.textContent.includes('`'); })()",
+    );
+    assert_eq!(db.status_of(queued), "QUEUED");
+}
