@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender, TrySendError, bounded};
 use serde_json::Value;
-use tiny_http::{Method, Request, Server};
+use tiny_http::{Limits, Method, Request, Server};
 
 use crate::error::{Error, Result};
 use crate::events::Hub;
@@ -30,10 +30,17 @@ use crate::supervisor::Supervisor;
 
 pub use http::{Reply, Req};
 
+// What one client can make the server hold, all in one place (the README's
+// Security section lists them).
+
 /// Largest request body accepted.
 pub const MAX_BODY: usize = 64 * 1024;
-/// Largest total size of the request headers accepted.
+/// Largest request head (request line and headers) accepted: 431 past it.
 pub const MAX_HEADERS: usize = 16 * 1024;
+/// Longest request line (414 past it) or header line (431).
+const MAX_LINE: usize = 8 * 1024;
+/// Most header lines in one request (431 past it).
+const MAX_HEADER_COUNT: usize = 100;
 /// Threads answering plain HTTP requests.
 const HANDLERS: usize = 8;
 /// Requests waiting for a handler before new ones get 503.
@@ -126,7 +133,14 @@ pub fn bind(bind: &str, client_timeout: Duration) -> Result<(Arc<Server>, Socket
     let listen_error = |e: &dyn std::fmt::Display| Error::Invalid(format!("listen on {bind}: {e}"));
     let listener = TcpListener::bind(bind).map_err(|e| listen_error(&e))?;
     set_send_timeout(&listener, client_timeout).map_err(|e| listen_error(&e))?;
-    let server = Server::from_listener(listener, None).map_err(|e| listen_error(&e))?;
+    let limits = Limits {
+        max_line: MAX_LINE,
+        max_headers: MAX_HEADER_COUNT,
+        max_head: MAX_HEADERS,
+        refusal: http::refusal,
+    };
+    let server =
+        Server::from_listener_with_limits(listener, None, limits).map_err(|e| listen_error(&e))?;
     let addr = server
         .server_addr()
         .to_ip()

@@ -2,15 +2,22 @@ use ascii::AsciiString;
 
 use std::io::Error as IoError;
 use std::io::Result as IoResult;
-use std::io::{BufReader, BufWriter, ErrorKind, Read};
+use std::io::{BufReader, BufWriter, ErrorKind, Read, Write};
 
 use std::net::SocketAddr;
 use std::str::FromStr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use crate::common::{HTTPVersion, Method};
 use crate::util::RefinedTcpStream;
 use crate::util::{SequentialReader, SequentialReaderBuilder, SequentialWriterBuilder};
-use crate::Request;
+use crate::{Header, Limits, Request, StatusCode};
+
+/// jobmgr: how long, and how many bytes, a closing connection discards
+/// what its client still sends (see `ClientConnection::linger`).
+const LINGER_TIME: Duration = Duration::from_secs(2);
+const LINGER_BYTES: usize = 1024 * 1024;
 
 /// A ClientConnection is an object that will store a socket to a client
 /// and return Request objects.
@@ -34,6 +41,9 @@ pub struct ClientConnection {
 
     // true if the connection goes through SSL
     secure: bool,
+
+    // jobmgr: what a request may be
+    limits: Arc<Limits>,
 }
 
 /// Error that can happen when reading a request.
@@ -44,6 +54,16 @@ enum ReadError {
     /// the client sent an unrecognized `Expect` header
     ExpectationFailed(HTTPVersion),
     ReadIoError(IoError),
+    /// jobmgr: the request line is longer than the limit (414)
+    UriTooLong,
+    /// jobmgr: a header line, the header count or the head is over the limit (431)
+    HeadersTooLarge(HTTPVersion),
+}
+
+/// jobmgr: why a line of the request head could not be read.
+enum LineError {
+    TooLong,
+    Io(IoError),
 }
 
 impl ClientConnection {
@@ -51,6 +71,7 @@ impl ClientConnection {
     pub fn new(
         write_socket: RefinedTcpStream,
         mut read_socket: RefinedTcpStream,
+        limits: Arc<Limits>,
     ) -> ClientConnection {
         let remote_addr = read_socket.peer_addr();
         let secure = read_socket.secure();
@@ -65,6 +86,7 @@ impl ClientConnection {
             next_header_source: first_header,
             no_more_requests: false,
             secure,
+            limits,
         }
     }
 
@@ -77,7 +99,11 @@ impl ClientConnection {
     ///
     /// Reads until `CRLF` is reached. The next read will start
     ///  at the first byte of the new line.
-    fn read_next_line(&mut self) -> IoResult<AsciiString> {
+    ///
+    /// jobmgr: a line longer than `max` bytes is refused as soon as it
+    /// gets there; the original buffered a line of any length (a client
+    /// sending one endless header line took the server's memory).
+    fn read_next_line(&mut self, max: usize) -> Result<AsciiString, LineError> {
         let mut buf = Vec::new();
         let mut prev_byte_was_cr = false;
 
@@ -85,14 +111,28 @@ impl ClientConnection {
             let byte = self.next_header_source.by_ref().bytes().next();
 
             let byte = match byte {
-                Some(b) => b?,
-                None => return Err(IoError::new(ErrorKind::ConnectionAborted, "Unexpected EOF")),
+                Some(b) => b.map_err(LineError::Io)?,
+                None => {
+                    return Err(LineError::Io(IoError::new(
+                        ErrorKind::ConnectionAborted,
+                        "Unexpected EOF",
+                    )))
+                }
             };
 
             if byte == b'\n' && prev_byte_was_cr {
                 buf.pop(); // removing the '\r'
-                return AsciiString::from_ascii(buf)
-                    .map_err(|_| IoError::new(ErrorKind::InvalidInput, "Header is not in ASCII"));
+                return AsciiString::from_ascii(buf).map_err(|_| {
+                    LineError::Io(IoError::new(
+                        ErrorKind::InvalidInput,
+                        "Header is not in ASCII",
+                    ))
+                });
+            }
+
+            // `buf` may hold `max` bytes and the '\r' of a line of `max`.
+            if buf.len() > max {
+                return Err(LineError::TooLong);
             }
 
             prev_byte_was_cr = byte == b'\r';
@@ -106,8 +146,16 @@ impl ClientConnection {
     fn read(&mut self) -> Result<Request, ReadError> {
         let (method, path, version, headers) = {
             // reading the request line
+            // jobmgr: the whole head, request line included, must fit in
+            // `max_head` bytes and `max_headers` header lines.
+            let mut head_left = self.limits.max_head;
             let (method, path, version) = {
-                let line = self.read_next_line().map_err(ReadError::ReadIoError)?;
+                let max = self.limits.max_line.min(head_left);
+                let line = self.read_next_line(max).map_err(|e| match e {
+                    LineError::TooLong => ReadError::UriTooLong,
+                    LineError::Io(e) => ReadError::ReadIoError(e),
+                })?;
+                head_left = head_left.saturating_sub(line.len() + 2);
 
                 parse_request_line(
                     line.as_str().trim(), // TODO: remove this conversion
@@ -118,11 +166,19 @@ impl ClientConnection {
             let headers = {
                 let mut headers = Vec::new();
                 loop {
-                    let line = self.read_next_line().map_err(ReadError::ReadIoError)?;
+                    let max = self.limits.max_line.min(head_left);
+                    let line = self.read_next_line(max).map_err(|e| match e {
+                        LineError::TooLong => ReadError::HeadersTooLarge(version.clone()),
+                        LineError::Io(e) => ReadError::ReadIoError(e),
+                    })?;
+                    head_left = head_left.saturating_sub(line.len() + 2);
 
                     if line.is_empty() {
                         break;
                     };
+                    if headers.len() >= self.limits.max_headers {
+                        return Err(ReadError::HeadersTooLarge(version));
+                    }
                     headers.push(match FromStr::from_str(line.as_str().trim()) {
                         // TODO: remove this conversion
                         Ok(h) => h,
@@ -184,40 +240,41 @@ impl Iterator for ClientConnection {
         }
 
         loop {
+            // jobmgr: every answer the server gives on its own comes from
+            // `Limits::refusal` and closes the connection.
             let rq = match self.read() {
                 Err(ReadError::WrongRequestLine) => {
-                    let writer = self.sink.next().unwrap();
-                    let response = Response::new_empty(StatusCode(400));
-                    response
-                        .raw_print(writer, HTTPVersion(1, 1), &[], false, None)
-                        .ok();
-                    return None; // we don't know where the next request would start,
-                                 // se we have to close
+                    // we don't know where the next request would start,
+                    // se we have to close
+                    self.refuse(400, HTTPVersion(1, 1));
+                    return None;
                 }
 
                 Err(ReadError::WrongHeader(ver)) => {
-                    let writer = self.sink.next().unwrap();
-                    let response = Response::new_empty(StatusCode(400));
-                    response.raw_print(writer, ver, &[], false, None).ok();
-                    return None; // we don't know where the next request would start,
-                                 // se we have to close
+                    self.refuse(400, ver);
+                    return None;
+                }
+
+                Err(ReadError::UriTooLong) => {
+                    self.refuse(414, HTTPVersion(1, 1));
+                    return None;
+                }
+
+                Err(ReadError::HeadersTooLarge(ver)) => {
+                    self.refuse(431, ver);
+                    return None;
                 }
 
                 Err(ReadError::ReadIoError(ref err)) if err.kind() == ErrorKind::TimedOut => {
                     // request timeout
-                    let writer = self.sink.next().unwrap();
-                    let response = Response::new_empty(StatusCode(408));
-                    response
-                        .raw_print(writer, HTTPVersion(1, 1), &[], false, None)
-                        .ok();
+                    self.refuse(408, HTTPVersion(1, 1));
                     return None; // closing the connection
                 }
 
                 Err(ReadError::ExpectationFailed(ver)) => {
-                    let writer = self.sink.next().unwrap();
-                    let response = Response::new_empty(StatusCode(417));
-                    response.raw_print(writer, ver, &[], true, None).ok();
-                    return None; // TODO: should be recoverable, but needs handling in case of body
+                    // TODO: should be recoverable, but needs handling in case of body
+                    self.refuse(417, ver);
+                    return None;
                 }
 
                 Err(ReadError::ReadIoError(_)) => return None,
@@ -261,6 +318,56 @@ impl Iterator for ClientConnection {
 
             // returning the request
             return Some(rq);
+        }
+    }
+}
+
+impl ClientConnection {
+    /// jobmgr: answers `status` on the server's own behalf and closes.
+    fn refuse(&mut self, status: u16, version: HTTPVersion) {
+        let mut writer = self.sink.next().unwrap();
+        let mut response = (self.limits.refusal)(StatusCode(status));
+        response.add_header(Header::from_bytes(&b"Connection"[..], &b"close"[..]).unwrap());
+        response
+            .raw_print(writer.by_ref(), version, &[], false, None)
+            .ok();
+        writer.flush().ok();
+        drop(writer);
+        self.linger();
+    }
+
+    /// jobmgr: closes a connection whose client may still be sending.
+    /// Closing a socket with unread data resets the connection, and the
+    /// reset can destroy the answer before the client reads it. So the
+    /// answer is ended (FIN), then what the client still sends is read and
+    /// thrown away, in a fixed buffer, for at most `LINGER_TIME` and
+    /// `LINGER_BYTES`, until the client closes its side.
+    fn linger(&mut self) {
+        // Waits for every earlier answer on this connection to be written.
+        let mut writer = self.sink.next().unwrap();
+        writer.flush().ok();
+        drop(writer);
+        let reader = self.next_header_source.wait_turn();
+        reader.get_mut().shutdown_write();
+        let until = Instant::now() + LINGER_TIME;
+        let mut left = LINGER_BYTES;
+        let mut buf = [0u8; 4096];
+        while left > 0 {
+            let now = Instant::now();
+            if now >= until {
+                break;
+            }
+            if reader
+                .get_ref()
+                .set_read_timeout(Some(until - now))
+                .is_err()
+            {
+                break;
+            }
+            match reader.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => left = left.saturating_sub(n),
+            }
         }
     }
 }

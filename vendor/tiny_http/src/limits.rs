@@ -1,0 +1,40 @@
+//! jobmgr: limits on what one client can make the server hold (memory,
+//! time, threads) before the application sees a request.
+
+use crate::{Response, ResponseBox, StatusCode};
+
+/// What the server accepts from clients, checked while a request is read.
+///
+/// Pass it to [`Server::from_listener_with_limits`](crate::Server::from_listener_with_limits).
+/// The defaults bound the request head; the other limits are off.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    /// Longest request line or header line, in bytes (without CRLF). A
+    /// longer request line is answered 414, a longer header line 431; the
+    /// connection is then closed.
+    pub max_line: usize,
+    /// Most header lines in one request (431 past it).
+    pub max_headers: usize,
+    /// Largest request head (request line and headers), in bytes (431 past it).
+    pub max_head: usize,
+    /// Builds the answers the server sends on its own (400, 408, 414, 417,
+    /// 431, 503), so that they match the application's error format. It
+    /// gets the status code; `Connection: close` is added.
+    pub refusal: fn(StatusCode) -> ResponseBox,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_line: 8 * 1024,
+            max_headers: 100,
+            max_head: 64 * 1024,
+            refusal: empty_refusal,
+        }
+    }
+}
+
+/// The default refusal: the status code and no body.
+pub fn empty_refusal(status: StatusCode) -> ResponseBox {
+    Response::empty(status).boxed()
+}
