@@ -6,6 +6,7 @@ use std::io::{BufReader, BufWriter, ErrorKind, Read, Write};
 
 use std::net::SocketAddr;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -44,6 +45,9 @@ pub struct ClientConnection {
 
     // jobmgr: what a request may be
     limits: Arc<Limits>,
+
+    // jobmgr: whether the previous request's body was read whole
+    previous_body: Option<Arc<AtomicBool>>,
 }
 
 /// Error that can happen when reading a request.
@@ -58,6 +62,8 @@ enum ReadError {
     UriTooLong,
     /// jobmgr: a header line, the header count or the head is over the limit (431)
     HeadersTooLarge(HTTPVersion),
+    /// jobmgr: the previous request was answered before its body was read
+    BodyLeftUnread,
 }
 
 /// jobmgr: why a line of the request head could not be read.
@@ -87,6 +93,7 @@ impl ClientConnection {
             no_more_requests: false,
             secure,
             limits,
+            previous_body: None,
         }
     }
 
@@ -144,6 +151,9 @@ impl ClientConnection {
     /// Reads a request from the stream.
     /// Blocks until the header has been read.
     fn read(&mut self) -> Result<Request, ReadError> {
+        if self.previous_body_left_unread() {
+            return Err(ReadError::BodyLeftUnread);
+        }
         let (method, path, version, headers) = {
             // reading the request line
             // jobmgr: the whole head, request line included, must fit in
@@ -220,6 +230,8 @@ impl ClientConnection {
             }
         })?;
 
+        self.previous_body = Some(request.body_done());
+
         // return the request
         Ok(request)
     }
@@ -236,6 +248,9 @@ impl Iterator for ClientConnection {
         // the client sent a "connection: close" header in this previous request
         //  or is using HTTP 1.0, meaning that no new request will come
         if self.no_more_requests {
+            if self.previous_body_left_unread() {
+                self.linger();
+            }
             return None;
         }
 
@@ -274,6 +289,11 @@ impl Iterator for ClientConnection {
                 Err(ReadError::ExpectationFailed(ver)) => {
                     // TODO: should be recoverable, but needs handling in case of body
                     self.refuse(417, ver);
+                    return None;
+                }
+
+                Err(ReadError::BodyLeftUnread) => {
+                    self.linger();
                     return None;
                 }
 
@@ -323,11 +343,26 @@ impl Iterator for ClientConnection {
 }
 
 impl ClientConnection {
+    /// jobmgr: whether the previous request's body is left partly unread
+    /// once that request is done with (waits for it): then the next
+    /// request cannot be found, and the connection is closed without
+    /// reading the rest, which could be any size.
+    fn previous_body_left_unread(&mut self) -> bool {
+        let done = match self.previous_body.take() {
+            Some(done) => done,
+            None => return false,
+        };
+        if !done.load(Ordering::Acquire) {
+            self.next_header_source.wait_turn();
+        }
+        !done.load(Ordering::Acquire)
+    }
+
     /// jobmgr: answers `status` on the server's own behalf and closes.
     fn refuse(&mut self, status: u16, version: HTTPVersion) {
         let mut writer = self.sink.next().unwrap();
         let mut response = (self.limits.refusal)(StatusCode(status));
-        response.add_header(Header::from_bytes(&b"Connection"[..], &b"close"[..]).unwrap());
+        response.add_connection_close();
         response
             .raw_print(writer.by_ref(), version, &[], false, None)
             .ok();

@@ -5,9 +5,11 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::str::FromStr;
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Sender;
+use std::sync::Arc;
 
-use crate::util::{EqualReader, FusedReader};
+use crate::util::{DoneAtEof, EqualReader, FusedReader};
 use crate::{HTTPVersion, Header, Method, Response, StatusCode};
 use chunked_transfer::Decoder;
 
@@ -74,6 +76,10 @@ pub struct Request {
 
     // If Some, a message must be sent after responding
     notify_when_responded: Option<Sender<()>>,
+
+    // jobmgr: true once the whole body has been read; until then, an answer
+    // closes the connection rather than reading the rest
+    body_done: Arc<AtomicBool>,
 }
 
 struct NotifyOnDrop<R> {
@@ -183,6 +189,9 @@ where
         }
     };
 
+    // jobmgr: whether the body has been read whole; the readers below set it
+    let body_done = Arc::new(AtomicBool::new(true));
+
     // we wrap `source_data` around a reading whose nature depends on the transfer-encoding and
     // content-length headers
     let reader = if connection_upgrade {
@@ -212,13 +221,14 @@ where
 
             Box::new(Cursor::new(buffer)) as Box<dyn Read + Send + 'static>
         } else {
-            let (data_reader, _) = EqualReader::new(source_data, content_length); // TODO:
+            let data_reader = EqualReader::new(source_data, content_length, body_done.clone());
             Box::new(FusedReader::new(data_reader)) as Box<dyn Read + Send + 'static>
         }
     } else if transfer_encoding.is_some() {
         // if a transfer-encoding was specified, then "chunked" is ALWAYS applied
         // over the message (RFC2616 #3.6)
-        Box::new(FusedReader::new(Decoder::new(source_data))) as Box<dyn Read + Send + 'static>
+        let decoder = DoneAtEof::new(Decoder::new(source_data), body_done.clone());
+        Box::new(FusedReader::new(decoder)) as Box<dyn Read + Send + 'static>
     } else {
         // if we have neither a Content-Length nor a Transfer-Encoding,
         // assuming that we have no data
@@ -238,6 +248,7 @@ where
         body_length: content_length,
         must_send_continue: expects_continue,
         notify_when_responded: None,
+        body_done,
     })
 }
 
@@ -440,11 +451,23 @@ impl Request {
         res
     }
 
-    fn respond_impl<R>(&mut self, response: Response<R>) -> Result<(), IoError>
+    /// jobmgr: the flag that says whether the body has been read whole.
+    pub(crate) fn body_done(&self) -> Arc<AtomicBool> {
+        self.body_done.clone()
+    }
+
+    fn respond_impl<R>(&mut self, mut response: Response<R>) -> Result<(), IoError>
     where
         R: Read,
     {
         let mut writer = self.extract_writer_impl();
+
+        // jobmgr: a body left unread (a request refused before its body)
+        // is not drained to find the next request: the connection ends
+        // after this answer, and the client is told so.
+        if !self.body_done.load(Ordering::Acquire) {
+            response.add_connection_close();
+        }
 
         let do_not_send_body = self.method == Method::Head;
 
