@@ -41,6 +41,11 @@ pub const MAX_HEADERS: usize = 16 * 1024;
 const MAX_LINE: usize = 8 * 1024;
 /// Most header lines in one request (431 past it).
 const MAX_HEADER_COUNT: usize = 100;
+/// Time a request may take to arrive whole, from its first byte (408 past
+/// it); `--client-timeout` when that is shorter. Bodies up to `MAX_BODY`
+/// are read before a handler gets the request, so a client sending slowly
+/// holds only its own connection's thread.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// Threads answering plain HTTP requests.
 const HANDLERS: usize = 8;
 /// Requests waiting for a handler before new ones get 503.
@@ -137,6 +142,8 @@ pub fn bind(bind: &str, client_timeout: Duration) -> Result<(Arc<Server>, Socket
         max_line: MAX_LINE,
         max_headers: MAX_HEADER_COUNT,
         max_head: MAX_HEADERS,
+        max_buffered_body: MAX_BODY,
+        request_timeout: Some(REQUEST_TIMEOUT.min(client_timeout)),
         refusal: http::refusal,
     };
     let server =

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use crate::common::{HTTPVersion, Method};
 use crate::util::RefinedTcpStream;
+use crate::util::{Deadline, DeadlineStream};
 use crate::util::{SequentialReader, SequentialReaderBuilder, SequentialWriterBuilder};
 use crate::{Header, Limits, Request, StatusCode};
 
@@ -28,14 +29,14 @@ pub struct ClientConnection {
 
     // sequence of Readers to the stream, so that the data is not read in
     //  the wrong order
-    source: SequentialReaderBuilder<BufReader<RefinedTcpStream>>,
+    source: SequentialReaderBuilder<BufReader<DeadlineStream>>,
 
     // sequence of Writers to the stream, to avoid writing response #2 before
     //  response #1
     sink: SequentialWriterBuilder<BufWriter<RefinedTcpStream>>,
 
     // Reader to read the next header from
-    next_header_source: SequentialReader<BufReader<RefinedTcpStream>>,
+    next_header_source: SequentialReader<BufReader<DeadlineStream>>,
 
     // set to true if we know that the previous request is the last one
     no_more_requests: bool,
@@ -48,6 +49,9 @@ pub struct ClientConnection {
 
     // jobmgr: whether the previous request's body was read whole
     previous_body: Option<Arc<AtomicBool>>,
+
+    // jobmgr: when the request being read must have arrived
+    deadline: Arc<Deadline>,
 }
 
 /// Error that can happen when reading a request.
@@ -82,6 +86,8 @@ impl ClientConnection {
         let remote_addr = read_socket.peer_addr();
         let secure = read_socket.secure();
 
+        let deadline = Arc::new(Deadline::default());
+        let read_socket = DeadlineStream::new(read_socket, deadline.clone());
         let mut source = SequentialReaderBuilder::new(BufReader::with_capacity(1024, read_socket));
         let first_header = source.next().unwrap();
 
@@ -94,6 +100,7 @@ impl ClientConnection {
             secure,
             limits,
             previous_body: None,
+            deadline,
         }
     }
 
@@ -110,9 +117,17 @@ impl ClientConnection {
     /// jobmgr: a line longer than `max` bytes is refused as soon as it
     /// gets there; the original buffered a line of any length (a client
     /// sending one endless header line took the server's memory).
-    fn read_next_line(&mut self, max: usize) -> Result<AsciiString, LineError> {
+    ///
+    /// jobmgr: with `starts_request`, the request's deadline is set when
+    /// the line's first byte arrives.
+    fn read_next_line(
+        &mut self,
+        max: usize,
+        starts_request: bool,
+    ) -> Result<AsciiString, LineError> {
         let mut buf = Vec::new();
         let mut prev_byte_was_cr = false;
+        let mut first = starts_request;
 
         loop {
             let byte = self.next_header_source.by_ref().bytes().next();
@@ -126,6 +141,10 @@ impl ClientConnection {
                     )))
                 }
             };
+            if first {
+                self.deadline.set(self.limits.request_timeout);
+                first = false;
+            }
 
             if byte == b'\n' && prev_byte_was_cr {
                 buf.pop(); // removing the '\r'
@@ -154,6 +173,9 @@ impl ClientConnection {
         if self.previous_body_left_unread() {
             return Err(ReadError::BodyLeftUnread);
         }
+        // jobmgr: the previous request is done with the socket; the wait
+        // for the next one is bounded by the read timeout alone.
+        self.deadline.set(None);
         let (method, path, version, headers) = {
             // reading the request line
             // jobmgr: the whole head, request line included, must fit in
@@ -161,7 +183,7 @@ impl ClientConnection {
             let mut head_left = self.limits.max_head;
             let (method, path, version) = {
                 let max = self.limits.max_line.min(head_left);
-                let line = self.read_next_line(max).map_err(|e| match e {
+                let line = self.read_next_line(max, true).map_err(|e| match e {
                     LineError::TooLong => ReadError::UriTooLong,
                     LineError::Io(e) => ReadError::ReadIoError(e),
                 })?;
@@ -177,7 +199,7 @@ impl ClientConnection {
                 let mut headers = Vec::new();
                 loop {
                     let max = self.limits.max_line.min(head_left);
-                    let line = self.read_next_line(max).map_err(|e| match e {
+                    let line = self.read_next_line(max, false).map_err(|e| match e {
                         LineError::TooLong => ReadError::HeadersTooLarge(version.clone()),
                         LineError::Io(e) => ReadError::ReadIoError(e),
                     })?;
@@ -219,6 +241,7 @@ impl ClientConnection {
             *self.remote_addr.as_ref().unwrap(),
             data_source,
             writer,
+            self.limits.max_buffered_body,
         )
         .map_err(|e| {
             use crate::request;
@@ -231,6 +254,12 @@ impl ClientConnection {
         })?;
 
         self.previous_body = Some(request.body_done());
+        // jobmgr: an upgraded connection is no longer a request
+        if request.headers().iter().any(|h| {
+            h.field.equiv("Connection") && h.value.as_str().to_ascii_lowercase().contains("upgrade")
+        }) {
+            self.deadline.set(None);
+        }
 
         // return the request
         Ok(request)
@@ -383,22 +412,11 @@ impl ClientConnection {
         writer.flush().ok();
         drop(writer);
         let reader = self.next_header_source.wait_turn();
-        reader.get_mut().shutdown_write();
-        let until = Instant::now() + LINGER_TIME;
+        reader.get_mut().get_mut().shutdown_write();
+        self.deadline.set(Some(LINGER_TIME));
         let mut left = LINGER_BYTES;
         let mut buf = [0u8; 4096];
         while left > 0 {
-            let now = Instant::now();
-            if now >= until {
-                break;
-            }
-            if reader
-                .get_ref()
-                .set_read_timeout(Some(until - now))
-                .is_err()
-            {
-                break;
-            }
             match reader.read(&mut buf) {
                 Ok(0) | Err(_) => break,
                 Ok(n) => left = left.saturating_sub(n),

@@ -1,6 +1,8 @@
 //! jobmgr: limits on what one client can make the server hold (memory,
 //! time, threads) before the application sees a request.
 
+use std::time::Duration;
+
 use crate::{Response, ResponseBox, StatusCode};
 
 /// What the server accepts from clients, checked while a request is read.
@@ -17,6 +19,17 @@ pub struct Limits {
     pub max_headers: usize,
     /// Largest request head (request line and headers), in bytes (431 past it).
     pub max_head: usize,
+    /// Bodies up to this many bytes are read whole, by the connection's own
+    /// thread, before the request is handed out (a client sending a body
+    /// slowly then holds no thread of the application's). A longer body,
+    /// or the rest of a chunked one past this size, is read by whoever
+    /// reads the request.
+    pub max_buffered_body: usize,
+    /// Time a request may take to arrive, from its first byte, head and
+    /// body included; past it the request is answered 408 and the
+    /// connection closed. `None`: only each read is bounded, by the
+    /// socket's read timeout.
+    pub request_timeout: Option<Duration>,
     /// Builds the answers the server sends on its own (400, 408, 414, 417,
     /// 431, 503), so that they match the application's error format. It
     /// gets the status code; `Connection: close` is added.
@@ -29,6 +42,8 @@ impl Default for Limits {
             max_line: 8 * 1024,
             max_headers: 100,
             max_head: 64 * 1024,
+            max_buffered_body: 1024,
+            request_timeout: None,
             refusal: empty_refusal,
         }
     }

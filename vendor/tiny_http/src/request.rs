@@ -140,7 +140,8 @@ pub fn new_request<R, W>(
     headers: Vec<Header>,
     remote_addr: Option<SocketAddr>,
     mut source_data: R,
-    writer: W,
+    mut writer: W,
+    buffer_limit: usize,
 ) -> Result<Request, RequestCreationError>
 where
     R: Read + Send + 'static,
@@ -165,7 +166,7 @@ where
     };
 
     // true if the client sent a `Expect: 100-continue` header
-    let expects_continue = {
+    let mut expects_continue = {
         match headers
             .iter()
             .find(|h: &&Header| h.field.equiv("Expect"))
@@ -200,8 +201,17 @@ where
     } else if let Some(content_length) = content_length {
         if content_length == 0 {
             Box::new(io::empty()) as Box<dyn Read + Send + 'static>
-        } else if content_length <= 1024 && !expects_continue {
+        } else if content_length <= buffer_limit.max(1024) {
             // if the content-length is small enough, we just read everything into a buffer
+
+            // jobmgr: the limit is `Limits::max_buffered_body` (it was 1024
+            // bytes), so that a client sending its body slowly holds the
+            // connection's thread, not a handler's; a client waiting for
+            // `100 Continue` gets it first.
+            if expects_continue {
+                send_continue(&mut writer, &version, &headers)?;
+                expects_continue = false;
+            }
 
             let mut buffer = vec![0; content_length];
             let mut offset = 0;
@@ -227,8 +237,23 @@ where
     } else if transfer_encoding.is_some() {
         // if a transfer-encoding was specified, then "chunked" is ALWAYS applied
         // over the message (RFC2616 #3.6)
-        let decoder = DoneAtEof::new(Decoder::new(source_data), body_done.clone());
-        Box::new(FusedReader::new(decoder)) as Box<dyn Read + Send + 'static>
+        // jobmgr: buffered like a body of known length, up to the limit;
+        // a longer one is handed out with what was read put back in front.
+        if expects_continue {
+            send_continue(&mut writer, &version, &headers)?;
+            expects_continue = false;
+        }
+        let mut decoder = Decoder::new(source_data);
+        let mut buffer = Vec::new();
+        let limit = buffer_limit.max(1024) as u64;
+        decoder.by_ref().take(limit + 1).read_to_end(&mut buffer)?;
+        if buffer.len() as u64 <= limit {
+            Box::new(Cursor::new(buffer)) as Box<dyn Read + Send + 'static>
+        } else {
+            let decoder = DoneAtEof::new(decoder, body_done.clone());
+            let rest = Cursor::new(buffer).chain(FusedReader::new(decoder));
+            Box::new(rest) as Box<dyn Read + Send + 'static>
+        }
     } else {
         // if we have neither a Content-Length nor a Transfer-Encoding,
         // assuming that we have no data
@@ -250,6 +275,22 @@ where
         notify_when_responded: None,
         body_done,
     })
+}
+
+/// jobmgr: tells a client waiting with `Expect: 100-continue` to send its body.
+fn send_continue<W: Write>(
+    writer: &mut W,
+    version: &HTTPVersion,
+    headers: &[Header],
+) -> io::Result<()> {
+    Response::new_empty(StatusCode(100)).raw_print(
+        writer.by_ref(),
+        version.clone(),
+        headers,
+        true,
+        None,
+    )?;
+    writer.flush()
 }
 
 impl Request {
