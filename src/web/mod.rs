@@ -46,6 +46,9 @@ const MAX_HEADER_COUNT: usize = 100;
 /// are read before a handler gets the request, so a client sending slowly
 /// holds only its own connection's thread.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// Connections open at once, each read by a thread of its own; past it a
+/// new connection is answered 503 `busy` and closed.
+const MAX_CONNECTIONS: usize = 512;
 /// Threads answering plain HTTP requests.
 const HANDLERS: usize = 8;
 /// Requests waiting for a handler before new ones get 503.
@@ -144,6 +147,7 @@ pub fn bind(bind: &str, client_timeout: Duration) -> Result<(Arc<Server>, Socket
         max_head: MAX_HEADERS,
         max_buffered_body: MAX_BODY,
         request_timeout: Some(REQUEST_TIMEOUT.min(client_timeout)),
+        max_connections: Some(MAX_CONNECTIONS),
         refusal: http::refusal,
     };
     let server =

@@ -120,6 +120,14 @@ impl Connection {
         }
     }
 
+    pub(crate) fn set_nonblocking(&self, yes: bool) -> std::io::Result<()> {
+        match self {
+            Self::Tcp(s) => s.set_nonblocking(yes),
+            #[cfg(unix)]
+            Self::Unix(s) => s.set_nonblocking(yes),
+        }
+    }
+
     pub(crate) fn try_clone(&self) -> std::io::Result<Self> {
         match self {
             Self::Tcp(s) => s.try_clone().map(Self::from),

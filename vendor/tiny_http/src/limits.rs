@@ -30,6 +30,9 @@ pub struct Limits {
     /// connection closed. `None`: only each read is bounded, by the
     /// socket's read timeout.
     pub request_timeout: Option<Duration>,
+    /// Connections served at once, each on a thread of its own; past it a
+    /// new connection is answered 503 and closed. `None`: no cap.
+    pub max_connections: Option<usize>,
     /// Builds the answers the server sends on its own (400, 408, 414, 417,
     /// 431, 503), so that they match the application's error format. It
     /// gets the status code; `Connection: close` is added.
@@ -44,6 +47,7 @@ impl Default for Limits {
             max_head: 64 * 1024,
             max_buffered_body: 1024,
             request_timeout: None,
+            max_connections: None,
             refusal: empty_refusal,
         }
     }
