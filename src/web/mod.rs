@@ -14,6 +14,7 @@ mod ws;
 use std::io::Read;
 use std::net::{SocketAddr, TcpListener};
 use std::os::fd::AsRawFd;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
 use std::thread::JoinHandle;
@@ -168,11 +169,7 @@ impl WebServer {
             let (rx, ctx) = (rx.clone(), ctx.clone());
             let t = std::thread::Builder::new()
                 .name(format!("http-{i}"))
-                .spawn(move || {
-                    for req in rx {
-                        handle(&ctx, req);
-                    }
-                })
+                .spawn(move || serve_requests(rx, |req| handle(&ctx, req)))
                 .map_err(Error::io("spawn http handler", "http"))?;
             threads.push(t);
         }
@@ -226,6 +223,39 @@ fn accept_loop(server: &Server, tx: Sender<Request>) {
     }
 }
 
+/// A handler thread's loop. Each request is handled under a catch, so a
+/// panic (a bug) costs that request, not the thread: the pool would
+/// otherwise shrink by one per panic until nothing answered. A panic past
+/// [`caught`] drops the request, which tiny_http answers 500.
+fn serve_requests<T>(rx: Receiver<T>, handle: impl Fn(T)) {
+    for item in rx {
+        if std::panic::catch_unwind(AssertUnwindSafe(|| handle(item))).is_err() {
+            log::error!("an HTTP handler panicked; the request was answered 500");
+        }
+    }
+}
+
+/// Runs a route handler; its error, or its panic, becomes the reply.
+fn caught(path: &str, handler: impl FnOnce() -> Result<Reply>) -> Reply {
+    match std::panic::catch_unwind(AssertUnwindSafe(handler)) {
+        Ok(Ok(reply)) => reply,
+        Ok(Err(e)) => http::error_from(&e),
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            log::error!("handler for {path} panicked: {what}");
+            http::error_reply(
+                500,
+                "internal_error",
+                "internal error (logged by the server)",
+            )
+        }
+    }
+}
+
 /// Checks one request and answers it.
 fn handle(ctx: &Ctx, mut request: Request) {
     let pre = match http::precheck(ctx, &request) {
@@ -259,11 +289,40 @@ fn handle(ctx: &Ctx, mut request: Request) {
         }
     }
     let req = Req::new(&request, pre, body);
-    let reply = match (req.handler)(ctx, &req) {
-        Ok(r) => r,
-        Err(e) => http::error_from(&e),
-    };
+    let reply = caught(&req.path, || (req.handler)(ctx, &req));
     if let Err(e) = request.respond(reply) {
         log::debug!("answer {}: {e}", req.path);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panicking_handler_is_answered_500() {
+        let reply = caught("/api/x", || panic!("a bug"));
+        assert_eq!(reply.status_code().0, 500);
+        let ok = caught("/api/x", || Ok(http::error_reply(404, "not_found", "no")));
+        assert_eq!(ok.status_code().0, 404);
+    }
+
+    #[test]
+    fn a_handler_thread_survives_a_panic() {
+        let (tx, rx) = bounded::<u32>(4);
+        for i in [1, 2, 3] {
+            tx.send(i).unwrap();
+        }
+        drop(tx);
+        let done = std::sync::Mutex::new(Vec::new());
+        serve_requests(rx, |i| {
+            assert_ne!(i, 2, "a bug in request 2");
+            done.lock().unwrap().push(i);
+        });
+        assert_eq!(
+            *done.lock().unwrap(),
+            [1, 3],
+            "the request after the panic was served"
+        );
     }
 }
