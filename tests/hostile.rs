@@ -189,6 +189,8 @@ fn a_huge_announced_body_is_never_read_or_buffered() {
             Some(status),
             "{path} with {length} bytes announced"
         );
+        assert_answering(&s, "after a huge body was announced");
+        assert_alive(&mut s);
         let text = String::from_utf8_lossy(&o.answer).to_ascii_lowercase();
         assert!(text.contains("connection: close"), "{text}");
         assert!(
@@ -196,7 +198,6 @@ fn a_huge_announced_body_is_never_read_or_buffered() {
             "closed after {:?}",
             o.closed_after
         );
-        assert_alive(&mut s);
     }
     let floods: Vec<_> = (0..10)
         .map(|i| {
@@ -366,6 +367,15 @@ fn connections_past_the_cap_are_refused_and_threads_stay_bounded() {
             held.push(c);
         }
     }
+    // Once the last connection is refused, all before it were accepted.
+    let last = held.last_mut().expect("a connection");
+    last.set_read_timeout(Some(ANSWER)).expect("read timeout");
+    let _ = last.peek(&mut [0u8; 1]);
+    let count = threads(&s);
+    assert!(
+        count < MAX_CONNECTIONS + 40,
+        "{count} threads for {OPEN} connections"
+    );
     for c in &mut held[OPEN - 50..] {
         c.set_read_timeout(Some(WAIT)).expect("read timeout");
         let mut answer = String::new();
@@ -373,11 +383,6 @@ fn connections_past_the_cap_are_refused_and_threads_stay_bounded() {
         assert!(answer.starts_with("HTTP/1.1 503"), "{answer:?}");
         assert!(answer.contains("\"busy\""), "{answer}");
     }
-    let count = threads(&s);
-    assert!(
-        count < MAX_CONNECTIONS + 40,
-        "{count} threads for {OPEN} connections"
-    );
     // Still answering, if only to say it is busy.
     assert_eq!(
         status_of(&addr, "/healthz", None),
