@@ -2,7 +2,10 @@
 //! them to a fixed pool of handler threads over a bounded channel (a full
 //! pool answers 503, which caps the work in flight), checks Host, auth,
 //! Origin, method and size limits, and routes each request to a plain
-//! `fn(&Ctx, &Req) -> Result<Reply>`. WebSocket upgrades get their own thread.
+//! `fn(&Ctx, &Req) -> Result<Reply>`; a handler's panic is caught and
+//! answered 500. WebSocket upgrades get their own thread. Below that, the
+//! vendored tiny_http holds every client to the limits set here (request
+//! head, body, deadline, open connections) before a request is handed out.
 
 mod api_jobs;
 mod api_worker;
