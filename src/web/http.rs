@@ -1,6 +1,7 @@
-//! Request checks and routing: Host (DNS rebinding), header size, auth,
-//! method, Origin (CSRF) and body size, in that order, then the route table;
-//! and the reply helpers every handler uses.
+//! Request checks and routing: Host (DNS rebinding), auth, method, Origin
+//! (CSRF) and body size, in that order, then the route table; and the reply
+//! helpers every handler uses. (Head size, request deadline and connection
+//! count are checked by the vendored tiny_http, see `super::bind`.)
 
 use std::collections::HashMap;
 use std::io::{Cursor, Read};
@@ -9,7 +10,7 @@ use serde_json::{Value, json};
 use tiny_http::{Header, Method, Request, Response, ResponseBox, StatusCode};
 
 use super::auth::{self, Via};
-use super::{Ctx, MAX_BODY, MAX_HEADERS, api_jobs, api_worker, assets};
+use super::{Ctx, MAX_BODY, api_jobs, api_worker, assets};
 use crate::error::{Error, Result};
 
 /// A reply ready to send.
@@ -90,18 +91,6 @@ fn segments(path: &str) -> Vec<String> {
 
 /// Runs every check that does not need the body; on failure, the reply.
 pub fn precheck(ctx: &Ctx, request: &Request) -> std::result::Result<Pre, Reply> {
-    let header_bytes: usize = request
-        .headers()
-        .iter()
-        .map(|h| h.field.as_str().as_str().len() + h.value.as_str().len() + 4)
-        .sum();
-    if header_bytes > MAX_HEADERS {
-        return Err(error_reply(
-            431,
-            "headers_too_large",
-            "request headers are too large",
-        ));
-    }
     let host = header(request, "Host").unwrap_or_default();
     if !ctx.hosts.iter().any(|h| h.eq_ignore_ascii_case(&host)) {
         return Err(error_reply(403, "forbidden_host", "unexpected Host header"));
@@ -288,6 +277,19 @@ pub fn error_from(e: &Error) -> Reply {
         log::error!("{e}");
     }
     error_reply(e.http_status(), e.code(), &e.to_string())
+}
+
+/// The answer tiny_http sends on its own, before the request is whole
+/// (malformed, too slow, head too large) or accepted (too many connections).
+pub fn refusal(status: StatusCode) -> Reply {
+    let (code, message) = match status.0 {
+        408 => ("request_timeout", "the request did not arrive in time"),
+        414 => ("uri_too_long", "the request line is too long"),
+        431 => ("headers_too_large", "request headers are too large"),
+        503 => ("busy", "too many open connections"),
+        _ => ("invalid_input", "malformed request"),
+    };
+    error_reply(status.0, code, message)
 }
 
 /// 413 for a body over the limit.

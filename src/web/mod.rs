@@ -2,7 +2,10 @@
 //! them to a fixed pool of handler threads over a bounded channel (a full
 //! pool answers 503, which caps the work in flight), checks Host, auth,
 //! Origin, method and size limits, and routes each request to a plain
-//! `fn(&Ctx, &Req) -> Result<Reply>`. WebSocket upgrades get their own thread.
+//! `fn(&Ctx, &Req) -> Result<Reply>`; a handler's panic is caught and
+//! answered 500. WebSocket upgrades get their own thread. Below that, the
+//! vendored tiny_http holds every client to the limits set here (request
+//! head, body, deadline, open connections) before a request is handed out.
 
 mod api_jobs;
 mod api_worker;
@@ -14,6 +17,7 @@ mod ws;
 use std::io::Read;
 use std::net::{SocketAddr, TcpListener};
 use std::os::fd::AsRawFd;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
 use std::thread::JoinHandle;
@@ -21,7 +25,7 @@ use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender, TrySendError, bounded};
 use serde_json::Value;
-use tiny_http::{Method, Request, Server};
+use tiny_http::{Limits, Method, Request, Server};
 
 use crate::error::{Error, Result};
 use crate::events::Hub;
@@ -30,10 +34,25 @@ use crate::supervisor::Supervisor;
 
 pub use http::{Reply, Req};
 
+// What one client can make the server hold, all in one place (the README's
+// Security section lists them).
+
 /// Largest request body accepted.
 pub const MAX_BODY: usize = 64 * 1024;
-/// Largest total size of the request headers accepted.
+/// Largest request head (request line and headers) accepted: 431 past it.
 pub const MAX_HEADERS: usize = 16 * 1024;
+/// Longest request line (414 past it) or header line (431).
+const MAX_LINE: usize = 8 * 1024;
+/// Most header lines in one request (431 past it).
+const MAX_HEADER_COUNT: usize = 100;
+/// Time a request may take to arrive whole, from its first byte (408 past
+/// it); `--client-timeout` when that is shorter. Bodies up to `MAX_BODY`
+/// are read before a handler gets the request, so a client sending slowly
+/// holds only its own connection's thread.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// Connections open at once, each read by a thread of its own; past it a
+/// new connection is answered 503 `busy` and closed.
+const MAX_CONNECTIONS: usize = 512;
 /// Threads answering plain HTTP requests.
 const HANDLERS: usize = 8;
 /// Requests waiting for a handler before new ones get 503.
@@ -126,7 +145,17 @@ pub fn bind(bind: &str, client_timeout: Duration) -> Result<(Arc<Server>, Socket
     let listen_error = |e: &dyn std::fmt::Display| Error::Invalid(format!("listen on {bind}: {e}"));
     let listener = TcpListener::bind(bind).map_err(|e| listen_error(&e))?;
     set_send_timeout(&listener, client_timeout).map_err(|e| listen_error(&e))?;
-    let server = Server::from_listener(listener, None).map_err(|e| listen_error(&e))?;
+    let limits = Limits {
+        max_line: MAX_LINE,
+        max_headers: MAX_HEADER_COUNT,
+        max_head: MAX_HEADERS,
+        max_buffered_body: MAX_BODY,
+        request_timeout: Some(REQUEST_TIMEOUT.min(client_timeout)),
+        max_connections: Some(MAX_CONNECTIONS),
+        refusal: http::refusal,
+    };
+    let server =
+        Server::from_listener_with_limits(listener, None, limits).map_err(|e| listen_error(&e))?;
     let addr = server
         .server_addr()
         .to_ip()
@@ -143,11 +172,7 @@ impl WebServer {
             let (rx, ctx) = (rx.clone(), ctx.clone());
             let t = std::thread::Builder::new()
                 .name(format!("http-{i}"))
-                .spawn(move || {
-                    for req in rx {
-                        handle(&ctx, req);
-                    }
-                })
+                .spawn(move || serve_requests(rx, |req| handle(&ctx, req)))
                 .map_err(Error::io("spawn http handler", "http"))?;
             threads.push(t);
         }
@@ -201,6 +226,39 @@ fn accept_loop(server: &Server, tx: Sender<Request>) {
     }
 }
 
+/// A handler thread's loop. Each request is handled under a catch, so a
+/// panic (a bug) costs that request, not the thread: the pool would
+/// otherwise shrink by one per panic until nothing answered. A panic past
+/// [`caught`] drops the request, which tiny_http answers 500.
+fn serve_requests<T>(rx: Receiver<T>, handle: impl Fn(T)) {
+    for item in rx {
+        if std::panic::catch_unwind(AssertUnwindSafe(|| handle(item))).is_err() {
+            log::error!("an HTTP handler panicked; the request was answered 500");
+        }
+    }
+}
+
+/// Runs a route handler; its error, or its panic, becomes the reply.
+fn caught(path: &str, handler: impl FnOnce() -> Result<Reply>) -> Reply {
+    match std::panic::catch_unwind(AssertUnwindSafe(handler)) {
+        Ok(Ok(reply)) => reply,
+        Ok(Err(e)) => http::error_from(&e),
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            log::error!("handler for {path} panicked: {what}");
+            http::error_reply(
+                500,
+                "internal_error",
+                "internal error (logged by the server)",
+            )
+        }
+    }
+}
+
 /// Checks one request and answers it.
 fn handle(ctx: &Ctx, mut request: Request) {
     let pre = match http::precheck(ctx, &request) {
@@ -234,11 +292,40 @@ fn handle(ctx: &Ctx, mut request: Request) {
         }
     }
     let req = Req::new(&request, pre, body);
-    let reply = match (req.handler)(ctx, &req) {
-        Ok(r) => r,
-        Err(e) => http::error_from(&e),
-    };
+    let reply = caught(&req.path, || (req.handler)(ctx, &req));
     if let Err(e) = request.respond(reply) {
         log::debug!("answer {}: {e}", req.path);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panicking_handler_is_answered_500() {
+        let reply = caught("/api/x", || panic!("a bug"));
+        assert_eq!(reply.status_code().0, 500);
+        let ok = caught("/api/x", || Ok(http::error_reply(404, "not_found", "no")));
+        assert_eq!(ok.status_code().0, 404);
+    }
+
+    #[test]
+    fn a_handler_thread_survives_a_panic() {
+        let (tx, rx) = bounded::<u32>(4);
+        for i in [1, 2, 3] {
+            tx.send(i).unwrap();
+        }
+        drop(tx);
+        let done = std::sync::Mutex::new(Vec::new());
+        serve_requests(rx, |i| {
+            assert_ne!(i, 2, "a bug in request 2");
+            done.lock().unwrap().push(i);
+        });
+        assert_eq!(
+            *done.lock().unwrap(),
+            [1, 3],
+            "the request after the panic was served"
+        );
     }
 }

@@ -2,15 +2,24 @@ use ascii::AsciiString;
 
 use std::io::Error as IoError;
 use std::io::Result as IoResult;
-use std::io::{BufReader, BufWriter, ErrorKind, Read};
+use std::io::{BufReader, BufWriter, ErrorKind, Read, Write};
 
 use std::net::SocketAddr;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use crate::common::{HTTPVersion, Method};
 use crate::util::RefinedTcpStream;
+use crate::util::{Deadline, DeadlineStream};
 use crate::util::{SequentialReader, SequentialReaderBuilder, SequentialWriterBuilder};
-use crate::Request;
+use crate::{Header, Limits, Request, StatusCode};
+
+/// jobmgr: how long, and how many bytes, a closing connection discards
+/// what its client still sends (see `ClientConnection::linger`).
+const LINGER_TIME: Duration = Duration::from_secs(2);
+const LINGER_BYTES: usize = 1024 * 1024;
 
 /// A ClientConnection is an object that will store a socket to a client
 /// and return Request objects.
@@ -20,20 +29,29 @@ pub struct ClientConnection {
 
     // sequence of Readers to the stream, so that the data is not read in
     //  the wrong order
-    source: SequentialReaderBuilder<BufReader<RefinedTcpStream>>,
+    source: SequentialReaderBuilder<BufReader<DeadlineStream>>,
 
     // sequence of Writers to the stream, to avoid writing response #2 before
     //  response #1
     sink: SequentialWriterBuilder<BufWriter<RefinedTcpStream>>,
 
     // Reader to read the next header from
-    next_header_source: SequentialReader<BufReader<RefinedTcpStream>>,
+    next_header_source: SequentialReader<BufReader<DeadlineStream>>,
 
     // set to true if we know that the previous request is the last one
     no_more_requests: bool,
 
     // true if the connection goes through SSL
     secure: bool,
+
+    // jobmgr: what a request may be
+    limits: Arc<Limits>,
+
+    // jobmgr: whether the previous request's body was read whole
+    previous_body: Option<Arc<AtomicBool>>,
+
+    // jobmgr: when the request being read must have arrived
+    deadline: Arc<Deadline>,
 }
 
 /// Error that can happen when reading a request.
@@ -44,6 +62,18 @@ enum ReadError {
     /// the client sent an unrecognized `Expect` header
     ExpectationFailed(HTTPVersion),
     ReadIoError(IoError),
+    /// jobmgr: the request line is longer than the limit (414)
+    UriTooLong,
+    /// jobmgr: a header line, the header count or the head is over the limit (431)
+    HeadersTooLarge(HTTPVersion),
+    /// jobmgr: the previous request was answered before its body was read
+    BodyLeftUnread,
+}
+
+/// jobmgr: why a line of the request head could not be read.
+enum LineError {
+    TooLong,
+    Io(IoError),
 }
 
 impl ClientConnection {
@@ -51,10 +81,13 @@ impl ClientConnection {
     pub fn new(
         write_socket: RefinedTcpStream,
         mut read_socket: RefinedTcpStream,
+        limits: Arc<Limits>,
     ) -> ClientConnection {
         let remote_addr = read_socket.peer_addr();
         let secure = read_socket.secure();
 
+        let deadline = Arc::new(Deadline::default());
+        let read_socket = DeadlineStream::new(read_socket, deadline.clone());
         let mut source = SequentialReaderBuilder::new(BufReader::with_capacity(1024, read_socket));
         let first_header = source.next().unwrap();
 
@@ -65,6 +98,9 @@ impl ClientConnection {
             next_header_source: first_header,
             no_more_requests: false,
             secure,
+            limits,
+            previous_body: None,
+            deadline,
         }
     }
 
@@ -77,22 +113,52 @@ impl ClientConnection {
     ///
     /// Reads until `CRLF` is reached. The next read will start
     ///  at the first byte of the new line.
-    fn read_next_line(&mut self) -> IoResult<AsciiString> {
+    ///
+    /// jobmgr: a line longer than `max` bytes is refused as soon as it
+    /// gets there; the original buffered a line of any length (a client
+    /// sending one endless header line took the server's memory).
+    ///
+    /// jobmgr: with `starts_request`, the request's deadline is set when
+    /// the line's first byte arrives.
+    fn read_next_line(
+        &mut self,
+        max: usize,
+        starts_request: bool,
+    ) -> Result<AsciiString, LineError> {
         let mut buf = Vec::new();
         let mut prev_byte_was_cr = false;
+        let mut first = starts_request;
 
         loop {
             let byte = self.next_header_source.by_ref().bytes().next();
 
             let byte = match byte {
-                Some(b) => b?,
-                None => return Err(IoError::new(ErrorKind::ConnectionAborted, "Unexpected EOF")),
+                Some(b) => b.map_err(LineError::Io)?,
+                None => {
+                    return Err(LineError::Io(IoError::new(
+                        ErrorKind::ConnectionAborted,
+                        "Unexpected EOF",
+                    )))
+                }
             };
+            if first {
+                self.deadline.set(self.limits.request_timeout);
+                first = false;
+            }
 
             if byte == b'\n' && prev_byte_was_cr {
                 buf.pop(); // removing the '\r'
-                return AsciiString::from_ascii(buf)
-                    .map_err(|_| IoError::new(ErrorKind::InvalidInput, "Header is not in ASCII"));
+                return AsciiString::from_ascii(buf).map_err(|_| {
+                    LineError::Io(IoError::new(
+                        ErrorKind::InvalidInput,
+                        "Header is not in ASCII",
+                    ))
+                });
+            }
+
+            // `buf` may hold `max` bytes and the '\r' of a line of `max`.
+            if buf.len() > max {
+                return Err(LineError::TooLong);
             }
 
             prev_byte_was_cr = byte == b'\r';
@@ -104,10 +170,24 @@ impl ClientConnection {
     /// Reads a request from the stream.
     /// Blocks until the header has been read.
     fn read(&mut self) -> Result<Request, ReadError> {
+        if self.previous_body_left_unread() {
+            return Err(ReadError::BodyLeftUnread);
+        }
+        // jobmgr: the previous request is done with the socket; the wait
+        // for the next one is bounded by the read timeout alone.
+        self.deadline.set(None);
         let (method, path, version, headers) = {
             // reading the request line
+            // jobmgr: the whole head, request line included, must fit in
+            // `max_head` bytes and `max_headers` header lines.
+            let mut head_left = self.limits.max_head;
             let (method, path, version) = {
-                let line = self.read_next_line().map_err(ReadError::ReadIoError)?;
+                let max = self.limits.max_line.min(head_left);
+                let line = self.read_next_line(max, true).map_err(|e| match e {
+                    LineError::TooLong => ReadError::UriTooLong,
+                    LineError::Io(e) => ReadError::ReadIoError(e),
+                })?;
+                head_left = head_left.saturating_sub(line.len() + 2);
 
                 parse_request_line(
                     line.as_str().trim(), // TODO: remove this conversion
@@ -118,11 +198,19 @@ impl ClientConnection {
             let headers = {
                 let mut headers = Vec::new();
                 loop {
-                    let line = self.read_next_line().map_err(ReadError::ReadIoError)?;
+                    let max = self.limits.max_line.min(head_left);
+                    let line = self.read_next_line(max, false).map_err(|e| match e {
+                        LineError::TooLong => ReadError::HeadersTooLarge(version.clone()),
+                        LineError::Io(e) => ReadError::ReadIoError(e),
+                    })?;
+                    head_left = head_left.saturating_sub(line.len() + 2);
 
                     if line.is_empty() {
                         break;
                     };
+                    if headers.len() >= self.limits.max_headers {
+                        return Err(ReadError::HeadersTooLarge(version));
+                    }
                     headers.push(match FromStr::from_str(line.as_str().trim()) {
                         // TODO: remove this conversion
                         Ok(h) => h,
@@ -153,6 +241,7 @@ impl ClientConnection {
             *self.remote_addr.as_ref().unwrap(),
             data_source,
             writer,
+            self.limits.max_buffered_body,
         )
         .map_err(|e| {
             use crate::request;
@@ -163,6 +252,14 @@ impl ClientConnection {
                 }
             }
         })?;
+
+        self.previous_body = Some(request.body_done());
+        // jobmgr: an upgraded connection is no longer a request
+        if request.headers().iter().any(|h| {
+            h.field.equiv("Connection") && h.value.as_str().to_ascii_lowercase().contains("upgrade")
+        }) {
+            self.deadline.set(None);
+        }
 
         // return the request
         Ok(request)
@@ -180,44 +277,53 @@ impl Iterator for ClientConnection {
         // the client sent a "connection: close" header in this previous request
         //  or is using HTTP 1.0, meaning that no new request will come
         if self.no_more_requests {
+            if self.previous_body_left_unread() {
+                self.linger();
+            }
             return None;
         }
 
         loop {
+            // jobmgr: every answer the server gives on its own comes from
+            // `Limits::refusal` and closes the connection.
             let rq = match self.read() {
                 Err(ReadError::WrongRequestLine) => {
-                    let writer = self.sink.next().unwrap();
-                    let response = Response::new_empty(StatusCode(400));
-                    response
-                        .raw_print(writer, HTTPVersion(1, 1), &[], false, None)
-                        .ok();
-                    return None; // we don't know where the next request would start,
-                                 // se we have to close
+                    // we don't know where the next request would start,
+                    // se we have to close
+                    self.refuse(400, HTTPVersion(1, 1));
+                    return None;
                 }
 
                 Err(ReadError::WrongHeader(ver)) => {
-                    let writer = self.sink.next().unwrap();
-                    let response = Response::new_empty(StatusCode(400));
-                    response.raw_print(writer, ver, &[], false, None).ok();
-                    return None; // we don't know where the next request would start,
-                                 // se we have to close
+                    self.refuse(400, ver);
+                    return None;
+                }
+
+                Err(ReadError::UriTooLong) => {
+                    self.refuse(414, HTTPVersion(1, 1));
+                    return None;
+                }
+
+                Err(ReadError::HeadersTooLarge(ver)) => {
+                    self.refuse(431, ver);
+                    return None;
                 }
 
                 Err(ReadError::ReadIoError(ref err)) if err.kind() == ErrorKind::TimedOut => {
                     // request timeout
-                    let writer = self.sink.next().unwrap();
-                    let response = Response::new_empty(StatusCode(408));
-                    response
-                        .raw_print(writer, HTTPVersion(1, 1), &[], false, None)
-                        .ok();
+                    self.refuse(408, HTTPVersion(1, 1));
                     return None; // closing the connection
                 }
 
                 Err(ReadError::ExpectationFailed(ver)) => {
-                    let writer = self.sink.next().unwrap();
-                    let response = Response::new_empty(StatusCode(417));
-                    response.raw_print(writer, ver, &[], true, None).ok();
-                    return None; // TODO: should be recoverable, but needs handling in case of body
+                    // TODO: should be recoverable, but needs handling in case of body
+                    self.refuse(417, ver);
+                    return None;
+                }
+
+                Err(ReadError::BodyLeftUnread) => {
+                    self.linger();
+                    return None;
                 }
 
                 Err(ReadError::ReadIoError(_)) => return None,
@@ -261,6 +367,60 @@ impl Iterator for ClientConnection {
 
             // returning the request
             return Some(rq);
+        }
+    }
+}
+
+impl ClientConnection {
+    /// jobmgr: whether the previous request's body is left partly unread
+    /// once that request is done with (waits for it): then the next
+    /// request cannot be found, and the connection is closed without
+    /// reading the rest, which could be any size.
+    fn previous_body_left_unread(&mut self) -> bool {
+        let done = match self.previous_body.take() {
+            Some(done) => done,
+            None => return false,
+        };
+        if !done.load(Ordering::Acquire) {
+            self.next_header_source.wait_turn();
+        }
+        !done.load(Ordering::Acquire)
+    }
+
+    /// jobmgr: answers `status` on the server's own behalf and closes.
+    fn refuse(&mut self, status: u16, version: HTTPVersion) {
+        let mut writer = self.sink.next().unwrap();
+        let mut response = (self.limits.refusal)(StatusCode(status));
+        response.add_connection_close();
+        response
+            .raw_print(writer.by_ref(), version, &[], false, None)
+            .ok();
+        writer.flush().ok();
+        drop(writer);
+        self.linger();
+    }
+
+    /// jobmgr: closes a connection whose client may still be sending.
+    /// Closing a socket with unread data resets the connection, and the
+    /// reset can destroy the answer before the client reads it. So the
+    /// answer is ended (FIN), then what the client still sends is read and
+    /// thrown away, in a fixed buffer, for at most `LINGER_TIME` and
+    /// `LINGER_BYTES`, until the client closes its side.
+    fn linger(&mut self) {
+        // Waits for every earlier answer on this connection to be written.
+        let mut writer = self.sink.next().unwrap();
+        writer.flush().ok();
+        drop(writer);
+        let reader = self.next_header_source.wait_turn();
+        reader.get_mut().get_mut().shutdown_write();
+        self.deadline.set(Some(LINGER_TIME));
+        let mut left = LINGER_BYTES;
+        let mut buf = [0u8; 4096];
+        while left > 0 {
+            match reader.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => left = left.saturating_sub(n),
+            }
         }
     }
 }

@@ -100,11 +100,12 @@ use std::io::ErrorKind as IoErrorKind;
 use std::io::Result as IoResult;
 use std::net::{Shutdown, TcpStream, ToSocketAddrs};
 use std::sync::atomic::AtomicBool;
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::Ordering::{Relaxed, SeqCst};
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use client::ClientConnection;
 use connection::Connection;
@@ -112,6 +113,7 @@ use util::MessagesQueue;
 
 pub use common::{HTTPVersion, Header, HeaderField, Method, StatusCode};
 pub use connection::{ConfigListenAddr, ListenAddr, Listener};
+pub use limits::{empty_refusal, Limits};
 pub use request::{ReadWrite, Request};
 pub use response::{Response, ResponseBox};
 pub use test::TestRequest;
@@ -119,6 +121,7 @@ pub use test::TestRequest;
 mod client;
 mod common;
 mod connection;
+mod limits;
 mod request;
 mod response;
 mod ssl;
@@ -243,7 +246,18 @@ impl Server {
         listener: L,
         ssl_config: Option<SslConfig>,
     ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>> {
+        Self::from_listener_with_limits(listener, ssl_config, Limits::default())
+    }
+
+    /// jobmgr: builds a new server on `listener` that holds its clients to
+    /// `limits`.
+    pub fn from_listener_with_limits<L: Into<Listener>>(
+        listener: L,
+        ssl_config: Option<SslConfig>,
+        limits: Limits,
+    ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>> {
         let listener = listener.into();
+        let limits = Arc::new(limits);
         // building the "close" variable
         let close_trigger = Arc::new(AtomicBool::new(false));
 
@@ -288,10 +302,29 @@ impl Server {
         thread::spawn(move || {
             // a tasks pool is used to dispatch the connections into threads
             let tasks_pool = util::TaskPool::new();
+            // jobmgr: connections being served (each holds a thread)
+            let open = Arc::new(AtomicUsize::new(0));
+            let mut last_busy_log: Option<Instant> = None;
 
             log::debug!("Running accept thread");
             while !inside_close_trigger.load(Relaxed) {
                 let new_client = match server.accept() {
+                    // jobmgr: past `Limits::max_connections`, a new connection
+                    // is answered 503 and closed at once, by this thread. A
+                    // thread per connection with no cap let a client open
+                    // thousands of idle connections and as many threads.
+                    Ok((sock, _))
+                        if limits
+                            .max_connections
+                            .map_or(false, |max| open.load(SeqCst) >= max) =>
+                    {
+                        if last_busy_log.map_or(true, |t| t.elapsed() >= Duration::from_secs(1)) {
+                            log::warn!("Too many open connections: refusing new ones");
+                            last_busy_log = Some(Instant::now());
+                        }
+                        refuse_busy(sock, &limits);
+                        continue;
+                    }
                     Ok((sock, _)) => {
                         use util::RefinedTcpStream;
                         let split = match ssl {
@@ -315,7 +348,7 @@ impl Server {
                         // like accept itself (no descriptor left); the
                         // socket is then closed and the loop goes on.
                         split.map(|(read_closable, write_closable)| {
-                            ClientConnection::new(write_closable, read_closable)
+                            ClientConnection::new(write_closable, read_closable, limits.clone())
                         })
                     }
                     Err(e) => Err(e),
@@ -325,7 +358,11 @@ impl Server {
                     Ok(client) => {
                         let messages = inside_messages.clone();
                         let mut client = Some(client);
+                        // jobmgr: counted until the task is dropped, which
+                        // also happens when no thread could be started.
+                        let counted = OpenConnection::new(&open);
                         tasks_pool.spawn(Box::new(move || {
+                            let _counted = &counted;
                             if let Some(client) = client.take() {
                                 // Synchronization is needed for HTTPS requests to avoid a deadlock
                                 if client.secure() {
@@ -417,6 +454,50 @@ impl Server {
     pub fn unblock(&self) {
         self.messages.unblock();
     }
+}
+
+/// jobmgr: one connection counted in the accept thread's `open`.
+struct OpenConnection(Arc<AtomicUsize>);
+
+impl OpenConnection {
+    fn new(open: &Arc<AtomicUsize>) -> OpenConnection {
+        open.fetch_add(1, SeqCst);
+        OpenConnection(open.clone())
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, SeqCst);
+    }
+}
+
+/// jobmgr: answers a connection over the limit 503 and closes it, without
+/// ever blocking the accept thread: the socket is made non-blocking, what
+/// the client already sent is read (a close with unread data would reset
+/// the connection and could destroy the answer), and the short answer goes
+/// into the empty send buffer of the new socket.
+fn refuse_busy(mut sock: Connection, limits: &Limits) {
+    use std::io::{Read, Write};
+    let mut response = (limits.refusal)(StatusCode(503));
+    response.add_connection_close();
+    let mut answer = Vec::new();
+    if response
+        .raw_print(&mut answer, HTTPVersion(1, 1), &[], false, None)
+        .is_err()
+        || sock.set_nonblocking(true).is_err()
+    {
+        return;
+    }
+    let mut buf = [0u8; 4096];
+    for _ in 0..16 {
+        match sock.read(&mut buf) {
+            Ok(n) if n > 0 => {}
+            _ => break,
+        }
+    }
+    let _ = sock.write_all(&answer);
+    let _ = sock.shutdown(Shutdown::Write);
 }
 
 impl Iterator for IncomingRequests<'_> {

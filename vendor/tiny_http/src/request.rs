@@ -5,9 +5,11 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::str::FromStr;
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Sender;
+use std::sync::Arc;
 
-use crate::util::{EqualReader, FusedReader};
+use crate::util::{DoneAtEof, EqualReader, FusedReader};
 use crate::{HTTPVersion, Header, Method, Response, StatusCode};
 use chunked_transfer::Decoder;
 
@@ -74,6 +76,10 @@ pub struct Request {
 
     // If Some, a message must be sent after responding
     notify_when_responded: Option<Sender<()>>,
+
+    // jobmgr: true once the whole body has been read; until then, an answer
+    // closes the connection rather than reading the rest
+    body_done: Arc<AtomicBool>,
 }
 
 struct NotifyOnDrop<R> {
@@ -134,7 +140,8 @@ pub fn new_request<R, W>(
     headers: Vec<Header>,
     remote_addr: Option<SocketAddr>,
     mut source_data: R,
-    writer: W,
+    mut writer: W,
+    buffer_limit: usize,
 ) -> Result<Request, RequestCreationError>
 where
     R: Read + Send + 'static,
@@ -159,7 +166,7 @@ where
     };
 
     // true if the client sent a `Expect: 100-continue` header
-    let expects_continue = {
+    let mut expects_continue = {
         match headers
             .iter()
             .find(|h: &&Header| h.field.equiv("Expect"))
@@ -183,6 +190,9 @@ where
         }
     };
 
+    // jobmgr: whether the body has been read whole; the readers below set it
+    let body_done = Arc::new(AtomicBool::new(true));
+
     // we wrap `source_data` around a reading whose nature depends on the transfer-encoding and
     // content-length headers
     let reader = if connection_upgrade {
@@ -191,8 +201,17 @@ where
     } else if let Some(content_length) = content_length {
         if content_length == 0 {
             Box::new(io::empty()) as Box<dyn Read + Send + 'static>
-        } else if content_length <= 1024 && !expects_continue {
+        } else if content_length <= buffer_limit.max(1024) {
             // if the content-length is small enough, we just read everything into a buffer
+
+            // jobmgr: the limit is `Limits::max_buffered_body` (it was 1024
+            // bytes), so that a client sending its body slowly holds the
+            // connection's thread, not a handler's; a client waiting for
+            // `100 Continue` gets it first.
+            if expects_continue {
+                send_continue(&mut writer, &version, &headers)?;
+                expects_continue = false;
+            }
 
             let mut buffer = vec![0; content_length];
             let mut offset = 0;
@@ -212,13 +231,29 @@ where
 
             Box::new(Cursor::new(buffer)) as Box<dyn Read + Send + 'static>
         } else {
-            let (data_reader, _) = EqualReader::new(source_data, content_length); // TODO:
+            let data_reader = EqualReader::new(source_data, content_length, body_done.clone());
             Box::new(FusedReader::new(data_reader)) as Box<dyn Read + Send + 'static>
         }
     } else if transfer_encoding.is_some() {
         // if a transfer-encoding was specified, then "chunked" is ALWAYS applied
         // over the message (RFC2616 #3.6)
-        Box::new(FusedReader::new(Decoder::new(source_data))) as Box<dyn Read + Send + 'static>
+        // jobmgr: buffered like a body of known length, up to the limit;
+        // a longer one is handed out with what was read put back in front.
+        if expects_continue {
+            send_continue(&mut writer, &version, &headers)?;
+            expects_continue = false;
+        }
+        let mut decoder = Decoder::new(source_data);
+        let mut buffer = Vec::new();
+        let limit = buffer_limit.max(1024) as u64;
+        decoder.by_ref().take(limit + 1).read_to_end(&mut buffer)?;
+        if buffer.len() as u64 <= limit {
+            Box::new(Cursor::new(buffer)) as Box<dyn Read + Send + 'static>
+        } else {
+            let decoder = DoneAtEof::new(decoder, body_done.clone());
+            let rest = Cursor::new(buffer).chain(FusedReader::new(decoder));
+            Box::new(rest) as Box<dyn Read + Send + 'static>
+        }
     } else {
         // if we have neither a Content-Length nor a Transfer-Encoding,
         // assuming that we have no data
@@ -238,7 +273,24 @@ where
         body_length: content_length,
         must_send_continue: expects_continue,
         notify_when_responded: None,
+        body_done,
     })
+}
+
+/// jobmgr: tells a client waiting with `Expect: 100-continue` to send its body.
+fn send_continue<W: Write>(
+    writer: &mut W,
+    version: &HTTPVersion,
+    headers: &[Header],
+) -> io::Result<()> {
+    Response::new_empty(StatusCode(100)).raw_print(
+        writer.by_ref(),
+        version.clone(),
+        headers,
+        true,
+        None,
+    )?;
+    writer.flush()
 }
 
 impl Request {
@@ -440,11 +492,23 @@ impl Request {
         res
     }
 
-    fn respond_impl<R>(&mut self, response: Response<R>) -> Result<(), IoError>
+    /// jobmgr: the flag that says whether the body has been read whole.
+    pub(crate) fn body_done(&self) -> Arc<AtomicBool> {
+        self.body_done.clone()
+    }
+
+    fn respond_impl<R>(&mut self, mut response: Response<R>) -> Result<(), IoError>
     where
         R: Read,
     {
         let mut writer = self.extract_writer_impl();
+
+        // jobmgr: a body left unread (a request refused before its body)
+        // is not drained to find the next request: the connection ends
+        // after this answer, and the client is told so.
+        if !self.body_done.load(Ordering::Acquire) {
+            response.add_connection_close();
+        }
 
         let do_not_send_body = self.method == Method::Head;
 

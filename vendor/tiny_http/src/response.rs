@@ -285,6 +285,13 @@ where
         self.headers.push(header);
     }
 
+    /// jobmgr: tells the client the connection ends after this answer
+    /// (`add_header` ignores `Connection`, which is the server's to set).
+    pub(crate) fn add_connection_close(&mut self) {
+        self.headers
+            .push(Header::from_bytes(&b"Connection"[..], &b"close"[..]).unwrap());
+    }
+
     /// Returns the same request, but with an additional header.
     ///
     /// Some headers cannot be modified and some other have a

@@ -1,36 +1,35 @@
 use std::io::Read;
 use std::io::Result as IoResult;
-use std::sync::mpsc::channel;
-use std::sync::mpsc::{Receiver, Sender};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 /// A `Reader` that reads exactly the number of bytes from a sub-reader.
 ///
-/// If the limit is reached, it returns EOF. If the limit is not reached
-/// when the destructor is called, the remaining bytes will be read and
-/// thrown away.
+/// If the limit is reached, it returns EOF.
+///
+/// jobmgr: the original read and threw away the remaining bytes when it
+/// was dropped, into a buffer of their full size (`vec![0; remaining]`):
+/// one request announcing a huge body aborted the process (allocation
+/// failure), and one announcing `usize::MAX` bytes panicked its thread. It
+/// now leaves them unread and says so in `done`; the connection is closed
+/// instead of being reused (see `Request::respond` and `ClientConnection`).
 pub struct EqualReader<R>
 where
     R: Read,
 {
     reader: R,
     size: usize,
-    last_read_signal: Sender<IoResult<()>>,
+    done: Arc<AtomicBool>,
 }
 
 impl<R> EqualReader<R>
 where
     R: Read,
 {
-    pub fn new(reader: R, size: usize) -> (EqualReader<R>, Receiver<IoResult<()>>) {
-        let (tx, rx) = channel();
-
-        let r = EqualReader {
-            reader,
-            size,
-            last_read_signal: tx,
-        };
-
-        (r, rx)
+    /// `done` becomes true once all `size` bytes are read.
+    pub fn new(reader: R, size: usize, done: Arc<AtomicBool>) -> EqualReader<R> {
+        done.store(size == 0, Ordering::Release);
+        EqualReader { reader, size, done }
     }
 }
 
@@ -52,6 +51,9 @@ where
         match self.reader.read(buf) {
             Ok(len) => {
                 self.size -= len;
+                if self.size == 0 {
+                    self.done.store(true, Ordering::Release);
+                }
                 Ok(len)
             }
             err @ Err(_) => err,
@@ -59,30 +61,27 @@ where
     }
 }
 
-impl<R> Drop for EqualReader<R>
-where
-    R: Read,
-{
-    fn drop(&mut self) {
-        let mut remaining_to_read = self.size;
+/// jobmgr: a reader that sets `done` when its inner reader reaches its end
+/// (used for chunked bodies, whose length is not known ahead).
+pub struct DoneAtEof<R> {
+    reader: R,
+    done: Arc<AtomicBool>,
+}
 
-        while remaining_to_read > 0 {
-            let mut buf = vec![0; remaining_to_read];
+impl<R: Read> DoneAtEof<R> {
+    pub fn new(reader: R, done: Arc<AtomicBool>) -> DoneAtEof<R> {
+        done.store(false, Ordering::Release);
+        DoneAtEof { reader, done }
+    }
+}
 
-            match self.reader.read(&mut buf) {
-                Err(e) => {
-                    self.last_read_signal.send(Err(e)).ok();
-                    break;
-                }
-                Ok(0) => {
-                    self.last_read_signal.send(Ok(())).ok();
-                    break;
-                }
-                Ok(other) => {
-                    remaining_to_read -= other;
-                }
-            }
+impl<R: Read> Read for DoneAtEof<R> {
+    fn read(&mut self, buf: &mut [u8]) -> IoResult<usize> {
+        let len = self.reader.read(buf)?;
+        if len == 0 && !buf.is_empty() {
+            self.done.store(true, Ordering::Release);
         }
+        Ok(len)
     }
 }
 
@@ -90,6 +89,8 @@ where
 mod tests {
     use super::EqualReader;
     use std::io::Read;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
 
     #[test]
     fn test_limit() {
@@ -98,11 +99,13 @@ mod tests {
         let mut org_reader = Cursor::new("hello world".to_string().into_bytes());
 
         {
-            let (mut equal_reader, _) = EqualReader::new(org_reader.by_ref(), 5);
+            let done = Arc::new(AtomicBool::new(false));
+            let mut equal_reader = EqualReader::new(org_reader.by_ref(), 5, done.clone());
 
             let mut string = String::new();
             equal_reader.read_to_string(&mut string).unwrap();
             assert_eq!(string, "hello");
+            assert!(done.load(Ordering::Acquire));
         }
 
         let mut string = String::new();
@@ -117,15 +120,18 @@ mod tests {
         let mut org_reader = Cursor::new("hello world".to_string().into_bytes());
 
         {
-            let (mut equal_reader, _) = EqualReader::new(org_reader.by_ref(), 5);
+            let done = Arc::new(AtomicBool::new(false));
+            let mut equal_reader = EqualReader::new(org_reader.by_ref(), 5, done.clone());
 
             let mut vec = [0];
             equal_reader.read_exact(&mut vec).unwrap();
             assert_eq!(vec[0], b'h');
+            assert!(!done.load(Ordering::Acquire));
         }
 
+        // jobmgr: the rest is left unread rather than drained.
         let mut string = String::new();
         org_reader.read_to_string(&mut string).unwrap();
-        assert_eq!(string, " world");
+        assert_eq!(string, "ello world");
     }
 }

@@ -1,6 +1,7 @@
 use std::io::Result as IoResult;
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr};
+use std::time::Duration;
 
 use crate::connection::Connection;
 #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
@@ -45,6 +46,22 @@ impl Stream {
             Stream::Http(tcp_stream) => tcp_stream.peer_addr(),
             #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
             Stream::Https(ssl_stream) => ssl_stream.peer_addr(),
+        }
+    }
+
+    fn read_timeout(&self) -> IoResult<Option<Duration>> {
+        match self {
+            Stream::Http(tcp_stream) => tcp_stream.read_timeout(),
+            #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
+            Stream::Https(_) => Ok(None),
+        }
+    }
+
+    fn set_read_timeout(&self, t: Option<Duration>) -> IoResult<()> {
+        match self {
+            Stream::Http(tcp_stream) => tcp_stream.set_read_timeout(t),
+            #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
+            Stream::Https(_) => Ok(()),
         }
     }
 
@@ -123,6 +140,22 @@ impl RefinedTcpStream {
 
     pub(crate) fn peer_addr(&mut self) -> IoResult<Option<SocketAddr>> {
         self.stream.peer_addr()
+    }
+
+    /// jobmgr: the socket's read timeout (shared by both halves).
+    pub(crate) fn read_timeout(&self) -> IoResult<Option<Duration>> {
+        self.stream.read_timeout()
+    }
+
+    /// jobmgr: sets the socket's read timeout (shared by both halves).
+    pub(crate) fn set_read_timeout(&self, t: Option<Duration>) -> IoResult<()> {
+        self.stream.set_read_timeout(t)
+    }
+
+    /// jobmgr: ends the writing side now (the peer sees the end of the
+    /// answer) while the reading side stays open.
+    pub(crate) fn shutdown_write(&mut self) {
+        self.stream.shutdown(Shutdown::Write).ok();
     }
 }
 
