@@ -112,7 +112,7 @@ fn a_running_runs_duration_and_stage_time_follow_the_clock() {
         &format!("{shown} !== null"),
     );
     let started: String = db.scalar(&format!("SELECT startedAt FROM JobRun WHERE id = {id}"));
-    let drawn = b.eval(&format!("{shown}")).as_f64().unwrap();
+    let drawn = b.eval(shown).as_f64().unwrap();
     let keeps_up = format!(
         "(() => {{ const s = {shown}; const real = (Date.now() - Date.parse({})) / 1000; \
          return s !== null && s >= {drawn} + 3 && Math.abs(real - s) < 1.5; }})()",
