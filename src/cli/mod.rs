@@ -192,7 +192,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<i32> {
 fn completions(shell: clap_complete::Shell) -> Result<i32> {
     let mut script = Vec::new();
     clap_complete::generate(shell, &mut Cli::command(), "jobmgr", &mut script);
-    output::outln!("{}", String::from_utf8_lossy(&script).trim_end());
+    outln!("{}", String::from_utf8_lossy(&script).trim_end());
     Ok(0)
 }
 
