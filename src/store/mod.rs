@@ -17,6 +17,7 @@ pub mod audit;
 pub mod batch;
 pub mod bench;
 pub mod changes;
+pub mod check;
 pub mod committer;
 mod counts;
 pub mod insight;
