@@ -97,7 +97,7 @@ fn sweep(
         for w in &dying {
             dead.extend(workers::mark_dead_if_stale(tx, w.id, cutoff, &now_text)?);
         }
-        resolve(tx, registry, dead, cutoff, Cause::Stale, now, &spared)
+        resolve(tx, registry, dead, cutoff, Cause::Stale, now)
     })?;
     Ok((recovery, kept))
 }
@@ -113,15 +113,7 @@ pub fn preview_stalled(store: &Store, stale_after_ms: i64) -> Result<Vec<OrphanR
 pub fn take_over(tx: &Transaction<'_>, registry: &Registry, now: Timestamp) -> Result<Recovery> {
     let dead = workers::mark_all_dead(tx, &now.to_text())?;
     // Every RUNNING run is now an orphan: its worker is not active.
-    resolve(
-        tx,
-        registry,
-        dead,
-        NOBODY_STALE,
-        Cause::TakenOver,
-        now,
-        &HashSet::new(),
-    )
+    resolve(tx, registry, dead, NOBODY_STALE, Cause::TakenOver, now)
 }
 
 fn resolve(
@@ -131,21 +123,23 @@ fn resolve(
     stale_before: &str,
     cause: Cause,
     now: Timestamp,
-    spared: &HashSet<i64>,
 ) -> Result<Recovery> {
     let now_text = now.to_text();
     let mut known: HashMap<i64, WorkerRow> = dead.iter().map(|w| (w.id, w.clone())).collect();
     let mut resolved = Vec::new();
     for run in runs::orphan_runs(tx, stale_before)? {
-        if run.worker_id.is_some_and(|id| spared.contains(&id)) {
-            continue;
-        }
         let who = match run.worker_id {
             Some(id) => {
                 if let std::collections::hash_map::Entry::Vacant(slot) = known.entry(id)
                     && let Some(w) = workers::get_worker(tx, id)?
                 {
                     slot.insert(w);
+                }
+                // A worker still active was spared, or heartbeat after it
+                // was read as stale (a wall clock stepped back): it owns
+                // its runs.
+                if known.get(&id).is_some_and(|w| w.state.is_active()) {
+                    continue;
                 }
                 let just_declared = dead.iter().any(|w| w.id == id);
                 describe(known.get(&id), id, cause, just_declared)
