@@ -168,3 +168,33 @@ fn a_wal_damaged_after_kill_9_is_reported_by_the_next_start_status_and_check() {
     );
     assert_eq!(check(&db, false).0, 1);
 }
+
+#[test]
+fn a_migration_missing_from_the_history_is_reported_and_a_missing_file_is_an_error() {
+    let db = TestDb::new("checkschema");
+    db.ok(&["migrate"]);
+    let latest = db.scalar(
+        "SELECT 'V' || version || '__' || name FROM refinery_schema_history \
+         ORDER BY version DESC LIMIT 1",
+    );
+    db.conn()
+        .execute(
+            "DELETE FROM refinery_schema_history WHERE version = (SELECT max(version) \
+             FROM refinery_schema_history)",
+            [],
+        )
+        .expect("tamper");
+    let (code, text) = check(&db, false);
+    assert_eq!(code, 1, "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("schema")
+                && l.contains(&format!("PROBLEM: not applied: {latest}"))),
+        "{text}"
+    );
+
+    let gone = TestDb::new("checkgone");
+    let err = gone.fails(&["check"]);
+    assert!(err.contains("no such database file"), "{err}");
+    assert!(!gone.path.exists(), "check created the file");
+}
