@@ -137,7 +137,7 @@ fn serve_and_its_worker_paused_together_finish_the_running_run() {
     wait_silent(&db, worker);
     // serve first: it ticks at once, while its worker is still stopped.
     cont(s.child.id());
-    let declared = poll_until(Duration::from_millis(700), || {
+    let declared = poll_until(Duration::from_millis(400), || {
         db.scalar(&format!("SELECT state FROM Worker WHERE id = {worker}")) == "DEAD"
     });
     cont(pid);
@@ -163,7 +163,7 @@ fn a_hand_started_worker_paused_with_serve_gets_a_fresh_window() {
     // serve first, and a while alone: only its noticing its own pause
     // keeps it from declaring a worker dead whose heartbeat looks old.
     cont(s.child.id());
-    let declared = poll_until(Duration::from_millis(700), || {
+    let declared = poll_until(Duration::from_millis(400), || {
         db.scalar(&format!("SELECT state FROM Worker WHERE id = {worker}")) == "DEAD"
     });
     cont(pid);
@@ -189,6 +189,12 @@ fn serves_own_worker_paused_alone_is_waited_for() {
     let _cont = Continue(vec![pid]);
     stop(pid);
     wait_silent(&db, worker);
+    assert_ne!(
+        db.scalar(&format!("SELECT state FROM Worker WHERE id = {worker}")),
+        "DEAD",
+        "serve declared its own stopped child dead\n{}",
+        db.log_tails()
+    );
     // serve kept sweeping all along (every 100 ms) and says why it waits.
     wait_for("serve to say it waits for its child", WAIT, || {
         s.log_text().contains("but its process is alive")
