@@ -51,6 +51,20 @@ impl ChildPid {
     pub fn get(&self) -> Option<u32> {
         Some(self.0.load(Ordering::Relaxed)).filter(|p| *p != 0)
     }
+
+    /// The pid of the supervised worker if its process is alive, running
+    /// or stopped: the question to ask before declaring it dead. The child
+    /// is ours and not yet reaped, so its pid belongs to no one else; one
+    /// that has exited is a zombie (state Z) until the supervisor reaps it.
+    /// None when /proc cannot tell.
+    pub fn alive(&self) -> Option<u32> {
+        let pid = self.get()?;
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // The state follows the command name, which is in parentheses and
+        // may itself contain spaces or parentheses.
+        let state = stat.rsplit_once(')')?.1.split_whitespace().next()?;
+        (!matches!(state, "Z" | "X" | "x")).then_some(pid)
+    }
 }
 
 struct Loop {

@@ -1,6 +1,7 @@
 //! The command line: subcommands and flags, parsed into plain values and
 //! handed to the functions that carry them out.
 
+pub mod check;
 mod output;
 mod runs;
 pub mod serve;
@@ -84,6 +85,8 @@ pub enum Command {
     Migrate,
     /// Check the job-type config file and report every problem.
     CheckConfig,
+    /// Check the database: integrity, schema version, run counters, high-water mark.
+    Check,
     /// Measure throughput and latency on this disk (temporary databases beside --db).
     Bench(BenchArgs),
     /// Print a shell completion script: `jobmgr completions bash > /etc/bash_completion.d/jobmgr`.
@@ -151,6 +154,9 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<i32> {
     runs::require_existing_db(&settings.db, &command)?;
     if matches!(command, Command::CheckConfig) {
         return output::check_config(&jobfile::check(&settings)?, json);
+    }
+    if matches!(command, Command::Check) {
+        return check::run(&settings, json);
     }
     let registry = Arc::new(registry_for(&settings, &command)?);
     match command {

@@ -149,6 +149,7 @@ pub fn run(m: &Manager, command: Command, json: bool) -> Result<i32> {
         | Command::Migrate
         | Command::JobTypes
         | Command::CheckConfig
+        | Command::Check
         | Command::Bench(_)
         | Command::Completions { .. } => Ok(0),
     }
@@ -199,10 +200,18 @@ fn enqueue(m: &Manager, a: &EnqueueArgs, json: bool) -> Result<i32> {
 fn status(m: &Manager, json: bool) -> Result<i32> {
     let w = m.worker_status()?;
     let counts = m.counts()?;
+    let mark = super::check::high_water(m.store())?;
     if json {
-        print_json(&json!({"worker": w, "counts": counts}));
+        let behind = mark.behind().then(|| mark.to_string());
+        if let Some(b) = &behind {
+            log::error!("{}: {b}", m.store().path().display());
+        }
+        print_json(&json!({"worker": w, "counts": counts, "behindHighWaterMark": behind}));
     } else {
         output::status(&w, &counts);
+        if mark.behind() {
+            println!("WARNING: {mark}");
+        }
     }
     Ok(0)
 }

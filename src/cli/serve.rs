@@ -1,7 +1,7 @@
 //! `jobmgr serve` (also plain `jobmgr`): the web server, the change
-//! watcher, the periodic maintenance tick and the worker supervisor, started
-//! in that order's reverse dependencies and stopped and joined on SIGTERM or
-//! SIGINT.
+//! watcher, the periodic sweep of silent workers (`maintenance`) and the
+//! worker supervisor, started in that order's reverse dependencies and
+//! stopped and joined on SIGTERM or SIGINT.
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -11,14 +11,14 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use clap::{Args, FromArgMatches};
-use crossbeam_channel::{Receiver, RecvTimeoutError, bounded};
+use crossbeam_channel::bounded;
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
 use crate::config::{self, Settings};
 use crate::error::{Error, Result};
 use crate::events::{CLIENT_QUEUE, Hub};
-use crate::manager::Manager;
+use crate::maintenance::{self, SweepTiming};
 use crate::registry::Registry;
 use crate::supervisor::Supervisor;
 use crate::watcher;
@@ -80,9 +80,14 @@ pub fn run(settings: &Settings, registry: Arc<Registry>, args: &ServeArgs) -> Re
     let pid = supervisor.child_pid();
     let (m, h, s) = (manager.clone(), hub.clone(), stop_rx.clone());
     let watcher = spawn("watcher", move || watcher::run(m, h, move || pid.get(), s))?;
-    let (m, s) = (manager.clone(), stop_rx.clone());
-    let every = Duration::from_millis(args.maintenance_ms.max(10));
-    let tick = spawn("maintenance", move || maintenance_tick(&m, every, &s))?;
+    let (m, s, child) = (manager.clone(), stop_rx.clone(), supervisor.child_pid());
+    let timing = SweepTiming {
+        every: Duration::from_millis(args.maintenance_ms.max(10)),
+        stale_after: Duration::from_millis(settings.stale_after_ms),
+    };
+    let tick = spawn("maintenance", move || {
+        maintenance::sweep_every(m.store(), m.registry(), timing, &|| child.alive(), &s)
+    })?;
     let web = WebServer::start(server, addr, ctx)?;
 
     println!("jobmgr admin: {}", admin_url(addr, &token));
@@ -118,24 +123,4 @@ fn admin_url(addr: SocketAddr, token: &str) -> String {
         addr
     };
     format!("http://{shown}/admin/jobs?token={token}")
-}
-
-/// Every few seconds: declare silent workers dead and resolve their runs,
-/// so nobody has to press "clean up" after a crash.
-fn maintenance_tick(manager: &Manager, every: Duration, stop: &Receiver<()>) {
-    loop {
-        match stop.recv_timeout(every) {
-            Err(RecvTimeoutError::Timeout) => {}
-            _ => return,
-        }
-        match manager.cleanup_stalled() {
-            Ok(r) if !r.dead_workers.is_empty() || !r.runs.is_empty() => log::warn!(
-                "maintenance: {} silent workers declared dead, {} runs resolved",
-                r.dead_workers.len(),
-                r.runs.len()
-            ),
-            Ok(_) => {}
-            Err(e) => log::warn!("maintenance: {e}"),
-        }
-    }
 }

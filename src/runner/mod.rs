@@ -4,6 +4,7 @@
 
 pub mod context;
 pub mod executor;
+pub mod mark;
 mod wake;
 pub mod writer;
 
@@ -124,8 +125,13 @@ pub fn start_worker(
 ) -> Result<RunningWorker> {
     let store = Store::open(&opts.db)?;
     let lock = acquire_lock(&opts.db, &store)?;
+    let floor = check_mark(&store, &opts.db)?;
     let me = register(&store, &registry, opts)?;
     let worker_id = me.worker_id;
+    let mark = lock
+        .try_clone()
+        .map(|f| mark::MarkFile::new(f, floor, worker_id))
+        .map_err(Error::io("open lock file", lock_path(&opts.db)))?;
     let conn = store::open_writer_connection(&opts.db)?;
 
     let (tx, rx) = bounded(WRITER_QUEUE);
@@ -156,7 +162,8 @@ pub fn start_worker(
         opts.concurrency,
     )?
     .with_watcher(switch)
-    .with_signals(received);
+    .with_signals(received)
+    .with_mark(mark);
     let thread = thread::Builder::new()
         .name("writer".into())
         .spawn(move || {
@@ -224,6 +231,17 @@ fn finish(exit: Result<Exit>, executors: Vec<thread::JoinHandle<()>>) -> Result<
             Err(e)
         }
     }
+}
+
+/// With the lock held (no other worker writes the mark): compares the
+/// high-water mark with the database and says loudly when the database is
+/// behind it. Returns the mark, which the new one starts from.
+fn check_mark(store: &Store, db: &Path) -> Result<Option<mark::Mark>> {
+    let c = mark::compare(&*store.conn()?, &lock_path(db))?;
+    if c.behind() {
+        log::error!("{}: {c}", db.display());
+    }
+    Ok(c.mark)
 }
 
 /// Registration: one transaction that declares any previous active worker

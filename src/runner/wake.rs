@@ -77,12 +77,11 @@ pub fn watch(db: &Path, lock_path: &Path, tx: Sender<Msg>) -> Option<(Watcher, S
     }
     let mut w = inotify.watches();
     // The lock file is this worker's own: touching it wakes the thread so it
-    // can see the stop flag.
-    w.add(
-        lock_path,
-        WatchMask::ATTRIB | WatchMask::OPEN | WatchMask::CLOSE_WRITE,
-    )
-    .ok()?;
+    // can see the stop flag. Not MODIFY: the writer rewrites the high-water
+    // mark in it after every commit. Not OPEN: `jobmgr status` and `check`
+    // open it to read the mark.
+    w.add(lock_path, WatchMask::ATTRIB | WatchMask::CLOSE_WRITE)
+        .ok()?;
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
     let (done_tx, done) = crossbeam_channel::bounded(1);
@@ -132,5 +131,43 @@ impl Watcher {
             // but its inotify descriptor and ends with the process.
             _ => log::warn!("could not wake the WAL watcher; leaving it"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::FileExt;
+
+    use super::*;
+
+    /// The writer rewrites the high-water mark in the lock file after every
+    /// commit, and `jobmgr status` reads it: neither may wake the writer.
+    /// A commit (a write to the WAL) and the watcher's own stop still do.
+    #[test]
+    fn the_mark_in_the_lock_file_wakes_nobody_and_the_wal_does() {
+        let dir = std::env::temp_dir().join(format!("jobmgr-wake-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let (db, lock) = (dir.join("t.db"), dir.join("t.db.lock"));
+        std::fs::write(dir.join("t.db-wal"), b"").unwrap();
+        let lock_file = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock)
+            .unwrap();
+        let (tx, rx) = crossbeam_channel::bounded(16);
+        let (watcher, _switch) = watch(&db, &lock, tx).expect("inotify");
+        for i in 0..20u8 {
+            lock_file.write_all_at(&[b'0' + i % 10; 64], 0).unwrap();
+            std::fs::read(&lock).unwrap();
+        }
+        let quiet = rx.recv_timeout(Duration::from_millis(300));
+        assert!(quiet.is_err(), "woken by the lock file: {quiet:?}");
+        std::fs::write(dir.join("t.db-wal"), b"frame").unwrap();
+        let woken = rx.recv_timeout(Duration::from_secs(5));
+        assert!(matches!(woken, Ok(Msg::DbChanged)), "{woken:?}");
+        watcher.stop();
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

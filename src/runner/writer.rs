@@ -138,6 +138,8 @@ pub struct Writer {
     /// [`Msg::Stop`], but a writer retrying a refused write reads no
     /// messages; it looks here instead.
     signals: Arc<AtomicUsize>,
+    /// The high-water mark in the lock file, raised after each commit.
+    mark: Option<super::mark::MarkFile>,
 }
 
 /// How long to keep looking after a WAL wake-up showed no new commit.
@@ -181,12 +183,19 @@ impl Writer {
             watch: None,
             recheck_until: None,
             signals: Arc::new(AtomicUsize::new(0)),
+            mark: None,
         })
     }
 
     /// Gives the writer the count of stop signals the process received.
     pub fn with_signals(mut self, signals: Arc<AtomicUsize>) -> Writer {
         self.signals = signals;
+        self
+    }
+
+    /// Gives the writer the high-water mark to keep.
+    pub fn with_mark(mut self, mark: super::mark::MarkFile) -> Writer {
+        self.mark = Some(mark);
         self
     }
 
@@ -413,6 +422,9 @@ impl Writer {
     fn commit(&mut self, batch: Batch) -> Result<()> {
         let asked = batch.claim;
         let result = self.commit_retrying(&batch)?;
+        if let Some(m) = self.mark.as_mut() {
+            m.committed(result.claimed.iter().map(|r| r.id).max());
+        }
         if !result.still_registered {
             return self.lost_registration();
         }

@@ -19,6 +19,7 @@ pub mod backup;
 pub mod batch;
 pub mod bench;
 pub mod changes;
+pub mod check;
 pub mod committer;
 mod counts;
 pub mod insight;

@@ -138,24 +138,55 @@ pub fn request_stop(tx: &Transaction<'_>, now: &str) -> Result<Option<WorkerRow>
     active_worker(tx)
 }
 
-/// Active workers whose heartbeat is older than `stale_before`, or every
-/// active worker when `stale_before` is None (the caller holds the lock
-/// file, which proves they are gone). Marks them DEAD and returns them.
-pub fn mark_dead(
+/// Active workers whose heartbeat is older than `stale_before`: a plain
+/// read, so that a periodic check with nothing to change takes no lock.
+pub fn stale_workers(conn: &Connection, stale_before: &str) -> Result<Vec<WorkerRow>> {
+    let mut stmt = conn
+        .prepare_cached(&format!(
+            "SELECT {WORKER_COLUMNS} FROM Worker \
+             WHERE state IN ('STARTING', 'RUNNING', 'STOPPING') AND heartbeatAt < ?1"
+        ))
+        .map_err(Error::db("find stale workers"))?;
+    let rows = stmt
+        .query_map([stale_before], worker_from_row)
+        .map_err(Error::db("find stale workers"))?;
+    rows.collect::<rusqlite::Result<_>>()
+        .map_err(Error::db("find stale workers"))
+}
+
+/// Marks worker `id` DEAD if it is still active and its heartbeat still
+/// older than `stale_before` (it may have heartbeat since it was read as
+/// stale); returns it when it was marked.
+pub fn mark_dead_if_stale(
     tx: &Transaction<'_>,
-    stale_before: Option<&str>,
+    id: i64,
+    stale_before: &str,
     now: &str,
-) -> Result<Vec<WorkerRow>> {
-    let cutoff = stale_before.unwrap_or("9999");
+) -> Result<Option<WorkerRow>> {
+    tx.prepare_cached(&format!(
+        "UPDATE Worker SET state = 'DEAD', stoppedAt = ?3 \
+         WHERE id = ?1 AND state IN ('STARTING', 'RUNNING', 'STOPPING') AND heartbeatAt < ?2 \
+         RETURNING {WORKER_COLUMNS}"
+    ))
+    .and_then(|mut s| {
+        s.query_row(params![id, stale_before, now], worker_from_row)
+            .optional()
+    })
+    .map_err(Error::db("mark dead workers"))
+}
+
+/// Marks every active worker DEAD and returns them: the caller holds the
+/// lock file, which proves their processes are gone.
+pub fn mark_all_dead(tx: &Transaction<'_>, now: &str) -> Result<Vec<WorkerRow>> {
     let mut stmt = tx
         .prepare_cached(&format!(
-            "UPDATE Worker SET state = 'DEAD', stoppedAt = ?2 \
-             WHERE state IN ('STARTING', 'RUNNING', 'STOPPING') AND heartbeatAt < ?1 \
+            "UPDATE Worker SET state = 'DEAD', stoppedAt = ?1 \
+             WHERE state IN ('STARTING', 'RUNNING', 'STOPPING') \
              RETURNING {WORKER_COLUMNS}"
         ))
         .map_err(Error::db("mark dead workers"))?;
     let rows = stmt
-        .query_map(params![cutoff, now], worker_from_row)
+        .query_map([now], worker_from_row)
         .map_err(Error::db("mark dead workers"))?;
     rows.collect::<rusqlite::Result<_>>()
         .map_err(Error::db("mark dead workers"))
