@@ -2,6 +2,7 @@
 //! cancel, re-run, clean up, and the worker's status. Each action validates
 //! its input before anything is written.
 
+mod health;
 mod insight;
 
 use std::sync::{Arc, OnceLock};
@@ -20,6 +21,7 @@ use crate::store::runs::{self, NewRun, RunFilter};
 use crate::store::{Store, workers};
 use crate::worker::{self, WorkerRow, WorkerState};
 
+pub use health::{NotReady, Readiness};
 pub use insight::{
     AuditEntry, ErrorGroup, MAX_ERROR_HOURS, RunDetails, RunRef, StageMark, Stats, Throughput,
 };

@@ -19,6 +19,18 @@ pub fn healthz(_ctx: &Ctx, _req: &Req) -> Result<Reply> {
     Ok(json_reply(200, &json!({"ok": true, "version": VERSION})))
 }
 
+/// `GET /readyz` (no auth): 200 when a worker is RUNNING with a fresh
+/// heartbeat on a schema this build expects, else 503 with the reasons.
+pub fn readyz(ctx: &Ctx, _req: &Req) -> Result<Reply> {
+    Ok(match ctx.manager.readiness() {
+        Ok(r) => json_reply(if r.ready { 200 } else { 503 }, &json!(r)),
+        Err(e) => json_reply(
+            503,
+            &json!({"ready": false, "reasons": [{"code": e.code(), "message": e.to_string()}]}),
+        ),
+    })
+}
+
 /// `GET /ws` without an upgrade.
 pub fn not_upgraded(_ctx: &Ctx, _req: &Req) -> Result<Reply> {
     Ok(error_reply(

@@ -97,12 +97,20 @@ pub fn precheck(ctx: &Ctx, request: &Request) -> std::result::Result<Pre, Reply>
     }
     let (path, query) = split_url(request.url());
     let method = request.method().clone();
-    if path == "/healthz" && method == Method::Get {
+    // Probes for supervisors and load balancers answer without a token.
+    let probe = match path.as_str() {
+        "/healthz" => Some(api_worker::healthz as Handler),
+        "/readyz" => Some(api_worker::readyz as Handler),
+        _ => None,
+    };
+    if let Some(handler) = probe
+        && method == Method::Get
+    {
         return Ok(Pre {
             path,
             query,
             via: Via::None,
-            handler: api_worker::healthz,
+            handler,
             websocket: false,
         });
     }
