@@ -320,8 +320,8 @@ fn phone_width_has_no_horizontal_overflow() {
 
     // The status filter keeps only failed runs.
     b.eval(
-        "{ const f = document.getElementById('history-filters'); f.elements.status.value = 'FAILED'; \
-         f.elements.status.dispatchEvent(new Event('change', {bubbles: true})) }",
+        "{ const box = document.querySelector('#history-filters input[name=status][value=FAILED]'); \
+         box.checked = true; box.dispatchEvent(new Event('change', {bubbles: true})) }",
     );
     let only_failed = format!(
         "(() => {{ const rows = [...document.querySelectorAll('#history-rows tr')]; \

@@ -6,7 +6,9 @@
 mod common;
 
 use common::TestDb;
-use common::page::{SERIAL, Serve, WAIT, chromium_available, js_str, load_page, open_page};
+use common::page::{
+    SERIAL, Serve, WAIT, chromium_available, js_str, load_page, open_page, screenshot,
+};
 use serde_json::json;
 
 /// Whether every `<time>` under `selector` shows its instant in the zone
@@ -182,4 +184,99 @@ fn queued_runs_counts_zero_tiles_and_help_texts_read_plainly() {
          !help.textContent.includes('`'); })()",
     );
     assert_eq!(db.status_of(queued), "QUEUED");
+}
+
+/// Presses one key as a person would (through the browser's input).
+fn press(b: &mut common::cdp::Browser, key: &str) {
+    for kind in ["keyDown", "keyUp"] {
+        let mut ev = json!({"type": kind, "key": key});
+        if kind == "keyDown" && key.chars().count() == 1 {
+            ev["text"] = json!(key);
+        }
+        if key == "Enter" {
+            ev["code"] = json!("Enter");
+            ev["windowsVirtualKeyCode"] = json!(13);
+        }
+        b.page("Input.dispatchKeyEvent", ev);
+    }
+}
+
+#[test]
+fn history_filters_live_in_the_url_and_the_keyboard_walks_the_rows() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !chromium_available() {
+        return;
+    }
+    let db = TestDb::new("browser-history");
+    let (_serve, mut b) = open_page(&db, 1280, 900);
+    let failed = db.enqueue("demo-multi-phase", &["count=3", "delay_ms=0", "fail_at=1"]);
+    db.wait_status(failed, "FAILED", WAIT);
+    let done = db.enqueue("demo-known-total", &["count=1", "delay_ms=0"]);
+    db.wait_status(done, "COMPLETED", WAIT);
+    let cancelled = db.enqueue("demo-known-total", &["count=100000", "delay_ms=20"]);
+    db.wait_status(cancelled, "RUNNING", WAIT);
+    db.ok(&["cancel", &cancelled.to_string()]);
+    db.wait_status(cancelled, "CANCELLED", WAIT);
+
+    // Two statuses at once and a larger page.
+    b.eval(
+        "{ for (const v of ['FAILED', 'CANCELLED']) { \
+             const box = document.querySelector(`#history-filters input[name=status][value=${v}]`); \
+             box.checked = true; box.dispatchEvent(new Event('change', {bubbles: true})); } \
+           const size = document.getElementById('history-filters').elements.size; \
+           size.value = '50'; size.dispatchEvent(new Event('change', {bubbles: true})); }",
+    );
+    let only_two = format!(
+        "(() => {{ const ids = [...document.querySelectorAll('#history-rows tr[data-run-id]')] \
+         .map(r => r.dataset.runId); return ids.join(',') === '{cancelled},{failed}'; }})()"
+    );
+    b.wait_js("the failed and the cancelled run only", WAIT, &only_two);
+    screenshot(&mut b, &db, "history-filters");
+    let search = b.eval("location.search");
+    assert_eq!(search, json!("?status=FAILED%2CCANCELLED&size=50"));
+
+    // A reload (or the link sent to a colleague) shows the same.
+    let href = b.eval("location.href").as_str().unwrap().to_string();
+    b.navigate(&href);
+    b.wait_js(
+        "the filters restored from the URL",
+        WAIT,
+        &format!(
+            "(() => {{ const f = document.getElementById('history-filters'); \
+             const on = [...f.querySelectorAll('input[name=status]:checked')].map(c => c.value).join(','); \
+             return on === 'FAILED,CANCELLED' && f.elements.size.value === '50' && {only_two}; }})()"
+        ),
+    );
+
+    // j and k move through the rows, Enter opens one, / searches.
+    press(&mut b, "j");
+    press(&mut b, "j");
+    press(&mut b, "k");
+    b.wait_js(
+        "the first row selected",
+        WAIT,
+        &format!(
+            "document.querySelector('#history-rows tr.selected')?.dataset.runId === '{cancelled}'"
+        ),
+    );
+    press(&mut b, "Enter");
+    b.wait_js(
+        "its details open",
+        WAIT,
+        &format!(
+            "location.hash === '#/runs/{cancelled}' && document.getElementById('details').open"
+        ),
+    );
+    b.eval("location.hash = '#/'");
+    b.wait_js(
+        "the details closed",
+        WAIT,
+        "!document.getElementById('details').open",
+    );
+    press(&mut b, "/");
+    b.wait_js(
+        "the search field focused",
+        WAIT,
+        "document.activeElement === document.getElementById('history-filters').elements.q",
+    );
 }

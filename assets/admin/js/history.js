@@ -1,12 +1,15 @@
-// Run history: filters (status, job type, text, date range), keyset
-// pagination by cursor, failed runs highlighted, Re-run per finished row.
+// Run history: filters (statuses, job type, text, date range, page size)
+// kept in the page's URL so a reload or a shared link shows the same runs,
+// keyset pagination by cursor, failed runs highlighted, Re-run per
+// finished row, and the keyboard: `/` searches, j/k move, Enter opens.
 
 import { api, attempt, query, toast } from './api.js';
+import { zoneMode } from './tz.js';
 import {
   h, replace, statusBadge, runLink, timeEl, duration, runDuration, progressText, counted, num,
 } from './format.js';
 
-const PAGE = 25;
+const SIZES = ['25', '50', '100', '200'];
 let cursors = [null]; // cursor of each page visited; the last is the current page
 let nextCursor = null;
 let rows = [];
@@ -18,21 +21,53 @@ let loading = false;
 // the new ones and stay (live updates then patch the wrong rows).
 let latest = 0;
 
-function filters() {
+/** The form's values as the URL and the API spell them. */
+function formValues() {
   const form = document.getElementById('history-filters');
   const val = (name) => form.elements[name].value.trim();
-  const iso = (v) => {
-    if (!v) return '';
-    const t = new Date(v);
-    return isNaN(t.getTime()) ? '' : t.toISOString();
-  };
+  const statuses = [...form.querySelectorAll('input[name="status"]:checked')].map((c) => c.value);
   return {
-    status: val('status'),
+    status: statuses.join(','),
     name: val('name'),
     q: val('q'),
-    since: iso(val('since')),
-    until: iso(val('until')),
+    since: val('since'),
+    until: val('until'),
+    size: val('size') === SIZES[0] ? '' : val('size'),
   };
+}
+
+/** A date field's value as an instant: typed in the zone the page shows. */
+function instant(v) {
+  if (!v) return '';
+  const t = new Date(zoneMode() === 'utc' ? `${v}Z` : v);
+  return isNaN(t.getTime()) ? '' : t.toISOString();
+}
+
+function filters() {
+  const v = formValues();
+  return { status: v.status, name: v.name, q: v.q, since: instant(v.since), until: instant(v.until) };
+}
+
+function pageSize() {
+  return Number(formValues().size || SIZES[0]);
+}
+
+/** Writes the filters into the URL (replacing, so Back leaves the page). */
+function saveToUrl() {
+  const url = `${location.pathname}${query(formValues())}${location.hash}`;
+  history.replaceState(history.state, '', url);
+}
+
+/** Sets the form from the URL, so a reload or a shared link keeps it. */
+function loadFromUrl() {
+  const form = document.getElementById('history-filters');
+  const p = new URLSearchParams(location.search);
+  const statuses = (p.get('status') || '').split(',');
+  for (const box of form.querySelectorAll('input[name="status"]')) box.checked = statuses.includes(box.value);
+  for (const name of ['q', 'since', 'until']) form.elements[name].value = p.get(name) || '';
+  form.elements.size.value = SIZES.includes(p.get('size')) ? p.get('size') : SIZES[0];
+  // The job type list arrives later (setHistoryJobTypes keeps this value).
+  form.dataset.wantName = p.get('name') || '';
 }
 
 /** Loads the current page. */
@@ -40,7 +75,7 @@ export async function loadHistory() {
   const mine = ++latest;
   loading = true;
   const cursor = cursors[cursors.length - 1];
-  const res = await attempt(() => api(`/api/jobs${query({ ...filters(), limit: PAGE, cursor })}`), 'History');
+  const res = await attempt(() => api(`/api/jobs${query({ ...filters(), limit: pageSize(), cursor })}`), 'History');
   if (mine !== latest) return;
   loading = false;
   if (!res) return;
@@ -95,6 +130,7 @@ function render() {
   if (!rows.length) {
     replace(body, h('tr', {}, h('td', { colspan: '7', class: 'empty', text: 'No runs match these filters.' })));
   } else replace(body, rows.map(row));
+  mark(false);
   const page = cursors.length;
   document.getElementById('history-page').textContent = `Page ${page}`;
   document.getElementById('history-prev').disabled = page <= 1;
@@ -108,7 +144,7 @@ export function updateHistory(run) {
     rows[i] = run;
     const body = document.getElementById('history-rows');
     const old = body && body.querySelector(`tr[data-run-id="${run.id}"]`);
-    if (old) old.replaceWith(row(run));
+    if (old) { old.replaceWith(row(run)); mark(false); }
     return;
   }
   // A run we do not show: new runs belong on the first page.
@@ -123,17 +159,59 @@ export function scheduleReload() {
 
 /** Fills the job type filter. */
 export function setHistoryJobTypes(types) {
-  const select = document.getElementById('history-filters').elements.name;
-  const current = select.value;
+  const form = document.getElementById('history-filters');
+  const select = form.elements.name;
+  const current = select.value || form.dataset.wantName || '';
+  const names = types.map((t) => t.name);
+  // A type named in the URL that no longer exists stays selectable.
+  if (current && !names.includes(current)) names.push(current);
   replace(select, h('option', { value: '', text: 'All job types' }),
-    types.map((t) => h('option', { value: t.name, text: t.name })));
+    names.map((n) => h('option', { value: n, text: n })));
   select.value = current;
+}
+
+/** The row the keyboard is on, as a zero-based index, or -1. */
+let selected = -1;
+
+/** Marks the selected row (after a redraw too); scrolls it into view if asked. */
+function mark(scroll) {
+  const trs = [...document.querySelectorAll('#history-rows tr[data-run-id]')];
+  if (!trs.length || selected < 0) return;
+  selected = Math.min(trs.length - 1, selected);
+  trs.forEach((tr, n) => {
+    tr.classList.toggle('selected', n === selected);
+    tr.setAttribute('aria-selected', n === selected ? 'true' : 'false');
+  });
+  if (scroll) trs[selected].scrollIntoView({ block: 'nearest' });
+}
+
+function select(i) {
+  selected = Math.max(0, i);
+  mark(true);
+}
+
+/** `/` searches; j/k move through the rows and Enter opens one. */
+function onKey(e) {
+  const t = e.target;
+  const typing = t instanceof HTMLElement && (t.isContentEditable || ['INPUT', 'SELECT', 'TEXTAREA'].includes(t.tagName));
+  if (typing || e.ctrlKey || e.metaKey || e.altKey || document.querySelector('dialog[open]')) return;
+  if (e.key === '/') {
+    e.preventDefault();
+    document.getElementById('history-filters').elements.q.focus();
+  } else if (e.key === 'j') select(selected + 1);
+  else if (e.key === 'k') select(selected - 1);
+  else if (e.key === 'Enter' && selected >= 0) {
+    const tr = document.querySelectorAll('#history-rows tr[data-run-id]')[selected];
+    if (tr) location.hash = `#/runs/${tr.dataset.runId}`;
+  }
 }
 
 /** Wires the filter form and pager. */
 export function initHistory() {
   const form = document.getElementById('history-filters');
-  const restart = () => { cursors = [null]; loadHistory(); };
+  loadFromUrl();
+  const restart = () => { cursors = [null]; saveToUrl(); loadHistory(); };
+  document.addEventListener('keydown', onKey);
   form.addEventListener('submit', (e) => { e.preventDefault(); restart(); });
   form.addEventListener('change', (e) => { if (e.target.name !== 'q') restart(); });
   let typing = null;
@@ -145,6 +223,14 @@ export function initHistory() {
     form.reset();
     restart();
   });
+  // Dates are typed in the zone the page shows.
+  const zoneLabels = () => {
+    for (const label of form.querySelectorAll('.date-field')) {
+      label.firstChild.textContent = `${label.querySelector('input').name === 'since' ? 'From' : 'To'}${zoneMode() === 'utc' ? ' (UTC)' : ''} `;
+    }
+  };
+  document.addEventListener('jobmgr:timezone', zoneLabels);
+  zoneLabels();
   document.getElementById('history-prev').addEventListener('click', () => {
     if (cursors.length > 1) { cursors.pop(); loadHistory(); }
   });
