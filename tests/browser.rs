@@ -197,10 +197,41 @@ fn cancel_a_running_run_from_the_active_panel() {
             js_str(&format!("{card} .rate"))
         ),
     );
-    b.eval(&format!(
+    // Cancel asks first, naming the run; "Keep it" leaves it running.
+    let click_cancel = format!(
         "document.querySelector({}).click()",
         js_str(&format!("{card} .btn-cancel"))
-    ));
+    );
+    b.eval(&click_cancel);
+    b.wait_js(
+        "a confirmation that names the run",
+        WAIT,
+        &format!(
+            "document.getElementById('confirm').open && \
+             document.getElementById('confirm-title').textContent === 'Cancel run #{id}?' && \
+             document.getElementById('confirm-message').textContent.startsWith('demo-unknown-total #{id} is running (Scanning')"
+        ),
+    );
+    b.eval("document.getElementById('confirm-no').click()");
+    b.wait_js(
+        "the confirmation gone",
+        WAIT,
+        "!document.getElementById('confirm').open",
+    );
+    assert_eq!(db.status_of(id), "RUNNING");
+    assert_eq!(
+        db.scalar(&format!(
+            "SELECT cancelRequestedAt IS NULL FROM JobRun WHERE id = {id}"
+        )),
+        "1"
+    );
+    b.eval(&click_cancel);
+    b.wait_js(
+        "the confirmation again",
+        WAIT,
+        "document.getElementById('confirm').open",
+    );
+    b.eval("document.getElementById('confirm-yes').click()");
     db.wait_status(id, "CANCELLED", WAIT);
     b.wait_js(
         "the run to leave the active panel",

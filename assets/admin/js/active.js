@@ -4,6 +4,7 @@
 import { api, attempt, toast } from './api.js';
 import { h, replace, progressText, statusBadge, runLink, duration, runDuration, ago } from './format.js';
 import { sample, rateText, progressBar } from './progress.js';
+import { confirmAction } from './confirm.js';
 
 const MAX_SHOWN = 50;
 const runs = new Map();
@@ -50,6 +51,16 @@ export async function loadActive() {
 }
 
 async function cancel(run, button) {
+  const ok = await confirmAction({
+    title: `Cancel run #${run.id}?`,
+    message: run.status === 'RUNNING'
+      ? `${run.jobName} #${run.id} is running (${progressText(run)}). It is asked to stop; ` +
+        'what it has done so far stays done.'
+      : `${run.jobName} #${run.id} has not started yet; it will not run.`,
+    yes: 'Cancel run',
+    no: 'Keep it',
+  });
+  if (!ok) return;
   button.disabled = true;
   const res = await attempt(() => api(`/api/jobs/${run.id}/cancel`, { method: 'POST' }), `Cancel #${run.id}`);
   if (res) {

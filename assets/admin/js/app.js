@@ -11,6 +11,7 @@ import { initNewJob, loadJobTypes } from './newjob.js';
 import { loadErrors, noteRun } from './errors.js';
 import { initStalled } from './stalled.js';
 import { initZoneSwitch } from './tz.js';
+import { initConfirm } from './confirm.js';
 
 function route() {
   const m = /^#\/runs\/(\d+)$/.exec(location.hash);
@@ -34,6 +35,7 @@ function init() {
   initNewJob();
   initStalled();
   initZoneSwitch();
+  initConfirm();
   // Every time on the page follows the zone switch.
   document.addEventListener('jobmgr:timezone', () => { refetchAll(); redrawDetails(); });
 
