@@ -16,6 +16,8 @@
 //! moment ([`wait_until`]), do.
 
 mod driven;
+#[cfg(test)]
+mod thread;
 mod timestamp;
 
 use std::path::Path;
@@ -27,6 +29,8 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, TryRecvError};
 
 use crate::error::{Error, Result};
 use driven::Driven;
+#[cfg(test)]
+pub use thread::{ThreadClock, use_on_this_thread};
 pub use timestamp::Timestamp;
 
 /// Test only: run on the system clock moved by this many milliseconds.
@@ -218,15 +222,24 @@ pub fn global() -> &'static Clock {
     })
 }
 
-/// The current time by the process clock.
+/// The current time by the process clock (in a unit test, by the clock its
+/// thread set with `use_on_this_thread`, if any).
 #[inline]
 pub fn now() -> Timestamp {
+    #[cfg(test)]
+    if let Some(c) = thread::get() {
+        return c.now();
+    }
     global().now()
 }
 
 /// [`Clock::wait_until`] on the process clock: what a schedule or a retry
 /// backoff waits with.
 pub fn wait_until<T>(at: Timestamp, stop: &Receiver<T>) -> Waited<T> {
+    #[cfg(test)]
+    if let Some(c) = thread::get() {
+        return c.wait_until(at, stop);
+    }
     global().wait_until(at, stop)
 }
 

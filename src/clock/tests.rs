@@ -210,3 +210,20 @@ fn wall_time_is_the_process_clock_as_a_system_time() {
     // The unit tests run on the system clock (no test-clock variable set).
     assert!(before.0 <= wall && wall <= system_now().0);
 }
+
+#[test]
+fn a_unit_test_can_run_its_thread_on_a_manual_clock() {
+    let hand = ManualClock::new(T0);
+    {
+        let _on = use_on_this_thread(hand.clock());
+        assert_eq!(Timestamp::now(), T0);
+        hand.advance(250);
+        assert_eq!(now(), T0.plus_ms(250));
+        // Another thread keeps the process clock.
+        let there = thread::spawn(Timestamp::now).join().expect("thread");
+        assert!(there > T0.plus_ms(-T0.0 / 2) && there < T0, "{there:?}");
+        let (_keep, stop) = bounded::<()>(1);
+        assert_eq!(wait_until(T0.plus_ms(250), &stop), Waited::Due);
+    }
+    assert!(Timestamp::now() < T0, "the system clock is back");
+}
