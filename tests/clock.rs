@@ -5,42 +5,19 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use common::clock::{DrivenClock, FILE_ENV as FILE, OFFSET_ENV as OFFSET, timestamp_text as text};
 use common::{TestDb, wait_for};
 use serde_json::json;
 
-const OFFSET: &str = "JOBMGR_TEST_CLOCK_OFFSET_MS";
-const FILE: &str = "JOBMGR_TEST_CLOCK_FILE";
 const WAIT: Duration = Duration::from_secs(30);
 /// A moment no test run is near, so a timestamp from the real clock can
 /// never pass for one from the test clock.
 const T: &str = "2031-05-06T07:08:09.000Z";
 const T_MS: i64 = 1_935_817_689_000;
-
-/// The clock a test drives: a file holding the time, replaced whole (a
-/// rename) so that a reader never sees it half written.
-struct DrivenClock(PathBuf);
-
-impl DrivenClock {
-    fn new(db: &TestDb, ms: i64) -> DrivenClock {
-        let c = DrivenClock(db.dir.join("clock"));
-        c.set(ms);
-        c
-    }
-
-    fn set(&self, ms: i64) {
-        let tmp = self.0.with_extension("tmp");
-        std::fs::write(&tmp, ms.to_string()).expect("write clock file");
-        std::fs::rename(&tmp, &self.0).expect("replace clock file");
-    }
-
-    fn path(&self) -> &str {
-        self.0.to_str().expect("UTF-8 path")
-    }
-}
 
 /// `jobmgr args...` on `db` with the environment variables `env`.
 fn cmd(db: &TestDb, env: &[(&str, &str)], args: &[&str]) -> Command {
@@ -72,20 +49,6 @@ fn spawn_worker(db: &TestDb, env: &[(&str, &str)]) -> common::Worker {
         .spawn()
         .expect("spawn worker");
     common::Worker { child, log }
-}
-
-/// The text form jobmgr stores for `ms` milliseconds since the epoch, as
-/// SQLite itself formats it.
-fn text(ms: i64) -> String {
-    rusqlite::Connection::open_in_memory()
-        .and_then(|c| {
-            c.query_row(
-                "SELECT strftime('%Y-%m-%dT%H:%M:%fZ', ?1 / 1000.0, 'unixepoch')",
-                [ms],
-                |r| r.get(0),
-            )
-        })
-        .expect("format a time")
 }
 
 fn real_now_ms() -> i64 {
@@ -156,7 +119,7 @@ fn a_worker_on_a_driven_clock_stamps_exactly_the_time_the_test_writes() {
     let db = TestDb::new("clock-driven");
     assert_eq!(text(T_MS), T);
     let clock = DrivenClock::new(&db, T_MS);
-    let env = [(FILE, clock.path())];
+    let env = [clock.env()];
     let first: i64 = ok(&db, &env, &["enqueue", "demo-known-total", "-p", "count=3"])
         .parse()
         .expect("id");
@@ -181,7 +144,7 @@ fn a_worker_on_a_driven_clock_stamps_exactly_the_time_the_test_writes() {
     );
     // Moving the clock moves the worker's next heartbeat and next run.
     let later = text(T_MS + 5_000);
-    clock.set(T_MS + 5_000);
+    clock.advance(5_000);
     wait_for("a heartbeat at the new time", WAIT, || {
         db.scalar("SELECT heartbeatAt FROM Worker") == later
     });
@@ -199,7 +162,7 @@ fn a_driven_clock_moved_past_stale_after_makes_a_silent_worker_stale() {
     let db = TestDb::new("clock-stale");
     let clock = DrivenClock::new(&db, T_MS);
     // A minute: far longer than this test runs by the real clock.
-    let env = [(FILE, clock.path()), ("JOBMGR_STALE_AFTER_MS", "60000")];
+    let env = [clock.env(), ("JOBMGR_STALE_AFTER_MS", "60000")];
     let id: i64 = ok(
         &db,
         &env,
@@ -221,7 +184,7 @@ fn a_driven_clock_moved_past_stale_after_makes_a_silent_worker_stale() {
     assert!(ok(&db, &env, &["status"]).starts_with("worker: RUNNING"));
     clock.set(T_MS + 59_999);
     assert_eq!(ok(&db, &env, &["cleanup-stalled"]), "no stalled runs");
-    clock.set(T_MS + 60_001);
+    clock.advance(2);
     let status = ok(&db, &env, &["status"]);
     assert!(status.starts_with("worker: STALE"), "{status}");
     let out = ok(&db, &env, &["cleanup-stalled"]);
