@@ -145,6 +145,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<i32> {
         return completions(shell);
     }
     settings.validate()?;
+    crate::clock::init_from_env()?;
     let json = cli.global.json;
     // Plain `jobmgr` serves.
     let command = match cli.command {

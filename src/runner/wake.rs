@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use crossbeam_channel::Sender;
 use inotify::{Inotify, WatchDescriptor, WatchMask, Watches};
@@ -121,7 +121,7 @@ impl Watcher {
         let touched = File::options()
             .write(true)
             .open(&self.lock_path)
-            .and_then(|f| f.set_modified(SystemTime::now()));
+            .and_then(|f| f.set_modified(crate::clock::wall_time()));
         let ended = touched.is_ok() && self.done.recv_timeout(Duration::from_secs(1)).is_ok();
         match self.thread.take() {
             Some(t) if ended => {

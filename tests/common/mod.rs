@@ -482,3 +482,6 @@ pub fn query_at(path: &Path, sql: &str) -> Vec<Vec<Value>> {
     .collect::<Result<_, _>>()
     .expect("rows")
 }
+
+/// Tests that move time: the test-driven clock.
+pub mod clock;

@@ -1,22 +1,18 @@
-//! The one clock: wall time in milliseconds and its text form in the database.
+//! A point in wall time, in milliseconds, and its text form in the database.
 //!
 //! Timestamps are stored as `2026-11-28T12:00:00.123Z`: fixed width, UTC, so
 //! text order is time order and `sqlite3` users can read them.
-
-use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Milliseconds since the Unix epoch, UTC.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Timestamp(pub i64);
 
 impl Timestamp {
-    /// The current time.
+    /// The current time, by the process clock ([`super::now`]): the
+    /// system clock, or the one a test chose.
+    #[inline]
     pub fn now() -> Timestamp {
-        let ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_millis() as i64)
-            .unwrap_or(0);
-        Timestamp(ms)
+        super::now()
     }
 
     /// This time moved by `ms` milliseconds (negative moves back).

@@ -1,0 +1,269 @@
+//! The one clock: every part of jobmgr asks it for the wall time, so that
+//! tests can freeze and move time. A process chooses its clock once, at
+//! start ([`init_from_env`]): the system clock, unless a test asked for
+//! another through one of the test-only environment variables below. They
+//! are variables and not flags so that no `--help` shows them and `jobmgr
+//! serve` hands them to the worker it starts.
+//!
+//! - [`OFFSET_ENV`] (`JOBMGR_TEST_CLOCK_OFFSET_MS=-86400000`): the system
+//!   clock moved by that many milliseconds.
+//! - [`FILE_ENV`] (`JOBMGR_TEST_CLOCK_FILE=/tmp/t/now`): the time written in
+//!   that file (milliseconds since the epoch, or `2031-05-06T07:08:09.000Z`),
+//!   read on every look, so a test moves time by rewriting the file.
+//!
+//! Durations (intervals, timeouts of a wait) are measured with `Instant`
+//! and do not go through this clock; timestamps, and waits for a wall-clock
+//! moment ([`wait_until`]), do.
+
+mod driven;
+#[cfg(test)]
+mod thread;
+mod timestamp;
+
+use std::path::Path;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, TryRecvError};
+
+use crate::error::{Error, Result};
+use driven::Driven;
+#[cfg(test)]
+pub use thread::{ThreadClock, use_on_this_thread};
+pub use timestamp::Timestamp;
+
+/// Test only: run on the system clock moved by this many milliseconds.
+pub const OFFSET_ENV: &str = "JOBMGR_TEST_CLOCK_OFFSET_MS";
+/// Test only: run on the time written in this file.
+pub const FILE_ENV: &str = "JOBMGR_TEST_CLOCK_FILE";
+
+/// How often a wait on a clock that moves only when a test moves it looks
+/// at the time again.
+const POLL: Duration = Duration::from_millis(5);
+/// A wait on the system clock looks again at least this often: its timeout
+/// runs on the monotonic clock, which stands still while the host is
+/// suspended and does not follow a wall clock that was stepped.
+const RECHECK: Duration = Duration::from_secs(1);
+
+/// A source of wall time. [`now`] and [`wait_until`] use the process's own;
+/// unit tests build their own ([`ManualClock`]).
+#[derive(Debug, Clone)]
+pub struct Clock(Kind);
+
+#[derive(Debug, Clone)]
+enum Kind {
+    System,
+    Offset(i64),
+    Driven(Arc<Driven>),
+    Manual(Arc<AtomicI64>),
+}
+
+/// How a [`wait_until`] ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Waited<T> {
+    /// The moment waited for has come.
+    Due,
+    /// A message arrived on the stop channel first.
+    Message(T),
+    /// Every sender of the stop channel is gone.
+    Disconnected,
+}
+
+impl Clock {
+    /// The system's wall clock.
+    pub fn system() -> Clock {
+        Clock(Kind::System)
+    }
+
+    /// The system clock moved by `ms` milliseconds (negative is earlier).
+    pub fn offset(ms: i64) -> Clock {
+        Clock(Kind::Offset(ms))
+    }
+
+    /// The time written in the file at `path`, which must hold one now.
+    pub fn driven(path: &Path) -> Result<Clock> {
+        Ok(Clock(Kind::Driven(Arc::new(Driven::open(path)?))))
+    }
+
+    /// The clock the test-only variables ask for, given their values
+    /// (`None` or empty: not set).
+    pub fn from_settings(offset: Option<&str>, file: Option<&Path>) -> Result<Clock> {
+        let offset = offset.filter(|s| !s.is_empty());
+        let file = file.filter(|p| !p.as_os_str().is_empty());
+        match (offset, file) {
+            (None, None) => Ok(Clock::system()),
+            (Some(ms), None) => ms.trim().parse().map(Clock::offset).map_err(|_| {
+                Error::Invalid(format!(
+                    "{OFFSET_ENV}={ms:?}: expected a whole number of milliseconds"
+                ))
+            }),
+            (None, Some(path)) => Clock::driven(path),
+            (Some(_), Some(_)) => Err(Error::Invalid(format!(
+                "{OFFSET_ENV} and {FILE_ENV} are both set: use one test clock"
+            ))),
+        }
+    }
+
+    /// The clock the environment asks for (see the module header).
+    pub fn from_env() -> Result<Clock> {
+        let offset = match std::env::var_os(OFFSET_ENV) {
+            Some(v) => Some(
+                v.into_string()
+                    .map_err(|v| Error::Invalid(format!("{OFFSET_ENV}={v:?}: not valid UTF-8")))?,
+            ),
+            None => None,
+        };
+        let file = std::env::var_os(FILE_ENV);
+        Clock::from_settings(offset.as_deref(), file.as_deref().map(Path::new))
+    }
+
+    /// The current time by this clock.
+    #[inline]
+    pub fn now(&self) -> Timestamp {
+        match &self.0 {
+            Kind::System => system_now(),
+            Kind::Offset(ms) => system_now().plus_ms(*ms),
+            Kind::Driven(d) => d.now(),
+            Kind::Manual(t) => Timestamp(t.load(Ordering::Acquire)),
+        }
+    }
+
+    /// Waits until this clock reads `at` or later, or until a message (or
+    /// the disconnection) on `stop`, whichever comes first; a message
+    /// already waiting wins over a moment already past. On the system clock
+    /// this sleeps on the channel; on a clock a test moves, it looks at the
+    /// time every few milliseconds, so moving the clock wakes it.
+    pub fn wait_until<T>(&self, at: Timestamp, stop: &Receiver<T>) -> Waited<T> {
+        match stop.try_recv() {
+            Ok(m) => return Waited::Message(m),
+            Err(TryRecvError::Disconnected) => return Waited::Disconnected,
+            Err(TryRecvError::Empty) => {}
+        }
+        let moves_alone = matches!(self.0, Kind::System | Kind::Offset(_));
+        loop {
+            let left = at.0.saturating_sub(self.now().0);
+            if left <= 0 {
+                return Waited::Due;
+            }
+            let step = if moves_alone {
+                Duration::from_millis(left.unsigned_abs()).min(RECHECK)
+            } else {
+                POLL
+            };
+            match stop.recv_timeout(step) {
+                Ok(m) => return Waited::Message(m),
+                Err(RecvTimeoutError::Disconnected) => return Waited::Disconnected,
+                Err(RecvTimeoutError::Timeout) => {}
+            }
+        }
+    }
+
+    /// What a log line says about a test clock; `None` for the system clock.
+    fn describe_test_clock(&self) -> Option<String> {
+        match &self.0 {
+            Kind::System => None,
+            Kind::Offset(ms) => Some(format!("system clock moved by {ms} ms ({OFFSET_ENV})")),
+            Kind::Driven(d) => Some(format!("the time in {} ({FILE_ENV})", d.path().display())),
+            Kind::Manual(_) => Some("a manual clock".into()),
+        }
+    }
+}
+
+/// A clock that moves only when told to, for unit tests.
+#[derive(Debug, Clone)]
+pub struct ManualClock(Arc<AtomicI64>);
+
+impl ManualClock {
+    /// A clock standing at `start`.
+    pub fn new(start: Timestamp) -> ManualClock {
+        ManualClock(Arc::new(AtomicI64::new(start.0)))
+    }
+
+    /// The [`Clock`] that reads this one.
+    pub fn clock(&self) -> Clock {
+        Clock(Kind::Manual(self.0.clone()))
+    }
+
+    /// Sets the time to `t`.
+    pub fn set(&self, t: Timestamp) {
+        self.0.store(t.0, Ordering::Release);
+    }
+
+    /// Moves the time by `ms` milliseconds.
+    pub fn advance(&self, ms: i64) {
+        self.0.fetch_add(ms, Ordering::AcqRel);
+    }
+}
+
+static CLOCK: OnceLock<Clock> = OnceLock::new();
+
+/// Chooses the process clock from the environment; called once at start,
+/// so a bad test-clock variable is an error before anything runs. The
+/// first choice stands: a second call changes nothing.
+pub fn init_from_env() -> Result<()> {
+    let clock = Clock::from_env()?;
+    if let Some(what) = clock.describe_test_clock() {
+        log::warn!("test clock in use: {what}");
+    }
+    let _ = CLOCK.set(clock);
+    Ok(())
+}
+
+/// The process clock. Chosen from the environment on first use if
+/// [`init_from_env`] was not called (a library user); a bad variable then
+/// falls back to the system clock with an error in the log.
+pub fn global() -> &'static Clock {
+    CLOCK.get_or_init(|| {
+        Clock::from_env().unwrap_or_else(|e| {
+            log::error!("{e}; using the system clock");
+            Clock::system()
+        })
+    })
+}
+
+/// The current time by the process clock (in a unit test, by the clock its
+/// thread set with `use_on_this_thread`, if any).
+#[inline]
+pub fn now() -> Timestamp {
+    #[cfg(test)]
+    if let Some(c) = thread::get() {
+        return c.now();
+    }
+    global().now()
+}
+
+/// [`Clock::wait_until`] on the process clock: what a schedule or a retry
+/// backoff waits with.
+pub fn wait_until<T>(at: Timestamp, stop: &Receiver<T>) -> Waited<T> {
+    #[cfg(test)]
+    if let Some(c) = thread::get() {
+        return c.wait_until(at, stop);
+    }
+    global().wait_until(at, stop)
+}
+
+/// The current time by the process clock as a `SystemTime`, for APIs that
+/// take one (a file's modification time).
+pub fn wall_time() -> SystemTime {
+    let ms = now().0;
+    let d = Duration::from_millis(ms.unsigned_abs());
+    if ms >= 0 {
+        UNIX_EPOCH + d
+    } else {
+        UNIX_EPOCH - d
+    }
+}
+
+/// The one read of the system's wall clock.
+#[inline]
+fn system_now() -> Timestamp {
+    let ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0);
+    Timestamp(ms)
+}
+
+#[cfg(test)]
+mod tests;
