@@ -375,18 +375,6 @@ impl Request {
         self.response_writer.as_mut().unwrap().flush().ok(); // TODO: unused result
 
         let stream = CustomStream::new(self.extract_reader_impl(), self.extract_writer_impl());
-        // jobmgr: a client that asked for the upgrade sends no further
-        // request, so its connection's thread is let go at once (it reads
-        // nothing more and ends), as plain connections always were: a live
-        // WebSocket holds no second thread and no place under the cap.
-        let asked = self.headers.iter().any(|h| {
-            h.field.equiv("Connection") && h.value.as_str().to_ascii_lowercase().contains("upgrade")
-        });
-        if asked {
-            if let Some(sender) = self.notify_when_responded.take() {
-                let _ = sender.send(());
-            }
-        }
         if let Some(sender) = self.notify_when_responded.take() {
             let stream = NotifyOnDrop {
                 sender,
