@@ -38,6 +38,12 @@ fn rss_kb(s: &Serve) -> u64 {
     proc_status(s.child.id(), "VmRSS:")
 }
 
+fn open_fds(s: &Serve) -> usize {
+    std::fs::read_dir(format!("/proc/{}/fd", s.child.id()))
+        .expect("server descriptors")
+        .count()
+}
+
 fn threads(s: &Serve) -> usize {
     std::fs::read_dir(format!("/proc/{}/task", s.child.id()))
         .expect("server tasks")
@@ -396,4 +402,74 @@ fn connections_past_the_cap_are_refused_and_threads_stay_bounded() {
         || status_of(&addr, "/healthz", None) == Some(200),
     );
     assert_answering(&s, "after the connections closed");
+}
+
+/// One connection pipelines 50,000 `GET /healthz` (2 MB) in one go and
+/// never reads an answer. The server reads its next request only once the
+/// previous one is answered, so it holds one of them at a time; once its
+/// answers fill the socket, the write times out (`--client-timeout 5`
+/// here) and the server closes the connection. `/healthz` from other
+/// connections is answered throughout and memory stays flat; a client that
+/// pipelines and reads still gets every answer. The server used to read and
+/// queue every pipelined request at once, and the answers waiting their
+/// turn on that connection held every handler thread, then the accept
+/// thread.
+#[test]
+fn pipelined_requests_are_read_one_at_a_time() {
+    const REQUESTS: usize = 50_000;
+    const GROWTH_LIMIT_KB: u64 = 30 * 1024;
+    let db = TestDb::new("hostile-pipeline");
+    let mut s = db.spawn_serve(&["--no-worker", "--client-timeout", "5"]);
+    let addr = s.api.addr.clone();
+    let one = format!("GET /healthz HTTP/1.1\r\nHost: {addr}\r\n\r\n");
+    let mut reading = TcpStream::connect(&addr).expect("connect");
+    reading.set_read_timeout(Some(WAIT)).expect("read timeout");
+    let last = format!("GET /healthz HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    reading
+        .write_all(format!("{one}{one}{last}").as_bytes())
+        .expect("pipeline three requests");
+    let mut answers = String::new();
+    let _ = reading.read_to_string(&mut answers);
+    assert_eq!(answers.matches("HTTP/1.1 200").count(), 3, "{answers}");
+    assert_answering(&s, "before");
+    let before = rss_kb(&s);
+    let fds_before = open_fds(&s);
+    let burst = one.repeat(REQUESTS);
+    let target = addr.clone();
+    let attacker = std::thread::spawn(move || {
+        let mut c = TcpStream::connect(&target).expect("connect");
+        c.set_write_timeout(Some(Duration::from_secs(5)))
+            .expect("write timeout");
+        // Fails once the server stops reading (or closes); kept open, unread.
+        let _ = c.write_all(burst.as_bytes());
+        c
+    });
+    let mut peak = before;
+    let start = Instant::now();
+    // Through the burst, while the server's answers fill the socket, and
+    // while its last write waits out the client timeout.
+    while !attacker.is_finished() || start.elapsed() < Duration::from_secs(8) {
+        assert_eq!(
+            status_of(&addr, "/healthz", None),
+            Some(200),
+            "/healthz during the pipelined burst ({:?} in)",
+            start.elapsed()
+        );
+        peak = peak.max(rss_kb(&s));
+    }
+    let held = attacker.join().expect("attacker");
+    wait_for(
+        "the server to close the connection it could not answer",
+        WAIT,
+        || open_fds(&s) <= fds_before,
+    );
+    assert_answering(&s, "after the pipelined burst");
+    peak = peak.max(rss_kb(&s));
+    assert!(
+        peak < before + GROWTH_LIMIT_KB,
+        "resident {peak} kB at the peak, {before} kB before"
+    );
+    drop(held);
+    assert_answering(&s, "after the pipelining client closed");
+    assert_alive(&mut s);
 }

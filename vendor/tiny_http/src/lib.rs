@@ -364,16 +364,21 @@ impl Server {
                         tasks_pool.spawn(Box::new(move || {
                             let _counted = &counted;
                             if let Some(client) = client.take() {
-                                // Synchronization is needed for HTTPS requests to avoid a deadlock
-                                if client.secure() {
-                                    let (sender, receiver) = mpsc::channel();
-                                    for rq in client {
-                                        messages.push(rq.with_notify_sender(sender.clone()).into());
-                                        receiver.recv().unwrap();
-                                    }
-                                } else {
-                                    for rq in client {
-                                        messages.push(rq.into());
+                                // jobmgr: one request in flight per connection,
+                                // TLS or not: the next is read only once this
+                                // one is answered (or its stream, after an
+                                // upgrade, dropped). Pipelined requests were
+                                // all read and queued at once, so a client that
+                                // never read held the server's memory and, its
+                                // answers waiting their turn, every thread that
+                                // took one. A request answered with a failed
+                                // write (the client stopped reading) ends the
+                                // connection: its sender is dropped unsent.
+                                for rq in client {
+                                    let (sender, answered) = mpsc::channel();
+                                    messages.push(rq.with_notify_sender(sender).into());
+                                    if answered.recv().is_err() {
+                                        break;
                                     }
                                 }
                             }

@@ -102,7 +102,8 @@ impl<R: Write> Write for NotifyOnDrop<R> {
 }
 impl<R> Drop for NotifyOnDrop<R> {
     fn drop(&mut self) {
-        self.sender.send(()).unwrap();
+        // jobmgr: the connection may already be gone.
+        let _ = self.sender.send(());
     }
 }
 
@@ -486,8 +487,12 @@ impl Request {
         R: Read,
     {
         let res = self.respond_impl(response);
+        // jobmgr: the connection goes on only after an answer written
+        // whole; after a failed write it ends (the sender is dropped).
         if let Some(sender) = self.notify_when_responded.take() {
-            sender.send(()).unwrap();
+            if res.is_ok() {
+                let _ = sender.send(());
+            }
         }
         res
     }
@@ -553,9 +558,11 @@ impl Drop for Request {
     fn drop(&mut self) {
         if self.response_writer.is_some() {
             let response = Response::empty(500);
-            let _ = self.respond_impl(response); // ignoring any potential error
+            let res = self.respond_impl(response);
             if let Some(sender) = self.notify_when_responded.take() {
-                sender.send(()).unwrap();
+                if res.is_ok() {
+                    let _ = sender.send(());
+                }
             }
         }
     }

@@ -1,0 +1,175 @@
+//! The vendored tiny_http keeps one request in flight per connection: the
+//! next is read only once the previous one is answered, a request dropped
+//! unanswered is answered 500 and the connection goes on, and a connection
+//! gives its place under the cap back when its client closes it or its
+//! upgraded stream is dropped. Drives a bare tiny_http server, so the test
+//! controls when each request is answered.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use common::wait_for;
+use tiny_http::{Header, Limits, Request, Response, Server, StatusCode};
+
+const WAIT: Duration = Duration::from_secs(20);
+
+/// A server on a free loopback port with at most `max_connections` open.
+fn server(max_connections: Option<usize>) -> (Arc<Server>, String) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let limits = Limits {
+        max_connections,
+        ..Limits::default()
+    };
+    let server = Server::from_listener_with_limits(listener, None, limits).expect("server");
+    let addr = server.server_addr().to_ip().expect("an IP address");
+    (Arc::new(server), addr.to_string())
+}
+
+fn get(path: &str, close: bool) -> String {
+    let connection = if close { "Connection: close\r\n" } else { "" };
+    format!("GET {path} HTTP/1.1\r\nHost: test\r\n{connection}\r\n")
+}
+
+/// The status codes of the answers in `text`, in order.
+fn statuses(text: &str) -> Vec<u16> {
+    text.split("HTTP/1.1 ")
+        .skip(1)
+        .filter_map(|a| a.get(..3)?.parse().ok())
+        .collect()
+}
+
+/// Reads from `s` until `text` has been seen, or `WAIT` passes.
+fn read_until(s: &mut TcpStream, text: &str) -> String {
+    s.set_read_timeout(Some(Duration::from_millis(200)))
+        .expect("read timeout");
+    let start = Instant::now();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !String::from_utf8_lossy(&got).contains(text) && start.elapsed() < WAIT {
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(_) => {}
+        }
+    }
+    String::from_utf8_lossy(&got).into_owned()
+}
+
+fn next(server: &Server) -> Request {
+    server
+        .recv_timeout(WAIT)
+        .expect("recv")
+        .expect("a request within the wait")
+}
+
+/// Three pipelined requests: the second is not handed out while the
+/// first is unanswered; the second, dropped unanswered, is answered 500
+/// and the third is still read and answered on the same connection.
+#[test]
+fn pipelined_requests_are_handed_out_one_at_a_time() {
+    let (server, addr) = server(None);
+    let mut c = TcpStream::connect(&addr).expect("connect");
+    let burst = format!(
+        "{}{}{}",
+        get("/a", false),
+        get("/b", false),
+        get("/c", true)
+    );
+    c.write_all(burst.as_bytes()).expect("pipeline");
+    let first = next(&server);
+    assert_eq!(first.url(), "/a");
+    // Nothing may arrive here: a bounded wait for what must not happen.
+    let early = server
+        .recv_timeout(Duration::from_millis(500))
+        .expect("recv");
+    if let Some(early) = early {
+        // Its drop (a 500) waits for /a's answer, so /a goes first.
+        drop(first);
+        panic!("handed out {} before /a was answered", early.url());
+    }
+    first
+        .respond(Response::from_string("a"))
+        .expect("answer /a");
+    let second = next(&server);
+    assert_eq!(second.url(), "/b");
+    drop(second);
+    let third = next(&server);
+    assert_eq!(third.url(), "/c");
+    third
+        .respond(Response::from_string("c"))
+        .expect("answer /c");
+    c.set_read_timeout(Some(WAIT)).expect("read timeout");
+    let mut answers = String::new();
+    let _ = c.read_to_string(&mut answers);
+    assert_eq!(statuses(&answers), [200, 500, 200], "{answers}");
+    assert!(answers.ends_with('c'), "{answers}");
+}
+
+/// Answers every request 200 `ok` and upgrades those asking for it
+/// (writes `hello` on the upgraded stream and drops it), until unblocked.
+fn responder(server: Arc<Server>) -> JoinHandle<()> {
+    std::thread::spawn(move || {
+        for rq in server.incoming_requests() {
+            let asks = rq.headers().iter().any(|h| h.field.equiv("Upgrade"));
+            if asks {
+                let header = Header::from_bytes("Upgrade", "test").expect("header");
+                let answer = Response::empty(StatusCode(101)).with_header(header);
+                let mut stream = rq.upgrade("test", answer);
+                let _ = stream.write_all(b"hello").and_then(|()| stream.flush());
+            } else {
+                let _ = rq.respond(Response::from_string("ok"));
+            }
+        }
+    })
+}
+
+/// Whether a new connection is served (200) rather than refused (503).
+fn served(addr: &str) -> bool {
+    let Ok(mut c) = TcpStream::connect(addr) else {
+        return false;
+    };
+    let _ = c.write_all(get("/", true).as_bytes());
+    let _ = c.set_read_timeout(Some(WAIT));
+    let mut answer = String::new();
+    let _ = c.read_to_string(&mut answer);
+    statuses(&answer) == [200]
+}
+
+/// With room for one connection: a keep-alive connection holds the place
+/// until its client closes it; an upgraded one works and gives the place
+/// back once the server drops its stream.
+#[test]
+fn a_closed_or_upgraded_connection_gives_its_place_back() {
+    let (server, addr) = server(Some(1));
+    let answering = responder(server.clone());
+    let mut kept = TcpStream::connect(&addr).expect("connect");
+    kept.write_all(get("/", false).as_bytes()).expect("request");
+    let answer = read_until(&mut kept, "ok");
+    assert_eq!(statuses(&answer), [200], "{answer}");
+    assert!(!served(&addr), "a second connection served past the cap");
+    drop(kept);
+    wait_for(
+        "a new connection to be served once the first was closed",
+        WAIT,
+        || served(&addr),
+    );
+    let mut ws = TcpStream::connect(&addr).expect("connect");
+    let upgrade = "GET /ws HTTP/1.1\r\nHost: test\r\nConnection: Upgrade\r\nUpgrade: test\r\n\r\n";
+    ws.write_all(upgrade.as_bytes()).expect("upgrade request");
+    let answer = read_until(&mut ws, "hello");
+    assert_eq!(statuses(&answer), [101], "{answer}");
+    assert!(answer.ends_with("hello"), "{answer}");
+    wait_for(
+        "a new connection to be served once the upgraded stream was dropped",
+        WAIT,
+        || served(&addr),
+    );
+    server.unblock();
+    answering.join().expect("responder");
+    drop(ws);
+}
