@@ -38,16 +38,111 @@ pub enum Error {
     WorkerRunning(String),
     /// The configuration file is invalid.
     Config(String),
+    /// Something jobmgr itself got wrong (a thread gone, an answer lost):
+    /// not the caller's fault, and not a state to resolve by retrying.
+    Internal(String),
+}
+
+/// The classes callers branch on. [`ErrorClass::http_status`],
+/// [`ErrorClass::exit_code`] and [`ErrorClass::code`] are the one mapping
+/// from an error to what the HTTP API and the CLI answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorClass {
+    /// The request is wrong: fix it before trying again.
+    Invalid,
+    /// The run, worker or route does not exist.
+    NotFound,
+    /// The action does not fit the object's current state.
+    Conflict,
+    /// The database is locked past the busy timeout: try again later.
+    Busy,
+    /// The disk (or the file's quota) is full: free space, then retry.
+    DiskFull,
+    /// Anything else: a database, file, config or jobmgr failure.
+    Internal,
+}
+
+impl ErrorClass {
+    /// Every class, for tests and documentation.
+    pub const ALL: [ErrorClass; 6] = [
+        ErrorClass::Invalid,
+        ErrorClass::NotFound,
+        ErrorClass::Conflict,
+        ErrorClass::Busy,
+        ErrorClass::DiskFull,
+        ErrorClass::Internal,
+    ];
+
+    /// The class's stable name (`"class"` in the API's errors).
+    pub fn code(self) -> &'static str {
+        match self {
+            ErrorClass::Invalid => "invalid_input",
+            ErrorClass::NotFound => "not_found",
+            ErrorClass::Conflict => "conflict",
+            ErrorClass::Busy => "busy",
+            ErrorClass::DiskFull => "disk_full",
+            ErrorClass::Internal => "internal_error",
+        }
+    }
+
+    /// The HTTP status of the class.
+    pub fn http_status(self) -> u16 {
+        match self {
+            ErrorClass::Invalid => 400,
+            ErrorClass::NotFound => 404,
+            ErrorClass::Conflict => 409,
+            // Service Unavailable: the same request may succeed later.
+            ErrorClass::Busy => 503,
+            // Insufficient Storage: the request was fine, the disk is not.
+            ErrorClass::DiskFull => 507,
+            ErrorClass::Internal => 500,
+        }
+    }
+
+    /// The CLI's exit status for the class. 1 stays the generic failure
+    /// (scripts written for "non-zero is failure" see no change), and 2
+    /// is what clap already answers for a malformed command line.
+    pub fn exit_code(self) -> i32 {
+        match self {
+            ErrorClass::Internal => 1,
+            ErrorClass::Invalid => 2,
+            ErrorClass::NotFound => 3,
+            ErrorClass::Conflict => 4,
+            ErrorClass::Busy => 5,
+            ErrorClass::DiskFull => 6,
+        }
+    }
 }
 
 /// Shorthand used across the crate.
 pub type Result<T> = std::result::Result<T, Error>;
 
 impl Error {
-    /// A stable machine-readable code (HTTP API, `--json` errors).
+    /// The class of this error: what the caller can do about it.
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            _ if self.is_disk_full() => ErrorClass::DiskFull,
+            _ if self.is_busy() => ErrorClass::Busy,
+            Error::NotFound { .. } => ErrorClass::NotFound,
+            Error::UnknownJobType { .. } | Error::InvalidParameter { .. } | Error::Invalid(_) => {
+                ErrorClass::Invalid
+            }
+            Error::Conflict(_) | Error::WorkerRunning(_) => ErrorClass::Conflict,
+            Error::Db { .. }
+            | Error::Open { .. }
+            | Error::Io { .. }
+            | Error::Config(_)
+            | Error::Internal(_) => ErrorClass::Internal,
+        }
+    }
+
+    /// A stable machine-readable code (HTTP API, `--json` errors): the
+    /// class's code, or a finer one within the class where callers have
+    /// come to rely on it (`unknown_job_type`, `worker_running`, ...).
     pub fn code(&self) -> &'static str {
         match self {
             _ if self.is_disk_full() => "disk_full",
+            _ if self.is_busy() => "busy",
             Error::Db { .. } => "database_error",
             Error::Open { .. } => "open_failed",
             Error::Io { .. } => "io_error",
@@ -58,21 +153,18 @@ impl Error {
             Error::Conflict(_) => "conflict",
             Error::WorkerRunning(_) => "worker_running",
             Error::Config(_) => "invalid_config",
+            Error::Internal(_) => "internal_error",
         }
     }
 
-    /// The HTTP status that goes with [`Error::code`].
+    /// The HTTP status of the error's class.
     pub fn http_status(&self) -> u16 {
-        match self {
-            Error::NotFound { .. } => 404,
-            Error::UnknownJobType { .. } | Error::InvalidParameter { .. } | Error::Invalid(_) => {
-                400
-            }
-            Error::Conflict(_) | Error::WorkerRunning(_) => 409,
-            // Insufficient Storage: the request was fine, the disk is not.
-            _ if self.is_disk_full() => 507,
-            Error::Db { .. } | Error::Open { .. } | Error::Io { .. } | Error::Config(_) => 500,
-        }
+        self.class().http_status()
+    }
+
+    /// The CLI's exit status for the error's class.
+    pub fn exit_code(&self) -> i32 {
+        self.class().exit_code()
     }
 
     /// Wraps a rusqlite error with what jobmgr was doing.
@@ -93,9 +185,10 @@ impl Error {
     }
 
     /// The same error for one more caller: the enqueue group commit answers
-    /// every caller of a failed round with it. SQLite's own failures keep
-    /// their kind (a full disk stays a full disk); the rest, which rusqlite
-    /// cannot copy, become a conflict with the same message.
+    /// every caller of a failed round with it. Every error keeps its class
+    /// and message (a full disk stays a full disk); the few that cannot be
+    /// copied (rusqlite's other errors) become internal errors with the
+    /// same message, never a conflict the caller would take as its fault.
     pub fn duplicate(&self) -> Error {
         match self {
             Error::Db {
@@ -105,8 +198,32 @@ impl Error {
                 op,
                 source: rusqlite::Error::SqliteFailure(*e, m.clone()),
             },
+            Error::Io { op, path, source } => Error::Io {
+                op,
+                path: path.clone(),
+                source: std::io::Error::new(source.kind(), source.to_string()),
+            },
+            Error::Open { path, message } => Error::Open {
+                path: path.clone(),
+                message: message.clone(),
+            },
+            Error::NotFound { what, id } => Error::NotFound {
+                what,
+                id: id.clone(),
+            },
+            Error::UnknownJobType { name, suggestion } => Error::UnknownJobType {
+                name: name.clone(),
+                suggestion: suggestion.clone(),
+            },
+            Error::InvalidParameter { name, message } => Error::InvalidParameter {
+                name: name.clone(),
+                message: message.clone(),
+            },
             Error::Invalid(m) => Error::Invalid(m.clone()),
-            other => Error::Conflict(other.to_string()),
+            Error::Conflict(m) => Error::Conflict(m.clone()),
+            Error::WorkerRunning(m) => Error::WorkerRunning(m.clone()),
+            Error::Config(m) => Error::Config(m.clone()),
+            Error::Db { .. } | Error::Internal(_) => Error::Internal(self.to_string()),
         }
     }
 
@@ -144,7 +261,10 @@ impl fmt::Display for Error {
             Error::InvalidParameter { name, message } => {
                 write!(f, "parameter '{name}': {message}")
             }
-            Error::Invalid(m) | Error::Conflict(m) | Error::WorkerRunning(m) => f.write_str(m),
+            Error::Invalid(m)
+            | Error::Conflict(m)
+            | Error::WorkerRunning(m)
+            | Error::Internal(m) => f.write_str(m),
             Error::Config(m) => write!(f, "invalid config: {m}"),
         }
     }
@@ -206,11 +326,83 @@ mod tests {
         assert_eq!((io.code(), io.http_status()), ("database_error", 500));
         assert!(full.is_refused_write() && io.is_refused_write());
         assert!(!sqlite_failure(rusqlite::ffi::SQLITE_CONSTRAINT).is_refused_write());
-        let other = Error::Conflict("run ids are exhausted".into()).duplicate();
+        let other = Error::Internal("run ids are exhausted".into()).duplicate();
         assert_eq!(
             (other.code(), other.to_string().as_str()),
-            ("conflict", "run ids are exhausted")
+            ("internal_error", "run ids are exhausted")
         );
+    }
+
+    #[test]
+    fn each_class_has_one_status_one_exit_code_and_one_code() {
+        let table: Vec<_> = ErrorClass::ALL
+            .iter()
+            .map(|c| (c.code(), c.http_status(), c.exit_code()))
+            .collect();
+        assert_eq!(
+            table,
+            [
+                ("invalid_input", 400, 2),
+                ("not_found", 404, 3),
+                ("conflict", 409, 4),
+                ("busy", 503, 5),
+                ("disk_full", 507, 6),
+                ("internal_error", 500, 1),
+            ]
+        );
+        let cases = [
+            (Error::Invalid("x".into()), ErrorClass::Invalid),
+            (
+                Error::UnknownJobType {
+                    name: "x".into(),
+                    suggestion: None,
+                },
+                ErrorClass::Invalid,
+            ),
+            (
+                Error::NotFound {
+                    what: "job run",
+                    id: "1".into(),
+                },
+                ErrorClass::NotFound,
+            ),
+            (Error::Conflict("x".into()), ErrorClass::Conflict),
+            (Error::WorkerRunning("x".into()), ErrorClass::Conflict),
+            (sqlite_failure(rusqlite::ffi::SQLITE_BUSY), ErrorClass::Busy),
+            (
+                sqlite_failure(rusqlite::ffi::SQLITE_LOCKED),
+                ErrorClass::Busy,
+            ),
+            (
+                sqlite_failure(rusqlite::ffi::SQLITE_FULL),
+                ErrorClass::DiskFull,
+            ),
+            (
+                sqlite_failure(rusqlite::ffi::SQLITE_CONSTRAINT),
+                ErrorClass::Internal,
+            ),
+            (Error::Config("x".into()), ErrorClass::Internal),
+            (Error::Internal("x".into()), ErrorClass::Internal),
+        ];
+        for (e, class) in cases {
+            assert_eq!(e.class(), class, "{e:?}");
+            assert_eq!(e.http_status(), class.http_status(), "{e:?}");
+            assert_eq!(e.exit_code(), class.exit_code(), "{e:?}");
+            // A group commit's other callers get the same class.
+            assert_eq!(e.duplicate().class(), class, "{e:?}");
+        }
+        assert_eq!(sqlite_failure(rusqlite::ffi::SQLITE_BUSY).code(), "busy");
+    }
+
+    #[test]
+    fn an_error_that_cannot_be_copied_stays_internal() {
+        let odd = Error::Db {
+            op: "enqueue runs",
+            source: rusqlite::Error::InvalidQuery,
+        };
+        let copy = odd.duplicate();
+        assert_eq!((copy.code(), copy.http_status()), ("internal_error", 500));
+        assert_eq!(copy.to_string(), odd.to_string());
     }
 
     #[test]

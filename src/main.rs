@@ -11,7 +11,7 @@ fn main() {
         Ok(code) => code,
         Err(e) => {
             eprintln!("jobmgr: {e}");
-            1
+            e.exit_code()
         }
     };
     std::process::exit(code);

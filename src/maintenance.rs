@@ -53,16 +53,22 @@ pub enum Cause {
 /// A cutoff no heartbeat is older than: nobody is stale.
 const NOBODY_STALE: &str = "0000";
 
+/// Records what a requested clean-up did, inside its transaction.
+pub type RecordCleanup<'a> = &'a dyn Fn(&Transaction<'_>, &Recovery) -> Result<()>;
+
 /// Declares workers silent for longer than `stale_after_ms` dead and
-/// resolves every RUNNING run whose worker is gone.
+/// resolves every RUNNING run whose worker is gone; `record` writes the
+/// audit row in the same transaction (alone when there was nothing to do).
 pub fn cleanup_stalled(
     store: &Store,
     registry: &Registry,
     stale_after_ms: i64,
+    record: RecordCleanup<'_>,
 ) -> Result<Recovery> {
     let now = Timestamp::now();
     let cutoff = now.plus_ms(-stale_after_ms).to_text();
-    Ok(sweep(store, registry, now, &cutoff, &|_| false)?.0)
+    let done = sweep(store, registry, now, &cutoff, &|_| false, Some(record))?.0;
+    Ok(done)
 }
 
 /// One pass: reads the stale workers and the orphaned runs (a plain read);
@@ -77,6 +83,7 @@ fn sweep(
     now: Timestamp,
     cutoff: &str,
     spare: &dyn Fn(&WorkerRow) -> bool,
+    record: Option<RecordCleanup<'_>>,
 ) -> Result<(Recovery, Vec<WorkerRow>)> {
     let (stale, orphans) = {
         let conn = store.conn()?;
@@ -89,7 +96,11 @@ fn sweep(
     let spared: HashSet<i64> = kept.iter().map(|w| w.id).collect();
     let spared_run = |r: &OrphanRun| r.worker_id.is_some_and(|id| spared.contains(&id));
     if dying.is_empty() && orphans.iter().all(spared_run) {
-        return Ok((Recovery::default(), kept));
+        let nothing = Recovery::default();
+        if let Some(record) = record {
+            store.write("record audit entry", |tx| record(tx, &nothing))?;
+        }
+        return Ok((nothing, kept));
     }
     let recovery = store.write("clean up stalled runs", |tx| {
         let now_text = now.to_text();
@@ -97,7 +108,11 @@ fn sweep(
         for w in &dying {
             dead.extend(workers::mark_dead_if_stale(tx, w.id, cutoff, &now_text)?);
         }
-        resolve(tx, registry, dead, cutoff, Cause::Stale, now)
+        let recovery = resolve(tx, registry, dead, cutoff, Cause::Stale, now)?;
+        if let Some(record) = record {
+            record(tx, &recovery)?;
+        }
+        Ok(recovery)
     })?;
     Ok((recovery, kept))
 }
@@ -274,7 +289,7 @@ pub fn sweep_every(
             now.plus_ms(-(timing.stale_after.as_millis() as i64))
                 .to_text()
         };
-        match sweep(store, registry, now, &cutoff, &spare) {
+        match sweep(store, registry, now, &cutoff, &spare, None) {
             Ok((r, kept)) => {
                 if !r.dead_workers.is_empty() || !r.runs.is_empty() {
                     log::warn!(

@@ -1,7 +1,9 @@
 //! The domain API shared by the CLI and the web server: enqueue, look up,
 //! cancel, re-run, clean up, and the worker's status. Each action validates
-//! its input before anything is written.
+//! its input before anything is written, and each admin action writes its
+//! audit row in its own transaction.
 
+mod actor;
 mod health;
 mod insight;
 
@@ -15,12 +17,13 @@ use crate::error::{Error, Result};
 use crate::job::{JobRun, JobStatus, LogLine, Trigger};
 use crate::maintenance::{self, Recovery};
 use crate::registry::Registry;
-use crate::store::committer::Committer;
+use crate::store::committer::{Committer, NewRunsAudit};
 use crate::store::logs::{self, LogFilter};
 use crate::store::runs::{self, NewRun, RunFilter};
 use crate::store::{Store, workers};
 use crate::worker::{self, WorkerRow, WorkerState};
 
+pub use actor::{Actor, os_user};
 pub use health::{NotReady, Readiness};
 pub use insight::{
     AuditEntry, ErrorGroup, MAX_ERROR_HOURS, RunDetails, RunRef, StageMark, Stats, Throughput,
@@ -46,6 +49,16 @@ pub enum CancelResult {
     Cancelled,
     /// The run is RUNNING; the worker was asked to cancel it.
     Requested,
+}
+
+impl CancelResult {
+    /// The name the API answers with.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CancelResult::Cancelled => "cancelled",
+            CancelResult::Requested => "requested",
+        }
+    }
 }
 
 /// The worker as the status screens show it.
@@ -110,14 +123,27 @@ impl Manager {
         &self.registry
     }
 
-    /// Validates and enqueues one run; returns it as stored.
-    pub fn enqueue(&self, req: &EnqueueRequest) -> Result<JobRun> {
-        let id = self.enqueue_many(std::slice::from_ref(req))?[0];
-        self.get(id)
+    /// Validates and enqueues one run for `by`, its audit row in the same
+    /// commit; returns the run as stored.
+    pub fn enqueue(&self, req: &EnqueueRequest, by: &Actor) -> Result<JobRun> {
+        let rows = self.new_runs(std::slice::from_ref(req))?;
+        let (by, name) = (by.clone(), req.job_name.clone());
+        let audit: NewRunsAudit = Box::new(move |id| {
+            by.row("run.enqueue", Some(format!("run {id}")), Some(name.clone()))
+        });
+        let ids = self.committer()?.insert_audited(rows, Some(audit))?;
+        self.get(ids[0])
     }
 
-    /// Validates every request, then enqueues them all in one transaction.
+    /// Validates every request, then enqueues them all in one transaction
+    /// (unaudited: for programs and benchmarks, not admin actions).
     pub fn enqueue_many(&self, reqs: &[EnqueueRequest]) -> Result<Vec<i64>> {
+        let rows = self.new_runs(reqs)?;
+        self.committer()?.insert(rows)
+    }
+
+    /// Validates every request and makes its row.
+    fn new_runs(&self, reqs: &[EnqueueRequest]) -> Result<Vec<NewRun>> {
         let mut checked = Vec::with_capacity(reqs.len());
         for r in reqs {
             if !PRIORITY_RANGE.contains(&r.priority) {
@@ -149,7 +175,7 @@ impl Manager {
                 meta,
             ));
         }
-        self.committer()?.insert(rows)
+        Ok(rows)
     }
 
     /// The shared group-commit thread, started on first use.
@@ -191,17 +217,25 @@ impl Manager {
         logs::list_logs(&conn, id, filter)
     }
 
-    /// Cancels a QUEUED run at once, or asks the worker to stop a RUNNING one.
-    pub fn cancel(&self, id: i64) -> Result<CancelResult> {
+    /// Cancels a QUEUED run at once, or asks the worker to stop a RUNNING
+    /// one; either change commits only with its audit row.
+    pub fn cancel(&self, id: i64, by: &Actor) -> Result<CancelResult> {
         let now = Timestamp::now().to_text();
         let outcome = self.store.write("cancel run", |tx| {
-            if runs::cancel_queued(tx, id, &now)? {
-                return Ok(Some(CancelResult::Cancelled));
-            }
-            if runs::request_cancel(tx, id, &now)? {
-                return Ok(Some(CancelResult::Requested));
-            }
-            Ok(None)
+            let result = if runs::cancel_queued(tx, id, &now)? {
+                CancelResult::Cancelled
+            } else if runs::request_cancel(tx, id, &now)? {
+                CancelResult::Requested
+            } else {
+                return Ok(None);
+            };
+            by.row(
+                "run.cancel",
+                Some(format!("run {id}")),
+                Some(result.as_str().into()),
+            )
+            .insert(tx, &now)?;
+            Ok(Some(result))
         })?;
         match outcome {
             Some(r) => Ok(r),
@@ -215,8 +249,9 @@ impl Manager {
         }
     }
 
-    /// Enqueues a new run with the same job and parameters as finished run `id`.
-    pub fn rerun(&self, id: i64, trigger: Trigger) -> Result<JobRun> {
+    /// Enqueues a new run with the same job and parameters as finished run
+    /// `id`, its audit row in the same commit.
+    pub fn rerun(&self, id: i64, trigger: Trigger, by: &Actor) -> Result<JobRun> {
         let old = self.get(id)?;
         if !old.status.is_finished() {
             return Err(Error::Conflict(format!(
@@ -237,13 +272,31 @@ impl Manager {
             Some(old.id),
             meta,
         );
-        let ids = self.committer()?.insert(vec![new])?;
+        let by = by.clone();
+        let audit: NewRunsAudit = Box::new(move |new| {
+            by.row(
+                "run.rerun",
+                Some(format!("run {id}")),
+                Some(format!("new run {new}")),
+            )
+        });
+        let ids = self.committer()?.insert_audited(vec![new], Some(audit))?;
         self.get(ids[0])
     }
 
-    /// Declares stale workers dead and resolves runs whose worker is gone.
-    pub fn cleanup_stalled(&self) -> Result<Recovery> {
-        maintenance::cleanup_stalled(&self.store, &self.registry, self.stale_after_ms)
+    /// Declares stale workers dead and resolves runs whose worker is gone,
+    /// with the audit row in the same transaction.
+    pub fn cleanup_stalled(&self, by: &Actor) -> Result<Recovery> {
+        let record = |tx: &crate::store::Transaction<'_>, rec: &Recovery| {
+            let detail = format!(
+                "{} dead workers, {} runs",
+                rec.dead_workers.len(),
+                rec.runs.len()
+            );
+            let row = by.row("runs.cleanup-stalled", None, Some(detail));
+            row.insert(tx, &Timestamp::now().to_text()).map(|_| ())
+        };
+        maintenance::cleanup_stalled(&self.store, &self.registry, self.stale_after_ms, &record)
     }
 
     /// RUNNING runs that [`Manager::cleanup_stalled`] would resolve.
@@ -300,11 +353,18 @@ impl Manager {
         }
     }
 
-    /// Writes a stop request for the active worker.
-    pub fn request_worker_stop(&self) -> Result<WorkerRow> {
+    /// Writes a stop request for the active worker, with its audit row.
+    pub fn request_worker_stop(&self, by: &Actor) -> Result<WorkerRow> {
         let now = Timestamp::now().to_text();
         self.store
-            .write("request worker stop", |tx| workers::request_stop(tx, &now))?
+            .write("request worker stop", |tx| {
+                let row = workers::request_stop(tx, &now)?;
+                if let Some(w) = &row {
+                    let target = Some(format!("worker {}", w.id));
+                    by.row("worker.stop", target, None).insert(tx, &now)?;
+                }
+                Ok(row)
+            })?
             .ok_or_else(|| Error::Conflict("no worker is running".into()))
     }
 

@@ -425,12 +425,27 @@ fn worker_stop_and_start_buttons() {
         db.scalar("SELECT count(*) FROM Worker WHERE state IN ('STARTING', 'RUNNING', 'STOPPING')"),
         "0"
     );
+    // The start is answered (202) before the new worker exists: until its
+    // row arrives over the WebSocket, Start must not come back enabled.
+    b.eval(
+        "(() => { window.__startReenabled = false; \
+           new MutationObserver(() => { \
+             const b = document.getElementById('worker-start'); \
+             if (b && !b.disabled) window.__startReenabled = true; \
+           }).observe(document.body, { childList: true, subtree: true, attributes: true }); \
+           return true; })()",
+    );
     b.eval("document.getElementById('worker-start').click()");
     b.wait_js(
         "the worker to run again",
         WAIT,
         "document.getElementById('worker-state')?.textContent === 'RUNNING' && \
          document.getElementById('worker-stop').disabled === false",
+    );
+    assert_eq!(
+        b.eval("window.__startReenabled"),
+        Value::Bool(false),
+        "Start was enabled again before the new worker showed up"
     );
 }
 

@@ -11,7 +11,7 @@ use super::Command;
 use super::output::{self, outln, print_json};
 use crate::error::{Error, Result};
 use crate::job::{JobStatus, LogLevel, Trigger};
-use crate::manager::{CancelResult, EnqueueRequest, Manager};
+use crate::manager::{Actor, CancelResult, EnqueueRequest, Manager};
 use crate::store::logs::LogFilter;
 use crate::store::runs::RunFilter;
 
@@ -113,7 +113,7 @@ pub fn run(m: &Manager, command: Command, json: bool) -> Result<i32> {
         }
         Command::Logs(a) => logs(m, &a, json),
         Command::Cancel { id } => {
-            let r = m.cancel(id)?;
+            let r = m.cancel(id, &Actor::cli())?;
             if json {
                 print_json(&json!({"id": id, "result": r}));
             } else {
@@ -127,7 +127,7 @@ pub fn run(m: &Manager, command: Command, json: bool) -> Result<i32> {
             Ok(0)
         }
         Command::Rerun { id } => {
-            let run = m.rerun(id, Trigger::Cli)?;
+            let run = m.rerun(id, Trigger::Cli, &Actor::cli())?;
             if json {
                 print_json(&run);
             } else {
@@ -136,7 +136,7 @@ pub fn run(m: &Manager, command: Command, json: bool) -> Result<i32> {
             Ok(0)
         }
         Command::CleanupStalled => {
-            let rec = m.cleanup_stalled()?;
+            let rec = m.cleanup_stalled(&Actor::cli())?;
             if json {
                 print_json(&rec);
             } else {
@@ -188,7 +188,7 @@ fn enqueue(m: &Manager, a: &EnqueueArgs, json: bool) -> Result<i32> {
         priority: a.priority,
         trigger: Trigger::Cli,
     };
-    let run = m.enqueue(&req)?;
+    let run = m.enqueue(&req, &Actor::cli())?;
     if json {
         print_json(&run);
     } else {

@@ -38,7 +38,7 @@ pub fn run(
     match args.action {
         Some(WorkerAction::Stop) => {
             let m = super::open_manager(settings, registry)?;
-            let w = m.request_worker_stop()?;
+            let w = m.request_worker_stop(&crate::manager::Actor::cli())?;
             if json {
                 print_json(&w);
             } else {

@@ -128,18 +128,15 @@ impl Manager {
         ChangeFeed::open(self.store.path())
     }
 
-    /// Records an admin action taken from `source` (a client address).
-    pub fn audit(
-        &self,
-        action: &str,
-        target: Option<&str>,
-        source: &str,
-        detail: Option<&str>,
-    ) -> Result<()> {
+    /// Records an admin action that changes nothing in the database (a
+    /// worker start, which spawns a process): the caller writes it first,
+    /// and acts only once it is committed. Actions that change rows record
+    /// theirs in their own transaction instead.
+    pub fn audit(&self, by: &super::Actor, action: &'static str) -> Result<()> {
         let now = Timestamp::now().to_text();
-        self.store.write("record audit entry", |tx| {
-            audit::insert_audit(tx, &now, action, target, source, detail)
-        })?;
+        let row = by.row(action, None, None);
+        self.store
+            .write("record audit entry", |tx| row.insert(tx, &now))?;
         Ok(())
     }
 

@@ -16,6 +16,12 @@
 //! one commit need a moment to come back, and without the wait each round
 //! would carry only the first of them (like PostgreSQL's commit_delay, but
 //! only when there is company to wait for).
+//!
+//! A caller may bring the audit row of its enqueue: it is written in the
+//! round's transaction, after the runs (so it can name them), and shares
+//! their fsync. A refused audit row fails the round like a refused run,
+//! so no run is committed without its record. Callers without one add
+//! nothing to the round but a check of an empty `Option`.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -25,14 +31,20 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender, bounded};
 use rusqlite::Connection;
 
+use super::audit::AuditRow;
 use super::runs::{NewRun, insert_runs};
 use crate::clock::Timestamp;
 use crate::error::{Error, Result};
 
 struct Request {
     runs: Vec<NewRun>,
+    audit: Option<NewRunsAudit>,
     reply: Sender<Reply>,
 }
+
+/// The audit row of an enqueue, made from the id of its first new run
+/// (known only inside the round's transaction).
+pub type NewRunsAudit = Box<dyn Fn(i64) -> AuditRow + Send>;
 
 /// What a waiting caller is told.
 enum Reply {
@@ -77,16 +89,26 @@ impl Committer {
 
     /// Inserts `runs` and returns their ids once they are committed.
     pub fn insert(&self, runs: Vec<NewRun>) -> Result<Vec<i64>> {
+        self.insert_audited(runs, None)
+    }
+
+    /// Inserts `runs` and, in the same transaction, the audit row `audit`
+    /// makes from the first new id; returns the ids once both are committed.
+    pub fn insert_audited(
+        &self,
+        runs: Vec<NewRun>,
+        audit: Option<NewRunsAudit>,
+    ) -> Result<Vec<i64>> {
         // Room for a hand-off and the answer both: a sender never blocks.
         let (reply, answer) = bounded(2);
-        lock(&self.queue).push(Request { runs, reply });
+        lock(&self.queue).push(Request { runs, audit, reply });
         self.queued.notify_one();
         loop {
             self.try_lead(&answer);
             match answer.recv() {
                 Ok(Reply::Done(result)) => return result,
                 Ok(Reply::Lead) => continue,
-                Err(_) => return Err(Error::Conflict("enqueue was not answered".into())),
+                Err(_) => return Err(Error::Internal("enqueue was not answered".into())),
             }
         }
     }
@@ -151,7 +173,11 @@ fn commit(conn: &mut Connection, batch: Vec<Request>) {
     // Every caller's runs in one list, so that they share multi-row
     // statements; each caller then gets its own slice of the ids.
     let all: Vec<&NewRun> = batch.iter().flat_map(|r| &r.runs).collect();
-    let result = super::write_on(conn, "enqueue runs", |tx| insert_runs(tx, &all, &now));
+    let result = super::write_on(conn, "enqueue runs", |tx| {
+        let ids = insert_runs(tx, &all, &now)?;
+        record_audits(tx, &batch, &ids, &now)?;
+        Ok(ids)
+    });
     match result {
         Ok(ids) => {
             super::count_commit();
@@ -167,4 +193,22 @@ fn commit(conn: &mut Connection, batch: Vec<Request>) {
             }
         }
     }
+}
+
+/// Writes the audit rows the round's callers brought, each naming its
+/// caller's first new run.
+fn record_audits(
+    tx: &rusqlite::Transaction<'_>,
+    batch: &[Request],
+    ids: &[i64],
+    now: &str,
+) -> Result<()> {
+    let mut first = 0;
+    for r in batch {
+        if let (Some(audit), Some(id)) = (&r.audit, ids.get(first)) {
+            audit(*id).insert(tx, now)?;
+        }
+        first += r.runs.len();
+    }
+    Ok(())
 }

@@ -148,7 +148,7 @@ pub fn insert_runs<R: Borrow<NewRun>>(
         // SQLite pick ids at random; refuse to go there.
         let last = tx.last_insert_rowid();
         if last > i64::MAX - (1 << 32) {
-            return Err(Error::Conflict("run ids are exhausted".into()));
+            return Err(Error::Internal("run ids are exhausted".into()));
         }
         ids.extend(last - chunk.len() as i64 + 1..=last);
     }

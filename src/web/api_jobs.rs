@@ -13,7 +13,7 @@ use crate::clock::Timestamp;
 use crate::error::{Error, Result};
 use crate::events::run_json;
 use crate::job::{JobStatus, LogLevel, LogLine, Trigger};
-use crate::manager::{EnqueueRequest, Manager};
+use crate::manager::{Actor, EnqueueRequest, Manager};
 use crate::store::logs::LogFilter;
 use crate::store::runs::RunFilter;
 
@@ -115,19 +115,13 @@ pub fn enqueue(ctx: &Ctx, req: &Req) -> Result<Reply> {
     } else {
         Trigger::Api
     };
-    let run = ctx.manager.enqueue(&EnqueueRequest {
+    let request = EnqueueRequest {
         job_name: body.job_name,
         parameters: body.parameters,
         priority: body.priority,
         trigger,
-    })?;
-    let target = format!("run {}", run.id);
-    ctx.manager.audit(
-        "run.enqueue",
-        Some(&target),
-        &req.source,
-        Some(&run.job_name),
-    )?;
+    };
+    let run = ctx.manager.enqueue(&request, &Actor::web(&req.source))?;
     Ok(json_reply(201, &json!({"run": run_json(&run)})))
 }
 
@@ -152,28 +146,16 @@ pub fn show(ctx: &Ctx, req: &Req) -> Result<Reply> {
 /// `POST /api/jobs/ID/cancel`.
 pub fn cancel(ctx: &Ctx, req: &Req) -> Result<Reply> {
     let id = req.id_at(2)?;
-    let result = ctx.manager.cancel(id)?;
-    let detail = serde_json::to_value(result).unwrap_or_default();
-    ctx.manager.audit(
-        "run.cancel",
-        Some(&format!("run {id}")),
-        &req.source,
-        detail.as_str(),
-    )?;
+    let result = ctx.manager.cancel(id, &Actor::web(&req.source))?;
     Ok(json_reply(200, &json!({"result": result})))
 }
 
 /// `POST /api/jobs/ID/rerun`: 201 with the new run.
 pub fn rerun(ctx: &Ctx, req: &Req) -> Result<Reply> {
     let id = req.id_at(2)?;
-    let run = ctx.manager.rerun(id, Trigger::Rerun)?;
-    let detail = format!("new run {}", run.id);
-    ctx.manager.audit(
-        "run.rerun",
-        Some(&format!("run {id}")),
-        &req.source,
-        Some(&detail),
-    )?;
+    let run = ctx
+        .manager
+        .rerun(id, Trigger::Rerun, &Actor::web(&req.source))?;
     Ok(json_reply(201, &json!({"run": run_json(&run)})))
 }
 
@@ -185,14 +167,7 @@ pub fn stalled(ctx: &Ctx, _req: &Req) -> Result<Reply> {
 
 /// `POST /api/jobs/cleanup-stalled`.
 pub fn cleanup(ctx: &Ctx, req: &Req) -> Result<Reply> {
-    let rec = ctx.manager.cleanup_stalled()?;
-    let detail = format!(
-        "{} dead workers, {} runs",
-        rec.dead_workers.len(),
-        rec.runs.len()
-    );
-    ctx.manager
-        .audit("runs.cleanup-stalled", None, &req.source, Some(&detail))?;
+    let rec = ctx.manager.cleanup_stalled(&Actor::web(&req.source))?;
     Ok(json_reply(
         200,
         &serde_json::to_value(rec).unwrap_or_default(),

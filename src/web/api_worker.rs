@@ -1,18 +1,13 @@
 //! Routes about the worker and the overview: health, worker status and
 //! start/stop, statistics, failure groups and job types.
 
-use std::time::{Duration, Instant};
-
 use serde_json::json;
 
 use super::http::{Reply, Req, error_reply, json_reply};
 use super::{Ctx, worker_json};
 use crate::error::{Error, Result};
-use crate::manager::WorkerStatus;
+use crate::manager::{Actor, WorkerStatus};
 use crate::worker::VERSION;
-
-/// How long `POST /api/worker/start` waits to report the new worker.
-const START_WAIT: Duration = Duration::from_secs(3);
 
 /// `GET /healthz` (no auth).
 pub fn healthz(_ctx: &Ctx, _req: &Req) -> Result<Reply> {
@@ -54,7 +49,10 @@ fn is_active(s: &WorkerStatus) -> bool {
     matches!(s.state.as_str(), "STARTING" | "RUNNING" | "STOPPING")
 }
 
-/// `POST /api/worker/start`: 202, or 409 when a worker is active.
+/// `POST /api/worker/start`: 202 at once with the status as it was (the
+/// new worker's row follows over the WebSocket as `worker` events), or 409
+/// when a worker is active. The audit row is committed before the start:
+/// a refused one (a full disk) starts nothing.
 pub fn start(ctx: &Ctx, req: &Req) -> Result<Reply> {
     let before = ctx.manager.worker_status()?;
     if is_active(&before) {
@@ -63,31 +61,19 @@ pub fn start(ctx: &Ctx, req: &Req) -> Result<Reply> {
             before.state
         )));
     }
+    ctx.manager
+        .audit(&Actor::web(&req.source), "worker.start")?;
     ctx.supervisor.start();
-    ctx.manager.audit("worker.start", None, &req.source, None)?;
-    // Report the new worker once it has registered, if that is quick.
-    let deadline = Instant::now() + START_WAIT;
-    let mut now = before;
-    while Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(25));
-        now = ctx.manager.worker_status()?;
-        if is_active(&now) {
-            break;
-        }
-    }
-    Ok(json_reply(202, &json!({"worker": status_json(ctx, &now)})))
+    Ok(json_reply(
+        202,
+        &json!({"worker": status_json(ctx, &before)}),
+    ))
 }
 
 /// `POST /api/worker/stop`: 202, or 409 when no worker is active.
 pub fn stop(ctx: &Ctx, req: &Req) -> Result<Reply> {
-    let row = ctx.manager.request_worker_stop()?;
+    ctx.manager.request_worker_stop(&Actor::web(&req.source))?;
     ctx.supervisor.stop_requested();
-    ctx.manager.audit(
-        "worker.stop",
-        Some(&format!("worker {}", row.id)),
-        &req.source,
-        None,
-    )?;
     let s = ctx.manager.worker_status()?;
     Ok(json_reply(202, &json!({"worker": status_json(ctx, &s)})))
 }

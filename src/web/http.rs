@@ -284,7 +284,12 @@ pub fn error_from(e: &Error) -> Reply {
     if e.http_status() >= 500 {
         log::error!("{e}");
     }
-    error_reply(e.http_status(), e.code(), &e.to_string())
+    // `class` is the coarse, stable kind a client branches on; `code` may
+    // name a finer case within it.
+    json_reply(
+        e.http_status(),
+        &json!({"error": {"code": e.code(), "class": e.class().code(), "message": e.to_string()}}),
+    )
 }
 
 /// The answer tiny_http sends on its own, before the request is whole

@@ -7,6 +7,12 @@ import { h, replace, duration, num, parseTime } from './format.js';
 let status = null;
 let receivedAt = 0;
 let busy = false;
+// While a start is on its way: the time it was accepted (202), and the
+// newest worker id then shown. The answer comes before the new worker
+// exists; its row then arrives as WebSocket `worker` events.
+let starting = null;
+// How long the page waits for the new worker before asking the server.
+const START_PATIENCE_MS = 10000;
 
 /**
  * Accepts either the status object of GET /api/worker or a bare worker row
@@ -52,7 +58,21 @@ export function setWorker(value) {
   }
   status = next;
   receivedAt = Date.now();
+  if (starting && next.worker && next.worker.id !== starting.afterId
+      && ACTIVE.includes(next.state)) {
+    starting = null;
+  }
   render();
+}
+
+/** Whether a start was accepted and its worker is not shown yet. */
+function awaitingStart() {
+  if (!starting) return false;
+  if (Date.now() - starting.at < START_PATIENCE_MS) return true;
+  // No word over the WebSocket: ask once, and stop waiting.
+  starting = null;
+  loadWorker();
+  return false;
 }
 
 /** The worker row last seen (null when none). */
@@ -102,12 +122,14 @@ function render() {
   }
   const stateEl = h('span', { id: 'worker-state', class: stateClass(state), text: state === 'NONE' ? 'NO WORKER' : state });
   const active = ACTIVE.includes(state);
+  const pending = awaitingStart();
   const startBtn = h('button', { type: 'button', class: 'btn btn-primary', id: 'worker-start',
-    disabled: busy || active, text: 'Start worker', onclick: () => control('start') });
+    disabled: busy || active || pending, text: 'Start worker', onclick: () => control('start') });
   const stopBtn = h('button', { type: 'button', class: 'btn btn-danger', id: 'worker-stop',
     disabled: busy || !active || state === 'STOPPING', text: 'Stop worker', onclick: () => control('stop') });
   let hint = null;
-  if (state === 'STALE') hint = 'The worker stopped sending heartbeats. It will be marked dead and cleaned up automatically.';
+  if (pending && !active) hint = 'Starting a worker…';
+  else if (state === 'STALE') hint = 'The worker stopped sending heartbeats. It will be marked dead and cleaned up automatically.';
   else if (state === 'STOPPING' && status.stoppingOverdueMs > 0) {
     hint = `Stopping is overdue by ${duration(status.stoppingOverdueMs)}.`;
   } else if (!active) hint = 'No worker is running: queued jobs wait until one starts.';
@@ -121,6 +143,8 @@ function render() {
 
 /** Updates uptime and heartbeat age between messages. */
 function tick() {
+  // A start that outlived its patience re-renders (and asks the server).
+  if (starting && Date.now() - starting.at >= START_PATIENCE_MS) render();
   if (!status || !status.worker) return;
   const up = document.getElementById('worker-uptime');
   const beat = document.getElementById('worker-heartbeat');
@@ -142,6 +166,11 @@ async function control(action) {
     action === 'start' ? 'Start worker' : 'Stop worker');
   busy = false;
   if (res && res.worker) {
+    if (action === 'start') {
+      // The answer is the status from before the start.
+      const before = res.worker.worker;
+      starting = { at: Date.now(), afterId: before ? before.id : null };
+    }
     setWorker(res.worker);
     toast(action === 'start' ? 'Worker starting' : 'Worker stopping', 'ok');
   }
