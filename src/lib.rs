@@ -27,6 +27,8 @@ pub mod jobfile;
 pub mod jobs;
 pub mod maintenance;
 pub mod manager;
+pub mod media;
+pub mod query;
 pub mod registry;
 pub mod runner;
 pub mod store;

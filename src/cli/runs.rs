@@ -12,8 +12,8 @@ use super::output::{self, outln, print_json};
 use crate::error::{Error, Result};
 use crate::job::{JobStatus, LogLevel, Trigger};
 use crate::manager::{CancelResult, EnqueueRequest, Manager};
-use crate::store::logs::LogFilter;
-use crate::store::runs::RunFilter;
+use crate::query::LogFilter;
+use crate::query::RunFilter;
 
 /// `jobmgr enqueue`.
 #[derive(Debug, Args)]

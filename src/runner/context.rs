@@ -19,6 +19,9 @@ use crate::job::LogLevel;
 use crate::store::Store;
 use crate::store::batch::{LogRecord, ProgressRecord};
 
+mod data;
+pub use data::{JobWrite, database_companions};
+
 /// Why a job did not complete.
 #[derive(Debug, Clone, PartialEq)]
 pub enum JobError {
@@ -178,17 +181,20 @@ pub struct JobContext {
     info: RunInfo,
     shared: Arc<RunShared>,
     tx: Sender<Msg>,
-    store: Store,
+    /// Connections that refuse writes ([`Store::open_readers`]): what the
+    /// narrow data methods in [`data`] read through. Never handed out.
+    readers: Store,
 }
 
 impl JobContext {
-    /// A context reporting to the writer behind `tx`.
-    pub fn new(info: RunInfo, shared: Arc<RunShared>, tx: Sender<Msg>, store: Store) -> Self {
+    /// A context reporting to the writer behind `tx`, reading through
+    /// `readers` (a pool opened with [`Store::open_readers`]).
+    pub fn new(info: RunInfo, shared: Arc<RunShared>, tx: Sender<Msg>, readers: Store) -> Self {
         JobContext {
             info,
             shared,
             tx,
-            store,
+            readers,
         }
     }
 
@@ -238,11 +244,6 @@ impl JobContext {
             .get(name)
             .and_then(Value::as_str)
             .ok_or_else(|| JobError::new(format!("parameter '{name}' is missing")))
-    }
-
-    /// The database, for jobs whose work is on jobmgr's own data.
-    pub fn store(&self) -> &Store {
-        &self.store
     }
 
     /// Enters a new stage: the counter restarts and the total becomes

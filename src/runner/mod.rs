@@ -134,11 +134,15 @@ pub fn start_worker(
         .map_err(Error::io("open lock file", lock_path(&opts.db)))?;
     let conn = store::open_writer_connection(&opts.db)?;
 
+    // What jobs read through: connections that refuse writes, so that the
+    // writer below stays the process's only writer.
+    let readers = Store::open_readers(&opts.db)?;
     let (tx, rx) = bounded(WRITER_QUEUE);
     let (dtx, drx) = unbounded();
     let mut executors = Vec::with_capacity(opts.concurrency);
     for i in 0..opts.concurrency {
-        let (drx, tx, registry, store) = (drx.clone(), tx.clone(), registry.clone(), store.clone());
+        let (drx, tx, registry, store) =
+            (drx.clone(), tx.clone(), registry.clone(), readers.clone());
         let handle = thread::Builder::new()
             .name(format!("executor-{i}"))
             .spawn(move || executor::executor_loop(drx, tx, registry, store))

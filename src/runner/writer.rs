@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 
-use super::context::RunShared;
+use super::context::{JobWrite, RunShared};
 use super::executor::Assignment;
 use crate::clock::Timestamp;
 use crate::error::{Error, Result};
@@ -38,6 +38,10 @@ pub enum Msg {
     Stop,
     /// The WAL file changed: another connection may have committed.
     DbChanged,
+    /// A command run's process group: written with the next commit.
+    Pgid { run_id: i64, pgid: i64 },
+    /// A job's write (media rows): applied at once on this connection.
+    Apply(JobWrite),
 }
 
 /// How a run ended, as the executor saw it.
@@ -322,6 +326,8 @@ impl Writer {
             Msg::Nudge => *nudged = true,
             Msg::Stop => self.begin_stopping()?,
             Msg::DbChanged => self.recheck_until = Some(Instant::now() + RECHECK),
+            Msg::Pgid { run_id, pgid } => batch.pgids.push((run_id, pgid)),
+            Msg::Apply(write) => write.apply(&mut self.conn),
         }
         Ok(())
     }
