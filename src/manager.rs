@@ -2,8 +2,10 @@
 //! cancel, re-run, clean up, and the worker's status. Each action validates
 //! its input before anything is written.
 
+pub mod database;
 mod health;
 mod insight;
+mod view;
 
 use std::sync::{Arc, OnceLock};
 
@@ -21,6 +23,7 @@ use crate::store::runs::{self, NewRun, RunFilter};
 use crate::store::{Store, workers};
 use crate::worker::{self, WorkerRow, WorkerState};
 
+pub use crate::query::Counts;
 pub use health::{NotReady, Readiness};
 pub use insight::{
     AuditEntry, ErrorGroup, MAX_ERROR_HOURS, RunDetails, RunRef, StageMark, Stats, Throughput,
@@ -63,14 +66,6 @@ pub struct WorkerStatus {
     pub version_drift: bool,
     /// How long a STOPPING worker has been past its drain timeout.
     pub stopping_overdue_ms: Option<i64>,
-}
-
-/// Counts for the statistics overview.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Counts {
-    pub by_status: Map<String, Value>,
-    pub total: i64,
 }
 
 /// The domain API over one database.

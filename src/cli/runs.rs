@@ -200,11 +200,11 @@ fn enqueue(m: &Manager, a: &EnqueueArgs, json: bool) -> Result<i32> {
 fn status(m: &Manager, json: bool) -> Result<i32> {
     let w = m.worker_status()?;
     let counts = m.counts()?;
-    let mark = super::check::high_water(m.store())?;
+    let mark = m.high_water()?;
     if json {
         let behind = mark.behind().then(|| mark.to_string());
         if let Some(b) = &behind {
-            log::error!("{}: {b}", m.store().path().display());
+            log::error!("{}: {b}", m.database_path().display());
         }
         print_json(&json!({"worker": w, "counts": counts, "behindHighWaterMark": behind}));
     } else {

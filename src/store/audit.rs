@@ -1,21 +1,9 @@
 //! The `Audit` table: one row per admin action taken through the web server.
 
 use rusqlite::{Connection, Transaction, params};
-use serde::Serialize;
 
 use crate::error::{Error, Result};
-
-/// One recorded admin action.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct AuditEntry {
-    pub id: i64,
-    pub at: String,
-    pub action: String,
-    pub target: Option<String>,
-    pub source: String,
-    pub detail: Option<String>,
-}
+pub use crate::query::AuditEntry;
 
 /// Records one action.
 pub fn insert_audit(
