@@ -20,6 +20,7 @@ pub mod cli;
 pub mod clock;
 pub mod command;
 pub mod config;
+pub mod context;
 pub mod error;
 pub mod events;
 pub mod job;
@@ -37,5 +38,5 @@ pub mod watcher;
 pub mod web;
 pub mod worker;
 
+pub use context::{JobContext, JobError};
 pub use error::{Error, Result};
-pub use runner::context::{JobContext, JobError};

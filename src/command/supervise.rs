@@ -17,8 +17,8 @@ use super::output::{self, Event, Stream};
 use super::protocol::{self, Command, Parsed};
 use super::spawn::{self, RunIdentity};
 use crate::config;
+use crate::context::{JobContext, JobError};
 use crate::job::LogLevel;
-use crate::runner::context::{JobContext, JobError};
 
 /// How often the child, the cancel flag and the timeout are looked at
 /// while no output arrives.

@@ -7,9 +7,9 @@ use std::sync::Arc;
 
 use serde_json::json;
 
+use crate::context::{JobError, database_companions};
 use crate::job::LogLevel;
 use crate::registry::{JobType, ParamKind, ParamSpec};
-use crate::runner::context::{JobError, database_companions};
 
 /// The job type.
 pub fn backup_database() -> JobType {

@@ -21,10 +21,10 @@ use serde_json::json;
 
 use super::imagehead;
 use super::mediafs::{self, FileId, HashError};
+use crate::context::{JobContext, JobError};
 use crate::job::LogLevel;
 use crate::media::{Known, MediaRow};
 use crate::registry::{JobType, ParamKind, ParamSpec};
-use crate::runner::context::{JobContext, JobError};
 
 /// Files written or deleted per transaction: each batch is one message to
 /// the worker's writer and one short transaction there.

@@ -2,7 +2,8 @@
 //! Worker row (recovering what a dead predecessor left RUNNING), then runs
 //! executor threads and the writer thread until it is told to stop.
 
-pub mod context;
+/// The job API, under its old path too.
+pub use crate::context;
 pub mod executor;
 pub mod mark;
 mod wake;

@@ -13,14 +13,15 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::Sender;
 use serde_json::{Map, Value};
 
-use super::writer::Msg;
 use crate::clock::Timestamp;
 use crate::job::LogLevel;
 use crate::store::Store;
 use crate::store::batch::{LogRecord, ProgressRecord};
 
 mod data;
+mod msg;
 pub use data::{JobWrite, database_companions};
+pub use msg::{Finished, Msg, Outcome};
 
 /// Why a job did not complete.
 #[derive(Debug, Clone, PartialEq)]
