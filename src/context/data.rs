@@ -142,3 +142,84 @@ impl JobContext {
 pub fn database_companions(db: &Path) -> [(PathBuf, &'static str); 3] {
     backup::companion_files(db)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::context::{RunInfo, RunShared};
+    use crate::store::{Store, TestFile};
+
+    fn context(file: &TestFile) -> (JobContext, crossbeam_channel::Receiver<Msg>) {
+        let store = Store::open(&file.db()).unwrap();
+        store
+            .conn()
+            .unwrap()
+            .execute_batch(
+                "INSERT INTO JobRun (jobName, status, createdAt, updatedAt) \
+                 VALUES ('t', 'RUNNING', 'x', 'x')",
+            )
+            .unwrap();
+        let (tx, rx) = crossbeam_channel::bounded(4);
+        let info = RunInfo {
+            id: 1,
+            job_name: "t".into(),
+            attempt: 1,
+            parameters: Default::default(),
+            worker_id: Some(1),
+        };
+        let readers = Store::open_readers(&file.db()).unwrap();
+        (JobContext::new(info, RunShared::new(1), tx, readers), rx)
+    }
+
+    fn row(path: &str) -> MediaRow {
+        MediaRow {
+            path: path.into(),
+            size: 1,
+            mtime: "m".into(),
+            hash: "h".into(),
+            media_type: "t".into(),
+            width: None,
+            height: None,
+            hashed_bytes: 1,
+        }
+    }
+
+    /// Media rows are written by whoever holds the writer's end (here a
+    /// stand-in for the writer thread), and read back through the readers.
+    #[test]
+    fn media_rows_go_through_the_writer_s_channel() {
+        let file = TestFile::new("jobwrite-through");
+        let (ctx, rx) = context(&file);
+        let db = file.db();
+        let writer = std::thread::spawn(move || {
+            let mut conn = store::open_writer_connection(&db).unwrap();
+            let mut applied = 0;
+            for m in rx {
+                if let Msg::Apply(w) = m {
+                    w.apply(&mut conn);
+                    applied += 1;
+                }
+            }
+            applied
+        });
+        ctx.write_media(vec![row("/m/a"), row("/m/b")]).unwrap();
+        assert_eq!(ctx.delete_media(vec!["/m/a".into()]).unwrap(), 1);
+        let known = ctx.media_known("/m").unwrap();
+        assert_eq!(known.keys().collect::<Vec<_>>(), ["/m/b"]);
+        drop(ctx);
+        assert_eq!(writer.join().unwrap(), 2);
+    }
+
+    /// A job whose writer is gone gets an error instead of waiting forever.
+    #[test]
+    fn a_write_after_the_writer_stopped_fails_with_the_reason() {
+        let file = TestFile::new("jobwrite-gone");
+        let (ctx, rx) = context(&file);
+        drop(rx);
+        let e = ctx.write_media(vec![row("/m/a")]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "write media files: the worker's writer has stopped"
+        );
+    }
+}
