@@ -1,4 +1,6 @@
-//! The writer thread: the only writer of a worker process. It gathers log
+//! The writer thread: the only writer of a worker process (jobs read
+//! through connections that refuse writes; `prune-history`'s batched
+//! deletes are the one other write, see `context::data`). It gathers log
 //! lines, progress and finished runs from the executors, commits them
 //! together with the next claims in one transaction (group commit), keeps
 //! the heartbeat, watches the database for cancel and stop requests, and
