@@ -4,7 +4,25 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
-use crate::runner::Timing;
+
+/// The worker writer's timings, from the settings ([`Settings::timing`]).
+#[derive(Debug, Clone)]
+pub struct Timing {
+    pub heartbeat: Duration,
+    pub drain_timeout: Duration,
+    pub cancel_grace: Duration,
+    /// How often an idle worker looks for new runs.
+    pub idle_poll: Duration,
+    /// How often a busy worker looks for cancel and stop requests.
+    pub busy_poll: Duration,
+    pub progress_interval: Duration,
+    /// Most runs claimed ahead of free executors when runs are short.
+    pub max_prefetch: usize,
+    /// How long a batch the disk refuses (full, an I/O error, locked) is
+    /// retried before the worker gives up: the stale-after time, within
+    /// which the worker's registration still holds.
+    pub write_retry_for: Duration,
+}
 
 /// The database used when neither `--db` nor `JOBMGR_DB` is given.
 pub const DEFAULT_DB: &str = "jobmgr.db";

@@ -14,7 +14,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError, bounde
 use serde_json::{Value, json};
 
 use crate::job::JobRun;
-use crate::manager::Stats;
+use crate::query::Stats;
 
 /// Messages a subscriber's queue holds before it counts as lagging.
 pub const CLIENT_QUEUE: usize = 256;

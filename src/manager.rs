@@ -4,8 +4,10 @@
 //! audit row in its own transaction.
 
 mod actor;
+pub mod database;
 mod health;
 mod insight;
+mod view;
 
 use std::sync::{Arc, OnceLock};
 
@@ -24,6 +26,7 @@ use crate::store::{Store, workers};
 use crate::worker::{self, WorkerRow, WorkerState};
 
 pub use actor::{Actor, os_user};
+pub use crate::query::Counts;
 pub use health::{NotReady, Readiness};
 pub use insight::{
     AuditEntry, ErrorGroup, MAX_ERROR_HOURS, RunDetails, RunRef, StageMark, Stats, Throughput,
@@ -76,14 +79,6 @@ pub struct WorkerStatus {
     pub version_drift: bool,
     /// How long a STOPPING worker has been past its drain timeout.
     pub stopping_overdue_ms: Option<i64>,
-}
-
-/// Counts for the statistics overview.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Counts {
-    pub by_status: Map<String, Value>,
-    pub total: i64,
 }
 
 /// The domain API over one database.

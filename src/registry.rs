@@ -8,8 +8,8 @@ use std::sync::Arc;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+use crate::context::{JobContext, JobError};
 use crate::error::{Error, Result, suggest};
-use crate::runner::context::{JobContext, JobError};
 
 /// What a job does: called on an executor thread with the run's context.
 pub type Handler = Arc<dyn Fn(&JobContext) -> std::result::Result<(), JobError> + Send + Sync>;

@@ -15,7 +15,6 @@ use crate::error::Result;
 use crate::events::{Event, Hub};
 use crate::job::JobRun;
 use crate::manager::Manager;
-use crate::web::worker_json;
 
 /// How often the watcher looks for commits.
 pub const POLL: Duration = Duration::from_millis(20);
@@ -270,7 +269,7 @@ fn publish_worker(
     );
     if st.worker.as_ref() != Some(&key) {
         st.worker = Some(key);
-        hub.publish(&Event::Worker(worker_json(&status, supervised_pid())));
+        hub.publish(&Event::Worker(status.view(supervised_pid())));
     }
     Ok(())
 }

@@ -11,12 +11,12 @@ use serde_json::{Map, Value};
 
 use super::{BenchOptions, Measurement, TempDir, cpu_seconds, percentile};
 use crate::config::Settings;
+use crate::context::{JobContext, RunInfo, RunShared};
 use crate::error::{Error, Result};
 use crate::job::{JobStatus, LogLevel, Trigger};
 use crate::jobs::builtin_registry;
 use crate::manager::{EnqueueRequest, Manager};
 use crate::registry::{JobType, ParamKind, ParamSpec, Registry};
-use crate::runner::context::{JobContext, RunInfo, RunShared};
 use crate::runner::{self, WorkerOptions};
 use crate::store::{self, Store, bench as sb};
 

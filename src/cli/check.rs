@@ -11,9 +11,7 @@ use serde::Serialize;
 use super::output::print_json;
 use crate::config::Settings;
 use crate::error::{Error, Result};
-use crate::runner::lock_path;
-use crate::runner::mark::{self, Comparison};
-use crate::store::{Store, check};
+use crate::manager::database::Checkup;
 
 /// One check's result.
 #[derive(Debug, Serialize)]
@@ -36,11 +34,6 @@ impl Outcome {
             },
         }
     }
-}
-
-/// The high-water mark against the database, for `check` and `status`.
-pub fn high_water(store: &Store) -> Result<Comparison> {
-    mark::compare(&*store.conn()?, &lock_path(store.path()))
 }
 
 /// Runs every check on the database of `settings`; exit code 0 or 1.
@@ -72,28 +65,28 @@ fn check_all(db: &Path) -> Result<Vec<Outcome>> {
         });
     }
     // Not migrated: the schema version is one of the things checked.
-    let store = Store::open_unmigrated(db)?;
+    let db = Checkup::open(db)?;
     Ok(vec![
-        Outcome::from("integrity", integrity(&store)),
-        Outcome::from("schema", schema(&store)),
-        Outcome::from("run counters", counters(&store)),
+        Outcome::from("integrity", integrity(&db)),
+        Outcome::from("schema", schema(&db)),
+        Outcome::from("run counters", counters(&db)),
         Outcome::from(
             "high-water mark",
-            high_water(&store).map(|c| (!c.behind(), c.to_string())),
+            db.high_water().map(|c| (!c.behind(), c.to_string())),
         ),
     ])
 }
 
-fn integrity(store: &Store) -> Result<(bool, String)> {
-    let problems = check::integrity(&*store.conn()?)?;
+fn integrity(db: &Checkup) -> Result<(bool, String)> {
+    let problems = db.integrity()?;
     Ok(match problems.is_empty() {
         true => (true, "PRAGMA integrity_check found nothing wrong".into()),
         false => (false, problems.join("; ")),
     })
 }
 
-fn schema(store: &Store) -> Result<(bool, String)> {
-    let r = check::schema(&*store.conn()?)?;
+fn schema(db: &Checkup) -> Result<(bool, String)> {
+    let r = db.schema()?;
     let mut problems = Vec::new();
     if !r.missing.is_empty() {
         problems.push(format!(
@@ -126,8 +119,8 @@ fn schema(store: &Store) -> Result<(bool, String)> {
     })
 }
 
-fn counters(store: &Store) -> Result<(bool, String)> {
-    let (n, mismatches) = check::counters(&mut *store.conn()?)?;
+fn counters(db: &Checkup) -> Result<(bool, String)> {
+    let (n, mismatches) = db.counters()?;
     if mismatches.is_empty() {
         return Ok((true, format!("{n} counters match the rows")));
     }

@@ -21,7 +21,6 @@ use crate::jobfile;
 use crate::jobs;
 use crate::manager::Manager;
 use crate::registry::Registry;
-use crate::store::Store;
 
 /// jobmgr: runs, watches and controls the background jobs of one host.
 #[derive(Debug, Parser)]
@@ -242,18 +241,16 @@ fn registry_for(settings: &Settings, command: &Command) -> Result<Registry> {
 
 /// Opens the database and builds the domain API over it.
 pub fn open_manager(settings: &Settings, registry: Arc<Registry>) -> Result<Manager> {
-    let store = Store::open(&settings.db)?;
-    Ok(Manager::new(
-        store,
+    Manager::open(
+        &settings.db,
         registry,
         settings.stale_after_ms as i64,
         (settings.drain_timeout_secs * 1000.0) as i64,
-    ))
+    )
 }
 
 fn migrate(settings: &Settings, json: bool) -> Result<i32> {
-    let store = Store::open_unmigrated(&settings.db)?;
-    let applied = store.migrate()?;
+    let applied = crate::manager::database::migrate(&settings.db)?;
     if json {
         output::print_json(&serde_json::json!({ "applied": applied }));
     } else if applied.is_empty() {

@@ -12,8 +12,8 @@ use super::output::{self, outln, print_json};
 use crate::error::{Error, Result};
 use crate::job::{JobStatus, LogLevel, Trigger};
 use crate::manager::{Actor, CancelResult, EnqueueRequest, Manager};
-use crate::store::logs::LogFilter;
-use crate::store::runs::RunFilter;
+use crate::query::LogFilter;
+use crate::query::RunFilter;
 
 /// `jobmgr enqueue`.
 #[derive(Debug, Args)]
@@ -200,11 +200,11 @@ fn enqueue(m: &Manager, a: &EnqueueArgs, json: bool) -> Result<i32> {
 fn status(m: &Manager, json: bool) -> Result<i32> {
     let w = m.worker_status()?;
     let counts = m.counts()?;
-    let mark = super::check::high_water(m.store())?;
+    let mark = m.high_water()?;
     if json {
         let behind = mark.behind().then(|| mark.to_string());
         if let Some(b) = &behind {
-            log::error!("{}: {b}", m.store().path().display());
+            log::error!("{}: {b}", m.database_path().display());
         }
         print_json(&json!({"worker": w, "counts": counts, "behindHighWaterMark": behind}));
     } else {

@@ -17,9 +17,8 @@ use super::output::{self, Event, Stream};
 use super::protocol::{self, Command, Parsed};
 use super::spawn::{self, RunIdentity};
 use crate::config;
+use crate::context::{JobContext, JobError};
 use crate::job::LogLevel;
-use crate::runner::context::{JobContext, JobError};
-use crate::store::runs;
 
 /// How often the child, the cancel flag and the timeout are looked at
 /// while no output arrives.
@@ -148,17 +147,11 @@ impl Drop for LiveGroup {
     }
 }
 
+/// The process group goes to the worker's writer, which records it with
+/// its next commit (small, one per run: it rides in the group commit).
 fn record_pgid(ctx: &JobContext, pgid: i32) {
-    let Some(worker_id) = ctx.worker_id() else {
-        return;
-    };
-    let recorded = ctx
-        .store()
-        .conn()
-        .and_then(|c| runs::set_run_pgid(&c, ctx.run_id(), worker_id, i64::from(pgid)));
-    if let Err(e) = recorded {
-        // The run goes on; only the clean-up after a worker crash is lost.
-        ctx.warn(&format!("could not record process group {pgid}: {e}"));
+    if ctx.worker_id().is_some() {
+        ctx.record_pgid(pgid);
     }
 }
 

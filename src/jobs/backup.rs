@@ -7,10 +7,9 @@ use std::sync::Arc;
 
 use serde_json::json;
 
+use crate::context::{JobError, database_companions};
 use crate::job::LogLevel;
 use crate::registry::{JobType, ParamKind, ParamSpec};
-use crate::runner::context::JobError;
-use crate::store;
 
 /// The job type.
 pub fn backup_database() -> JobType {
@@ -27,7 +26,7 @@ pub fn backup_database() -> JobType {
         retry_safe: true,
         handler: Arc::new(|ctx| {
             let dest = Path::new(ctx.param_str("path")?);
-            let db = ctx.store().path();
+            let db = ctx.database_path();
             refuse_reserved(db, dest)?;
             if dest.symlink_metadata().is_ok() {
                 return Err(JobError::new(format!(
@@ -35,24 +34,25 @@ pub fn backup_database() -> JobType {
                     dest.display()
                 )));
             }
-            let mut src = store::open_connection(db)?;
             ctx.stage("Copying pages");
-            let pages = store::backup::backup_to(
-                &mut src,
-                dest,
-                |done, total| {
-                    ctx.set_total(total, "pages");
-                    ctx.set_progress(done);
-                },
-                || !ctx.is_cancelled(),
-            )
-            .map_err(|e| {
-                if ctx.is_cancelled() {
-                    JobError::Cancelled
-                } else {
-                    JobError::from(e)
-                }
-            })?;
+            // A read, however big: one read transaction on a connection of
+            // its own, which never takes the write lock.
+            let pages = ctx
+                .backup_to(
+                    dest,
+                    |done, total| {
+                        ctx.set_total(total, "pages");
+                        ctx.set_progress(done);
+                    },
+                    || !ctx.is_cancelled(),
+                )
+                .map_err(|e| {
+                    if ctx.is_cancelled() {
+                        JobError::Cancelled
+                    } else {
+                        e
+                    }
+                })?;
             ctx.outcome("pages", pages);
             ctx.log_with(
                 LogLevel::Info,
@@ -70,7 +70,7 @@ pub fn backup_database() -> JobType {
 /// state; the lock and token files belong to the worker and the server.
 fn reserved(db: &Path) -> Vec<(PathBuf, &'static str)> {
     let mut files = vec![(db.to_path_buf(), "the live database itself")];
-    files.extend(store::backup::companion_files(db));
+    files.extend(database_companions(db));
     files.push((crate::runner::lock_path(db), "the worker's lock file"));
     files.push((
         crate::web::auth::token_path(db),

@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use serde_json::json;
 
+use crate::context::{JobContext, JobError};
 use crate::job::LogLevel;
 use crate::registry::{JobType, ParamKind, ParamSpec};
-use crate::runner::context::{JobContext, JobError};
 
 fn count_param(default: i64) -> ParamSpec {
     ParamSpec::new("count", ParamKind::Integer)

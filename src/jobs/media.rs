@@ -21,13 +21,13 @@ use serde_json::json;
 
 use super::imagehead;
 use super::mediafs::{self, FileId, HashError};
-use crate::clock::Timestamp;
+use crate::context::{JobContext, JobError};
 use crate::job::LogLevel;
+use crate::media::{Known, MediaRow};
 use crate::registry::{JobType, ParamKind, ParamSpec};
-use crate::runner::context::{JobContext, JobError};
-use crate::store::media::{self, Known, MediaRow};
 
-/// Files written or deleted per transaction.
+/// Files written or deleted per transaction: each batch is one message to
+/// the worker's writer and one short transaction there.
 const BATCH: usize = 500;
 /// Default of `max_hash_bytes`: 1 GiB, seconds of reading and hashing at
 /// most, so a directory of large videos is recorded in minutes rather than
@@ -102,7 +102,7 @@ fn run(ctx: &JobContext) -> Result<(), JobError> {
 
     ctx.stage("Processing");
     ctx.set_total(files.len() as i64, "files");
-    let known = media::known_under(&*ctx.store().conn()?, &root_text)?;
+    let known = ctx.media_known(&root_text)?;
     let mut seen: HashSet<&str> = HashSet::with_capacity(files.len());
     let mut pending: Vec<MediaRow> = Vec::with_capacity(BATCH);
     for found in &files {
@@ -126,9 +126,7 @@ fn run(ctx: &JobContext) -> Result<(), JobError> {
     ctx.set_total(gone.len() as i64, "files");
     for chunk in gone.chunks(BATCH) {
         ctx.check_cancelled()?;
-        let n = ctx
-            .store()
-            .write("delete media files", |tx| media::delete(tx, chunk))?;
+        let n = ctx.delete_media(chunk.to_vec())?;
         ctx.outcome("deletes", n as i64);
         ctx.add(chunk.len() as i64);
     }
@@ -355,11 +353,7 @@ fn write(ctx: &JobContext, pending: &mut Vec<MediaRow>) -> Result<(), JobError> 
     if pending.is_empty() {
         return Ok(());
     }
-    let now = Timestamp::now().to_text();
-    let run_id = ctx.run_id();
-    ctx.store().write("write media files", |tx| {
-        media::upsert(tx, pending, run_id, &now)
-    })?;
-    pending.clear();
-    Ok(())
+    // The rows move to the writer; the buffer starts again at full size.
+    let rows = std::mem::replace(pending, Vec::with_capacity(BATCH));
+    ctx.write_media(rows)
 }

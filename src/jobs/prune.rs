@@ -8,10 +8,10 @@ use serde_json::json;
 use crate::clock::Timestamp;
 use crate::job::LogLevel;
 use crate::registry::{JobType, ParamKind, ParamSpec};
-use crate::store;
-use crate::store::retention;
 
-/// Runs deleted per transaction.
+/// Runs deleted per transaction: a big, rare write, done in small batches
+/// on a connection of its own (see `JobContext::prune_history`), so the
+/// worker's writer waits for the lock at most one batch.
 const BATCH: usize = 500;
 
 /// The job type.
@@ -31,9 +31,8 @@ pub fn prune_history() -> JobType {
         handler: Arc::new(|ctx| {
             let days = ctx.param_i64("older_than_days")?;
             let cutoff = Timestamp::now().plus_ms(-days * 86_400_000).to_text();
-            let mut conn = store::open_connection(ctx.store().path())?;
             ctx.stage("Counting");
-            let (runs, lines) = retention::count_prunable(&conn, &cutoff)?;
+            let (runs, lines) = ctx.count_prunable(&cutoff)?;
             ctx.log_with(
                 LogLevel::Info,
                 &format!("{runs} runs and {lines} log lines finished before {cutoff}"),
@@ -41,16 +40,13 @@ pub fn prune_history() -> JobType {
             );
             ctx.stage("Deleting");
             ctx.set_total(runs, "runs");
-            loop {
-                ctx.check_cancelled()?;
-                let (r, l) = retention::prune_batch(&mut conn, &cutoff, BATCH)?;
-                if r == 0 {
-                    break;
-                }
+            ctx.check_cancelled()?;
+            ctx.prune_history(&cutoff, BATCH, |r, l| {
                 ctx.add(r);
                 ctx.outcome("deletes", r);
                 ctx.outcome("logLinesDeleted", l);
-            }
+                ctx.check_cancelled()
+            })?;
             ctx.info("pruning finished");
             Ok(())
         }),

@@ -2,9 +2,7 @@
 //! failure groups, a run's details, what changed since a moment, and the
 //! record of admin actions.
 
-use serde::Serialize;
-
-use super::{Counts, Manager};
+use super::Manager;
 use crate::clock::Timestamp;
 use crate::error::{Error, Result};
 use crate::job::JobRun;
@@ -12,25 +10,9 @@ use crate::store::changes::ChangeFeed;
 use crate::store::{audit, insight, workers};
 use crate::worker::WorkerRow;
 
-pub use crate::store::audit::AuditEntry;
-pub use crate::store::insight::{ErrorGroup, RunRef, StageMark};
-
-/// Runs finished per window.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Throughput {
-    pub last_minute: i64,
-    pub last_hour: i64,
-}
-
-/// The statistics overview.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Stats {
-    pub counts: Counts,
-    pub throughput: Throughput,
-    pub failed_last24h: i64,
-}
+pub use crate::query::AuditEntry;
+pub use crate::query::{ErrorGroup, RunRef, StageMark};
+pub use crate::query::{Stats, Throughput};
 
 /// One run with its timeline and re-run chain.
 #[derive(Debug, Clone)]

@@ -8,8 +8,8 @@ use std::time::Instant;
 
 use crossbeam_channel::{Receiver, Sender};
 
-use super::context::{JobContext, JobError, RunInfo, RunShared};
 use super::writer::{Finished, Msg, Outcome};
+use crate::context::{JobContext, JobError, RunInfo, RunShared};
 use crate::registry::Registry;
 use crate::store::Store;
 use crate::store::batch::ClaimedRun;

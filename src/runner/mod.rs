@@ -2,7 +2,8 @@
 //! Worker row (recovering what a dead predecessor left RUNNING), then runs
 //! executor threads and the writer thread until it is told to stop.
 
-pub mod context;
+/// The job API, under its old path too.
+pub use crate::context;
 pub mod executor;
 pub mod mark;
 mod wake;
@@ -134,11 +135,15 @@ pub fn start_worker(
         .map_err(Error::io("open lock file", lock_path(&opts.db)))?;
     let conn = store::open_writer_connection(&opts.db)?;
 
+    // What jobs read through: connections that refuse writes, so that the
+    // writer below stays the process's only writer.
+    let readers = Store::open_readers(&opts.db)?;
     let (tx, rx) = bounded(WRITER_QUEUE);
     let (dtx, drx) = unbounded();
     let mut executors = Vec::with_capacity(opts.concurrency);
     for i in 0..opts.concurrency {
-        let (drx, tx, registry, store) = (drx.clone(), tx.clone(), registry.clone(), store.clone());
+        let (drx, tx, registry, store) =
+            (drx.clone(), tx.clone(), registry.clone(), readers.clone());
         let handle = thread::Builder::new()
             .name(format!("executor-{i}"))
             .spawn(move || executor::executor_loop(drx, tx, registry, store))

@@ -1,4 +1,6 @@
-//! The writer thread: the only writer of a worker process. It gathers log
+//! The writer thread: the only writer of a worker process (jobs read
+//! through connections that refuse writes; `prune-history`'s batched
+//! deletes are the one other write, see `context::data`). It gathers log
 //! lines, progress and finished runs from the executors, commits them
 //! together with the next claims in one transaction (group commit), keeps
 //! the heartbeat, watches the database for cancel and stop requests, and
@@ -11,74 +13,24 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 
-use super::context::RunShared;
 use super::executor::Assignment;
 use crate::clock::Timestamp;
+use crate::context::RunShared;
 use crate::error::{Error, Result};
 use crate::job::JobStatus;
 use crate::registry::Registry;
-use crate::store::batch::{
-    self, Batch, BatchResult, Claimant, FinishRecord, LogRecord, ProgressRecord,
-};
+use crate::store::batch::{self, Batch, BatchResult, Claimant, FinishRecord};
 use crate::store::{self, Connection, workers};
 use crate::worker::WorkerState;
 
 mod stopping;
 
-/// What executors, jobs and the signal thread tell the writer.
-#[derive(Debug)]
-pub enum Msg {
-    /// A log line from a job.
-    Log(LogRecord),
-    /// A run ended.
-    Finished(Finished),
-    /// A stage changed: write progress soon.
-    Nudge,
-    /// SIGTERM/SIGINT: begin stopping (a second one skips the drain).
-    Stop,
-    /// The WAL file changed: another connection may have committed.
-    DbChanged,
-}
+/// The messages executors, jobs and the signal thread send this thread
+/// live with the job API, which sends most of them.
+pub use crate::context::{Finished, Msg, Outcome};
 
-/// How a run ended, as the executor saw it.
-#[derive(Debug)]
-pub struct Finished {
-    pub run_id: i64,
-    pub outcome: Outcome,
-    pub progress: ProgressRecord,
-    /// How long the handler ran; short runs let the writer claim ahead.
-    pub took: Duration,
-}
-
-/// The handler's result.
-#[derive(Debug)]
-pub enum Outcome {
-    Completed,
-    Cancelled,
-    Failed {
-        message: String,
-        context: Option<String>,
-    },
-}
-
-/// The writer's timings.
-#[derive(Debug, Clone)]
-pub struct Timing {
-    pub heartbeat: Duration,
-    pub drain_timeout: Duration,
-    pub cancel_grace: Duration,
-    /// How often an idle worker looks for new runs.
-    pub idle_poll: Duration,
-    /// How often a busy worker looks for cancel and stop requests.
-    pub busy_poll: Duration,
-    pub progress_interval: Duration,
-    /// Most runs claimed ahead of free executors when runs are short.
-    pub max_prefetch: usize,
-    /// How long a batch the disk refuses (full, an I/O error, locked) is
-    /// retried before the worker gives up: the stale-after time, within
-    /// which the worker's registration still holds.
-    pub write_retry_for: Duration,
-}
+/// The writer's timings (built from the settings, so they live there).
+pub use crate::config::Timing;
 
 /// Runs shorter than this count as "short": the writer claims ahead.
 const SHORT_RUN: Duration = Duration::from_millis(5);
@@ -322,6 +274,8 @@ impl Writer {
             Msg::Nudge => *nudged = true,
             Msg::Stop => self.begin_stopping()?,
             Msg::DbChanged => self.recheck_until = Some(Instant::now() + RECHECK),
+            Msg::Pgid { run_id, pgid } => batch.pgids.push((run_id, pgid)),
+            Msg::Apply(write) => write.apply(&mut self.conn),
         }
         Ok(())
     }

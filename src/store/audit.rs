@@ -2,22 +2,9 @@
 //! CLI, written in the transaction of the change it records.
 
 use rusqlite::{Connection, Transaction, params};
-use serde::Serialize;
 
 use crate::error::{Error, Result};
-
-/// One recorded admin action.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct AuditEntry {
-    pub id: i64,
-    pub at: String,
-    pub action: String,
-    pub target: Option<String>,
-    pub source: String,
-    pub user: Option<String>,
-    pub detail: Option<String>,
-}
+pub use crate::query::AuditEntry;
 
 /// An action to record, before it has an id and a time.
 #[derive(Debug, Clone, PartialEq)]

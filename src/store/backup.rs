@@ -50,6 +50,21 @@ pub fn companion_files(db: &Path) -> [(PathBuf, &'static str); 3] {
     ]
 }
 
+/// Copies the database at `db` to `dest` (see [`backup_to`]) on a
+/// connection of its own that refuses writes: the copy is one read
+/// transaction and never takes the write lock.
+pub fn backup_database(
+    db: &Path,
+    dest: &Path,
+    progress: impl FnMut(i64, i64),
+    keep_going: impl Fn() -> bool,
+) -> Result<i64> {
+    let mut src = super::open_connection(db)?;
+    src.pragma_update(None, "query_only", true)
+        .map_err(Error::db("open backup source"))?;
+    backup_to(&mut src, dest, progress, keep_going)
+}
+
 /// Copies the database behind `src` to `dest`, which must not exist,
 /// calling `progress(done, total)` in pages after each step; `keep_going`
 /// returning false aborts with [`Error::Conflict`]. The copy is written to

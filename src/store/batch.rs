@@ -68,6 +68,9 @@ pub struct Batch {
     pub claim: usize,
     /// Whether to record a heartbeat.
     pub heartbeat: bool,
+    /// Process groups of command runs that just started, as (run, pgid):
+    /// small and one per command run, so they ride in the group commit.
+    pub pgids: Vec<(i64, i64)>,
 }
 
 impl Batch {
@@ -78,6 +81,7 @@ impl Batch {
             && self.finishes.is_empty()
             && self.claim == 0
             && !self.heartbeat
+            && self.pgids.is_empty()
     }
 }
 
@@ -119,6 +123,11 @@ pub fn commit(
         .map_err(Error::db("begin batch"))?;
     let mut owned = Ownership::default();
     write_logs(&tx, me, &mut owned, &batch.logs)?;
+    // Before the finishes: a run that started and ended within one batch
+    // is still RUNNING here, which the fenced update asks for.
+    for &(run_id, pgid) in &batch.pgids {
+        super::runs::set_run_pgid(&tx, run_id, me.worker_id, pgid)?;
+    }
     for p in &batch.progress {
         write_progress(&tx, me, &mut owned, p, &now)?;
     }

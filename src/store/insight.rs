@@ -3,11 +3,11 @@
 //! the change watcher's "what changed since" look-ups.
 
 use rusqlite::{Connection, OptionalExtension, params};
-use serde::Serialize;
 
 use super::rows::{RUN_COLUMNS, run_from_row};
 use crate::error::{Error, Result};
 use crate::job::{JobRun, JobStatus};
+pub use crate::query::{ErrorGroup, RunRef, StageMark};
 
 /// Runs that finished (any final status) at or after `since`.
 pub fn finished_since(conn: &Connection, since: &str) -> Result<i64> {
@@ -29,17 +29,6 @@ pub fn failed_since(conn: &Connection, since: &str) -> Result<i64> {
     )
     .and_then(|mut s| s.query_row([since], |r| r.get(0)))
     .map_err(Error::db("count failed runs"))
-}
-
-/// Failures of one job type with one error message.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ErrorGroup {
-    pub job_name: String,
-    pub error: Option<String>,
-    pub count: i64,
-    pub last_at: Option<String>,
-    pub last_run_id: i64,
 }
 
 /// FAILED runs finished since `since`, grouped by job type and error,
@@ -65,13 +54,6 @@ pub fn error_groups(conn: &Connection, since: &str, limit: usize) -> Result<Vec<
     .map_err(Error::db("group failures"))
 }
 
-/// One entry of a run's stage timeline.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct StageMark {
-    pub stage: String,
-    pub at: String,
-}
-
 /// The stages a run entered, from its log lines marked `"event": "stage"`.
 pub fn stages(conn: &Connection, run_id: i64) -> Result<Vec<StageMark>> {
     conn.prepare_cached(
@@ -89,16 +71,6 @@ pub fn stages(conn: &Connection, run_id: i64) -> Result<Vec<StageMark>> {
         .collect()
     })
     .map_err(Error::db("read stages"))
-}
-
-/// A run in a re-run chain.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct RunRef {
-    pub id: i64,
-    pub status: JobStatus,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub created_at: Option<String>,
 }
 
 /// Runs that re-ran `run_id`, oldest first.

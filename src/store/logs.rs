@@ -7,17 +7,7 @@ use super::rows::{LOG_COLUMNS, log_from_row};
 use crate::error::{Error, Result};
 use crate::job::{LogLevel, LogLine};
 
-/// Which lines of one run to read.
-#[derive(Debug, Clone, Default)]
-pub struct LogFilter {
-    /// Lines at this level or more severe.
-    pub min_level: Option<LogLevel>,
-    /// Text searched in the message, case-insensitively for ASCII.
-    pub q: Option<String>,
-    /// Only lines after this line id.
-    pub after_id: Option<i64>,
-    pub limit: usize,
-}
+pub use crate::query::LogFilter;
 
 /// The reader's query for one run's lines, oldest first (for the plan test).
 pub const RUN_LOG_PLAN_SQL: &str =

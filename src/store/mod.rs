@@ -193,6 +193,29 @@ impl Store {
         })
     }
 
+    /// A pool on an already migrated database whose connections refuse
+    /// every write (`PRAGMA query_only`): what a worker's jobs read through,
+    /// so that the worker's writer stays the only connection that writes.
+    pub fn open_readers(path: &Path) -> Result<Store> {
+        let manager = SqliteConnectionManager::file(path).with_init(|c| {
+            configure(c)?;
+            c.pragma_update(None, "query_only", true)
+        });
+        let pool = r2d2::Pool::builder()
+            .max_size(8)
+            .min_idle(Some(0))
+            .connection_timeout(Duration::from_secs(15))
+            .build(manager)
+            .map_err(|e| Error::Open {
+                path: path.to_path_buf(),
+                message: e.to_string(),
+            })?;
+        Ok(Store {
+            pool,
+            path: path.to_path_buf(),
+        })
+    }
+
     /// Applies pending migrations; returns the versions applied.
     pub fn migrate(&self) -> Result<Vec<String>> {
         retry_start_race(

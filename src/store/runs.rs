@@ -165,21 +165,7 @@ pub fn get_run(conn: &Connection, id: i64) -> Result<Option<JobRun>> {
         .map_err(Error::db("read run"))
 }
 
-/// What the history shows: newest first, keyset-paginated by id.
-#[derive(Debug, Clone, Default)]
-pub struct RunFilter {
-    pub statuses: Vec<JobStatus>,
-    pub name: Option<String>,
-    /// Text searched in the job name, parameters and error.
-    pub q: Option<String>,
-    /// Only runs created at or after this timestamp text.
-    pub since: Option<String>,
-    /// Only runs created before this timestamp text.
-    pub until: Option<String>,
-    /// Only runs with an id below this (the next page's cursor).
-    pub before_id: Option<i64>,
-    pub limit: usize,
-}
+pub use crate::query::RunFilter;
 
 /// The history page for `filter`.
 pub fn list_runs(conn: &Connection, filter: &RunFilter) -> Result<Vec<JobRun>> {

@@ -14,8 +14,8 @@ use crate::error::{Error, Result};
 use crate::events::run_json;
 use crate::job::{JobStatus, LogLevel, LogLine, Trigger};
 use crate::manager::{Actor, EnqueueRequest, Manager};
-use crate::store::logs::LogFilter;
-use crate::store::runs::RunFilter;
+use crate::query::LogFilter;
+use crate::query::RunFilter;
 
 /// History page size: default and most.
 const LIST_DEFAULT: usize = 50;

@@ -101,18 +101,9 @@ pub struct Ctx {
     pub shutdown: Receiver<()>,
 }
 
-/// The worker status object of the API: the manager's status plus whether
-/// the worker is the one this server supervises.
+/// The worker status object of the API: see [`WorkerStatus::view`].
 pub fn worker_json(status: &WorkerStatus, supervised_pid: Option<u32>) -> Value {
-    let mut v = serde_json::to_value(status).unwrap_or(Value::Null);
-    let supervised = match (&status.worker, supervised_pid) {
-        (Some(w), Some(pid)) => w.state.is_active() && w.pid == i64::from(pid),
-        _ => false,
-    };
-    if let Value::Object(m) = &mut v {
-        m.insert("supervised".into(), supervised.into());
-    }
-    v
+    status.view(supervised_pid)
 }
 
 /// The Host header values a server bound to `addr` accepts.

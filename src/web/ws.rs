@@ -18,7 +18,7 @@ use super::{Ctx, MAX_SOCKETS, worker_json};
 use crate::error::{Error, Result};
 use crate::events::{Next, RESYNC, Subscription, run_json};
 use crate::job::JobStatus;
-use crate::store::logs::LogFilter;
+use crate::query::LogFilter;
 
 /// Active runs in the snapshot, at most.
 const SNAPSHOT_ACTIVE: usize = 200;

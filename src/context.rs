@@ -13,11 +13,15 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::Sender;
 use serde_json::{Map, Value};
 
-use super::writer::Msg;
 use crate::clock::Timestamp;
 use crate::job::LogLevel;
 use crate::store::Store;
 use crate::store::batch::{LogRecord, ProgressRecord};
+
+mod data;
+mod msg;
+pub use data::{JobWrite, database_companions};
+pub use msg::{Finished, Msg, Outcome};
 
 /// Why a job did not complete.
 #[derive(Debug, Clone, PartialEq)]
@@ -178,17 +182,20 @@ pub struct JobContext {
     info: RunInfo,
     shared: Arc<RunShared>,
     tx: Sender<Msg>,
-    store: Store,
+    /// Connections that refuse writes ([`Store::open_readers`]): what the
+    /// narrow data methods in [`data`] read through. Never handed out.
+    readers: Store,
 }
 
 impl JobContext {
-    /// A context reporting to the writer behind `tx`.
-    pub fn new(info: RunInfo, shared: Arc<RunShared>, tx: Sender<Msg>, store: Store) -> Self {
+    /// A context reporting to the writer behind `tx`, reading through
+    /// `readers` (a pool opened with [`Store::open_readers`]).
+    pub fn new(info: RunInfo, shared: Arc<RunShared>, tx: Sender<Msg>, readers: Store) -> Self {
         JobContext {
             info,
             shared,
             tx,
-            store,
+            readers,
         }
     }
 
@@ -238,11 +245,6 @@ impl JobContext {
             .get(name)
             .and_then(Value::as_str)
             .ok_or_else(|| JobError::new(format!("parameter '{name}' is missing")))
-    }
-
-    /// The database, for jobs whose work is on jobmgr's own data.
-    pub fn store(&self) -> &Store {
-        &self.store
     }
 
     /// Enters a new stage: the counter restarts and the total becomes
