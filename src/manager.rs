@@ -25,8 +25,8 @@ use crate::store::runs::{self, NewRun, RunFilter};
 use crate::store::{Store, workers};
 use crate::worker::{self, WorkerRow, WorkerState};
 
-pub use actor::{Actor, os_user};
 pub use crate::query::Counts;
+pub use actor::{Actor, os_user};
 pub use health::{NotReady, Readiness};
 pub use insight::{
     AuditEntry, ErrorGroup, MAX_ERROR_HOURS, RunDetails, RunRef, StageMark, Stats, Throughput,

@@ -205,23 +205,27 @@ fn a_driven_clock_moved_past_stale_after_makes_a_silent_worker_stale() {
 #[test]
 fn a_bad_test_clock_is_refused_and_help_does_not_mention_it() {
     let db = TestDb::new("clock-bad");
-    for (env, says) in [
+    // Exit 2 for an invalid setting, 1 for a file that cannot be read.
+    for (env, says, code) in [
         (
             vec![(OFFSET, "5s")],
             "jobmgr: JOBMGR_TEST_CLOCK_OFFSET_MS=\"5s\": expected a whole number of milliseconds",
+            2,
         ),
         (
             vec![(FILE, "/nonexistent/jobmgr-clock")],
             "jobmgr: read test clock /nonexistent/jobmgr-clock: ",
+            1,
         ),
         (
             vec![(OFFSET, "1"), (FILE, "/nonexistent/jobmgr-clock")],
             "are both set: use one test clock",
+            2,
         ),
     ] {
         let out = run(&db, &env, &["enqueue", "demo-known-total"]);
         let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(1), "{env:?}: {stderr}");
+        assert_eq!(out.status.code(), Some(code), "{env:?}: {stderr}");
         assert!(stderr.contains(says), "{env:?}: {stderr}");
     }
     assert!(!Path::new(&db.path).exists(), "nothing was written");

@@ -342,7 +342,8 @@ fn another_process_holding_the_write_lock_for_8_s_fails_nothing() {
     let mut s = db.spawn_server_with_env(cmd, "JOBMGR_MAINTENANCE_MS", "200");
     let id = db.enqueue("demo-known-total", &["count=400", "delay_ms=25"]);
     db.wait_status(id, "RUNNING", WAIT);
-    // The fault: sqlite3 takes the write lock and keeps it for 8 s.
+    // The fault: sqlite3 takes the write lock (waiting its turn, as any
+    // well-behaved client does) and keeps it for 8 s.
     let mut holder = Command::new("sqlite3")
         .arg(&db.path)
         .stdin(Stdio::piped())
@@ -354,7 +355,7 @@ fn another_process_holding_the_write_lock_for_8_s_fails_nothing() {
         let mut stdin = holder.stdin.take().unwrap();
         writeln!(
             stdin,
-            "BEGIN IMMEDIATE;\nSELECT 1;\n.shell sleep 8\nCOMMIT;\n.quit"
+            ".timeout 10000\nBEGIN IMMEDIATE;\nSELECT 1;\n.shell sleep 8\nCOMMIT;\n.quit"
         )
         .unwrap();
     }
