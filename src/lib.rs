@@ -36,4 +36,10 @@ pub mod web;
 pub mod worker;
 
 pub use error::{Error, Result};
+
+/// The README's Rust examples, compiled and run by `cargo test --doc` so
+/// they cannot drift from the API.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
 pub use runner::context::{JobContext, JobError};
