@@ -15,6 +15,7 @@
 // (a VFS) that coalesces WAL writes, which only FFI can provide.
 #![deny(unsafe_code)]
 
+pub mod app;
 pub mod bench;
 pub mod cli;
 pub mod clock;

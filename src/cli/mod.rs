@@ -241,13 +241,7 @@ fn registry_for(settings: &Settings, command: &Command) -> Result<Registry> {
 
 /// Opens the database and builds the domain API over it.
 pub fn open_manager(settings: &Settings, registry: Arc<Registry>) -> Result<Manager> {
-    let store = Store::open(&settings.db)?;
-    Ok(Manager::new(
-        store,
-        registry,
-        settings.stale_after_ms as i64,
-        (settings.drain_timeout_secs * 1000.0) as i64,
-    ))
+    crate::app::open_manager(settings, registry)
 }
 
 fn migrate(settings: &Settings, json: bool) -> Result<i32> {

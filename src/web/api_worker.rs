@@ -40,8 +40,14 @@ pub fn not_upgraded(_ctx: &Ctx, _req: &Req) -> Result<Reply> {
     ))
 }
 
+/// The worker's status, plus what the server's maintenance tasks have done
+/// (`maintenance`: one entry per task, with its counts).
 fn status_json(ctx: &Ctx, status: &WorkerStatus) -> serde_json::Value {
-    worker_json(status, ctx.supervisor.child_pid().get())
+    let mut v = worker_json(status, ctx.supervisor.child_pid().get());
+    if let serde_json::Value::Object(m) = &mut v {
+        m.insert("maintenance".into(), json!(ctx.tasks.snapshot()));
+    }
+    v
 }
 
 /// `GET /api/worker`.
