@@ -19,7 +19,7 @@ use crate::store::committer::Committer;
 use crate::store::logs::{self, LogFilter};
 use crate::store::runs::{self, NewRun, RunFilter};
 use crate::store::{Store, workers};
-use crate::worker::{self, WorkerRow, WorkerState};
+use crate::worker::{self, WorkerRow, WorkerState, WorkerView};
 
 pub use health::{NotReady, Readiness};
 pub use insight::{
@@ -54,9 +54,9 @@ pub enum CancelResult {
 pub struct WorkerStatus {
     /// The active worker, or else the most recent one.
     pub worker: Option<WorkerRow>,
-    /// STARTING/RUNNING/STOPPING/STOPPED/DEAD, or "STALE" when an active
-    /// worker's heartbeat is too old, or "NONE".
-    pub state: String,
+    /// STARTING/RUNNING/STOPPING/STOPPED/DEAD, or STALE when an active
+    /// worker's heartbeat is too old, or NONE.
+    pub state: WorkerView,
     pub heartbeat_age_ms: Option<i64>,
     pub uptime_ms: Option<i64>,
     pub server_version: String,
@@ -266,7 +266,7 @@ impl Manager {
         let Some(w) = worker else {
             return WorkerStatus {
                 worker: None,
-                state: "NONE".into(),
+                state: WorkerView::None,
                 heartbeat_age_ms: None,
                 uptime_ms: None,
                 server_version: worker::VERSION.into(),
@@ -274,7 +274,6 @@ impl Manager {
                 stopping_overdue_ms: None,
             };
         };
-        let stale = w.is_stale(now, self.stale_after_ms);
         let overdue = (w.state == WorkerState::Stopping)
             .then(|| w.stopping_at.as_deref().and_then(Timestamp::parse))
             .flatten()
@@ -286,11 +285,7 @@ impl Manager {
                 .unwrap_or(0)
         });
         WorkerStatus {
-            state: if stale {
-                "STALE".into()
-            } else {
-                w.state.to_string()
-            },
+            state: WorkerView::of(Some(&w), now, self.stale_after_ms),
             heartbeat_age_ms: Some(w.heartbeat_age_ms(now)),
             uptime_ms: uptime,
             server_version: worker::VERSION.into(),

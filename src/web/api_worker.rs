@@ -57,7 +57,7 @@ pub fn status(ctx: &Ctx, _req: &Req) -> Result<Reply> {
 }
 
 fn is_active(s: &WorkerStatus) -> bool {
-    matches!(s.state.as_str(), "STARTING" | "RUNNING" | "STOPPING")
+    s.state.is_active()
 }
 
 /// `POST /api/worker/start`: 202, or 409 when a worker is active.
