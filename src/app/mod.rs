@@ -127,7 +127,17 @@ impl Serve {
         let watcher = spawn("watcher", move || watcher::run(m, h, move || pid.get(), s))?;
         let s = stop_rx;
         let ticker = spawn("maintenance", move || ticker.run(&s))?;
-        let web = WebServer::start(server, addr, ctx.clone())?;
+        let web = match WebServer::start(server, addr, ctx.clone()) {
+            Ok(w) => w,
+            Err(e) => {
+                // Stop what was started, so a failed open leaves no thread.
+                drop(stop);
+                let _ = watcher.join();
+                let _ = ticker.join();
+                supervisor.shutdown();
+                return Err(e);
+            }
+        };
         Ok(Serve {
             addr,
             token,
