@@ -1,7 +1,20 @@
-//! Embeds the git commit (the worker's version) and rebuilds when migrations or the admin assets change.
+//! Embeds the git commit (the worker's version), refuses to build without
+//! the admin page, and rebuilds when migrations or the admin assets change.
 use std::process::Command;
 
+/// The files the admin page cannot work without: a build that lacks them
+/// fails instead of producing a server whose page is missing.
+const ADMIN_FILES: [&str; 2] = ["assets/admin/index.html", "assets/admin/styles.css"];
+
 fn main() {
+    for f in ADMIN_FILES {
+        if !std::path::Path::new(f).is_file() {
+            panic!(
+                "{f} is missing: jobmgr embeds the admin page from assets/admin/ and cannot be \
+                 built without it (restore it from git)"
+            );
+        }
+    }
     println!("cargo:rerun-if-changed=migrations");
     // rust-embed compiles the admin page in; new files must trigger a rebuild.
     println!("cargo:rerun-if-changed=assets");

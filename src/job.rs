@@ -53,18 +53,27 @@ impl JobStatus {
         )
     }
 
-    /// The lifecycle: which moves are allowed.
+    /// The lifecycle: every move a run may make, and the only ones. The
+    /// store's statements are checked against this table by a test that
+    /// runs each of them on a run in every status (`store::transitions`).
+    pub const TRANSITIONS: [(JobStatus, JobStatus); 6] = [
+        // Claimed by a worker.
+        (JobStatus::Queued, JobStatus::Running),
+        // Cancelled before it started.
+        (JobStatus::Queued, JobStatus::Cancelled),
+        // Its job returned, or it was found lost and not safe to retry.
+        (JobStatus::Running, JobStatus::Completed),
+        (JobStatus::Running, JobStatus::Failed),
+        // Its cancel was honoured (or its worker was lost after the ask).
+        (JobStatus::Running, JobStatus::Cancelled),
+        // Given back unstarted, asked to run again, or its worker was lost
+        // and its type is safe to retry.
+        (JobStatus::Running, JobStatus::Queued),
+    ];
+
+    /// Whether [`JobStatus::TRANSITIONS`] allows moving to `next`.
     pub fn can_become(self, next: JobStatus) -> bool {
-        use JobStatus::*;
-        matches!(
-            (self, next),
-            (Queued, Running)
-                | (Queued, Cancelled)
-                | (Running, Completed)
-                | (Running, Failed)
-                | (Running, Cancelled)
-                | (Running, Queued)
-        )
+        JobStatus::TRANSITIONS.contains(&(self, next))
     }
 }
 

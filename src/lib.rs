@@ -15,6 +15,7 @@
 // (a VFS) that coalesces WAL writes, which only FFI can provide.
 #![deny(unsafe_code)]
 
+pub mod app;
 pub mod bench;
 pub mod cli;
 pub mod clock;
@@ -40,3 +41,9 @@ pub mod worker;
 
 pub use context::{JobContext, JobError};
 pub use error::{Error, Result};
+
+/// The README's Rust examples, compiled and run by `cargo test --doc` so
+/// they cannot drift from the API.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

@@ -23,7 +23,7 @@ use crate::store::committer::{Committer, NewRunsAudit};
 use crate::store::logs::{self, LogFilter};
 use crate::store::runs::{self, NewRun, RunFilter};
 use crate::store::{Store, workers};
-use crate::worker::{self, WorkerRow, WorkerState};
+use crate::worker::{self, WorkerRow, WorkerState, WorkerView};
 
 pub use crate::query::Counts;
 pub use actor::{Actor, os_user};
@@ -70,9 +70,9 @@ impl CancelResult {
 pub struct WorkerStatus {
     /// The active worker, or else the most recent one.
     pub worker: Option<WorkerRow>,
-    /// STARTING/RUNNING/STOPPING/STOPPED/DEAD, or "STALE" when an active
-    /// worker's heartbeat is too old, or "NONE".
-    pub state: String,
+    /// STARTING/RUNNING/STOPPING/STOPPED/DEAD, or STALE when an active
+    /// worker's heartbeat is too old, or NONE.
+    pub state: WorkerView,
     pub heartbeat_age_ms: Option<i64>,
     pub uptime_ms: Option<i64>,
     pub server_version: String,
@@ -314,7 +314,7 @@ impl Manager {
         let Some(w) = worker else {
             return WorkerStatus {
                 worker: None,
-                state: "NONE".into(),
+                state: WorkerView::None,
                 heartbeat_age_ms: None,
                 uptime_ms: None,
                 server_version: worker::VERSION.into(),
@@ -322,7 +322,6 @@ impl Manager {
                 stopping_overdue_ms: None,
             };
         };
-        let stale = w.is_stale(now, self.stale_after_ms);
         let overdue = (w.state == WorkerState::Stopping)
             .then(|| w.stopping_at.as_deref().and_then(Timestamp::parse))
             .flatten()
@@ -334,11 +333,7 @@ impl Manager {
                 .unwrap_or(0)
         });
         WorkerStatus {
-            state: if stale {
-                "STALE".into()
-            } else {
-                w.state.to_string()
-            },
+            state: WorkerView::of(Some(&w), now, self.stale_after_ms),
             heartbeat_age_ms: Some(w.heartbeat_age_ms(now)),
             uptime_ms: uptime,
             server_version: worker::VERSION.into(),

@@ -15,6 +15,7 @@ use crate::error::Result;
 use crate::events::{Event, Hub};
 use crate::job::JobRun;
 use crate::manager::Manager;
+use crate::worker::WorkerView;
 
 /// How often the watcher looks for commits.
 pub const POLL: Duration = Duration::from_millis(20);
@@ -48,7 +49,7 @@ struct State {
     /// The runs that were RUNNING at the last look: one that leaves the set
     /// without finishing went back to the queue.
     running: HashSet<i64>,
-    worker: Option<(Value, String)>,
+    worker: Option<(Value, WorkerView)>,
     stats_due: bool,
     last_stats: Instant,
     last_worker_check: Instant,
@@ -265,7 +266,7 @@ fn publish_worker(
     let status = manager.worker_status()?;
     let key = (
         serde_json::to_value(&status.worker).unwrap_or(Value::Null),
-        status.state.clone(),
+        status.state,
     );
     if st.worker.as_ref() != Some(&key) {
         st.worker = Some(key);

@@ -76,6 +76,60 @@ impl std::fmt::Display for WorkerState {
     }
 }
 
+/// The worker as the status screens show it: a stored [`WorkerState`], or
+/// one of the two views the screens add. Serialised as the one word the API
+/// has always sent ("RUNNING", "STALE", "NONE").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum WorkerView {
+    /// The worker's stored state, its heartbeat fresh or its state final.
+    State(WorkerState),
+    /// An active worker whose heartbeat is older than the stale-after
+    /// window: hung, paused or gone, and about to be declared dead.
+    Stale,
+    /// No worker has ever registered.
+    None,
+}
+
+impl WorkerView {
+    /// What the screens show for `worker` (the active or latest one) at
+    /// `now`.
+    pub fn of(worker: Option<&WorkerRow>, now: Timestamp, stale_after_ms: i64) -> WorkerView {
+        match worker {
+            None => WorkerView::None,
+            Some(w) if w.is_stale(now, stale_after_ms) => WorkerView::Stale,
+            Some(w) => WorkerView::State(w.state),
+        }
+    }
+
+    /// The word the API sends.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WorkerView::State(s) => s.as_str(),
+            WorkerView::Stale => "STALE",
+            WorkerView::None => "NONE",
+        }
+    }
+
+    /// A worker in an active state with a fresh heartbeat: one that must
+    /// be stopped before another is started. A STALE worker is not: its
+    /// replacement takes the lock and declares it dead.
+    pub fn is_active(self) -> bool {
+        matches!(self, WorkerView::State(s) if s.is_active())
+    }
+}
+
+impl std::fmt::Display for WorkerView {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for WorkerView {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
 /// One row of `Worker`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -162,6 +216,53 @@ mod tests {
         assert!(!Stopped.can_become(Running));
         assert!(Stopping.can_become(Dead));
         assert!(!Dead.is_active());
+    }
+
+    fn row(state: WorkerState, heartbeat_at: &str) -> WorkerRow {
+        WorkerRow {
+            id: 1,
+            hostname: "h".into(),
+            pid: 1,
+            version: VERSION.into(),
+            state,
+            concurrency: 1,
+            started_at: heartbeat_at.into(),
+            heartbeat_at: heartbeat_at.into(),
+            stop_requested_at: None,
+            stopping_at: None,
+            stopped_at: None,
+            metadata: Map::new(),
+        }
+    }
+
+    #[test]
+    fn the_view_adds_stale_and_none_to_the_stored_states() {
+        use WorkerState::*;
+        let now = Timestamp::now();
+        let fresh = now.to_text();
+        let old = now.plus_ms(-10_000).to_text();
+        let view = |w: Option<&WorkerRow>| WorkerView::of(w, now, 5_000);
+        assert_eq!(view(None), WorkerView::None);
+        assert_eq!(
+            view(Some(&row(Running, &fresh))),
+            WorkerView::State(Running)
+        );
+        assert_eq!(view(Some(&row(Running, &old))), WorkerView::Stale);
+        assert_eq!(view(Some(&row(Stopping, &old))), WorkerView::Stale);
+        // A final state is never stale: its heartbeat has simply stopped.
+        assert_eq!(view(Some(&row(Stopped, &old))), WorkerView::State(Stopped));
+        assert!(WorkerView::State(Starting).is_active());
+        assert!(!WorkerView::Stale.is_active());
+        assert!(!WorkerView::State(Dead).is_active());
+        let words: Vec<String> = [
+            WorkerView::Stale,
+            WorkerView::None,
+            WorkerView::State(Running),
+        ]
+        .iter()
+        .map(|v| serde_json::to_string(v).unwrap_or_default())
+        .collect();
+        assert_eq!(words, [r#""STALE""#, r#""NONE""#, r#""RUNNING""#]);
     }
 
     #[test]

@@ -10,6 +10,7 @@ use crossbeam_channel::{Receiver, Sender, unbounded};
 use serde_json::{Map, Value};
 
 use super::{BenchOptions, Measurement, TempDir, cpu_seconds, percentile};
+use crate::app::worker::{RunningWorker, start_worker};
 use crate::config::Settings;
 use crate::context::{JobContext, RunInfo, RunShared};
 use crate::error::{Error, Result};
@@ -17,7 +18,7 @@ use crate::job::{JobStatus, LogLevel, Trigger};
 use crate::jobs::builtin_registry;
 use crate::manager::{EnqueueRequest, Manager};
 use crate::registry::{JobType, ParamKind, ParamSpec, Registry};
-use crate::runner::{self, WorkerOptions};
+use crate::runner::WorkerOptions;
 use crate::store::{self, Store, bench as sb};
 
 /// Rows written one per transaction by the raw ceiling (each is an fsync).
@@ -161,11 +162,7 @@ impl Ctx {
         ))
     }
 
-    fn start_worker(
-        &self,
-        db: &std::path::Path,
-        concurrency: usize,
-    ) -> Result<runner::RunningWorker> {
+    fn start_worker(&self, db: &std::path::Path, concurrency: usize) -> Result<RunningWorker> {
         let settings = Settings {
             db: db.to_path_buf(),
             config: None,
@@ -178,7 +175,7 @@ impl Ctx {
             concurrency,
             timing: settings.timing(),
         };
-        runner::start_worker(&opts, self.registry(), false)
+        start_worker(&opts, self.registry(), false)
     }
 
     fn raw(&mut self) -> Result<Vec<Measurement>> {

@@ -1,28 +1,16 @@
-//! `jobmgr serve` (also plain `jobmgr`): the web server, the change
-//! watcher, the periodic sweep of silent workers (`maintenance`) and the
-//! worker supervisor, started in that order's reverse dependencies and
-//! stopped and joined on SIGTERM or SIGINT.
+//! `jobmgr serve` (also plain `jobmgr`): its flags. The web server, the
+//! change watcher, the maintenance ticker and the worker supervisor are
+//! started and stopped by `app::serve`.
 
-use std::io::Write;
-use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::AtomicUsize;
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use clap::{Args, FromArgMatches};
-use crossbeam_channel::bounded;
-use signal_hook::consts::{SIGINT, SIGTERM};
-use signal_hook::iterator::Signals;
 
+use crate::app::{self, ServeOptions};
 use crate::config::{self, Settings};
 use crate::error::{Error, Result};
-use crate::events::{CLIENT_QUEUE, Hub};
-use crate::maintenance::{self, SweepTiming};
 use crate::registry::Registry;
-use crate::supervisor::Supervisor;
-use crate::watcher;
-use crate::web::{self, Ctx, MAX_SOCKETS, WebServer, auth};
 
 /// `jobmgr serve`.
 #[derive(Debug, Args)]
@@ -57,70 +45,11 @@ impl ServeArgs {
 
 /// Runs the server until SIGTERM or SIGINT.
 pub fn run(settings: &Settings, registry: Arc<Registry>, args: &ServeArgs) -> Result<i32> {
-    let manager = super::open_manager(settings, registry)?;
-    let env_token = std::env::var("JOBMGR_TOKEN").ok();
-    let token = auth::load_token(&settings.db, env_token.as_deref())?;
-    let (server, addr) = web::bind(&args.bind, Duration::from_secs(args.client_timeout))?;
-    // Installed before any thread starts, so an early signal is not lost.
-    let mut signals = Signals::new([SIGTERM, SIGINT])
-        .map_err(Error::io("install signal handlers", &settings.db))?;
-    let supervisor = Arc::new(Supervisor::spawn(settings, !args.no_worker)?);
-    let hub = Hub::new(MAX_SOCKETS, CLIENT_QUEUE);
-    // Nothing is ever sent: dropping the sender tells every thread to stop.
-    let (stop_tx, stop_rx) = bounded::<()>(0);
-    let ctx = Arc::new(Ctx {
-        manager: manager.clone(),
-        hub: hub.clone(),
-        token: token.clone(),
-        supervisor: supervisor.clone(),
-        hosts: web::allowed_hosts(addr),
-        followers: Arc::new(AtomicUsize::new(0)),
-        shutdown: stop_rx.clone(),
-    });
-    let pid = supervisor.child_pid();
-    let (m, h, s) = (manager.clone(), hub.clone(), stop_rx.clone());
-    let watcher = spawn("watcher", move || watcher::run(m, h, move || pid.get(), s))?;
-    let (m, s, child) = (manager.clone(), stop_rx.clone(), supervisor.child_pid());
-    let timing = SweepTiming {
-        every: Duration::from_millis(args.maintenance_ms.max(10)),
-        stale_after: Duration::from_millis(settings.stale_after_ms),
+    let opts = ServeOptions {
+        bind: args.bind.clone(),
+        start_worker: !args.no_worker,
+        client_timeout: Duration::from_secs(args.client_timeout),
+        maintenance_every: Duration::from_millis(args.maintenance_ms),
     };
-    let tick = spawn("maintenance", move || {
-        maintenance::sweep_every(m.store(), m.registry(), timing, &|| child.alive(), &s)
-    })?;
-    let web = WebServer::start(server, addr, ctx)?;
-
-    println!("jobmgr admin: {}", admin_url(addr, &token));
-    let _ = std::io::stdout().flush();
-    log::info!("listening on {addr}");
-
-    if let Some(sig) = signals.forever().next() {
-        log::info!("received signal {sig}; shutting down");
-    }
-    drop(stop_tx);
-    web.stop();
-    hub.close();
-    let _ = watcher.join();
-    let _ = tick.join();
-    supervisor.shutdown();
-    log::info!("server stopped");
-    Ok(0)
-}
-
-fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Result<JoinHandle<()>> {
-    std::thread::Builder::new()
-        .name(name.into())
-        .spawn(f)
-        .map_err(Error::io("spawn thread", name))
-}
-
-/// The URL printed at start: the bound address, or loopback when bound to
-/// every interface.
-fn admin_url(addr: SocketAddr, token: &str) -> String {
-    let shown = if addr.ip().is_unspecified() {
-        SocketAddr::from(([127, 0, 0, 1], addr.port()))
-    } else {
-        addr
-    };
-    format!("http://{shown}/admin/jobs?token={token}")
+    app::serve(settings, registry, &opts)
 }

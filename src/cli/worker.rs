@@ -5,10 +5,11 @@ use std::sync::Arc;
 use clap::{Args, Subcommand};
 
 use super::output::{outln, print_json};
+use crate::app;
 use crate::config::{self, Settings};
 use crate::error::{Error, Result};
 use crate::registry::Registry;
-use crate::runner::{self, WorkerOptions};
+use crate::runner::WorkerOptions;
 use crate::worker::human_ms;
 
 /// `jobmgr worker [stop]`.
@@ -64,7 +65,7 @@ pub fn run(
                 concurrency: args.concurrency,
                 timing: settings.timing(),
             };
-            runner::run_worker(&opts, registry)?;
+            app::worker::run_worker(&opts, registry)?;
             Ok(0)
         }
     }

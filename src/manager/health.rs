@@ -8,7 +8,7 @@ use super::Manager;
 use crate::clock::Timestamp;
 use crate::error::Result;
 use crate::store::{check, workers};
-use crate::worker::WorkerState;
+use crate::worker::{WorkerState, WorkerView};
 
 /// One reason the database is not ready, with a stable code.
 #[derive(Debug, Clone, Serialize)]
@@ -23,8 +23,9 @@ pub struct NotReady {
 pub struct Readiness {
     pub ready: bool,
     pub reasons: Vec<NotReady>,
-    /// The active (or most recent) worker's state, `NONE` without one.
-    pub worker_state: String,
+    /// The active (or most recent) worker's stored state, `NONE` without
+    /// one (never STALE: staleness is a reason here).
+    pub worker_state: WorkerView,
     pub heartbeat_age_ms: Option<i64>,
 }
 
@@ -70,9 +71,7 @@ impl Manager {
         Ok(Readiness {
             ready: reasons.is_empty(),
             reasons,
-            worker_state: worker
-                .map(|w| w.state.as_str().to_string())
-                .unwrap_or_else(|| "NONE".into()),
+            worker_state: worker.map_or(WorkerView::None, |w| WorkerView::State(w.state)),
             heartbeat_age_ms: age,
         })
     }

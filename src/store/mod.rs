@@ -29,6 +29,8 @@ mod multirow;
 pub mod retention;
 pub mod rows;
 pub mod runs;
+#[cfg(test)]
+mod transitions;
 #[allow(unsafe_code)]
 mod vfs;
 pub mod workers;

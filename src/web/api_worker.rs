@@ -35,8 +35,14 @@ pub fn not_upgraded(_ctx: &Ctx, _req: &Req) -> Result<Reply> {
     ))
 }
 
+/// The worker's status, plus what the server's maintenance tasks have done
+/// (`maintenance`: one entry per task, with its counts).
 fn status_json(ctx: &Ctx, status: &WorkerStatus) -> serde_json::Value {
-    worker_json(status, ctx.supervisor.child_pid().get())
+    let mut v = worker_json(status, ctx.supervisor.child_pid().get());
+    if let serde_json::Value::Object(m) = &mut v {
+        m.insert("maintenance".into(), json!(ctx.tasks.snapshot()));
+    }
+    v
 }
 
 /// `GET /api/worker`.
@@ -46,7 +52,7 @@ pub fn status(ctx: &Ctx, _req: &Req) -> Result<Reply> {
 }
 
 fn is_active(s: &WorkerStatus) -> bool {
-    matches!(s.state.as_str(), "STARTING" | "RUNNING" | "STOPPING")
+    s.state.is_active()
 }
 
 /// `POST /api/worker/start`: 202 at once with the status as it was (the

@@ -11,10 +11,11 @@ use rust_embed::RustEmbed;
 pub const CSP: &str = "default-src 'self'; connect-src 'self'; img-src 'self' data:; \
                        style-src 'self'; script-src 'self'; frame-ancestors 'none'";
 
-/// The files of the admin page.
+/// The files of the admin page. No `allow_missing`: a build without
+/// `assets/admin/` fails here (and `build.rs` says which file is missing),
+/// rather than shipping a server whose page answers 404.
 #[derive(RustEmbed)]
 #[folder = "assets/admin/"]
-#[allow_missing = true]
 pub struct Assets;
 
 /// The Content-Type for a file name.

@@ -18,8 +18,8 @@ use std::io::Read;
 use std::net::{SocketAddr, TcpListener};
 use std::os::fd::AsRawFd;
 use std::panic::AssertUnwindSafe;
-use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -29,6 +29,7 @@ use tiny_http::{Limits, Method, Request, Server};
 
 use crate::error::{Error, Result};
 use crate::events::Hub;
+use crate::maintenance::ticker::Reports;
 use crate::manager::{Manager, WorkerStatus};
 use crate::supervisor::Supervisor;
 
@@ -99,6 +100,35 @@ pub struct Ctx {
     pub followers: Arc<AtomicUsize>,
     /// Dropped at shutdown: follow sockets watch it to end.
     pub shutdown: Receiver<()>,
+    /// The WebSocket threads, joined at shutdown.
+    pub sockets: Sockets,
+    /// What the maintenance tasks have done, for `GET /api/worker`.
+    pub tasks: Reports,
+}
+
+/// The threads serving upgraded WebSocket connections. Each is kept until
+/// it ends, so shutdown can wait for every one; handles of threads that
+/// have ended are dropped as new ones arrive.
+#[derive(Default)]
+pub struct Sockets(Mutex<Vec<JoinHandle<()>>>);
+
+impl Sockets {
+    fn add(&self, thread: JoinHandle<()>) {
+        if let Ok(mut all) = self.0.lock() {
+            all.retain(|t| !t.is_finished());
+            all.push(thread);
+        }
+    }
+
+    /// Joins every socket thread. Called once the hub is closed and the
+    /// stop channel dropped, so each is on its way out; one blocked writing
+    /// to a client that stopped reading ends within the client timeout.
+    pub fn join_all(&self) {
+        let all = self.0.lock().map(|mut v| std::mem::take(&mut *v));
+        for t in all.unwrap_or_default() {
+            let _ = t.join();
+        }
+    }
 }
 
 /// The worker status object of the API: see [`WorkerStatus::view`].

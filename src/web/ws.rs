@@ -31,7 +31,8 @@ const FOLLOW_PAGE: usize = 500;
 
 type Socket = WebSocket<Box<dyn ReadWrite + Send>>;
 
-/// Upgrades `request` and serves it on a thread of its own.
+/// Upgrades `request` and serves it on a thread of its own, which
+/// [`super::Sockets`] keeps so that shutdown joins it.
 pub fn upgrade(ctx: &Ctx, request: Request, pre: Pre) {
     let key = header(&request, "Sec-WebSocket-Key");
     let is_upgrade =
@@ -92,10 +93,13 @@ pub fn upgrade(ctx: &Ctx, request: Request, pre: Pre) {
                 })
         }
     };
-    if let Err(e) = spawned {
-        log::error!("spawn WebSocket thread: {e}");
-        if is_follow {
-            followers.fetch_sub(1, Ordering::SeqCst);
+    match spawned {
+        Ok(thread) => ctx.sockets.add(thread),
+        Err(e) => {
+            log::error!("spawn WebSocket thread: {e}");
+            if is_follow {
+                followers.fetch_sub(1, Ordering::SeqCst);
+            }
         }
     }
 }

@@ -1,0 +1,203 @@
+//! Start-up and shutdown of the two long-running commands, in Litestream's
+//! `Open`/`Close` style: [`Serve::open`] opens and migrates the store,
+//! makes the channels and starts every thread of `jobmgr serve` in a fixed
+//! order; [`Serve::close`] stops them in the reverse order and joins every
+//! one (WebSocket and log-follow threads included). The worker's threads
+//! are started and joined in [`worker`]. `cli/` only parses and calls here.
+
+pub mod worker;
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crossbeam_channel::{Sender, bounded};
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
+
+use crate::config::Settings;
+use crate::error::{Error, Result};
+use crate::events::{CLIENT_QUEUE, Hub};
+use crate::maintenance::tasks;
+use crate::maintenance::ticker::Ticker;
+use crate::manager::Manager;
+use crate::registry::Registry;
+use crate::store::Store;
+use crate::supervisor::Supervisor;
+use crate::watcher;
+use crate::web::{self, Ctx, MAX_SOCKETS, Sockets, WebServer, auth};
+
+/// Opens (and migrates) the database and builds the domain API over it.
+pub fn open_manager(settings: &Settings, registry: Arc<Registry>) -> Result<Manager> {
+    let store = Store::open(&settings.db)?;
+    Ok(Manager::new(
+        store,
+        registry,
+        settings.stale_after_ms as i64,
+        (settings.drain_timeout_secs * 1000.0) as i64,
+    ))
+}
+
+/// How `jobmgr serve` runs, from its flags.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// Address to listen on (port 0 picks a free port).
+    pub bind: String,
+    /// Start a worker at once.
+    pub start_worker: bool,
+    /// How long a client may leave writes unread or stay silent.
+    pub client_timeout: Duration,
+    /// The maintenance ticker's interval.
+    pub maintenance_every: Duration,
+}
+
+/// A running `jobmgr serve`: every thread it started, in start order.
+pub struct Serve {
+    addr: SocketAddr,
+    token: String,
+    signals: Signals,
+    /// Nothing is ever sent: dropping it tells the watcher, the ticker and
+    /// the log-follow sockets to stop.
+    stop: Sender<()>,
+    supervisor: Arc<Supervisor>,
+    hub: Arc<Hub>,
+    ctx: Arc<Ctx>,
+    watcher: JoinHandle<()>,
+    ticker: JoinHandle<()>,
+    web: WebServer,
+}
+
+/// Runs `jobmgr serve` until SIGTERM or SIGINT, then stops everything.
+pub fn serve(settings: &Settings, registry: Arc<Registry>, opts: &ServeOptions) -> Result<i32> {
+    let mut app = Serve::open(settings, registry, opts)?;
+    println!("jobmgr admin: {}", app.admin_url());
+    let _ = std::io::stdout().flush();
+    log::info!("listening on {}", app.addr);
+    app.wait_for_signal();
+    app.close();
+    Ok(0)
+}
+
+impl Serve {
+    /// Opens the store and starts, in this order: the worker supervisor,
+    /// the change watcher, the maintenance ticker and the web server.
+    pub fn open(
+        settings: &Settings,
+        registry: Arc<Registry>,
+        opts: &ServeOptions,
+    ) -> Result<Serve> {
+        let manager = open_manager(settings, registry.clone())?;
+        let env_token = std::env::var("JOBMGR_TOKEN").ok();
+        let token = auth::load_token(&settings.db, env_token.as_deref())?;
+        let (server, addr) = web::bind(&opts.bind, opts.client_timeout)?;
+        // Installed before any thread starts, so an early signal is not lost.
+        let signals = Signals::new([SIGTERM, SIGINT])
+            .map_err(Error::io("install signal handlers", &settings.db))?;
+        let supervisor = Arc::new(Supervisor::spawn(settings, opts.start_worker)?);
+        let hub = Hub::new(MAX_SOCKETS, CLIENT_QUEUE);
+        let (stop, stop_rx) = bounded::<()>(0);
+
+        let child = supervisor.child_pid();
+        let ticker = Ticker::new(
+            opts.maintenance_every.max(Duration::from_millis(10)),
+            Duration::from_millis(settings.stale_after_ms),
+            tasks::serve_tasks(
+                manager.store(),
+                registry,
+                settings.stale_after_ms as i64,
+                Box::new(move || child.alive()),
+            ),
+        );
+        let ctx = Arc::new(Ctx {
+            manager: manager.clone(),
+            hub: hub.clone(),
+            token: token.clone(),
+            supervisor: supervisor.clone(),
+            hosts: web::allowed_hosts(addr),
+            followers: Arc::new(AtomicUsize::new(0)),
+            shutdown: stop_rx.clone(),
+            sockets: Sockets::default(),
+            tasks: ticker.reports(),
+        });
+        let pid = supervisor.child_pid();
+        let (m, h, s) = (manager.clone(), hub.clone(), stop_rx.clone());
+        let watcher = spawn("watcher", move || watcher::run(m, h, move || pid.get(), s))?;
+        let s = stop_rx;
+        let ticker = spawn("maintenance", move || ticker.run(&s))?;
+        let web = match WebServer::start(server, addr, ctx.clone()) {
+            Ok(w) => w,
+            Err(e) => {
+                // Stop what was started, so a failed open leaves no thread.
+                drop(stop);
+                let _ = watcher.join();
+                let _ = ticker.join();
+                supervisor.shutdown();
+                return Err(e);
+            }
+        };
+        Ok(Serve {
+            addr,
+            token,
+            signals,
+            stop,
+            supervisor,
+            hub,
+            ctx,
+            watcher,
+            ticker,
+            web,
+        })
+    }
+
+    /// The address the server listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The URL printed at start: the bound address, or loopback when bound
+    /// to every interface.
+    pub fn admin_url(&self) -> String {
+        admin_url(self.addr, &self.token)
+    }
+
+    /// Blocks until SIGTERM or SIGINT arrives.
+    pub fn wait_for_signal(&mut self) {
+        if let Some(sig) = self.signals.forever().next() {
+            log::info!("received signal {sig}; shutting down");
+        }
+    }
+
+    /// Stops every thread, in the reverse of the start order, and joins it:
+    /// the web server (no new requests or sockets), the live sockets (the
+    /// hub is closed, follow sockets see the stop), the watcher and the
+    /// ticker, and last the supervised worker, which drains its runs.
+    pub fn close(self) {
+        drop(self.stop);
+        self.web.stop();
+        self.hub.close();
+        self.ctx.sockets.join_all();
+        let _ = self.watcher.join();
+        let _ = self.ticker.join();
+        self.supervisor.shutdown();
+        log::info!("server stopped");
+    }
+}
+
+fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Result<JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(f)
+        .map_err(Error::io("spawn thread", name))
+}
+
+fn admin_url(addr: SocketAddr, token: &str) -> String {
+    let shown = if addr.ip().is_unspecified() {
+        SocketAddr::from(([127, 0, 0, 1], addr.port()))
+    } else {
+        addr
+    };
+    format!("http://{shown}/admin/jobs?token={token}")
+}

@@ -1,0 +1,177 @@
+//! Start-up and shutdown of `jobmgr worker`: takes the lock file, checks
+//! the high-water mark, registers, then starts in this order the executor
+//! threads, the signal thread, the wake watcher and the writer; the writer
+//! thread, when it ends, stops the watcher and joins the executors, and
+//! [`RunningWorker::wait`] joins it and the signal thread.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::thread;
+
+use crossbeam_channel::{bounded, unbounded};
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
+
+use crate::error::{Error, Result};
+use crate::registry::Registry;
+use crate::runner::{
+    Exit, WRITER_QUEUE, WorkerOptions, acquire_lock, check_mark, executor, lock_path, mark,
+    register, wake, writer,
+};
+use crate::store::{self, Store};
+
+/// A worker started in this process.
+pub struct RunningWorker {
+    tx: crossbeam_channel::Sender<writer::Msg>,
+    thread: thread::JoinHandle<Result<Exit>>,
+    signals: Option<(signal_hook::iterator::Handle, thread::JoinHandle<()>)>,
+    /// The registered worker's id.
+    pub worker_id: i64,
+}
+
+impl RunningWorker {
+    /// Begins a graceful stop, as SIGTERM would.
+    pub fn stop(&self) {
+        let _ = self.tx.send(writer::Msg::Stop);
+    }
+
+    /// Waits until the worker has stopped.
+    pub fn wait(self) -> Result<Exit> {
+        let exit = self
+            .thread
+            .join()
+            .unwrap_or_else(|_| Err(Error::Conflict("the writer thread panicked".into())));
+        if let Some((handle, t)) = self.signals {
+            handle.close();
+            let _ = t.join();
+        }
+        exit
+    }
+}
+
+/// Runs the worker until it stops (SIGTERM/SIGINT or a stop request).
+pub fn run_worker(opts: &WorkerOptions, registry: Arc<Registry>) -> Result<Exit> {
+    start_worker(opts, registry, true)?.wait()
+}
+
+/// Takes the lock, registers, and starts the executor and writer threads.
+/// With `signals`, SIGTERM and SIGINT begin a graceful stop.
+pub fn start_worker(
+    opts: &WorkerOptions,
+    registry: Arc<Registry>,
+    signals: bool,
+) -> Result<RunningWorker> {
+    let store = Store::open(&opts.db)?;
+    let lock = acquire_lock(&opts.db, &store)?;
+    let floor = check_mark(&store, &opts.db)?;
+    let me = register(&store, &registry, opts)?;
+    let worker_id = me.worker_id;
+    let mark = lock
+        .try_clone()
+        .map(|f| mark::MarkFile::new(f, floor, worker_id))
+        .map_err(Error::io("open lock file", lock_path(&opts.db)))?;
+    let conn = store::open_writer_connection(&opts.db)?;
+    // What jobs read through: connections that refuse writes, so that the
+    // writer stays the process's only writer.
+    let readers = Store::open_readers(&opts.db)?;
+
+    let (tx, rx) = bounded(WRITER_QUEUE);
+    let (dtx, drx) = unbounded();
+    let mut executors = Vec::with_capacity(opts.concurrency);
+    for i in 0..opts.concurrency {
+        let (drx, tx, registry, store) =
+            (drx.clone(), tx.clone(), registry.clone(), readers.clone());
+        let handle = thread::Builder::new()
+            .name(format!("executor-{i}"))
+            .spawn(move || executor::executor_loop(drx, tx, registry, store))
+            .map_err(Error::io("spawn executor", &opts.db))?;
+        executors.push(handle);
+    }
+    let received = Arc::new(AtomicUsize::new(0));
+    let signals = if signals {
+        Some(spawn_signal_thread(tx.clone(), received.clone(), &opts.db)?)
+    } else {
+        None
+    };
+    let (watcher, switch) = wake::watch(&opts.db, &lock_path(&opts.db), tx.clone()).unzip();
+    let writer = writer::Writer::new(
+        conn,
+        me,
+        rx,
+        (dtx, drx),
+        registry,
+        opts.timing.clone(),
+        opts.concurrency,
+    )?
+    .with_watcher(switch)
+    .with_signals(received)
+    .with_mark(mark);
+    let thread = thread::Builder::new()
+        .name("writer".into())
+        .spawn(move || {
+            // The lock file stays held until the writer is done.
+            let _lock = lock;
+            let exit = writer.run();
+            if let Some(w) = watcher {
+                w.stop();
+            }
+            finish(exit, executors)
+        })
+        .map_err(Error::io("spawn writer", &opts.db))?;
+    Ok(RunningWorker {
+        tx,
+        thread,
+        signals,
+        worker_id,
+    })
+}
+
+fn spawn_signal_thread(
+    tx: crossbeam_channel::Sender<writer::Msg>,
+    received: Arc<AtomicUsize>,
+    db: &Path,
+) -> Result<(signal_hook::iterator::Handle, thread::JoinHandle<()>)> {
+    let mut signals =
+        Signals::new([SIGTERM, SIGINT]).map_err(Error::io("install signal handlers", db))?;
+    let handle = signals.handle();
+    let t = thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            for sig in signals.forever() {
+                log::info!("received signal {sig}");
+                received.fetch_add(1, Ordering::SeqCst);
+                if tx.send(writer::Msg::Stop).is_err() {
+                    return;
+                }
+            }
+        })
+        .map_err(Error::io("spawn signal thread", db))?;
+    Ok((handle, t))
+}
+
+fn finish(exit: Result<Exit>, executors: Vec<thread::JoinHandle<()>>) -> Result<Exit> {
+    match exit {
+        Ok(Exit::Drained) => {
+            // The writer dropped the dispatch channel: idle executors end.
+            for h in executors {
+                let _ = h.join();
+            }
+            log::info!("worker stopped");
+            Ok(Exit::Drained)
+        }
+        Ok(Exit::Abandoned) => {
+            // Executors still inside a job that ignored its cancel cannot
+            // be joined; their runs are recorded and the process exits.
+            log::warn!("worker stopped; jobs that ignored cancellation were abandoned");
+            // Their runs are recorded as interrupted, so no later recovery
+            // would look for their programs: kill those groups now.
+            crate::command::kill_live_groups();
+            Ok(Exit::Abandoned)
+        }
+        Err(e) => {
+            crate::command::kill_live_groups();
+            Err(e)
+        }
+    }
+}
