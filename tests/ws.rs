@@ -419,3 +419,50 @@ fn a_client_that_stops_reading_or_sending_is_disconnected_after_the_client_timeo
     assert_eq!(s.api.ok("/healthz")["ok"], true, "the server still answers");
     drop(slow);
 }
+
+/// Opens a live WebSocket; its handshake's HTTP status (101 when it opened).
+fn try_ws(api: &common::http::Api, path: &str) -> (u16, Option<WebSocket<TcpStream>>) {
+    use tungstenite::client::IntoClientRequest;
+    let mut req = format!("ws://{}{path}", api.addr)
+        .into_client_request()
+        .unwrap();
+    req.headers_mut().insert(
+        "Authorization",
+        format!("Bearer {}", api.token).parse().unwrap(),
+    );
+    let stream = TcpStream::connect(&api.addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(15)))
+        .unwrap();
+    match tungstenite::client(req, stream) {
+        Ok((ws, resp)) => (resp.status().as_u16(), Some(ws)),
+        Err(tungstenite::HandshakeError::Failure(tungstenite::Error::Http(resp))) => {
+            (resp.status().as_u16(), None)
+        }
+        Err(e) => panic!("handshake: {e}"),
+    }
+}
+
+/// Each kind of socket has its cap (192), and clients holding all of them
+/// still leave connections for plain requests.
+#[test]
+fn socket_caps_leave_room_for_plain_requests() {
+    let db = TestDb::new("ws-caps");
+    let s = db.spawn_serve(&["--no-worker"]);
+    let id = db.enqueue("demo-known-total", &["count=1"]);
+    let mut held = Vec::new();
+    for path in ["/ws".to_string(), format!("/ws?follow={id}")] {
+        for n in 0..192 {
+            let (status, ws) = try_ws(&s.api, &path);
+            assert_eq!(status, 101, "{path} socket {n}");
+            held.extend(ws);
+        }
+        let (status, ws) = try_ws(&s.api, &path);
+        assert_eq!(status, 503, "{path}: the 193rd socket");
+        assert!(ws.is_none());
+    }
+    assert_eq!(held.len(), 384);
+    let r = common::http::request(&s.api.addr, "GET", "/healthz", &[], None);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(s.api.ok("/api/worker")["state"], "NONE");
+}

@@ -58,8 +58,11 @@ const MAX_CONNECTIONS: usize = 512;
 const HANDLERS: usize = 8;
 /// Requests waiting for a handler before new ones get 503.
 const BACKLOG: usize = 64;
-/// Live WebSocket clients at most (each kind).
-pub const MAX_SOCKETS: usize = 256;
+/// Live WebSocket clients at most (each kind). An upgraded socket keeps
+/// its connection's place under `MAX_CONNECTIONS`, so both kinds together
+/// stay well below it: clients holding every socket still leave 128 places
+/// for plain requests (`/healthz`, the API, the page).
+pub const MAX_SOCKETS: usize = 192;
 
 /// Sets the send timeout on the listening socket. Linux copies it to every
 /// connection `accept` returns, and tiny_http accepts on its own thread, so
