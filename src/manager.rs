@@ -79,6 +79,11 @@ pub struct WorkerStatus {
     pub version_drift: bool,
     /// How long a STOPPING worker has been past its drain timeout.
     pub stopping_overdue_ms: Option<i64>,
+    /// How long a STOPPING worker's running jobs still have to finish
+    /// before they are cancelled (0 once the drain is over).
+    pub drain_left_ms: Option<i64>,
+    /// What a stop gives running jobs to finish.
+    pub drain_timeout_ms: i64,
 }
 
 /// The domain API over one database.
@@ -320,13 +325,19 @@ impl Manager {
                 server_version: worker::VERSION.into(),
                 version_drift: false,
                 stopping_overdue_ms: None,
+                drain_left_ms: None,
+                drain_timeout_ms: self.drain_timeout_ms,
             };
         };
-        let overdue = (w.state == WorkerState::Stopping)
+        // Milliseconds since a STOPPING worker began to stop.
+        let stopping_for = (w.state == WorkerState::Stopping)
             .then(|| w.stopping_at.as_deref().and_then(Timestamp::parse))
             .flatten()
-            .map(|t| now.0 - t.0 - self.drain_timeout_ms)
+            .map(|t| now.0 - t.0);
+        let overdue = stopping_for
+            .map(|ms| ms - self.drain_timeout_ms)
             .filter(|ms| *ms > 0);
+        let drain_left = stopping_for.map(|ms| (self.drain_timeout_ms - ms).max(0));
         let uptime = w.state.is_active().then(|| {
             Timestamp::parse(&w.started_at)
                 .map(|t| now.0 - t.0)
@@ -339,6 +350,8 @@ impl Manager {
             server_version: worker::VERSION.into(),
             version_drift: w.state.is_active() && w.version != worker::VERSION,
             stopping_overdue_ms: overdue,
+            drain_left_ms: drain_left,
+            drain_timeout_ms: self.drain_timeout_ms,
             worker: Some(w),
         }
     }

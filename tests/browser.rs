@@ -414,6 +414,13 @@ fn worker_stop_and_start_buttons() {
            return res; }; return true; })()",
     );
     b.eval("document.getElementById('worker-stop').click()");
+    b.wait_js(
+        "Stop to ask first",
+        WAIT,
+        "document.getElementById('confirm').open && \
+         document.getElementById('confirm-message').textContent.startsWith('No run is running')",
+    );
+    b.eval("document.getElementById('confirm-yes').click()");
     b.wait_js("the answer to Stop", WAIT, "window.__stopAnswered === true");
     b.wait_js(
         "the worker to stop",

@@ -280,3 +280,68 @@ fn history_filters_live_in_the_url_and_the_keyboard_walks_the_rows() {
         "document.activeElement === document.getElementById('history-filters').elements.q",
     );
 }
+
+#[test]
+fn stop_names_the_runs_it_interrupts_and_counts_down_their_drain() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !chromium_available() {
+        return;
+    }
+    let db = TestDb::new("browser-stop");
+    let (_serve, mut b) = open_page(&db, 1280, 900);
+    let id = db.enqueue("demo-known-total", &["count=400", "delay_ms=20"]);
+    let card = format!("#active-list [data-run-id=\"{id}\"] .progress-text");
+    b.wait_js(
+        "the run running on the page",
+        WAIT,
+        &format!(
+            "/^Processing items/.test(document.querySelector({})?.textContent)",
+            js_str(&card)
+        ),
+    );
+    b.eval("document.getElementById('worker-stop').click()");
+    b.wait_js(
+        "a confirmation naming the run and its drain",
+        WAIT,
+        &format!(
+            "document.getElementById('confirm').open && \
+             document.getElementById('confirm-title').textContent === 'Stop the worker?' && \
+             document.getElementById('confirm-message').textContent === \
+               'The worker takes no new runs. The running run (demo-known-total #{id}) gets 1m 00s to finish; then it is cancelled.'"
+        ),
+    );
+    b.eval("document.getElementById('confirm-no').click()");
+    b.wait_js(
+        "the confirmation gone",
+        WAIT,
+        "!document.getElementById('confirm').open",
+    );
+    assert_eq!(
+        db.scalar("SELECT stopRequestedAt IS NULL FROM Worker WHERE state = 'RUNNING'"),
+        "1",
+        "Keep it running must not stop the worker"
+    );
+    b.eval("document.getElementById('worker-stop').click()");
+    b.wait_js(
+        "the confirmation",
+        WAIT,
+        "document.getElementById('confirm').open",
+    );
+    b.eval("document.getElementById('confirm-yes').click()");
+    // While it drains, the time left counts down with the clock.
+    let left = "(() => { const m = /^Stopping: running jobs have ([\\d.]+)s left to finish/ \
+                .exec(document.getElementById('worker-hint')?.textContent ?? ''); \
+                return m ? Number(m[1]) : null; })()";
+    b.wait_js(
+        "the drain countdown",
+        WAIT,
+        &format!("(() => {{ const s = {left}; return s !== null && s <= 60; }})()"),
+    );
+    let first = b.eval(left).as_f64().unwrap();
+    b.wait_js(
+        "the countdown to move",
+        WAIT,
+        &format!("(() => {{ const s = {left}; return s !== null && s < {first}; }})()"),
+    );
+    db.wait_status(id, "COMPLETED", WAIT);
+}

@@ -25,6 +25,11 @@ export function setActive(list) {
   scheduleRender();
 }
 
+/** The runs shown as RUNNING, oldest first. */
+export function runningRuns() {
+  return [...runs.values()].filter((r) => r.status === 'RUNNING').sort((a, b) => a.id - b.id);
+}
+
 /** Applies one run change. */
 export function updateActive(run) {
   sample(run);

@@ -1,7 +1,11 @@
 // The worker panel: state, host, PID, version (with a drift warning),
-// uptime and a ticking heartbeat age, and the Start / Stop buttons.
+// uptime and a ticking heartbeat age, and the Start / Stop buttons. Stop
+// asks first, naming the runs it will interrupt; while the worker drains,
+// the time its running jobs have left counts down.
 
 import { api, attempt, toast } from './api.js';
+import { runningRuns } from './active.js';
+import { confirmAction } from './confirm.js';
 import { h, replace, duration, num, parseTime } from './format.js';
 
 let status = null;
@@ -132,13 +136,23 @@ function render() {
   else if (state === 'STALE') hint = 'The worker stopped sending heartbeats. It will be marked dead and cleaned up automatically.';
   else if (state === 'STOPPING' && status.stoppingOverdueMs > 0) {
     hint = `Stopping is overdue by ${duration(status.stoppingOverdueMs)}.`;
-  } else if (!active) hint = 'No worker is running: queued jobs wait until one starts.';
+  } else if (state === 'STOPPING') hint = drainText();
+  else if (!active) hint = 'No worker is running: queued jobs wait until one starts.';
   replace(body,
     h('div', { class: 'worker-head' }, stateEl,
       h('div', { class: 'btn-row' }, startBtn, stopBtn)),
-    hint ? h('p', { class: 'muted hint', text: hint }) : null,
+    hint ? h('p', { class: 'muted hint', id: 'worker-hint', text: hint }) : null,
     w ? h('dl', { class: 'kvs' }, rows) : null);
   tick();
+}
+
+/** While stopping: how long running jobs have left, counting down. */
+function drainText() {
+  if (status.drainLeftMs === null || status.drainLeftMs === undefined) return 'Stopping…';
+  const left = Math.max(0, status.drainLeftMs - elapsed());
+  return left > 0
+    ? `Stopping: running jobs have ${duration(left)} left to finish, then they are cancelled.`
+    : 'Stopping: the drain is over; running jobs are being cancelled.';
 }
 
 /** Updates uptime and heartbeat age between messages. */
@@ -146,6 +160,8 @@ function tick() {
   // A start that outlived its patience re-renders (and asks the server).
   if (starting && Date.now() - starting.at >= START_PATIENCE_MS) render();
   if (!status || !status.worker) return;
+  const hint = document.getElementById('worker-hint');
+  if (hint && status.state === 'STOPPING' && !(status.stoppingOverdueMs > 0)) hint.textContent = drainText();
   const up = document.getElementById('worker-uptime');
   const beat = document.getElementById('worker-heartbeat');
   const active = ACTIVE.includes(status.state) || status.state === 'STALE';
@@ -159,7 +175,22 @@ function tick() {
   }
 }
 
+/** Asks before a stop, naming the runs it interrupts and their drain. */
+function confirmStop() {
+  const running = runningRuns();
+  const drain = status && status.drainTimeoutMs ? duration(status.drainTimeoutMs) : 'the drain timeout';
+  const names = running.slice(0, 5).map((r) => `${r.jobName} #${r.id}`).join(', ');
+  const more = running.length > 5 ? ` and ${running.length - 5} more` : '';
+  const message = running.length
+    ? `The worker takes no new runs. ${running.length === 1 ? 'The running run' : `The ${running.length} running runs`} ` +
+      `(${names}${more}) ${running.length === 1 ? 'gets' : 'get'} ${drain} to finish; ` +
+      `then ${running.length === 1 ? 'it is' : 'they are'} cancelled.`
+    : 'No run is running: the worker stops at once. Queued runs wait until a worker starts.';
+  return confirmAction({ title: 'Stop the worker?', message, yes: 'Stop worker', no: 'Keep it running' });
+}
+
 async function control(action) {
+  if (action === 'stop' && !(await confirmStop())) return;
   busy = true;
   render();
   const res = await attempt(() => api(`/api/worker/${action}`, { method: 'POST' }),
