@@ -102,6 +102,21 @@ fn failures_and_panics_record_error_context_and_summary() {
         logs.contains("job panicked: demo panic at record 3"),
         "{logs}"
     );
+    // A returned error is in the log as an error line too, with its context.
+    let logs = db.ok(&["logs", &failing.to_string(), "--level", "error"]);
+    assert!(
+        logs.contains("failed: record 7 could not be processed (fail_at=7)"),
+        "{logs}"
+    );
+    let context = db.scalar(&format!(
+        "SELECT context FROM JobLog WHERE jobRunId = {failing} AND level = 'error' \
+         AND message LIKE 'failed: %'"
+    ));
+    let context: serde_json::Value = serde_json::from_str(&context).unwrap();
+    assert_eq!(
+        context,
+        serde_json::json!({"event": "failed", "errorContext": {"record": 7, "phase": "Processing"}})
+    );
 }
 
 #[test]

@@ -75,10 +75,23 @@ fn execute(a: Assignment, tx: &Sender<Msg>, registry: &Registry, store: &Store) 
         Ok(Ok(())) => Outcome::Completed,
         Ok(Err(JobError::Cancelled)) => Outcome::Cancelled,
         Ok(Err(JobError::Failed { .. })) if ctx.is_cancelled() => Outcome::Cancelled,
-        Ok(Err(JobError::Failed { message, context })) => Outcome::Failed {
-            message,
-            context: context.map(|c| c.to_string()),
-        },
+        Ok(Err(JobError::Failed { message, context })) => {
+            // The failure is in the log too, as an error line, so the log's
+            // error filter (and `jobmgr logs ID --level error`) finds it.
+            let mut line = serde_json::json!({"event": "failed"});
+            if let Some(c) = &context {
+                line["errorContext"] = c.clone();
+            }
+            ctx.log_with(
+                crate::job::LogLevel::Error,
+                &format!("failed: {message}"),
+                line,
+            );
+            Outcome::Failed {
+                message,
+                context: context.map(|c| c.to_string()),
+            }
+        }
         Err(panic) => {
             let text = panic
                 .downcast_ref::<&str>()
