@@ -76,15 +76,113 @@ pub struct AuditEntry {
     pub detail: Option<String>,
 }
 
-/// Failures of one job type with one error message.
+/// Failures of one job type whose messages differ only in numbers and ids.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ErrorGroup {
     pub job_name: String,
+    /// The newest failure's message.
     pub error: Option<String>,
+    /// What the group's messages share: numbers become `N`, long hex ids
+    /// `X` (see [`error_key`]).
+    pub pattern: Option<String>,
+    /// Text to search the history with for this group's runs: the
+    /// pattern's beginning up to its first masked part.
+    pub search: Option<String>,
     pub count: i64,
     pub last_at: Option<String>,
     pub last_run_id: i64,
+}
+
+/// An error message with what varies between occurrences masked, so that
+/// "worker lost: worker 3 (pid 4121 …, heartbeat 2 s ago)" and the same
+/// from worker 4 fall into one group: every run of digits becomes `N` (so
+/// times and dates do too), and a token of 8 or more hex characters with a
+/// digit in it (a hash, an id) becomes `X`.
+pub fn error_key(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    for token in message.split_inclusive(|c: char| !c.is_ascii_alphanumeric()) {
+        let word_len = token
+            .trim_end_matches(|c: char| !c.is_ascii_alphanumeric())
+            .len();
+        let (word, rest) = token.split_at(word_len);
+        let hexlike = word.len() >= 8
+            && word.chars().all(|c| c.is_ascii_hexdigit())
+            && word.chars().any(|c| c.is_ascii_digit());
+        if hexlike {
+            out.push('X');
+        } else {
+            let mut in_digits = false;
+            for c in word.chars() {
+                if c.is_ascii_digit() {
+                    if !in_digits {
+                        out.push('N');
+                    }
+                    in_digits = true;
+                } else {
+                    out.push(c);
+                    in_digits = false;
+                }
+            }
+        }
+        out.push_str(rest);
+    }
+    out
+}
+
+/// The part of an [`error_key`] pattern before its first masked piece,
+/// trimmed: what the history's text search finds its runs with (None when
+/// too short to mean anything).
+pub fn error_search(pattern: &str) -> Option<String> {
+    let cut = pattern
+        .char_indices()
+        .find(|&(i, c)| {
+            (c == 'N' || c == 'X')
+                && !pattern[..i].ends_with(|p: char| p.is_ascii_alphanumeric())
+                && !pattern[i + 1..].starts_with(|n: char| n.is_ascii_alphanumeric())
+        })
+        .map_or(pattern.len(), |(i, _)| i);
+    let head = pattern[..cut]
+        .trim_end_matches(|c: char| !c.is_alphanumeric())
+        .trim();
+    (head.chars().count() >= 4).then(|| head.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_times_and_ids_are_masked() {
+        assert_eq!(
+            error_key("worker lost: worker 3 (pid 4121 on vm, heartbeat 2026-12-01T10:00:01.123Z)"),
+            "worker lost: worker N (pid N on vm, heartbeat N-N-NTN:N:N.NZ)"
+        );
+        assert_eq!(
+            error_key("worker lost: worker 14 (pid 9 on vm, heartbeat 2026-11-30T23:59:59.999Z)"),
+            error_key("worker lost: worker 3 (pid 4121 on vm, heartbeat 2026-12-01T10:00:01.123Z)")
+        );
+        assert_eq!(error_key("object 3f9a2c7e1b missing"), "object X missing");
+        assert_eq!(error_key("deadbeef failed"), "deadbeef failed");
+        assert_eq!(error_key("exited with code 75"), "exited with code N");
+        assert_eq!(error_key("record3 bad"), "recordN bad");
+        assert_eq!(error_key(""), "");
+    }
+
+    #[test]
+    fn the_search_is_the_pattern_up_to_its_first_mask() {
+        assert_eq!(
+            error_search("worker lost: worker N (pid N)").as_deref(),
+            Some("worker lost: worker")
+        );
+        assert_eq!(
+            error_search("exited with code N").as_deref(),
+            Some("exited with code")
+        );
+        assert_eq!(error_search("Nope N").as_deref(), Some("Nope"));
+        assert_eq!(error_search("N records").as_deref(), None);
+        assert_eq!(error_search("disk full").as_deref(), Some("disk full"));
+    }
 }
 
 /// One entry of a run's stage timeline.

@@ -452,3 +452,39 @@ fn cancelling_a_running_run_asks_the_worker() {
         ]]
     );
 }
+
+/// Failures whose messages differ only in numbers are one group, with the
+/// pattern they share and the text that finds them in the history.
+#[test]
+fn failures_group_by_their_message_with_numbers_masked() {
+    let db = TestDb::new("error-groups");
+    let s = db.spawn_serve(&[]);
+    let ids: Vec<i64> = ["1", "2", "3"]
+        .iter()
+        .map(|n| {
+            db.enqueue(
+                "demo-multi-phase",
+                &["count=5", "delay_ms=0", &format!("fail_at={n}")],
+            )
+        })
+        .collect();
+    for id in &ids {
+        db.wait_status(*id, "FAILED", Duration::from_secs(30));
+    }
+    let groups = s.api.ok("/api/errors?hours=24")["groups"].clone();
+    assert_eq!(groups.as_array().unwrap().len(), 1, "{groups}");
+    let g = &groups[0];
+    assert_eq!(g["count"], 3);
+    assert_eq!(g["pattern"], "record N could not be processed (fail_at=N)");
+    assert_eq!(g["error"], "record 3 could not be processed (fail_at=3)");
+    assert_eq!(g["lastRunId"], ids[2]);
+    assert_eq!(g["search"], "record");
+    // The search finds exactly the group's runs.
+    let found = s
+        .api
+        .ok("/api/jobs?status=FAILED&name=demo-multi-phase&q=record")["runs"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert_eq!(found, 3);
+}

@@ -345,3 +345,44 @@ fn stop_names_the_runs_it_interrupts_and_counts_down_their_drain() {
     );
     db.wait_status(id, "COMPLETED", WAIT);
 }
+
+#[test]
+fn a_failure_group_links_to_its_runs_in_the_history() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !chromium_available() {
+        return;
+    }
+    let db = TestDb::new("browser-groups");
+    let (_serve, mut b) = open_page(&db, 1280, 900);
+    let ok = db.enqueue("demo-known-total", &["count=1", "delay_ms=0"]);
+    let failed: Vec<i64> = ["1", "2"]
+        .iter()
+        .map(|n| {
+            db.enqueue(
+                "demo-multi-phase",
+                &["count=5", "delay_ms=0", &format!("fail_at={n}")],
+            )
+        })
+        .collect();
+    for id in &failed {
+        db.wait_status(*id, "FAILED", WAIT);
+    }
+    db.wait_status(ok, "COMPLETED", WAIT);
+    b.wait_js(
+        "one group of two failures",
+        WAIT,
+        "(() => { const g = document.querySelectorAll('#errors-list .error-group'); \
+         return g.length === 1 && g[0].querySelector('.error-count').textContent === '2×'; })()",
+    );
+    b.eval("document.querySelector('#errors-list .error-history').click()");
+    b.wait_js(
+        "the history showing just the group's runs",
+        WAIT,
+        &format!(
+            "(() => {{ const ids = [...document.querySelectorAll('#history-rows tr[data-run-id]')] \
+             .map(r => r.dataset.runId).join(','); \
+             return ids === '{},{}' && document.getElementById('history-filters').elements.q.value === 'record'; }})()",
+            failed[1], failed[0]
+        ),
+    );
+}

@@ -34,24 +34,39 @@ pub fn failed_since(conn: &Connection, since: &str) -> Result<i64> {
 /// FAILED runs finished since `since`, grouped by job type and error,
 /// most recent group first.
 pub fn error_groups(conn: &Connection, since: &str, limit: usize) -> Result<Vec<ErrorGroup>> {
-    conn.prepare_cached(
-        "SELECT jobName, error, count(*), max(finishedAt), max(id) FROM JobRun \
-         INDEXED BY JobRun_finished WHERE finishedAt IS NOT NULL AND finishedAt >= ?1 AND status = 'FAILED' \
-         GROUP BY jobName, error ORDER BY max(finishedAt) DESC, max(id) DESC LIMIT ?2",
-    )
-    .and_then(|mut s| {
-        s.query_map(params![since, limit as i64], |r| {
-            Ok(ErrorGroup {
-                job_name: r.get(0)?,
-                error: r.get(1)?,
-                count: r.get(2)?,
-                last_at: r.get(3)?,
-                last_run_id: r.get(4)?,
-            })
-        })?
-        .collect()
-    })
-    .map_err(Error::db("group failures"))
+    let mut groups: Vec<ErrorGroup> = conn
+        .prepare_cached(
+            "SELECT jobName, jobmgr_error_key(error) AS pattern, count(*), max(finishedAt), max(id) \
+             FROM JobRun INDEXED BY JobRun_finished \
+             WHERE finishedAt IS NOT NULL AND finishedAt >= ?1 AND status = 'FAILED' \
+             GROUP BY jobName, pattern ORDER BY max(finishedAt) DESC, max(id) DESC LIMIT ?2",
+        )
+        .and_then(|mut s| {
+            s.query_map(params![since, limit as i64], |r| {
+                let pattern: Option<String> = r.get(1)?;
+                Ok(ErrorGroup {
+                    job_name: r.get(0)?,
+                    error: None,
+                    search: pattern.as_deref().and_then(crate::query::error_search),
+                    pattern,
+                    count: r.get(2)?,
+                    last_at: r.get(3)?,
+                    last_run_id: r.get(4)?,
+                })
+            })?
+            .collect()
+        })
+        .map_err(Error::db("group failures"))?;
+    // Each group shows its newest message as it was written.
+    let mut newest = conn
+        .prepare_cached("SELECT error FROM JobRun WHERE id = ?1")
+        .map_err(Error::db("group failures"))?;
+    for g in &mut groups {
+        g.error = newest
+            .query_row([g.last_run_id], |r| r.get(0))
+            .map_err(Error::db("group failures"))?;
+    }
+    Ok(groups)
 }
 
 /// The stages a run entered, from its log lines marked `"event": "stage"`.

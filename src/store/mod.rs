@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use r2d2::PooledConnection;
 use r2d2_sqlite::SqliteConnectionManager;
+use rusqlite::functions::FunctionFlags;
 use rusqlite::{OpenFlags, TransactionBehavior};
 
 use crate::error::{Error, Result};
@@ -83,6 +84,16 @@ fn configure(conn: &mut Connection) -> rusqlite::Result<()> {
     // only undo one statement and play no part in durability.
     conn.pragma_update(None, "temp_store", "MEMORY")?;
     conn.set_transaction_behavior(TransactionBehavior::Immediate);
+    // Failure groups group by the message with its numbers and ids masked.
+    conn.create_scalar_function(
+        "jobmgr_error_key",
+        1,
+        FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
+        |ctx| {
+            let message: Option<String> = ctx.get(0)?;
+            Ok(message.map(|m| crate::query::error_key(&m)))
+        },
+    )?;
     Ok(())
 }
 

@@ -1,5 +1,7 @@
 // Error tracking: failures of the last 24 hours grouped by job type and
-// message, with counts, the last occurrence and a link to the last run.
+// message (numbers and ids masked, so "worker lost: worker 3 …" and "…
+// worker 4 …" are one group), with counts, the last occurrence, a link to
+// the last run and one to the history filtered to the group.
 
 import { api, attempt } from './api.js';
 import { h, replace, num, ago, timeEl, runLink } from './format.js';
@@ -23,8 +25,16 @@ export async function loadErrors() {
       h('span', { class: 'error-count', text: `${num(g.count)}×` }),
       h('span', { class: 'error-job', text: g.jobName }),
       h('span', { class: 'muted' }, 'last ', timeEl(g.lastAt, ago(g.lastAt))),
-      runLink(g.lastRunId, `last run #${g.lastRunId}`)),
+      runLink(g.lastRunId, `last run #${g.lastRunId}`),
+      historyLink(g)),
     h('div', { class: 'error-text', text: g.error }))));
+}
+
+/** A link to the history showing this group's failed runs. */
+function historyLink(g) {
+  const q = new URLSearchParams({ status: 'FAILED', name: g.jobName });
+  if (g.search) q.set('q', g.search);
+  return h('a', { class: 'error-history', href: `${location.pathname}?${q}`, text: `all ${num(g.count)} in the history` });
 }
 
 /** Refreshes soon after a failure, coalescing bursts. */
