@@ -147,13 +147,13 @@ fn churn(path: &Path, stop: Arc<AtomicBool>) -> thread::JoinHandle<u64> {
         let c = rusqlite::Connection::open(&path).unwrap();
         c.busy_timeout(Duration::from_secs(10)).unwrap();
         let mut n = 0;
-        while !stop.load(Ordering::Relaxed) {
+        // A commit per poll (every 20 ms) until told to stop.
+        common::poll_until(Duration::from_secs(600), || {
             c.execute("INSERT INTO Churn (x) VALUES (?1)", [n as i64])
                 .unwrap();
             n += 1;
-            // Yields the core between commits (2 cores, several builds).
-            thread::sleep(Duration::from_millis(2));
-        }
+            stop.load(Ordering::Relaxed)
+        });
         n
     })
 }
@@ -165,7 +165,7 @@ fn sample_progress(path: &Path, id: i64, stop: Arc<AtomicBool>) -> thread::JoinH
         let c = rusqlite::Connection::open(&path).unwrap();
         c.busy_timeout(Duration::from_secs(10)).unwrap();
         let mut seen = Vec::new();
-        while !stop.load(Ordering::Relaxed) {
+        common::poll_until(Duration::from_secs(600), || {
             let p: i64 = c
                 .query_row(
                     "SELECT entitiesProcessed FROM JobRun WHERE id = ?1",
@@ -176,8 +176,8 @@ fn sample_progress(path: &Path, id: i64, stop: Arc<AtomicBool>) -> thread::JoinH
             if seen.last() != Some(&p) {
                 seen.push(p);
             }
-            thread::sleep(Duration::from_millis(20));
-        }
+            stop.load(Ordering::Relaxed)
+        });
         seen
     })
 }

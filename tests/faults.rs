@@ -172,17 +172,23 @@ fn sigkill_at_random_moments_of_a_busy_worker_loses_nothing_and_repeats_nothing(
     w.signal("TERM");
     assert_eq!(w.wait_exit(WAIT), Some(0));
 
+    assert_all_there(&db, &acked);
+    assert_each_run_done_at_most_once(&db);
+    assert_eq!(db.scalar("PRAGMA integrity_check"), "ok");
+    assert_counters_agree(&db);
+}
+
+/// Every acknowledged run is in the file; all the runs' ids.
+fn assert_all_there(db: &TestDb, acked: &[i64]) -> BTreeSet<i64> {
     let ids: BTreeSet<i64> = db
         .query("SELECT id FROM JobRun")
         .into_iter()
         .map(|r| r[0].as_i64().unwrap())
         .collect();
-    for id in &acked {
+    for id in acked {
         assert!(ids.contains(id), "acknowledged run {id} is gone");
     }
-    assert_each_run_done_at_most_once(&db);
-    assert_eq!(db.scalar("PRAGMA integrity_check"), "ok");
-    assert_counters_agree(&db);
+    ids
 }
 
 /// `done.txt` names each run at most once, and every COMPLETED run once.
@@ -315,14 +321,7 @@ fn a_full_disk_refuses_cleanly_loses_nothing_acknowledged_and_recovers() {
     assert_eq!(s.wait_exit(WAIT), Some(0), "{}", s.log_text());
 
     assert_eq!(db.scalar("PRAGMA integrity_check"), "ok");
-    let ids: BTreeSet<i64> = db
-        .query("SELECT id FROM JobRun")
-        .into_iter()
-        .map(|r| r[0].as_i64().unwrap())
-        .collect();
-    for id in &acked {
-        assert!(ids.contains(id), "acknowledged run {id} is gone");
-    }
+    let ids = assert_all_there(&db, &acked);
     assert_eq!(
         ids.len(),
         acked.len(),

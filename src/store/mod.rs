@@ -190,10 +190,19 @@ impl Store {
                 .map_err(|e| open_error(path, e))
         })?;
         warn_if_exposed(path);
-        let manager = SqliteConnectionManager::file(path).with_init(configure);
+        Store::pooled(
+            path,
+            SqliteConnectionManager::file(path).with_init(configure),
+            1,
+        )
+    }
+
+    /// A pool of up to 8 connections made by `manager`, `min_idle` of them
+    /// kept open.
+    fn pooled(path: &Path, manager: SqliteConnectionManager, min_idle: u32) -> Result<Store> {
         let pool = r2d2::Pool::builder()
             .max_size(8)
-            .min_idle(Some(1))
+            .min_idle(Some(min_idle))
             .connection_timeout(Duration::from_secs(15))
             .build(manager)
             .map_err(|e| Error::Open {
@@ -214,19 +223,7 @@ impl Store {
             configure(c)?;
             c.pragma_update(None, "query_only", true)
         });
-        let pool = r2d2::Pool::builder()
-            .max_size(8)
-            .min_idle(Some(0))
-            .connection_timeout(Duration::from_secs(15))
-            .build(manager)
-            .map_err(|e| Error::Open {
-                path: path.to_path_buf(),
-                message: e.to_string(),
-            })?;
-        Ok(Store {
-            pool,
-            path: path.to_path_buf(),
-        })
+        Store::pooled(path, manager, 0)
     }
 
     /// Applies pending migrations; returns the versions applied.
