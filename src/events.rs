@@ -140,11 +140,13 @@ impl Hub {
     }
 
     /// Number of subscribers.
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.lock().slots.len()
     }
 
     /// Whether there are no subscribers.
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

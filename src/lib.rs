@@ -15,29 +15,33 @@
 // (a VFS) that coalesces WAL writes, which only FFI can provide.
 #![deny(unsafe_code)]
 
+// Public: what a Rust user registers jobs with (`registry`, `jobs`, `job`,
+// `context`, `error`), what `main` calls (`cli`), and what the integration
+// tests start and read (`app`, `config`, `manager`, `store`, `clock`). The
+// rest is the crate's own, so the compiler reports what is no longer used.
 pub mod app;
-pub mod bench;
+pub(crate) mod bench;
 pub mod cli;
 pub mod clock;
-pub mod command;
+pub(crate) mod command;
 pub mod config;
 pub mod context;
 pub mod error;
-pub mod events;
+pub(crate) mod events;
 pub mod job;
-pub mod jobfile;
+pub(crate) mod jobfile;
 pub mod jobs;
-pub mod maintenance;
+pub(crate) mod maintenance;
 pub mod manager;
-pub mod media;
-pub mod query;
+pub(crate) mod media;
+pub(crate) mod query;
 pub mod registry;
-pub mod runner;
+pub(crate) mod runner;
 pub mod store;
-pub mod supervisor;
-pub mod watcher;
-pub mod web;
-pub mod worker;
+pub(crate) mod supervisor;
+pub(crate) mod watcher;
+pub(crate) mod web;
+pub(crate) mod worker;
 
 pub use context::{JobContext, JobError};
 pub use error::{Error, Result};

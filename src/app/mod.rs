@@ -127,7 +127,7 @@ impl Serve {
         let watcher = spawn("watcher", move || watcher::run(m, h, move || pid.get(), s))?;
         let s = stop_rx;
         let ticker = spawn("maintenance", move || ticker.run(&s))?;
-        let web = match WebServer::start(server, addr, ctx.clone()) {
+        let web = match WebServer::start(server, ctx.clone()) {
             Ok(w) => w,
             Err(e) => {
                 // Stop what was started, so a failed open leaves no thread.

@@ -240,11 +240,6 @@ fn proc_cpu_seconds(pid: Option<u32>) -> f64 {
     ticks as f64 / 100.0
 }
 
-/// Current resident memory of this process.
-pub fn rss_kb() -> u64 {
-    proc_status_kb(None, "VmRSS:")
-}
-
 /// A `key: N kB` line of process `pid`'s (or this one's) /proc status.
 fn proc_status_kb(pid: Option<u32>, key: &str) -> u64 {
     std::fs::read_to_string(proc_file(pid, "status"))

@@ -23,7 +23,7 @@ pub enum Event {
     /// One line, without its newline, already cut and made UTF-8.
     Line(Stream, String),
     /// The stream reached its end (or failed).
-    Eof(Stream),
+    Eof,
 }
 
 /// Size of the read buffer per stream.
@@ -46,7 +46,7 @@ pub fn spawn_reader(
             read_lines(reader, max_line, |line| {
                 tx.send(Event::Line(stream, line)).is_ok()
             });
-            let _ = tx.send(Event::Eof(stream));
+            let _ = tx.send(Event::Eof);
         })
 }
 

@@ -181,7 +181,7 @@ impl Supervisor<'_> {
             };
             match event {
                 Ok(Event::Line(stream, line)) => self.line(stream, line),
-                Ok(Event::Eof(_)) => open = open.saturating_sub(1),
+                Ok(Event::Eof) => open = open.saturating_sub(1),
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => open = 0,
             }

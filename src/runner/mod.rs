@@ -2,8 +2,6 @@
 //! active Worker row (recovering what a dead predecessor left RUNNING), the
 //! executors and the writer. `app::worker` starts and joins their threads.
 
-/// The job API, under its old path too.
-pub use crate::context;
 pub mod executor;
 pub mod mark;
 pub(crate) mod wake;

@@ -155,7 +155,6 @@ pub fn allowed_hosts(addr: SocketAddr) -> Vec<String> {
 /// A running HTTP server.
 pub struct WebServer {
     server: Arc<Server>,
-    addr: SocketAddr,
     threads: Vec<JoinHandle<()>>,
 }
 
@@ -189,7 +188,7 @@ pub fn bind(bind: &str, client_timeout: Duration) -> Result<(Arc<Server>, Socket
 
 impl WebServer {
     /// Starts the accept thread and the handler pool on a bound server.
-    pub fn start(server: Arc<Server>, addr: SocketAddr, ctx: Arc<Ctx>) -> Result<WebServer> {
+    pub fn start(server: Arc<Server>, ctx: Arc<Ctx>) -> Result<WebServer> {
         let (tx, rx) = bounded::<Request>(BACKLOG);
         let mut threads = Vec::new();
         for i in 0..HANDLERS {
@@ -206,16 +205,7 @@ impl WebServer {
             .spawn(move || accept_loop(&s, tx))
             .map_err(Error::io("spawn http accept", "http"))?;
         threads.push(t);
-        Ok(WebServer {
-            server,
-            addr,
-            threads,
-        })
-    }
-
-    /// The address the server listens on.
-    pub fn addr(&self) -> SocketAddr {
-        self.addr
+        Ok(WebServer { server, threads })
     }
 
     /// Stops accepting, lets the handlers finish, and joins every thread.
