@@ -7,6 +7,7 @@ fn main() {
     )
     .format_timestamp_millis()
     .init();
+    log_panics();
     let code = match jobmgr::cli::run(std::env::args_os()) {
         Ok(code) => code,
         Err(e) => {
@@ -15,6 +16,33 @@ fn main() {
         }
     };
     std::process::exit(code);
+}
+
+/// A panic (a job's, caught and recorded as its run's failure, or a bug)
+/// becomes one error line of jobmgr's own log, journal-friendly, instead of
+/// the default hook's lines on stderr; the backtrace only when asked for
+/// with `RUST_BACKTRACE`.
+fn log_panics() {
+    std::panic::set_hook(Box::new(|info| {
+        let thread = std::thread::current();
+        let name = thread.name().unwrap_or("unnamed");
+        let message = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic without a message".into());
+        let at = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        let backtrace = std::backtrace::Backtrace::capture();
+        if backtrace.status() == std::backtrace::BacktraceStatus::Captured {
+            log::error!("thread '{name}' panicked{at}: {message}\n{backtrace}");
+        } else {
+            log::error!("thread '{name}' panicked{at}: {message}");
+        }
+    }));
 }
 
 /// glibc gives each thread that allocates its own heap arena, and memory

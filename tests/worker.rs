@@ -539,3 +539,57 @@ fn a_stop_signal_while_writes_are_refused_ends_the_worker_at_once() {
     assert!(w.log_text().contains("disk I/O error"), "{}", w.log_text());
     assert_eq!(db.scalar("PRAGMA integrity_check"), "ok");
 }
+
+/// Starts a worker on `db` with RUST_BACKTRACE set to `backtrace` (or
+/// unset), its stderr in `log`.
+fn spawn_worker_backtrace(db: &TestDb, log: &str, backtrace: Option<&str>) -> common::Worker {
+    let log = db.dir.join(log);
+    let mut cmd = db.cmd();
+    cmd.arg("worker");
+    match backtrace {
+        Some(v) => cmd.env("RUST_BACKTRACE", v),
+        None => cmd.env_remove("RUST_BACKTRACE"),
+    };
+    let child = cmd
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    common::Worker { child, log }
+}
+
+/// A job's panic is one error line of the worker's log, without the
+/// default hook's notes; the backtrace comes only when asked for.
+#[test]
+fn a_panic_is_one_log_line_and_a_backtrace_only_on_request() {
+    for (backtrace, name) in [(None, "panic-quiet"), (Some("1"), "panic-trace")] {
+        let db = TestDb::new(name);
+        let id = db.enqueue(
+            "demo-multi-phase",
+            &["count=5", "delay_ms=0", "fail_at=2", "fail_mode=panic"],
+        );
+        let mut w = spawn_worker_backtrace(&db, "worker.log", backtrace);
+        db.wait_status(id, "FAILED", WAIT);
+        w.signal("TERM");
+        assert_eq!(w.wait_exit(WAIT), Some(0));
+        let log = w.log_text();
+        let line = log
+            .lines()
+            .find(|l| l.contains("panicked"))
+            .unwrap_or_else(|| panic!("no panic line:\n{log}"));
+        assert!(
+            line.contains(" ERROR ")
+                && line.contains("thread 'executor-")
+                && line.contains("panicked at src/jobs/demo.rs:")
+                && line.ends_with(": demo panic at record 2"),
+            "{line}"
+        );
+        assert!(!log.contains("note: run with `RUST_BACKTRACE=1`"), "{log}");
+        assert_eq!(
+            log.contains("stack backtrace") || log.contains("std::panicking"),
+            backtrace.is_some(),
+            "{log}"
+        );
+    }
+}
