@@ -284,6 +284,12 @@ impl Manager {
         self.get(ids[0])
     }
 
+    /// The supervised worker process `pid` exited unexpectedly: its row is
+    /// DEAD and its runs resolved now.
+    pub fn worker_exited(&self, pid: u32) -> Result<Recovery> {
+        maintenance::process_exited(&self.store, &self.registry, pid)
+    }
+
     /// Declares stale workers dead and resolves runs whose worker is gone,
     /// with the audit row in the same transaction.
     pub fn cleanup_stalled(&self, by: &Actor) -> Result<Recovery> {

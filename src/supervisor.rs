@@ -67,8 +67,13 @@ impl ChildPid {
     }
 }
 
+/// Told the pid of a supervised worker that exited unexpectedly (so that
+/// its row and runs are resolved at once, not after stale-after).
+pub type OnExit = Box<dyn Fn(u32) + Send>;
+
 struct Loop {
     exe: PathBuf,
+    on_exit: OnExit,
     settings: Settings,
     pid: Arc<AtomicU32>,
     child: Option<Child>,
@@ -82,12 +87,13 @@ struct Loop {
 impl Supervisor {
     /// Starts the supervisor thread; with `autostart` it starts a worker at
     /// once (unless another process already runs one).
-    pub fn spawn(settings: &Settings, autostart: bool) -> Result<Supervisor> {
+    pub fn spawn(settings: &Settings, autostart: bool, on_exit: OnExit) -> Result<Supervisor> {
         let exe = std::env::current_exe().map_err(Error::io("find own executable", "jobmgr"))?;
         let (tx, rx) = unbounded();
         let pid = Arc::new(AtomicU32::new(0));
         let mut lp = Loop {
             exe,
+            on_exit,
             settings: settings.clone(),
             pid: pid.clone(),
             child: None,
@@ -169,6 +175,7 @@ impl Loop {
         };
         match child.try_wait() {
             Ok(Some(status)) => {
+                let pid = child.id();
                 self.child = None;
                 self.pid.store(0, Ordering::Relaxed);
                 if self.start_after_exit {
@@ -183,6 +190,7 @@ impl Loop {
                         "worker exited unexpectedly ({status}); restarting in {:?}",
                         self.backoff
                     );
+                    (self.on_exit)(pid);
                     self.next_try = Instant::now() + self.backoff;
                     self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
                 }

@@ -432,6 +432,11 @@ fn worker_stop_and_start_buttons() {
         db.scalar("SELECT count(*) FROM Worker WHERE state IN ('STARTING', 'RUNNING', 'STOPPING')"),
         "0"
     );
+    // A stopped worker serve supervised is not "started by hand".
+    assert_eq!(
+        b.eval("document.getElementById('worker-body').textContent.includes('started by hand')"),
+        Value::Bool(false)
+    );
     // The start is answered (202) before the new worker exists: until its
     // row arrives over the WebSocket, Start must not come back enabled.
     b.eval(

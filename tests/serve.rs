@@ -60,6 +60,43 @@ fn a_crashed_worker_is_restarted() {
     );
 }
 
+/// serve knows at once that its worker died: the row is DEAD and its run
+/// resolved before the restart (0.5 s later) and long before stale-after.
+#[test]
+fn a_killed_supervised_worker_is_declared_dead_at_once() {
+    let db = TestDb::new("servekilled");
+    let mut cmd = db.cmd();
+    cmd.args(["serve", "--bind", "127.0.0.1:0"])
+        .env("JOBMGR_STALE_AFTER_MS", "60000");
+    let s = db.spawn_server_with_env(cmd, "JOBMGR_MAINTENANCE_MS", "3600000");
+    // Not retry-safe: a lost run is failed.
+    let id = db.enqueue("demo-multi-phase", &["count=100000", "delay_ms=20"]);
+    db.wait_status(id, "RUNNING", WAIT);
+    let pid = running_pid(&db).expect("pid");
+    assert!(common::send_signal(pid as u32, "KILL"));
+    db.wait_status(id, "FAILED", WAIT);
+    let err = db.scalar(&format!("SELECT error FROM JobRun WHERE id = {id}"));
+    assert!(
+        err.starts_with("worker lost: worker 1 (pid ")
+            && err.ends_with("exited without finishing the run (seen by its supervisor)"),
+        "{err}"
+    );
+    wait_for("the restarted worker", WAIT, || {
+        running_pid(&db).is_some_and(|p| p != pid)
+    });
+    // Declared dead by serve, before the new worker existed.
+    let gap = db.scalar(
+        "SELECT CAST((julianday(n.startedAt) - julianday(o.stoppedAt)) * 86400000 AS INTEGER) \
+         FROM Worker o, Worker n WHERE o.id = 1 AND n.id = 2",
+    );
+    assert!(
+        gap.parse::<i64>().unwrap() >= 300,
+        "gap {gap} ms; {}",
+        s.log_text()
+    );
+    assert_eq!(db.scalar("SELECT state FROM Worker WHERE id = 1"), "DEAD");
+}
+
 #[test]
 fn a_hand_started_worker_is_left_alone() {
     let db = TestDb::new("servehand");

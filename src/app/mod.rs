@@ -96,7 +96,16 @@ impl Serve {
         // Installed before any thread starts, so an early signal is not lost.
         let signals = Signals::new([SIGTERM, SIGINT])
             .map_err(Error::io("install signal handlers", &settings.db))?;
-        let supervisor = Arc::new(Supervisor::spawn(settings, opts.start_worker)?);
+        let gone = manager.clone();
+        let on_exit = Box::new(move |pid| match gone.worker_exited(pid) {
+            Ok(r) if !r.dead_workers.is_empty() => log::warn!(
+                "worker process {pid} is gone: declared it dead and resolved {} run(s)",
+                r.runs.len()
+            ),
+            Ok(_) => {}
+            Err(e) => log::warn!("record that worker process {pid} is gone: {e}"),
+        });
+        let supervisor = Arc::new(Supervisor::spawn(settings, opts.start_worker, on_exit)?);
         let hub = Hub::new(MAX_SOCKETS, CLIENT_QUEUE);
         let (stop, stop_rx) = bounded::<()>(0);
 

@@ -49,6 +49,8 @@ pub enum Cause {
     Stale,
     /// A new worker holds the lock file, so the old process has exited.
     TakenOver,
+    /// Its supervisor (`jobmgr serve`) saw the process exit.
+    Exited,
 }
 
 /// A cutoff no heartbeat is older than: nobody is stale.
@@ -133,6 +135,27 @@ pub(crate) fn recover_orphans(
 pub fn preview_stalled(store: &Store, stale_after_ms: i64) -> Result<Vec<OrphanRun>> {
     let cutoff = Timestamp::now().plus_ms(-stale_after_ms).to_text();
     runs::orphan_runs(&*store.conn()?, &cutoff)
+}
+
+/// The supervisor saw its worker process `pid` exit unexpectedly: that
+/// process's worker row is DEAD now, not when its heartbeat goes stale, and
+/// its runs are resolved, in one transaction. Nothing is written when no
+/// active row has that pid (it exited before registering, or a new worker
+/// already took over).
+pub fn process_exited(store: &Store, registry: &Registry, pid: u32) -> Result<Recovery> {
+    let now = Timestamp::now();
+    let host = crate::worker::hostname();
+    let active = workers::active_worker(&*store.conn()?)?;
+    if !active.is_some_and(|w| w.pid == i64::from(pid) && w.hostname == host) {
+        return Ok(Recovery::default());
+    }
+    store.write("resolve runs of an exited worker", |tx| {
+        let dead = workers::mark_process_dead(tx, i64::from(pid), &host, &now.to_text())?;
+        if dead.is_empty() {
+            return Ok(Recovery::default());
+        }
+        resolve(tx, registry, dead, NOBODY_STALE, Cause::Exited, now)
+    })
 }
 
 /// Inside a new worker's registration, with the lock file held: every
@@ -242,6 +265,9 @@ fn describe(w: Option<&WorkerRow>, id: i64, cause: Cause, just_declared: bool) -
         }
         (Cause::TakenOver, true) => {
             format!("{who} exited without finishing the run (found by the next worker)")
+        }
+        (Cause::Exited, true) => {
+            format!("{who} exited without finishing the run (seen by its supervisor)")
         }
     }
 }

@@ -175,6 +175,28 @@ pub fn mark_dead_if_stale(
     .map_err(Error::db("mark dead workers"))
 }
 
+/// Marks the active workers of process `pid` on `hostname` DEAD and
+/// returns them: their supervisor saw that process exit.
+pub fn mark_process_dead(
+    tx: &Transaction<'_>,
+    pid: i64,
+    hostname: &str,
+    now: &str,
+) -> Result<Vec<WorkerRow>> {
+    let mut stmt = tx
+        .prepare_cached(&format!(
+            "UPDATE Worker SET state = 'DEAD', stoppedAt = ?3 \
+             WHERE state IN ('STARTING', 'RUNNING', 'STOPPING') AND pid = ?1 AND hostname = ?2 \
+             RETURNING {WORKER_COLUMNS}"
+        ))
+        .map_err(Error::db("mark dead workers"))?;
+    let rows = stmt
+        .query_map(params![pid, hostname, now], worker_from_row)
+        .map_err(Error::db("mark dead workers"))?;
+    rows.collect::<rusqlite::Result<_>>()
+        .map_err(Error::db("mark dead workers"))
+}
+
 /// Marks every active worker DEAD and returns them: the caller holds the
 /// lock file, which proves their processes are gone.
 pub fn mark_all_dead(tx: &Transaction<'_>, now: &str) -> Result<Vec<WorkerRow>> {

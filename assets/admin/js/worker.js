@@ -118,7 +118,9 @@ function render() {
       : null;
     row('Version', [version, drift], 'worker-version');
     row('Concurrency', num(w.concurrency));
-    if (status.supervised !== undefined) {
+    // Only a live worker is supervised or not; a stopped or dead one is
+    // neither (it once was, perhaps), so it gets no label.
+    if (status.supervised !== undefined && ACTIVE.includes(state)) {
       row('Supervision', status.supervised ? 'supervised by jobmgr serve' : 'started by hand');
     }
     row('Uptime', '', 'worker-uptime');
