@@ -158,11 +158,25 @@ fn a_closed_or_upgraded_connection_gives_its_place_back() {
         WAIT,
         || served(&addr),
     );
-    let mut ws = TcpStream::connect(&addr).expect("connect");
+    // The probe above may still hold the place for a moment after its
+    // answer (its connection's thread ends just after): a 503 means "not
+    // yet", so the upgrade is tried until it gets the place.
     let upgrade = "GET /ws HTTP/1.1\r\nHost: test\r\nConnection: Upgrade\r\nUpgrade: test\r\n\r\n";
-    ws.write_all(upgrade.as_bytes()).expect("upgrade request");
-    let answer = read_until(&mut ws, "hello");
-    assert_eq!(statuses(&answer), [101], "{answer}");
+    let mut upgraded = None;
+    wait_for("the upgrade to get the place", WAIT, || {
+        let mut c = TcpStream::connect(&addr).expect("connect");
+        c.write_all(upgrade.as_bytes()).expect("upgrade request");
+        let answer = read_until(&mut c, "hello");
+        match statuses(&answer).as_slice() {
+            [101] => {
+                upgraded = Some((c, answer));
+                true
+            }
+            [503] => false,
+            other => panic!("unexpected answer {other:?}: {answer}"),
+        }
+    });
+    let (ws, answer) = upgraded.expect("upgraded");
     assert!(answer.ends_with("hello"), "{answer}");
     wait_for(
         "a new connection to be served once the upgraded stream was dropped",
