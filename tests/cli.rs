@@ -200,6 +200,18 @@ fn listing_and_details_in_text_and_json() {
         serde_json::from_str(&db.ok(&["jobs", "--status", "cancelled", "--json"])).unwrap();
     assert_eq!(cancelled.as_array().unwrap().len(), 1);
     assert_eq!(cancelled[0]["id"], b);
+    // Several statuses at once.
+    let both: Value =
+        serde_json::from_str(&db.ok(&["jobs", "--status", "QUEUED,cancelled", "--json"])).unwrap();
+    let ids: Vec<i64> = both
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(ids, vec![b, a]);
+    let err = db.fails(&["jobs", "--status", "FAILED,DONE"]);
+    assert!(err.contains("unknown status 'DONE'"), "{err}");
 
     let by_name: Value =
         serde_json::from_str(&db.ok(&["jobs", "--name", "demo-known-total", "--json"])).unwrap();

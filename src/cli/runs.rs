@@ -34,7 +34,8 @@ pub struct EnqueueArgs {
 /// `jobmgr jobs`.
 #[derive(Debug, Args)]
 pub struct JobsArgs {
-    /// Only runs in this status (QUEUED, RUNNING, COMPLETED, FAILED, CANCELLED).
+    /// Only runs in these statuses, comma-separated (QUEUED, RUNNING,
+    /// COMPLETED, FAILED, CANCELLED), e.g. `FAILED,CANCELLED`.
     #[arg(long)]
     pub status: Option<String>,
     /// Only runs of this job type.
@@ -218,7 +219,12 @@ fn status(m: &Manager, json: bool) -> Result<i32> {
 
 fn jobs(m: &Manager, a: &JobsArgs, json: bool) -> Result<i32> {
     let statuses = match &a.status {
-        Some(s) => vec![parse_status(s)?],
+        Some(s) => s
+            .split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .map(parse_status)
+            .collect::<Result<Vec<_>>>()?,
         None => vec![],
     };
     if a.limit == 0 || a.limit > MAX_LIMIT {
