@@ -4,6 +4,7 @@
 //! audit row in its own transaction.
 
 mod actor;
+mod backup;
 pub mod database;
 mod health;
 mod insight;
@@ -27,6 +28,7 @@ use crate::worker::{self, WorkerRow, WorkerState, WorkerView};
 
 pub use crate::query::Counts;
 pub use actor::{Actor, os_user};
+pub use backup::check_backup_destination;
 pub use health::{NotReady, Readiness};
 pub use insight::{
     AuditEntry, ErrorGroup, MAX_ERROR_HOURS, RunDetails, RunRef, StageMark, Stats, Throughput,

@@ -5,6 +5,7 @@
 
 mod common;
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -255,4 +256,48 @@ fn a_large_backup_finishes_while_others_commit_and_a_cancelled_one_leaves_nothin
     assert_eq!(blobs, 300);
     drop(copy);
     assert_eq!(temp_files(&db.dir), Vec::<String>::new());
+}
+
+/// `jobmgr backup PATH`: the same copy as the job, from the command line,
+/// with the same refusals.
+#[test]
+fn the_backup_command_copies_the_live_database_and_refuses_what_the_job_refuses() {
+    let db = TestDb::new("backup-cli");
+    let ids: Vec<i64> = (0..3)
+        .map(|_| db.enqueue("demo-known-total", &["count=1"]))
+        .collect();
+    let dest = db.dir.join("copy.db");
+    let out = db.ok(&["backup", dest.to_str().unwrap()]);
+    assert!(
+        out.starts_with(&format!("backup written to {} (", dest.display())),
+        "{out}"
+    );
+    let mode = std::fs::metadata(&dest).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    let copy = common::query_at(&dest, "SELECT id FROM JobRun ORDER BY id");
+    let copied: Vec<i64> = copy.iter().map(|r| r[0].as_i64().unwrap()).collect();
+    assert_eq!(copied, ids);
+    assert_eq!(
+        common::query_at(&dest, "PRAGMA integrity_check"),
+        vec![vec![serde_json::Value::from("ok")]]
+    );
+    // The same refusals as the job, with exit 2 (invalid input).
+    let wal = format!("{}-wal", db.path.display());
+    for (path, says) in [
+        (
+            dest.display().to_string(),
+            "already exists; choose a new path",
+        ),
+        (wal.clone(), "is the database's write-ahead log"),
+    ] {
+        let out = db.run(&["backup", &path]);
+        assert_eq!(out.status.code(), Some(2), "{path}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(says), "{path}: {err}");
+    }
+    // A missing database is refused, not created.
+    let missing = TestDb::new("backup-cli-missing");
+    let out = missing.run(&["backup", missing.dir.join("c.db").to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(!missing.path.exists());
 }

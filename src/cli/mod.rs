@@ -84,6 +84,12 @@ pub enum Command {
     Migrate,
     /// Check the job-type config file and report every problem.
     CheckConfig,
+    /// Copy the live database to PATH while jobs run (it must not exist).
+    Backup {
+        /// Where the copy goes; not the database, its -wal/-shm/-journal,
+        /// its .lock or .token.
+        path: PathBuf,
+    },
     /// Check the database: integrity, schema version, run counters, high-water mark.
     Check,
     /// Measure throughput and latency on this disk (temporary databases beside --db).
@@ -217,6 +223,7 @@ fn registry_for(settings: &Settings, command: &Command) -> Result<Registry> {
             | Command::Cancel { .. }
             | Command::Migrate
             | Command::Bench(_)
+            | Command::Backup { .. }
     );
     match jobfile::build_registry(settings) {
         Ok(registry) => {

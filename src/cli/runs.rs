@@ -85,6 +85,7 @@ pub fn require_existing_db(db: &Path, command: &Command) -> Result<()> {
             | Command::Cancel { .. }
             | Command::Rerun { .. }
             | Command::CleanupStalled
+            | Command::Backup { .. }
     );
     match std::fs::symlink_metadata(db) {
         Err(e) if reads_only && e.kind() == std::io::ErrorKind::NotFound => Err(Error::Open {
@@ -133,6 +134,15 @@ pub fn run(m: &Manager, command: Command, json: bool) -> Result<i32> {
                 print_json(&run);
             } else {
                 outln!("{}", run.id);
+            }
+            Ok(0)
+        }
+        Command::Backup { path } => {
+            let pages = m.backup_to(&path)?;
+            if json {
+                print_json(&json!({"path": path.display().to_string(), "pages": pages}));
+            } else {
+                outln!("backup written to {} ({pages} pages)", path.display());
             }
             Ok(0)
         }
