@@ -42,13 +42,7 @@ fn ok(db: &TestDb, env: &[(&str, &str)], args: &[&str]) -> String {
 }
 
 fn spawn_worker(db: &TestDb, env: &[(&str, &str)]) -> common::Worker {
-    let log = db.dir.join("worker-clock.log");
-    let child = cmd(db, env, &["worker"])
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).expect("create worker log"))
-        .spawn()
-        .expect("spawn worker");
-    common::Worker { child, log }
+    db.spawn_worker_cmd(cmd(db, env, &["worker"]), "worker-clock.log")
 }
 
 fn real_now_ms() -> i64 {

@@ -7,7 +7,6 @@
 mod common;
 
 use std::path::PathBuf;
-use std::process::Stdio;
 
 use common::command::{WAIT, logs, python, setup, toml_str};
 use common::{TestDb, Worker};
@@ -15,17 +14,9 @@ use serde_json::Value;
 
 /// Starts a worker whose environment holds a secret the jobs must not see.
 fn worker_with_secret(db: &TestDb) -> Worker {
-    let log = db.dir.join("worker.log");
-    let child = db
-        .cmd()
-        .arg("worker")
-        .env("SECRET_TOKEN", "hunter2")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).expect("worker log"))
-        .spawn()
-        .expect("spawn worker");
-    Worker { child, log }
+    let mut cmd = db.cmd();
+    cmd.arg("worker").env("SECRET_TOKEN", "hunter2");
+    db.spawn_worker_cmd(cmd, "worker.log")
 }
 
 const PROBE: &str = r#"

@@ -502,16 +502,9 @@ fn a_worker_whose_writes_are_refused_for_a_while_loses_nothing() {
 /// A worker whose writes the disk refuses (see `FILE_SIZE_LIMIT`), given
 /// time to retry: its registration holds for a minute.
 fn spawn_limited_worker(db: &TestDb, log: &str) -> common::Worker {
-    let log = db.dir.join(log);
-    let child = db
-        .cmd_with_limits(common::FILE_SIZE_LIMIT, &["worker", "--concurrency", "4"])
-        .env("JOBMGR_STALE_AFTER_MS", "60000")
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    common::Worker { child, log }
+    let mut cmd = db.cmd_with_limits(common::FILE_SIZE_LIMIT, &["worker", "--concurrency", "4"]);
+    cmd.env("JOBMGR_STALE_AFTER_MS", "60000");
+    db.spawn_worker_cmd(cmd, log)
 }
 
 /// A stop requested while the disk refuses the worker's writes cannot be
@@ -543,20 +536,13 @@ fn a_stop_signal_while_writes_are_refused_ends_the_worker_at_once() {
 /// Starts a worker on `db` with RUST_BACKTRACE set to `backtrace` (or
 /// unset), its stderr in `log`.
 fn spawn_worker_backtrace(db: &TestDb, log: &str, backtrace: Option<&str>) -> common::Worker {
-    let log = db.dir.join(log);
     let mut cmd = db.cmd();
     cmd.arg("worker");
     match backtrace {
         Some(v) => cmd.env("RUST_BACKTRACE", v),
         None => cmd.env_remove("RUST_BACKTRACE"),
     };
-    let child = cmd
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    common::Worker { child, log }
+    db.spawn_worker_cmd(cmd, log)
 }
 
 /// A job's panic is one error line of the worker's log, without the

@@ -112,14 +112,17 @@ impl TestDb {
 
     /// Starts `jobmgr worker` with extra arguments; stderr goes to a file.
     pub fn spawn_worker(&self, extra: &[&str]) -> Worker {
-        let log = self.dir.join(format!(
-            "worker-{}.log",
-            COUNTER.fetch_add(1, Ordering::Relaxed)
-        ));
-        let child = self
-            .cmd()
-            .arg("worker")
-            .args(extra)
+        let mut cmd = self.cmd();
+        cmd.arg("worker").args(extra);
+        let log = format!("worker-{}.log", COUNTER.fetch_add(1, Ordering::Relaxed));
+        self.spawn_worker_cmd(cmd, &log)
+    }
+
+    /// Starts a prepared worker command, its stderr in `log` (in the test
+    /// dir).
+    pub fn spawn_worker_cmd(&self, mut cmd: Command, log: &str) -> Worker {
+        let log = self.dir.join(log);
+        let child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).expect("create worker log"))
