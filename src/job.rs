@@ -4,12 +4,14 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-/// Where a run is in its life. QUEUED → RUNNING → COMPLETED | FAILED |
-/// CANCELLED; a QUEUED run may also be cancelled directly, and a RUNNING run
-/// whose worker was lost may go back to QUEUED when its type is safe to retry.
+/// Where a run is in its life. [SCHEDULED →] QUEUED → RUNNING → COMPLETED |
+/// FAILED | CANCELLED; a SCHEDULED run waits for its `runAt` and a run that
+/// has not started may be cancelled directly, and a RUNNING run whose worker
+/// was lost may go back to QUEUED when its type is safe to retry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum JobStatus {
+    Scheduled,
     Queued,
     Running,
     Completed,
@@ -19,7 +21,8 @@ pub enum JobStatus {
 
 impl JobStatus {
     /// Every status, in lifecycle order.
-    pub const ALL: [JobStatus; 5] = [
+    pub const ALL: [JobStatus; 6] = [
+        JobStatus::Scheduled,
         JobStatus::Queued,
         JobStatus::Running,
         JobStatus::Completed,
@@ -30,6 +33,7 @@ impl JobStatus {
     /// The text stored in `JobRun.status`.
     pub fn as_str(self) -> &'static str {
         match self {
+            JobStatus::Scheduled => "SCHEDULED",
             JobStatus::Queued => "QUEUED",
             JobStatus::Running => "RUNNING",
             JobStatus::Completed => "COMPLETED",
@@ -56,7 +60,11 @@ impl JobStatus {
     /// The lifecycle: every move a run may make, and the only ones. The
     /// store's statements are checked against this table by a test that
     /// runs each of them on a run in every status (`store::transitions`).
-    pub const TRANSITIONS: [(JobStatus, JobStatus); 6] = [
+    pub const TRANSITIONS: [(JobStatus, JobStatus); 8] = [
+        // Its runAt came (the worker queues due runs with its commits).
+        (JobStatus::Scheduled, JobStatus::Queued),
+        // Cancelled while it waited for its time.
+        (JobStatus::Scheduled, JobStatus::Cancelled),
         // Claimed by a worker.
         (JobStatus::Queued, JobStatus::Running),
         // Cancelled before it started.
@@ -176,6 +184,8 @@ pub struct JobRun {
     pub metadata: Map<String, Value>,
     pub cancel_requested_at: Option<String>,
     pub updated_at: String,
+    /// When a SCHEDULED run becomes due (kept once it was queued).
+    pub run_at: Option<String>,
 }
 
 impl JobRun {
@@ -183,6 +193,12 @@ impl JobRun {
     /// "Queued" (or "Queued for attempt 2") before it starts, since a
     /// re-queued run still holds its last attempt's stage and counts.
     pub fn progress_text(&self) -> String {
+        if self.status == JobStatus::Scheduled {
+            return match &self.run_at {
+                Some(at) => format!("Scheduled for {at}"),
+                None => "Scheduled".to_string(),
+            };
+        }
         if self.status == JobStatus::Queued {
             return match self.attempt {
                 a if a > 1 => format!("Queued for attempt {a}"),

@@ -6,6 +6,7 @@
 mod actor;
 mod backup;
 pub mod database;
+mod delayed;
 mod health;
 mod insight;
 mod view;
@@ -128,7 +129,20 @@ impl Manager {
     /// Validates and enqueues one run for `by`, its audit row in the same
     /// commit; returns the run as stored.
     pub fn enqueue(&self, req: &EnqueueRequest, by: &Actor) -> Result<JobRun> {
+        self.enqueue_at(req, None, by)
+    }
+
+    /// Enqueues one run that waits as SCHEDULED until `run_at` (queued at
+    /// once when that has passed), its audit row in the same commit.
+    pub fn enqueue_at(
+        &self,
+        req: &EnqueueRequest,
+        run_at: Option<Timestamp>,
+        by: &Actor,
+    ) -> Result<JobRun> {
+        let at = delayed::due_text(run_at, Timestamp::now())?;
         let rows = self.new_runs(std::slice::from_ref(req))?;
+        let rows = rows.into_iter().map(|r| r.at(at.clone())).collect();
         let (by, name) = (by.clone(), req.job_name.clone());
         let audit: NewRunsAudit = Box::new(move |id| {
             by.row("run.enqueue", Some(format!("run {id}")), Some(name.clone()))

@@ -300,7 +300,7 @@ fn kill_9_mid_job_loses_nothing_committed_and_the_next_worker_recovers() {
          (SELECT count(*) FROM JobRun r WHERE c.status IN ('ALL', r.status))",
     );
     assert_eq!(drift, "0");
-    assert_eq!(db.scalar("SELECT count(*) FROM JobRunCount"), "4");
+    assert_eq!(db.scalar("SELECT count(*) FROM JobRunCount"), "6");
     w2.signal("TERM");
     assert_eq!(w2.wait_exit(WAIT), Some(0));
 }
@@ -440,18 +440,26 @@ fn the_run_counters_agree_with_the_rows_after_every_kind_of_change() {
     for id in &more {
         db.wait_status(*id, "COMPLETED", WAIT);
     }
+    // Runs waiting for a time: one still waiting, one cancelled while it
+    // waited (the worker's bulk writer counts SCHEDULED runs by hand).
+    let waiting = db.ok(&["enqueue", "demo-known-total", "--in", "1h"]);
+    let dropped = db.ok(&["enqueue", "demo-known-total", "--in", "1h"]);
+    db.ok(&["cancel", &dropped]);
+    assert_eq!(db.status_of(waiting.parse().unwrap()), "SCHEDULED");
     let counters = db.query("SELECT status, n FROM JobRunCount ORDER BY status");
     let rows = db.query(
         "SELECT s, (SELECT count(*) FROM JobRun r WHERE s = 'ALL' OR r.status = s) FROM \
          (SELECT 'ALL' AS s UNION ALL SELECT 'CANCELLED' UNION ALL SELECT 'COMPLETED' \
-          UNION ALL SELECT 'FAILED') ORDER BY s",
+          UNION ALL SELECT 'FAILED' UNION ALL SELECT 'SCHEDULED' UNION ALL SELECT 'WAITING') \
+         ORDER BY s",
     );
     assert_eq!(counters, rows);
     assert_eq!(
         rows,
         db.query(
-            "SELECT 'ALL', 26 UNION ALL SELECT 'CANCELLED', 2 UNION ALL SELECT 'COMPLETED', 22 \
-             UNION ALL SELECT 'FAILED', 2"
+            "SELECT 'ALL', 28 UNION ALL SELECT 'CANCELLED', 3 UNION ALL SELECT 'COMPLETED', 22 \
+             UNION ALL SELECT 'FAILED', 2 UNION ALL SELECT 'SCHEDULED', 1 \
+             UNION ALL SELECT 'WAITING', 0"
         )
     );
 }

@@ -9,6 +9,7 @@ use serde_json::{Map, Value, json};
 
 use super::Command;
 use super::output::{self, outln, print_json};
+use crate::clock::{self, Timestamp};
 use crate::error::{Error, Result};
 use crate::job::{JobStatus, LogLevel, Trigger};
 use crate::manager::{Actor, CancelResult, EnqueueRequest, Manager};
@@ -29,13 +30,20 @@ pub struct EnqueueArgs {
     /// Higher runs first.
     #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
     pub priority: i64,
+    /// Wait as SCHEDULED until this time, with its zone: 2026-12-24T06:00:00Z,
+    /// 2026-12-24T07:00:00+01:00 or "2026-12-24T07:00 Europe/Berlin".
+    #[arg(long, value_name = "TIME", conflicts_with = "delay")]
+    pub at: Option<String>,
+    /// Wait as SCHEDULED for this long first: 90s, 15m, 2h, 1d, 1h30m.
+    #[arg(long = "in", value_name = "DELAY", id = "delay")]
+    pub delay: Option<String>,
 }
 
 /// `jobmgr jobs`.
 #[derive(Debug, Args)]
 pub struct JobsArgs {
-    /// Only runs in these statuses, comma-separated (QUEUED, RUNNING,
-    /// COMPLETED, FAILED, CANCELLED), e.g. `FAILED,CANCELLED`.
+    /// Only runs in these statuses, comma-separated (SCHEDULED, QUEUED,
+    /// RUNNING, COMPLETED, FAILED, CANCELLED), e.g. `FAILED,CANCELLED`.
     #[arg(long)]
     pub status: Option<String>,
     /// Only runs of this job type.
@@ -199,7 +207,12 @@ fn enqueue(m: &Manager, a: &EnqueueArgs, json: bool) -> Result<i32> {
         priority: a.priority,
         trigger: Trigger::Cli,
     };
-    let run = m.enqueue(&req, &Actor::cli())?;
+    let run_at = match (&a.at, &a.delay) {
+        (Some(at), _) => Some(clock::parse_instant(at)?),
+        (None, Some(d)) => Some(Timestamp::now().plus_ms(clock::parse_delay(d)?)),
+        (None, None) => None,
+    };
+    let run = m.enqueue_at(&req, run_at, &Actor::cli())?;
     if json {
         print_json(&run);
     } else {

@@ -19,6 +19,7 @@ mod driven;
 #[cfg(test)]
 mod thread;
 mod timestamp;
+mod when;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -32,6 +33,7 @@ use driven::Driven;
 #[cfg(test)]
 pub use thread::{ThreadClock, use_on_this_thread};
 pub use timestamp::Timestamp;
+pub use when::{parse_delay, parse_instant};
 
 /// Test only: run on the system clock moved by this many milliseconds.
 pub const OFFSET_ENV: &str = "JOBMGR_TEST_CLOCK_OFFSET_MS";

@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::AtomicUsize;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
@@ -16,14 +16,18 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use super::executor::Assignment;
 use crate::clock::Timestamp;
 use crate::context::RunShared;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::job::JobStatus;
 use crate::registry::Registry;
-use crate::store::batch::{self, Batch, BatchResult, Claimant, FinishRecord};
+use crate::store::batch::{Batch, Claimant, FinishRecord};
 use crate::store::{self, Connection, workers};
 use crate::worker::WorkerState;
 
+mod due;
 mod stopping;
+mod watch;
+
+use due::NextDue;
 
 /// The messages executors, jobs and the signal thread send this thread
 /// live with the job API, which sends most of them.
@@ -92,6 +96,8 @@ pub struct Writer {
     signals: Arc<AtomicUsize>,
     /// The high-water mark in the lock file, raised after each commit.
     mark: Option<super::mark::MarkFile>,
+    /// When the next SCHEDULED run becomes due.
+    next_due: NextDue,
 }
 
 /// How long to keep looking after a WAL wake-up showed no new commit.
@@ -111,7 +117,9 @@ impl Writer {
         timing: Timing,
         concurrency: usize,
     ) -> Result<Writer> {
+        let next_due = NextDue::read(&conn)?;
         Ok(Writer {
+            next_due,
             conn,
             me,
             rx,
@@ -234,6 +242,9 @@ impl Writer {
             .heartbeat
             .saturating_sub(self.last_heartbeat.elapsed());
         wait = wait.min(hb_due);
+        if looking && let Some(due) = self.next_due.wait(Timestamp::now()) {
+            wait = wait.min(due);
+        }
         if !self.in_flight.is_empty() {
             let p_due = self
                 .timing
@@ -275,7 +286,13 @@ impl Writer {
             Msg::Stop => self.begin_stopping()?,
             Msg::DbChanged => self.recheck_until = Some(Instant::now() + RECHECK),
             Msg::Pgid { run_id, pgid } => batch.pgids.push((run_id, pgid)),
-            Msg::Apply(write) => write.apply(&mut self.conn),
+            Msg::Apply(write) => {
+                write.apply(&mut self.conn);
+                // The write may have added runs; this connection's own
+                // commits do not move its data version.
+                self.queue_maybe_nonempty = true;
+                self.next_due = NextDue::read(&self.conn)?;
+            }
         }
         Ok(())
     }
@@ -303,46 +320,6 @@ impl Writer {
         })
     }
 
-    /// Reacts to commits by other processes: new runs, cancel and stop
-    /// requests, and this worker being declared dead.
-    fn watch_database(&mut self) -> Result<()> {
-        let v = store::data_version(&self.conn)?;
-        if v == self.data_version {
-            return Ok(());
-        }
-        self.data_version = v;
-        self.recheck_until = None;
-        self.queue_maybe_nonempty = true;
-        if !self.in_flight.is_empty() {
-            for id in batch::cancel_requested(&self.conn, self.me.worker_id)? {
-                if let Some(f) = self.in_flight.get(&id) {
-                    f.shared.cancel();
-                }
-            }
-        }
-        let row = workers::get_worker(&self.conn, self.me.worker_id)?;
-        match row {
-            Some(w) if w.state.is_active() => {
-                if w.stop_requested_at.is_some() && self.accepting() {
-                    log::info!("stop requested through the database");
-                    self.begin_stopping()?;
-                }
-                Ok(())
-            }
-            _ => self.lost_registration(),
-        }
-    }
-
-    fn lost_registration(&mut self) -> Result<()> {
-        for f in self.in_flight.values() {
-            f.shared.cancel();
-        }
-        Err(Error::Conflict(format!(
-            "worker {} was declared dead by another process; exiting without writing more",
-            self.me.worker_id
-        )))
-    }
-
     fn plan(&mut self, batch: &mut Batch, nudged: bool, fast: usize) {
         let finished = batch.finishes.len();
         if finished > 0 {
@@ -368,6 +345,10 @@ impl Writer {
             self.last_heartbeat = Instant::now();
             batch.heartbeat = true;
         }
+        if self.accepting() && self.next_due.is_due(Timestamp::now()) {
+            batch.queue_due = true;
+            self.queue_maybe_nonempty = true;
+        }
         if self.accepting() && self.queue_maybe_nonempty {
             batch.claim = self.free_slots();
         }
@@ -376,6 +357,9 @@ impl Writer {
     fn commit(&mut self, batch: Batch) -> Result<()> {
         let asked = batch.claim;
         let result = self.commit_retrying(&batch)?;
+        if batch.queue_due {
+            self.next_due.set(result.next_due);
+        }
         if let Some(m) = self.mark.as_mut() {
             m.committed(result.claimed.iter().map(|r| r.id).max());
         }
@@ -407,40 +391,6 @@ impl Writer {
             let _ = self.dispatch.send(Assignment { run, shared });
         }
         Ok(())
-    }
-
-    /// Commits `batch`; while the disk refuses the write, retries the same
-    /// batch (it rolled back whole) with a growing pause, for at most
-    /// `write_retry_for`. Meanwhile nothing else is read: the executors'
-    /// messages wait in the bounded channel and the jobs wait on it, so a
-    /// full disk that is cleaned up in time costs no outcome and no log
-    /// line. After that, or when a stop signal arrives meanwhile (the stop
-    /// could not be recorded anyway), the error ends the worker, as any
-    /// other does.
-    fn commit_retrying(&mut self, batch: &Batch) -> Result<BatchResult> {
-        let (started, mut pause, mut retried) = (Instant::now(), Duration::from_millis(50), false);
-        let signals = self.signals.load(Ordering::SeqCst);
-        loop {
-            match batch::commit(&mut self.conn, &self.me, batch, Timestamp::now()) {
-                Ok(r) => {
-                    if retried {
-                        log::info!("the database accepts writes again");
-                    }
-                    return Ok(r);
-                }
-                Err(e)
-                    if e.is_refused_write()
-                        && started.elapsed() < self.timing.write_retry_for
-                        && self.signals.load(Ordering::SeqCst) == signals =>
-                {
-                    log::warn!("{e}; retrying in {} ms", pause.as_millis());
-                    std::thread::sleep(pause);
-                    pause = (pause * 2).min(Duration::from_secs(2));
-                    retried = true;
-                }
-                Err(e) => return Err(e),
-            }
-        }
     }
 
     fn set_state(&mut self, state: WorkerState) -> Result<bool> {

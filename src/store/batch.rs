@@ -71,6 +71,8 @@ pub struct Batch {
     /// Process groups of command runs that just started, as (run, pgid):
     /// small and one per command run, so they ride in the group commit.
     pub pgids: Vec<(i64, i64)>,
+    /// Whether to queue the SCHEDULED runs that are due, before claiming.
+    pub queue_due: bool,
 }
 
 impl Batch {
@@ -82,6 +84,7 @@ impl Batch {
             && self.claim == 0
             && !self.heartbeat
             && self.pgids.is_empty()
+            && !self.queue_due
     }
 }
 
@@ -108,6 +111,8 @@ pub struct BatchResult {
     pub fenced: Vec<i64>,
     /// False when the heartbeat found this worker no longer active.
     pub still_registered: bool,
+    /// After queueing due runs: the earliest `runAt` still to come.
+    pub next_due: Option<Timestamp>,
 }
 
 /// Commits `batch` in one transaction.
@@ -146,6 +151,12 @@ pub fn commit(
     } else {
         true
     };
+    let next_due = if batch.queue_due && still_registered {
+        super::due::queue_due(&tx, &now)?;
+        super::due::next_due(&tx)?
+    } else {
+        None
+    };
     let claimed = if batch.claim > 0 && still_registered {
         claim(&tx, me, batch.claim, &now)?
     } else {
@@ -157,6 +168,7 @@ pub fn commit(
         claimed,
         fenced: owned.refused(),
         still_registered,
+        next_due,
     })
 }
 

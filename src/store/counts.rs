@@ -31,24 +31,32 @@ pub fn by_hand(conn: &Connection) -> Result<bool> {
 }
 
 /// Counts `n` new runs, on a connection that counts by hand. The new runs
-/// are QUEUED, which has no counter of its own (it is ALL minus the rest).
+/// are QUEUED, which has no counter of its own (it is ALL minus the rest),
+/// or SCHEDULED, which the caller counts with [`add_status`].
 pub fn add_inserted(conn: &Connection, n: usize) -> Result<()> {
-    add(conn, "ALL", n)
+    add(conn, "ALL", n as i64)
+}
+
+/// Moves the counter of `status`, one that is not finished but has a
+/// counter (SCHEDULED), by `n`, on a connection that counts by hand.
+pub fn add_status(conn: &Connection, status: JobStatus, n: i64) -> Result<()> {
+    debug_assert!(!matches!(status, JobStatus::Queued | JobStatus::Running));
+    add(conn, status.as_str(), n)
 }
 
 /// Counts `n` runs that moved from RUNNING to the finished `status`, on a
 /// connection that counts by hand.
 pub fn add_finished(conn: &Connection, status: JobStatus, n: usize) -> Result<()> {
     debug_assert!(status.is_finished());
-    add(conn, status.as_str(), n)
+    add(conn, status.as_str(), n as i64)
 }
 
-fn add(conn: &Connection, key: &str, n: usize) -> Result<()> {
+fn add(conn: &Connection, key: &str, n: i64) -> Result<()> {
     if n == 0 {
         return Ok(());
     }
     conn.prepare_cached("UPDATE JobRunCount SET n = n + ?2 WHERE status = ?1")
-        .and_then(|mut s| s.execute(rusqlite::params![key, n as i64]))
+        .and_then(|mut s| s.execute(rusqlite::params![key, n]))
         .map_err(Error::db("count runs"))
         .map(|_| ())
 }

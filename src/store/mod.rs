@@ -23,6 +23,7 @@ pub mod changes;
 pub mod check;
 pub mod committer;
 mod counts;
+pub mod due;
 pub mod insight;
 pub mod logs;
 pub mod media;
@@ -32,6 +33,8 @@ pub mod rows;
 pub mod runs;
 #[cfg(test)]
 mod transitions;
+#[cfg(test)]
+mod upgrade_tests;
 #[allow(unsafe_code)]
 mod vfs;
 pub mod workers;
@@ -236,12 +239,21 @@ impl Store {
 
     fn migrate_once(&self) -> Result<Vec<String>> {
         let mut conn = self.conn()?;
-        let report = embedded::migrations::runner()
-            .run(&mut *conn)
-            .map_err(|e| Error::Open {
-                path: self.path.clone(),
-                message: format!("migrate: {e}"),
-            })?;
+        // Off while migrating: a migration that rebuilds a table (V9) drops
+        // the old one, and with foreign keys on that first deletes its rows
+        // and, through ON DELETE CASCADE, every row that refers to them.
+        // The pragma cannot change inside the migration's transaction.
+        let fk = |conn: &Connection, on: &str| {
+            conn.pragma_update(None, "foreign_keys", on)
+                .map_err(Error::db("set foreign_keys for migrations"))
+        };
+        fk(&conn, "OFF")?;
+        let report = embedded::migrations::runner().run(&mut *conn);
+        fk(&conn, "ON")?;
+        let report = report.map_err(|e| Error::Open {
+            path: self.path.clone(),
+            message: format!("migrate: {e}"),
+        })?;
         Ok(report
             .applied_migrations()
             .iter()

@@ -11,7 +11,7 @@ use crate::worker::{WorkerRow, WorkerState};
 pub const RUN_COLUMNS: &str = "id, jobName, status, parameters, priority, attempt, createdAt, \
      startedAt, finishedAt, workerId, currentStage, entitiesProcessed, entitiesTotal, \
      entitiesUnit, outcomeSummary, error, errorContext, rerunOfId, triggeredBy, metadata, \
-     cancelRequestedAt, updatedAt";
+     cancelRequestedAt, updatedAt, runAt";
 
 /// Columns read into a [`WorkerRow`].
 pub const WORKER_COLUMNS: &str = "id, hostname, pid, version, state, concurrency, startedAt, \
@@ -67,6 +67,7 @@ pub fn run_from_row(r: &Row<'_>) -> rusqlite::Result<JobRun> {
         metadata: object(r.get(19)?),
         cancel_requested_at: r.get(20)?,
         updated_at: r.get(21)?,
+        run_at: r.get(22)?,
     })
 }
 

@@ -24,6 +24,9 @@ pub struct NewRun {
     pub trigger: &'static str,
     pub rerun_of: Option<i64>,
     pub metadata: Arc<str>,
+    /// When set, the run is SCHEDULED until then (the caller passes only
+    /// times still to come); otherwise it is QUEUED at once.
+    pub run_at: Option<String>,
 }
 
 impl NewRun {
@@ -43,7 +46,14 @@ impl NewRun {
             trigger,
             rerun_of,
             metadata,
+            run_at: None,
         }
+    }
+
+    /// The same run, SCHEDULED for `at`.
+    pub fn at(mut self, at: Option<String>) -> NewRun {
+        self.run_at = at;
+        self
     }
 
     /// Whether `self` and `other` differ only in their parameters and
@@ -54,17 +64,21 @@ impl NewRun {
             && self.metadata == other.metadata
             && self.rerun_of.is_none()
             && other.rerun_of.is_none()
+            && self.run_at.is_none()
+            && other.run_at.is_none()
     }
 }
 
 /// Inserts up to 128 runs per statement; ?1 is `now`. A plain VALUES list
 /// (no INSERT … SELECT) keeps the common one-run enqueue as cheap as a
-/// single-row insert.
+/// single-row insert. A run with a `runAt` is SCHEDULED.
 static RUN_INSERT: Family = Family::new(128, |n| {
     run_insert_sql(n, |i| {
-        let b = 2 + i * 6;
+        let b = 2 + i * 7;
+        let at = b + 6;
         format!(
-            "(?{}, ?{}, ?{}, ?{}, ?{}, ?{}, 'QUEUED', ?1, ?1)",
+            "(?{}, ?{}, ?{}, ?{}, ?{}, ?{}, \
+             CASE WHEN ?{at} IS NULL THEN 'QUEUED' ELSE 'SCHEDULED' END, ?1, ?1, ?{at})",
             b,
             b + 1,
             b + 2,
@@ -82,7 +96,11 @@ static RUN_INSERT: Family = Family::new(128, |n| {
 static UNIFORM_RUN_INSERT: Family = Family::new(128, |n| {
     run_insert_sql(n, |i| {
         let b = 5 + i * 2;
-        format!("(?2, ?{}, ?{}, NULL, ?3, ?4, 'QUEUED', ?1, ?1)", b, b + 1)
+        format!(
+            "(?2, ?{}, ?{}, NULL, ?3, ?4, 'QUEUED', ?1, ?1, NULL)",
+            b,
+            b + 1
+        )
     })
 });
 
@@ -91,12 +109,13 @@ fn run_insert_sql(n: usize, tuple: impl Fn(usize) -> String) -> String {
     let tuples: Vec<String> = (0..n).map(tuple).collect();
     format!(
         "INSERT INTO JobRun (jobName, parameters, priority, rerunOfId, triggeredBy, metadata, \
-         status, createdAt, updatedAt) VALUES {}",
+         status, createdAt, updatedAt, runAt) VALUES {}",
         tuples.join(", ")
     )
 }
 
-/// Inserts QUEUED runs; returns their ids in order.
+/// Inserts QUEUED runs (SCHEDULED ones for those with a `runAt`); returns
+/// their ids in order.
 pub fn insert_runs<R: Borrow<NewRun>>(
     tx: &Transaction<'_>,
     runs: &[R],
@@ -109,7 +128,7 @@ pub fn insert_runs<R: Borrow<NewRun>>(
         let (family, shared, per_row) = if uniform {
             (&UNIFORM_RUN_INSERT, 4, 2)
         } else {
-            (&RUN_INSERT, 1, 6)
+            (&RUN_INSERT, 1, 7)
         };
         let mut stmt = tx
             .prepare_cached(family.sql(chunk.len()))
@@ -136,6 +155,7 @@ pub fn insert_runs<R: Borrow<NewRun>>(
                     &r.rerun_of,
                     &r.trigger,
                     &r.metadata,
+                    &r.run_at,
                 ]);
             }
         }
@@ -154,6 +174,11 @@ pub fn insert_runs<R: Borrow<NewRun>>(
     }
     if super::counts::by_hand(tx)? {
         super::counts::add_inserted(tx, runs.len())?;
+        let scheduled = runs
+            .iter()
+            .filter(|r| Borrow::<NewRun>::borrow(*r).run_at.is_some())
+            .count();
+        super::counts::add_status(tx, JobStatus::Scheduled, scheduled as i64)?;
     }
     Ok(ids)
 }
@@ -242,12 +267,13 @@ pub fn runs_in_status(conn: &Connection, status: JobStatus, limit: usize) -> Res
     .map_err(Error::db("list runs by status"))
 }
 
-/// Cancels a QUEUED run at once; false when it is not QUEUED.
+/// Cancels a run that has not started (QUEUED or SCHEDULED) at once;
+/// false when it is in neither.
 pub fn cancel_queued(tx: &Transaction<'_>, id: i64, now: &str) -> Result<bool> {
     tx.execute(
         "UPDATE JobRun SET status = 'CANCELLED', finishedAt = ?2, updatedAt = ?2, \
          cancelRequestedAt = ?2, error = 'cancelled before it started' \
-         WHERE id = ?1 AND status = 'QUEUED'",
+         WHERE id = ?1 AND status IN ('QUEUED', 'SCHEDULED')",
         params![id, now],
     )
     .map(|n| n == 1)
@@ -291,6 +317,8 @@ pub fn count_by_status(conn: &Connection) -> Result<Vec<(JobStatus, i64)>> {
     for s in JobStatus::ALL {
         let n = match s {
             JobStatus::Queued => 0,
+            // Kept by the triggers like the finished ones.
+            JobStatus::Scheduled => counter(s.as_str())?,
             JobStatus::Running => conn
                 .prepare_cached("SELECT count(*) FROM JobRun WHERE status = 'RUNNING'")
                 .and_then(|mut st| st.query_row([], |r| r.get(0)))

@@ -80,6 +80,18 @@ fn moves() -> Vec<(&'static str, Move, Rows)> {
             vec![(Queued, Running)],
         ),
         (
+            "batch queue due",
+            |c, _| {
+                let b = Batch {
+                    queue_due: true,
+                    ..Batch::default()
+                };
+                let now = Timestamp::parse(NOW).expect("NOW parses");
+                batch::commit(c, &ME, &b, now).map(|_| ())
+            },
+            vec![(Scheduled, Queued)],
+        ),
+        (
             "batch finish COMPLETED",
             |c, id| finish(c, id, Completed),
             vec![(Running, Completed)],
@@ -107,7 +119,7 @@ fn moves() -> Vec<(&'static str, Move, Rows)> {
         (
             "cancel_queued",
             |c, id| in_tx(c, |tx| runs::cancel_queued(tx, id, NOW)),
-            vec![(Queued, Cancelled)],
+            vec![(Queued, Cancelled), (Scheduled, Cancelled)],
         ),
         (
             "request_cancel",
@@ -149,8 +161,8 @@ fn run_in(file: &super::TestFile, status: JobStatus) -> (Connection, i64) {
     )
     .expect("insert worker");
     conn.execute(
-        "INSERT INTO JobRun (jobName, status, createdAt, updatedAt, workerId) \
-         VALUES ('a', ?1, ?2, ?2, 1)",
+        "INSERT INTO JobRun (jobName, status, createdAt, updatedAt, workerId, runAt) \
+         VALUES ('a', ?1, ?2, ?2, 1, ?2)",
         [status.as_str(), NOW],
     )
     .expect("insert run");

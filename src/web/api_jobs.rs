@@ -9,7 +9,7 @@ use serde_json::{Map, Value, json};
 use super::Ctx;
 use super::auth::Via;
 use super::http::{Reply, Req, hdr, json_reply, stream_reply};
-use crate::clock::Timestamp;
+use crate::clock::{self, Timestamp};
 use crate::error::{Error, Result};
 use crate::events::run_json;
 use crate::job::{JobStatus, LogLevel, LogLine, Trigger};
@@ -101,9 +101,13 @@ struct EnqueueBody {
     parameters: Map<String, Value>,
     #[serde(default)]
     priority: i64,
+    /// When to run it (see [`clock::parse_instant`]); absent: now.
+    #[serde(default)]
+    run_at: Option<String>,
 }
 
-/// `POST /api/jobs`: 201 with the new run.
+/// `POST /api/jobs`: 201 with the new run (SCHEDULED when `runAt` is
+/// still to come).
 pub fn enqueue(ctx: &Ctx, req: &Req) -> Result<Reply> {
     let body: EnqueueBody = serde_json::from_slice(&req.body).map_err(|e| {
         bad(format!(
@@ -121,7 +125,14 @@ pub fn enqueue(ctx: &Ctx, req: &Req) -> Result<Reply> {
         priority: body.priority,
         trigger,
     };
-    let run = ctx.manager.enqueue(&request, &Actor::web(&req.source))?;
+    let run_at = body
+        .run_at
+        .as_deref()
+        .map(|t| clock::parse_instant(t).map_err(|e| bad(format!("runAt: {e}"))))
+        .transpose()?;
+    let run = ctx
+        .manager
+        .enqueue_at(&request, run_at, &Actor::web(&req.source))?;
     Ok(json_reply(201, &json!({"run": run_json(&run)})))
 }
 

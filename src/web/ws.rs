@@ -140,9 +140,11 @@ fn snapshot(manager: &crate::manager::Manager, pid: Option<u32>) -> Result<Value
     let worker = worker_json(&manager.worker_status()?, pid);
     let stats = manager.stats()?;
     let mut active = manager.in_status(JobStatus::Running, SNAPSHOT_ACTIVE)?;
-    let room = SNAPSHOT_ACTIVE - active.len();
-    if room > 0 {
-        active.extend(manager.in_status(JobStatus::Queued, room)?);
+    for waiting in [JobStatus::Queued, JobStatus::Scheduled] {
+        let room = SNAPSHOT_ACTIVE - active.len();
+        if room > 0 {
+            active.extend(manager.in_status(waiting, room)?);
+        }
     }
     let active: Vec<Value> = active.iter().map(run_json).collect();
     Ok(json!({"type": "snapshot", "worker": worker, "stats": stats, "active": active}))

@@ -1,4 +1,4 @@
-// Active runs (running and queued), updated live from "run" events: stage,
+// Active runs (running, queued and scheduled), updated live from "run" events: stage,
 // progress bar and text, rate and ETA, and a Cancel button.
 
 import { api, attempt, toast } from './api.js';
@@ -10,7 +10,7 @@ const MAX_SHOWN = 50;
 const runs = new Map();
 
 function isActive(run) {
-  return run.status === 'RUNNING' || run.status === 'QUEUED';
+  return run.status === 'RUNNING' || run.status === 'QUEUED' || run.status === 'SCHEDULED';
 }
 
 /** Replaces the whole list (snapshot or refetch). */
@@ -48,11 +48,12 @@ function scheduleRender() {
 
 /** Fetches running and queued runs over HTTP (when there is no snapshot). */
 export async function loadActive() {
-  const [running, queued] = await Promise.all([
+  const [running, queued, scheduled] = await Promise.all([
     attempt(() => api('/api/jobs?status=RUNNING&limit=100'), 'Active runs'),
     attempt(() => api('/api/jobs?status=QUEUED&limit=100'), 'Queued runs'),
+    attempt(() => api('/api/jobs?status=SCHEDULED&limit=100'), 'Scheduled runs'),
   ]);
-  setActive([...(running ? running.runs : []), ...(queued ? queued.runs : [])]);
+  setActive([running, queued, scheduled].flatMap((r) => (r ? r.runs : [])));
 }
 
 async function cancel(run, button) {
@@ -86,7 +87,8 @@ export function cancelButton(run) {
 
 function card(run) {
   const running = run.status === 'RUNNING';
-  const since = running ? `running for ${duration(runDuration(run))}` : `queued ${ago(run.createdAt)}`;
+  const since = running ? `running for ${duration(runDuration(run))}`
+    : `${run.status === 'SCHEDULED' ? 'scheduled' : 'queued'} ${ago(run.createdAt)}`;
   return h('li', { class: `run-card run-${run.status.toLowerCase()}`, dataset: { runId: String(run.id) } },
     h('div', { class: 'run-card-head' },
       h('div', { class: 'run-title' }, runLink(run.id, run.jobName), ' ',
@@ -104,9 +106,14 @@ function render() {
   const list = document.getElementById('active-list');
   const count = document.getElementById('active-count');
   if (!list) return;
+  // Running first, then the queue in claim order, then scheduled runs by
+  // their time.
+  const rank = { RUNNING: 0, QUEUED: 1, SCHEDULED: 2 };
   const sorted = [...runs.values()].sort((a, b) => {
-    if (a.status !== b.status) return a.status === 'RUNNING' ? -1 : 1;
-    return a.status === 'RUNNING' ? a.id - b.id : (b.priority - a.priority) || (a.id - b.id);
+    if (a.status !== b.status) return rank[a.status] - rank[b.status];
+    if (a.status === 'RUNNING') return a.id - b.id;
+    if (a.status === 'SCHEDULED') return String(a.runAt).localeCompare(String(b.runAt)) || (a.id - b.id);
+    return (b.priority - a.priority) || (a.id - b.id);
   });
   if (count) count.textContent = sorted.length ? String(sorted.length) : '';
   if (!sorted.length) {
@@ -115,7 +122,7 @@ function render() {
   }
   const shown = sorted.slice(0, MAX_SHOWN).map(card);
   const more = sorted.length - MAX_SHOWN;
-  replace(list, shown, more > 0 ? h('li', { class: 'empty', text: `and ${more} more queued` }) : null);
+  replace(list, shown, more > 0 ? h('li', { class: 'empty', text: `and ${more} more waiting` }) : null);
 }
 
 /** Refreshes durations once a second. */

@@ -141,20 +141,23 @@ function renderSummary() {
   const box = document.getElementById('details-summary');
   if (!box) return;
   const run = current.detail.run;
-  const active = run.status === 'RUNNING' || run.status === 'QUEUED';
+  const active = ['RUNNING', 'QUEUED', 'SCHEDULED'].includes(run.status);
   const actions = h('div', { class: 'btn-row' }, active ? cancelButton(run) : rerunButton(run));
   const progress = run.status === 'RUNNING' ? h('div', { class: 'detail-progress' },
     progressBar(run),
     h('div', { class: 'run-card-foot' },
       h('span', { class: 'progress-text', id: 'details-progress', text: progressText(run) }),
       h('span', { class: 'rate muted', text: rateText(run) }))) : null;
-  const finishedText = run.status !== 'RUNNING' && run.status !== 'QUEUED' && run.entitiesProcessed
+  const due = run.status === 'SCHEDULED'
+    ? h('p', { class: 'muted', id: 'details-due', text: progressText(run) }) : null;
+  const finishedText = !['RUNNING', 'QUEUED', 'SCHEDULED'].includes(run.status) && run.entitiesProcessed
     ? h('p', { class: 'muted', text: progressText({ ...run, progressText: null }) }) : null;
   replace(box,
     h('div', { class: 'detail-head' }, h('span', { id: 'details-status' }, statusBadge(run.status)),
       run.cancelRequestedAt && active ? h('span', { class: 'muted', text: 'cancellation requested' }) : null,
       actions),
     progress,
+    due,
     finishedText,
     errorBox(run),
     outcomeChart(run));

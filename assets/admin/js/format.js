@@ -151,6 +151,8 @@ export function percent(run) {
  * "Scanning (1,250 processed)" for an unknown one.
  */
 export function progressText(run) {
+  // In the page's zone, not the server's UTC text.
+  if (run.status === 'SCHEDULED') return run.runAt ? `Scheduled for ${dateTime(run.runAt)}` : 'Scheduled';
   const pct = percent(run);
   if (typeof run.progressText === 'string' && run.progressText) {
     // The server phrases progress; we only make sure the percentage shows.

@@ -107,7 +107,7 @@ export function rerunButton(run) {
 
 function summary(run) {
   if (run.status === 'FAILED' && run.error) return h('span', { class: 'error-text', text: run.error });
-  if (run.status === 'RUNNING' || run.status === 'QUEUED') return progressText(run);
+  if (['RUNNING', 'QUEUED', 'SCHEDULED'].includes(run.status)) return progressText(run);
   const n = run.entitiesProcessed;
   if (!n) return '';
   return run.entitiesUnit ? counted(n, run.entitiesUnit) : `${num(n)} processed`;

@@ -3,6 +3,7 @@
 
 import { api, attempt, toast } from './api.js';
 import { h, replace, withCode } from './format.js';
+import { zoneName } from './tz.js';
 
 let types = [];
 
@@ -147,12 +148,17 @@ async function submit(e) {
     return;
   }
   const priority = Number(document.getElementById('newjob-priority').value || 0);
+  const at = document.getElementById('newjob-run-at').value;
+  const body = { jobName: type.name, parameters: params, priority };
+  // The local time with the zone it was typed in; the server does the
+  // arithmetic (and refuses a time that a daylight-saving gap skips).
+  if (at) body.runAt = `${at} ${zoneName()}`;
   const button = document.getElementById('newjob-submit');
   button.disabled = true;
   try {
-    const res = await api('/api/jobs', { body: { jobName: type.name, parameters: params, priority } });
+    const res = await api('/api/jobs', { body });
     document.getElementById('newjob').close();
-    toast(`Run #${res.run.id} queued`, 'ok');
+    toast(res.run.status === 'SCHEDULED' ? `Run #${res.run.id} scheduled` : `Run #${res.run.id} queued`, 'ok');
     location.hash = `#/runs/${res.run.id}`;
   } catch (err) {
     // Show the server's message, and beside the parameter it names.
@@ -169,6 +175,7 @@ export async function openNewJob() {
   if (!types.length) await loadJobTypes();
   const dlg = document.getElementById('newjob');
   renderForm();
+  document.getElementById('newjob-zone').textContent = zoneName();
   if (!dlg.open) dlg.showModal();
 }
 

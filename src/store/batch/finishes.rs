@@ -214,6 +214,8 @@ mod tests {
             ("CANCELLED", 0),
             ("COMPLETED", 2),
             ("FAILED", 1),
+            ("SCHEDULED", 0),
+            ("WAITING", 0),
         ];
         assert_eq!(counts, expected.map(|(s, n)| (s.to_string(), n)).to_vec());
     }

@@ -1,0 +1,77 @@
+//! Upgrading a database that has history: V9 rebuilds `JobRun`, and must
+//! keep every run, every log line and the counters, with foreign keys
+//! intact (a DROP TABLE with foreign keys on would have deleted the log
+//! lines through ON DELETE CASCADE).
+
+use refinery::Target;
+use rusqlite::Connection;
+
+use super::{Store, TestFile, embedded, open_connection};
+
+fn scalar(conn: &Connection, sql: &str) -> i64 {
+    conn.query_row(sql, [], |r| r.get(0)).unwrap()
+}
+
+#[test]
+fn the_v9_rebuild_keeps_runs_logs_and_counters() {
+    let file = TestFile::new("upgrade-v9");
+    let mut conn = open_connection(&file.db()).unwrap();
+    embedded::migrations::runner()
+        .set_target(Target::Version(8))
+        .run(&mut conn)
+        .unwrap();
+    conn.execute_batch(
+        "INSERT INTO JobRun (id, jobName, status, createdAt, updatedAt, finishedAt) VALUES \
+           (1, 'a', 'COMPLETED', 't', 't', 't'), (2, 'a', 'FAILED', 't', 't', 't'), \
+           (3, 'a', 'QUEUED', 't', 't', NULL); \
+         INSERT INTO JobRun (id, jobName, status, createdAt, updatedAt, rerunOfId) VALUES \
+           (4, 'a', 'QUEUED', 't', 't', 2); \
+         INSERT INTO JobLog (jobRunId, level, message, timestamp) VALUES \
+           (1, 'info', 'one', 't'), (1, 'info', 'two', 't'), (2, 'error', 'three', 't');",
+    )
+    .unwrap();
+    drop(conn);
+
+    let store = Store::open(&file.db()).unwrap();
+    let conn = store.conn().unwrap();
+    assert_eq!(scalar(&conn, "SELECT count(*) FROM JobRun"), 4);
+    assert_eq!(scalar(&conn, "SELECT count(*) FROM JobLog"), 3);
+    assert_eq!(
+        scalar(&conn, "SELECT rerunOfId FROM JobRun WHERE id = 4"),
+        2
+    );
+    assert_eq!(
+        scalar(&conn, "SELECT count(*) FROM pragma_foreign_key_check"),
+        0
+    );
+    assert_eq!(
+        scalar(&conn, "SELECT n FROM JobRunCount WHERE status = 'ALL'"),
+        4
+    );
+    assert_eq!(
+        scalar(
+            &conn,
+            "SELECT n FROM JobRunCount WHERE status = 'COMPLETED'"
+        ),
+        1
+    );
+    assert_eq!(
+        scalar(
+            &conn,
+            "SELECT n FROM JobRunCount WHERE status = 'SCHEDULED'"
+        ),
+        0
+    );
+    // Foreign keys are back on for the pool's connections, and the log
+    // lines still belong to the rebuilt table.
+    assert_eq!(scalar(&conn, "PRAGMA foreign_keys"), 1);
+    conn.execute("DELETE FROM JobRun WHERE id = 1", []).unwrap();
+    assert_eq!(scalar(&conn, "SELECT count(*) FROM JobLog"), 1);
+    // New ids continue after the old ones.
+    conn.execute(
+        "INSERT INTO JobRun (jobName, status, createdAt, updatedAt) VALUES ('a', 'QUEUED', 't', 't')",
+        [],
+    )
+    .unwrap();
+    assert_eq!(conn.last_insert_rowid(), 5);
+}
