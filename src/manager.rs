@@ -394,7 +394,7 @@ impl Manager {
 }
 
 /// The metadata every enqueued run gets, encoded once.
-fn enqueue_metadata() -> Arc<str> {
+pub(crate) fn enqueue_metadata() -> Arc<str> {
     static META: OnceLock<Arc<str>> = OnceLock::new();
     META.get_or_init(|| {
         serde_json::json!({ "enqueuedByVersion": worker::VERSION })

@@ -275,7 +275,11 @@ impl Writer {
             Msg::Stop => self.begin_stopping()?,
             Msg::DbChanged => self.recheck_until = Some(Instant::now() + RECHECK),
             Msg::Pgid { run_id, pgid } => batch.pgids.push((run_id, pgid)),
-            Msg::Apply(write) => write.apply(&mut self.conn),
+            Msg::Apply(write) => {
+                write.apply(&mut self.conn);
+                // The scheduler's writes enqueue runs.
+                self.queue_maybe_nonempty = true;
+            }
         }
         Ok(())
     }

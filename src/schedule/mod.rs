@@ -17,7 +17,9 @@
 //! See [`plan`] for the rules.
 
 pub mod cron;
+mod pass;
 pub mod plan;
+pub mod scheduler;
 
 use serde::Serialize;
 use serde_json::{Map, Value};
