@@ -8,6 +8,7 @@ mod backup;
 pub mod database;
 mod health;
 mod insight;
+mod schedules;
 mod view;
 
 use std::sync::{Arc, OnceLock};
@@ -33,6 +34,7 @@ pub use health::{NotReady, Readiness};
 pub use insight::{
     AuditEntry, ErrorGroup, MAX_ERROR_HOURS, RunDetails, RunRef, StageMark, Stats, Throughput,
 };
+pub use schedules::{DueTime, LastRunView, ScheduleDetails, ScheduleInput, ScheduleView, TickView};
 
 /// Priorities outside this range are refused.
 pub const PRIORITY_RANGE: std::ops::RangeInclusive<i64> = -1000..=1000;
