@@ -284,6 +284,7 @@ impl Manager {
         input: &ScheduleInput,
         by: &Actor,
     ) -> Result<ScheduleView> {
+        self.refuse_file(name)?;
         if let Some(other) = input.name.as_deref().filter(|n| *n != name) {
             return Err(field(
                 "name",
@@ -292,7 +293,6 @@ impl Manager {
                 ),
             ));
         }
-        self.refuse_file(name)?;
         let s = self.check_schedule(name, input)?;
         let now = Timestamp::now().to_text();
         let row = NewSchedule {
