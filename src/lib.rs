@@ -37,6 +37,7 @@ pub(crate) mod media;
 pub(crate) mod query;
 pub mod registry;
 pub(crate) mod runner;
+pub mod schedule;
 pub mod store;
 pub(crate) mod supervisor;
 pub(crate) mod watcher;

@@ -9,6 +9,7 @@ pub mod database;
 mod delayed;
 mod health;
 mod insight;
+mod schedules;
 mod view;
 
 use std::sync::{Arc, OnceLock};
@@ -34,6 +35,7 @@ pub use health::{NotReady, Readiness};
 pub use insight::{
     AuditEntry, ErrorGroup, MAX_ERROR_HOURS, RunDetails, RunRef, StageMark, Stats, Throughput,
 };
+pub use schedules::{DueTime, LastRunView, ScheduleDetails, ScheduleInput, ScheduleView, TickView};
 
 /// Priorities outside this range are refused.
 pub const PRIORITY_RANGE: std::ops::RangeInclusive<i64> = -1000..=1000;
@@ -408,7 +410,7 @@ impl Manager {
 }
 
 /// The metadata every enqueued run gets, encoded once.
-fn enqueue_metadata() -> Arc<str> {
+pub(crate) fn enqueue_metadata() -> Arc<str> {
     static META: OnceLock<Arc<str>> = OnceLock::new();
     META.get_or_init(|| {
         serde_json::json!({ "enqueuedByVersion": worker::VERSION })

@@ -293,6 +293,10 @@ pub struct JobTypeInfo {
 #[derive(Clone, Default)]
 pub struct Registry {
     types: BTreeMap<String, JobType>,
+    /// The config file's `[schedules.NAME]`: they travel with the job
+    /// types because every process that reads the file (worker, server,
+    /// CLI) is handed this registry, and a schedule is checked against it.
+    schedules: Vec<crate::schedule::Schedule>,
 }
 
 impl Registry {
@@ -304,6 +308,16 @@ impl Registry {
     /// Adds or replaces a type.
     pub fn register(&mut self, job_type: JobType) {
         self.types.insert(job_type.name.clone(), job_type);
+    }
+
+    /// Adds the config file's schedules.
+    pub fn set_file_schedules(&mut self, schedules: Vec<crate::schedule::Schedule>) {
+        self.schedules = schedules;
+    }
+
+    /// The config file's schedules, in file order.
+    pub fn file_schedules(&self) -> &[crate::schedule::Schedule] {
+        &self.schedules
     }
 
     /// Removes a type; returns whether it was there.

@@ -1,7 +1,8 @@
 //! Start-up and shutdown of `jobmgr worker`: takes the lock file, checks
 //! the high-water mark, registers, then starts in this order the executor
-//! threads, the signal thread, the wake watcher and the writer; the writer
-//! thread, when it ends, stops the watcher and joins the executors, and
+//! threads, the signal thread, the wake watcher, the scheduler and the
+//! writer; the writer thread, when it ends, stops the scheduler and the
+//! watcher and joins the executors, and
 //! [`RunningWorker::wait`] joins it and the signal thread.
 
 use std::path::Path;
@@ -19,6 +20,7 @@ use crate::runner::{
     Exit, WRITER_QUEUE, WorkerOptions, acquire_lock, check_mark, executor, lock_path, mark,
     register, wake, writer,
 };
+use crate::schedule::scheduler::SchedulerThread;
 use crate::store::{self, Store};
 
 /// A worker started in this process.
@@ -95,6 +97,7 @@ pub fn start_worker(
         None
     };
     let (watcher, switch) = wake::watch(&opts.db, &lock_path(&opts.db), tx.clone()).unzip();
+    let registry_for_scheduler = registry.clone();
     let writer = writer::Writer::new(
         conn,
         me,
@@ -107,12 +110,16 @@ pub fn start_worker(
     .with_watcher(switch)
     .with_signals(received)
     .with_mark(mark);
+    // Last, so that everything it writes through is running; stopped as
+    // soon as the writer is done, before the executors are joined.
+    let scheduler = SchedulerThread::start(readers, registry_for_scheduler, tx.clone())?;
     let thread = thread::Builder::new()
         .name("writer".into())
         .spawn(move || {
             // The lock file stays held until the writer is done.
             let _lock = lock;
             let exit = writer.run();
+            scheduler.stop();
             if let Some(w) = watcher {
                 w.stop();
             }

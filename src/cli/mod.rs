@@ -4,6 +4,7 @@
 pub mod check;
 mod output;
 mod runs;
+mod schedules;
 pub mod serve;
 mod worker;
 
@@ -84,6 +85,8 @@ pub enum Command {
     Migrate,
     /// Check the job-type config file and report every problem.
     CheckConfig,
+    /// List schedules, or show, run, pause or resume one.
+    Schedules(schedules::SchedulesArgs),
     /// Copy the live database to PATH while jobs run (it must not exist).
     Backup {
         /// Where the copy goes; not the database, its -wal/-shm/-journal,
@@ -191,6 +194,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<i32> {
             }
             Ok(0)
         }
+        Command::Schedules(a) => schedules::run(&open_manager(&settings, registry)?, &a, json),
         other => {
             let manager = open_manager(&settings, registry)?;
             runs::run(&manager, other, json)

@@ -169,6 +169,7 @@ pub fn run(m: &Manager, command: Command, json: bool) -> Result<i32> {
         | Command::JobTypes
         | Command::CheckConfig
         | Command::Check
+        | Command::Schedules(_)
         | Command::Bench(_)
         | Command::Completions { .. } => Ok(0),
     }

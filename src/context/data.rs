@@ -39,6 +39,25 @@ impl JobWrite {
     }
 }
 
+impl JobWrite {
+    /// The write that runs `f` in one transaction (see [`JobWrite::apply`])
+    /// and the channel its result comes back on: for a job, and for the
+    /// worker's scheduler, which records its decisions the same way.
+    pub(crate) fn new<T: Send + 'static>(
+        op: &'static str,
+        f: impl FnOnce(&store::Transaction<'_>) -> crate::error::Result<T> + Send + 'static,
+    ) -> (
+        JobWrite,
+        crossbeam_channel::Receiver<crate::error::Result<T>>,
+    ) {
+        let (reply, answer) = crossbeam_channel::bounded(1);
+        let write = JobWrite(Box::new(move |conn| {
+            let _ = reply.send(store::write_on(conn, op, f));
+        }));
+        (write, answer)
+    }
+}
+
 impl std::fmt::Debug for JobWrite {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("JobWrite")
@@ -53,10 +72,7 @@ impl JobContext {
         op: &'static str,
         f: impl FnOnce(&store::Transaction<'_>) -> crate::error::Result<T> + Send + 'static,
     ) -> Result<T, JobError> {
-        let (reply, answer) = crossbeam_channel::bounded(1);
-        let write = JobWrite(Box::new(move |conn| {
-            let _ = reply.send(store::write_on(conn, op, f));
-        }));
+        let (write, answer) = JobWrite::new(op, f);
         let gone = || JobError::new(format!("{op}: the worker's writer has stopped"));
         self.tx.send(Msg::Apply(write)).map_err(|_| gone())?;
         answer.recv().map_err(|_| gone())?.map_err(JobError::from)

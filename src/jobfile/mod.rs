@@ -4,6 +4,7 @@
 //! location; [`build_registry`] is the one function the commands call.
 
 mod job;
+mod schedule;
 pub mod walk;
 
 use std::path::{Path, PathBuf};
@@ -17,7 +18,7 @@ use crate::registry::{JobType, Registry};
 pub use walk::Problem;
 use walk::{Report, Section, as_map};
 
-const TOP_KEYS: &[&str] = &["builtins", "jobs"];
+const TOP_KEYS: &[&str] = &["builtins", "jobs", "schedules"];
 const BUILTIN_KEYS: &[&str] = &["enabled", "demos"];
 
 /// The outcome of reading the config file.
@@ -131,6 +132,17 @@ pub fn parse(text: &str, base_dir: &Path) -> (Registry, Vec<String>, Vec<Problem
     for t in job_types {
         names.push(t.name.clone());
         registry.register(t);
+    }
+    // After the job types: a schedule is checked against them.
+    if let Some(table) = top
+        .raw("schedules")
+        .and_then(|v| as_map(&mut report, "schedules", v))
+    {
+        let found = table
+            .entries()
+            .filter_map(|(name, v)| schedule::schedule(&mut report, name, v, &registry))
+            .collect();
+        registry.set_file_schedules(found);
     }
     // In file order; problems without a line (whole-table ones) last.
     report

@@ -288,8 +288,8 @@ impl Writer {
             Msg::Pgid { run_id, pgid } => batch.pgids.push((run_id, pgid)),
             Msg::Apply(write) => {
                 write.apply(&mut self.conn);
-                // The write may have added runs; this connection's own
-                // commits do not move its data version.
+                // The write may have added runs (the scheduler's do); this
+                // connection's own commits do not move its data version.
                 self.queue_maybe_nonempty = true;
                 self.next_due = NextDue::read(&self.conn)?;
             }

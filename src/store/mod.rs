@@ -31,6 +31,7 @@ mod multirow;
 pub mod retention;
 pub mod rows;
 pub mod runs;
+pub mod schedules;
 #[cfg(test)]
 mod transitions;
 #[cfg(test)]

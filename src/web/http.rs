@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use tiny_http::{Header, Method, Request, Response, ResponseBox, StatusCode};
 
 use super::auth::{self, Via};
-use super::{Ctx, MAX_BODY, api_jobs, api_worker, assets};
+use super::{Ctx, MAX_BODY, api_jobs, api_schedules, api_worker, assets};
 use crate::error::{Error, Result};
 
 /// A reply ready to send.
@@ -142,7 +142,8 @@ pub fn precheck(ctx: &Ctx, request: &Request) -> std::result::Result<Pre, Reply>
         .find(|(m, _)| *m == method)
         .map(|(_, h)| *h)
         .ok_or_else(|| error_reply(405, "method_not_allowed", "method not allowed"))?;
-    if (method == Method::Post || websocket) && !auth::origin_ok(request, &host) {
+    let changes = matches!(method, Method::Post | Method::Put | Method::Delete);
+    if (changes || websocket) && !auth::origin_ok(request, &host) {
         return Err(error_reply(
             403,
             "forbidden_origin",
@@ -165,7 +166,7 @@ type Routes = &'static [(Method, Handler)];
 
 /// The route table.
 fn route(segs: &[&str]) -> Option<Routes> {
-    use Method::{Get, Post};
+    use Method::{Delete, Get, Post, Put};
     Some(match segs {
         [] => &[(Get, assets::home)],
         ["admin", "jobs"] => &[(Get, assets::page)],
@@ -185,6 +186,16 @@ fn route(segs: &[&str]) -> Option<Routes> {
         ["api", "jobs", _, "rerun"] => &[(Post, api_jobs::rerun)],
         ["api", "jobs", _, "logs"] => &[(Get, api_jobs::logs)],
         ["api", "jobs", _, "logs", "export"] => &[(Get, api_jobs::export)],
+        ["api", "schedules"] => &[(Get, api_schedules::list), (Post, api_schedules::create)],
+        ["api", "schedules", "preview"] => &[(Get, api_schedules::preview)],
+        ["api", "schedules", _] => &[
+            (Get, api_schedules::show),
+            (Put, api_schedules::update),
+            (Delete, api_schedules::delete),
+        ],
+        ["api", "schedules", _, "run"] => &[(Post, api_schedules::run)],
+        ["api", "schedules", _, "pause"] => &[(Post, api_schedules::pause)],
+        ["api", "schedules", _, "resume"] => &[(Post, api_schedules::resume)],
         _ => return None,
     })
 }

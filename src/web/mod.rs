@@ -8,6 +8,7 @@
 //! head, body, deadline, open connections) before a request is handed out.
 
 mod api_jobs;
+mod api_schedules;
 mod api_worker;
 pub mod assets;
 pub mod auth;
@@ -287,7 +288,7 @@ fn handle(ctx: &Ctx, mut request: Request) {
         return;
     }
     let mut body = Vec::new();
-    if *request.method() == Method::Post {
+    if matches!(request.method(), Method::Post | Method::Put) {
         let limited = request
             .as_reader()
             .take(MAX_BODY as u64 + 1)
