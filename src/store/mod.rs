@@ -31,6 +31,8 @@ pub mod retention;
 pub mod rows;
 pub mod runs;
 #[cfg(test)]
+mod tests;
+#[cfg(test)]
 mod transitions;
 #[allow(unsafe_code)]
 mod vfs;
@@ -335,20 +337,6 @@ pub fn open_writer_connection(path: &Path) -> Result<Connection> {
 pub fn data_version(conn: &Connection) -> Result<i64> {
     conn.query_row("PRAGMA data_version", [], |r| r.get(0))
         .map_err(Error::db("read data version"))
-}
-
-/// `EXPLAIN QUERY PLAN` of one of the hot queries, for the plan test.
-pub fn explain(conn: &Connection, sql: &str) -> Result<Vec<String>> {
-    let mut stmt = conn
-        .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
-        .map_err(Error::db("explain query"))?;
-    // Placeholders are bound to NULL: the plan is chosen at prepare time.
-    let nulls = vec![rusqlite::types::Null; stmt.parameter_count()];
-    let rows = stmt
-        .query_map(rusqlite::params_from_iter(nulls), |r| r.get::<_, String>(3))
-        .map_err(Error::db("explain query"))?;
-    rows.collect::<rusqlite::Result<Vec<_>>>()
-        .map_err(Error::db("explain query"))
 }
 
 /// A database file in a directory of its own for unit tests, removed on
