@@ -14,7 +14,8 @@ use std::thread;
 
 use crossbeam_channel::unbounded;
 
-use super::scenarios::{Ctx, noop_request};
+use super::jobtypes::noop_request;
+use super::scenarios::Ctx;
 use super::{Measurement, TempDir, percentile};
 use crate::error::{Error, Result};
 use crate::store::{self, bench as sb};
