@@ -100,7 +100,7 @@ impl Ctx {
         w.stop();
         w.wait()?;
         if lat.len() < samples {
-            return Err(Error::Conflict(format!(
+            return Err(Error::Internal(format!(
                 "only {} of {samples} latency runs started",
                 lat.len()
             )));

@@ -167,7 +167,7 @@ impl Ctx {
             .collect();
         for h in handles {
             h.join()
-                .map_err(|_| Error::Conflict("enqueue thread panicked".into()))??;
+                .map_err(|_| Error::Internal("enqueue thread panicked".into()))??;
         }
         let mut out = Measurement::new("enqueue-concurrent", per * threads, threads, t.elapsed())
             .with_cpu(cpu)
@@ -195,7 +195,7 @@ pub(super) fn wait_until(within: Duration, mut cond: impl FnMut() -> Result<bool
     let deadline = Instant::now() + within;
     while !cond()? {
         if Instant::now() > deadline {
-            return Err(Error::Conflict("benchmark timed out".into()));
+            return Err(Error::Internal("benchmark timed out".into()));
         }
         thread::sleep(Duration::from_millis(2));
     }

@@ -230,20 +230,24 @@ impl Store {
 
     /// Applies pending migrations; returns the versions applied.
     pub fn migrate(&self) -> Result<Vec<String>> {
-        retry_start_race(
-            |m| locked(m) || m.starts_with("migrate:"),
-            || self.migrate_once(),
-        )
+        // A lock held past the busy timeout is a busy error, not retried:
+        // SQLite's busy handler has already waited for it.
+        retry_start_race(|m| m.starts_with("migrate:"), || self.migrate_once())
     }
 
     fn migrate_once(&self) -> Result<Vec<String>> {
         let mut conn = self.conn()?;
+        // Refinery reads its history inside a write transaction, so every
+        // command would wait for (and, past the busy timeout, fail on) a
+        // lock another process holds even with nothing to apply: a current
+        // schema is recognised with a plain read instead.
+        let schema = check::schema(&conn)?;
+        if schema.missing.is_empty() && schema.changed.is_empty() && schema.unknown.is_empty() {
+            return Ok(Vec::new());
+        }
         let report = embedded::migrations::runner()
             .run(&mut *conn)
-            .map_err(|e| Error::Open {
-                path: self.path.clone(),
-                message: format!("migrate: {e}"),
-            })?;
+            .map_err(|e| migrate_error(&self.path, e))?;
         Ok(report
             .applied_migrations()
             .iter()
@@ -272,6 +276,26 @@ impl Store {
     ) -> Result<T> {
         let mut conn = self.conn()?;
         write_on(&mut conn, op, f)
+    }
+}
+
+/// A failed migration as an error: SQLite's own when the database stayed
+/// locked past the busy timeout (a busy error, for the caller to retry
+/// later), else an open error naming the migration step.
+fn migrate_error(path: &Path, e: refinery::Error) -> Error {
+    let sqlite = std::error::Error::source(&e).and_then(|s| s.downcast_ref::<rusqlite::Error>());
+    if let Some(rusqlite::Error::SqliteFailure(code, message)) = sqlite {
+        let busy = Error::Db {
+            op: "migrate database",
+            source: rusqlite::Error::SqliteFailure(*code, message.clone()),
+        };
+        if busy.is_busy() {
+            return busy;
+        }
+    }
+    Error::Open {
+        path: path.to_path_buf(),
+        message: format!("migrate: {e}"),
     }
 }
 
