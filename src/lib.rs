@@ -16,15 +16,16 @@
 #![deny(unsafe_code)]
 
 // Public: what a Rust user registers jobs with (`registry`, `jobs`, `job`,
-// `context`, `error`), what `main` calls (`cli`), and what the integration
-// tests start and read (`app`, `config`, `manager`, `store`, `clock`). The
-// rest is the crate's own, so the compiler reports what is no longer used.
-pub mod app;
+// `context`, `error`) and what `main` calls (`cli`). The rest is the
+// crate's own, so the compiler reports what is no longer used; the tests
+// reach it through the CLI, HTTP and the SQLite file, and in-process only
+// through the small facade re-exported below.
+pub(crate) mod app;
 pub(crate) mod bench;
 pub mod cli;
-pub mod clock;
+pub(crate) mod clock;
 pub(crate) mod command;
-pub mod config;
+pub(crate) mod config;
 pub mod context;
 pub mod error;
 pub(crate) mod events;
@@ -32,18 +33,23 @@ pub mod job;
 pub(crate) mod jobfile;
 pub mod jobs;
 pub(crate) mod maintenance;
-pub mod manager;
+pub(crate) mod manager;
 pub(crate) mod media;
 pub(crate) mod query;
 pub mod registry;
 pub(crate) mod runner;
-pub mod schedule;
-pub mod store;
+pub(crate) mod schedule;
+pub(crate) mod store;
 pub(crate) mod supervisor;
 pub(crate) mod watcher;
 pub(crate) mod web;
 pub(crate) mod worker;
 
+/// `jobmgr serve` in-process, for a program (or a test) that embeds the
+/// admin server and stops it with [`Serve::close`].
+pub use app::{Serve, ServeOptions};
+/// The settings [`Serve::open`] takes: database, config file and timings.
+pub use config::Settings;
 pub use context::{JobContext, JobError};
 pub use error::{Error, Result};
 

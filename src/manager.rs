@@ -1,12 +1,13 @@
 //! The domain API shared by the CLI and the web server: enqueue, look up,
 //! cancel, re-run, clean up, and the worker's status. Each action validates
-//! its input before anything is written, and each admin action writes its
-//! audit row in its own transaction.
+//! its input before anything is written, and each admin action commits its
+//! audit row in the same transaction as the change it records.
 
 mod actor;
 mod backup;
 pub mod database;
 mod delayed;
+mod enqueue;
 mod health;
 mod insight;
 mod schedules;
@@ -15,39 +16,25 @@ mod view;
 use std::sync::{Arc, OnceLock};
 
 use serde::Serialize;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::clock::Timestamp;
 use crate::error::{Error, Result};
-use crate::job::{JobRun, JobStatus, LogLine, Trigger};
+use crate::job::{JobRun, JobStatus, LogLine};
 use crate::maintenance::{self, Recovery};
 use crate::registry::Registry;
-use crate::store::committer::{Committer, NewRunsAudit};
+use crate::store::committer::Committer;
 use crate::store::logs::{self, LogFilter};
-use crate::store::runs::{self, NewRun, RunFilter};
+use crate::store::runs::{self, RunFilter};
 use crate::store::{Store, workers};
 use crate::worker::{self, WorkerRow, WorkerState, WorkerView};
 
 pub use crate::query::Counts;
-pub use actor::{Actor, os_user};
+pub use actor::Actor;
 pub use backup::check_backup_destination;
-pub use health::{NotReady, Readiness};
-pub use insight::{
-    AuditEntry, ErrorGroup, MAX_ERROR_HOURS, RunDetails, RunRef, StageMark, Stats, Throughput,
-};
-pub use schedules::{DueTime, LastRunView, ScheduleDetails, ScheduleInput, ScheduleView, TickView};
-
-/// Priorities outside this range are refused.
-pub const PRIORITY_RANGE: std::ops::RangeInclusive<i64> = -1000..=1000;
-
-/// A request to enqueue one run.
-#[derive(Debug, Clone)]
-pub struct EnqueueRequest {
-    pub job_name: String,
-    pub parameters: Map<String, Value>,
-    pub priority: i64,
-    pub trigger: Trigger,
-}
+pub use enqueue::EnqueueRequest;
+pub(crate) use enqueue::enqueue_metadata;
+pub use schedules::{ScheduleDetails, ScheduleInput, ScheduleView};
 
 /// What cancelling did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -118,91 +105,9 @@ impl Manager {
         }
     }
 
-    /// The database.
-    pub fn store(&self) -> &Store {
-        &self.store
-    }
-
     /// The job types.
     pub fn registry(&self) -> &Registry {
         &self.registry
-    }
-
-    /// Validates and enqueues one run for `by`, its audit row in the same
-    /// commit; returns the run as stored.
-    pub fn enqueue(&self, req: &EnqueueRequest, by: &Actor) -> Result<JobRun> {
-        self.enqueue_at(req, None, by)
-    }
-
-    /// Enqueues one run that waits as SCHEDULED until `run_at` (queued at
-    /// once when that has passed), its audit row in the same commit.
-    pub fn enqueue_at(
-        &self,
-        req: &EnqueueRequest,
-        run_at: Option<Timestamp>,
-        by: &Actor,
-    ) -> Result<JobRun> {
-        let at = delayed::due_text(run_at, Timestamp::now())?;
-        let rows = self.new_runs(std::slice::from_ref(req))?;
-        let rows = rows.into_iter().map(|r| r.at(at.clone())).collect();
-        let (by, name) = (by.clone(), req.job_name.clone());
-        let audit: NewRunsAudit = Box::new(move |id| {
-            by.row("run.enqueue", Some(format!("run {id}")), Some(name.clone()))
-        });
-        let ids = self.committer()?.insert_audited(rows, Some(audit))?;
-        self.get(ids[0])
-    }
-
-    /// Validates every request, then enqueues them all in one transaction
-    /// (unaudited: for programs and benchmarks, not admin actions).
-    pub fn enqueue_many(&self, reqs: &[EnqueueRequest]) -> Result<Vec<i64>> {
-        let rows = self.new_runs(reqs)?;
-        self.committer()?.insert(rows)
-    }
-
-    /// Validates every request and makes its row.
-    fn new_runs(&self, reqs: &[EnqueueRequest]) -> Result<Vec<NewRun>> {
-        let mut checked = Vec::with_capacity(reqs.len());
-        for r in reqs {
-            if !PRIORITY_RANGE.contains(&r.priority) {
-                return Err(Error::Invalid(format!(
-                    "priority must be between {} and {}, got {}",
-                    PRIORITY_RANGE.start(),
-                    PRIORITY_RANGE.end(),
-                    r.priority
-                )));
-            }
-            let params = self.registry.get(&r.job_name)?.validate(&r.parameters)?;
-            checked.push(params);
-        }
-        let meta = enqueue_metadata();
-        let mut name: Arc<str> = Arc::from("");
-        let mut rows = Vec::with_capacity(reqs.len());
-        for (r, p) in reqs.iter().zip(&checked) {
-            // Runs of one type share their name's allocation.
-            if *name != *r.job_name {
-                name = r.job_name.as_str().into();
-            }
-            let (trigger, meta) = (r.trigger.as_str(), meta.clone());
-            rows.push(NewRun::new(
-                name.clone(),
-                p,
-                r.priority,
-                trigger,
-                None,
-                meta,
-            ));
-        }
-        Ok(rows)
-    }
-
-    /// The shared group-commit thread, started on first use.
-    fn committer(&self) -> Result<&Committer> {
-        if let Some(c) = self.committer.get() {
-            return Ok(c);
-        }
-        let c = Committer::start(self.store.path())?;
-        Ok(self.committer.get_or_init(|| c))
     }
 
     /// One run; [`Error::NotFound`] when there is none.
@@ -265,41 +170,6 @@ impl Manager {
                 )))
             }
         }
-    }
-
-    /// Enqueues a new run with the same job and parameters as finished run
-    /// `id`, its audit row in the same commit.
-    pub fn rerun(&self, id: i64, trigger: Trigger, by: &Actor) -> Result<JobRun> {
-        let old = self.get(id)?;
-        if !old.status.is_finished() {
-            return Err(Error::Conflict(format!(
-                "run {id} is {}; only finished runs (COMPLETED, FAILED, CANCELLED) can be re-run",
-                old.status
-            )));
-        }
-        let params = self
-            .registry
-            .get(&old.job_name)?
-            .validate(&old.parameters)?;
-        let meta = enqueue_metadata();
-        let new = NewRun::new(
-            old.job_name.as_str().into(),
-            &params,
-            old.priority,
-            trigger.as_str(),
-            Some(old.id),
-            meta,
-        );
-        let by = by.clone();
-        let audit: NewRunsAudit = Box::new(move |new| {
-            by.row(
-                "run.rerun",
-                Some(format!("run {id}")),
-                Some(format!("new run {new}")),
-            )
-        });
-        let ids = self.committer()?.insert_audited(vec![new], Some(audit))?;
-        self.get(ids[0])
     }
 
     /// The supervised worker process `pid` exited unexpectedly: its row is
@@ -407,15 +277,4 @@ impl Manager {
             total,
         })
     }
-}
-
-/// The metadata every enqueued run gets, encoded once.
-pub(crate) fn enqueue_metadata() -> Arc<str> {
-    static META: OnceLock<Arc<str>> = OnceLock::new();
-    META.get_or_init(|| {
-        serde_json::json!({ "enqueuedByVersion": worker::VERSION })
-            .to_string()
-            .into()
-    })
-    .clone()
 }

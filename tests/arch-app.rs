@@ -66,21 +66,21 @@ fn serve_with_live_and_follow_sockets_exits_0_on_sigterm_and_closes_them() {
 fn close_joins_every_thread_serve_started() {
     let db = TestDb::new("app-close");
     let id = db.enqueue("demo-multi-phase", &[]);
-    let settings = jobmgr::config::Settings {
+    let settings = jobmgr::Settings {
         db: db.path.clone(),
         config: None,
         heartbeat_ms: 200,
         stale_after_ms: 1500,
         drain_timeout_secs: 5.0,
     };
-    let opts = jobmgr::app::ServeOptions {
+    let opts = jobmgr::ServeOptions {
         bind: "127.0.0.1:0".into(),
         start_worker: false,
         client_timeout: Duration::from_secs(30),
         maintenance_every: Duration::from_millis(100),
     };
     let registry = Arc::new(jobmgr::jobs::builtin_registry());
-    let app = jobmgr::app::Serve::open(&settings, registry, &opts).expect("open serve");
+    let app = jobmgr::Serve::open(&settings, registry, &opts).expect("open serve");
     let token = app
         .admin_url()
         .rsplit_once("token=")

@@ -3,7 +3,8 @@
 //! (a command's process group, the media job's rows and deletes) must reach
 //! the database through the worker's writer thread, or through the engine
 //! functions for big, rare work (prune, backup). These tests run all of
-//! them at once in one worker and check that each write landed.
+//! them at once in one worker and check that each write landed. (That the
+//! readers' pool refuses writes is a unit test: src/store/tests/readers.rs.)
 
 mod common;
 
@@ -123,30 +124,4 @@ fn every_job_write_goes_through_the_worker_s_writer() {
 
     std::fs::write(db.dir.join("go"), "").expect("write go file");
     completed(&db, holder);
-}
-
-/// The pool the jobs read through refuses a write with SQLite's own error.
-#[test]
-fn the_readers_pool_refuses_writes() {
-    let db = TestDb::new("readers-only");
-    db.ok(&["migrate"]);
-    let readers = jobmgr::store::Store::open_readers(&db.path).expect("open readers");
-    let conn = readers.conn().expect("reader connection");
-    let n: i64 = conn
-        .query_row("SELECT count(*) FROM JobRun", [], |r| r.get(0))
-        .expect("a reader reads");
-    assert_eq!(n, 0);
-    let refused = conn
-        .execute(
-            "INSERT INTO MediaFile (path, size, mtime, hash, mediaType, createdAt, updatedAt) \
-             VALUES ('/x', 1, 'm', 'h', 't', 'c', 'u')",
-            [],
-        )
-        .expect_err("a reader cannot write");
-    assert!(
-        refused.to_string().contains("readonly"),
-        "unexpected error: {refused}"
-    );
-    drop(conn);
-    assert_eq!(db.scalar("SELECT count(*) FROM MediaFile"), "0");
 }

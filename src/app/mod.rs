@@ -30,15 +30,14 @@ use crate::supervisor::Supervisor;
 use crate::watcher;
 use crate::web::{self, Ctx, MAX_SOCKETS, Sockets, WebServer, auth};
 
-/// Opens (and migrates) the database and builds the domain API over it.
-pub fn open_manager(settings: &Settings, registry: Arc<Registry>) -> Result<Manager> {
-    let store = Store::open(&settings.db)?;
-    Ok(Manager::new(
+/// The domain API over `store`, with the timings of `settings`.
+fn manager_over(store: Store, settings: &Settings, registry: Arc<Registry>) -> Manager {
+    Manager::new(
         store,
         registry,
         settings.stale_after_ms as i64,
         (settings.drain_timeout_secs * 1000.0) as i64,
-    ))
+    )
 }
 
 /// How `jobmgr serve` runs, from its flags.
@@ -89,7 +88,10 @@ impl Serve {
         registry: Arc<Registry>,
         opts: &ServeOptions,
     ) -> Result<Serve> {
-        let manager = open_manager(settings, registry.clone())?;
+        // Opened here, not by the manager: the maintenance tasks are the
+        // engine's too and share the same pool.
+        let store = Store::open(&settings.db)?;
+        let manager = manager_over(store.clone(), settings, registry.clone());
         let env_token = std::env::var("JOBMGR_TOKEN").ok();
         let token = auth::load_token(&settings.db, env_token.as_deref())?;
         let (server, addr) = web::bind(&opts.bind, opts.client_timeout)?;
@@ -114,7 +116,7 @@ impl Serve {
             opts.maintenance_every.max(Duration::from_millis(10)),
             Duration::from_millis(settings.stale_after_ms),
             tasks::serve_tasks(
-                manager.store(),
+                &store,
                 registry,
                 settings.stale_after_ms as i64,
                 Box::new(move || child.alive()),

@@ -28,8 +28,6 @@ pub struct RunningWorker {
     tx: crossbeam_channel::Sender<writer::Msg>,
     thread: thread::JoinHandle<Result<Exit>>,
     signals: Option<(signal_hook::iterator::Handle, thread::JoinHandle<()>)>,
-    /// The registered worker's id.
-    pub worker_id: i64,
 }
 
 impl RunningWorker {
@@ -43,7 +41,7 @@ impl RunningWorker {
         let exit = self
             .thread
             .join()
-            .unwrap_or_else(|_| Err(Error::Conflict("the writer thread panicked".into())));
+            .unwrap_or_else(|_| Err(Error::Internal("the writer thread panicked".into())));
         if let Some((handle, t)) = self.signals {
             handle.close();
             let _ = t.join();
@@ -130,7 +128,6 @@ pub fn start_worker(
         tx,
         thread,
         signals,
-        worker_id,
     })
 }
 

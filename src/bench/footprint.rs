@@ -91,7 +91,7 @@ fn serve_idle(db: &Path) -> Result<Measurement> {
 fn answered(serve: &ServeChild, path: &str) -> Result<()> {
     match serve.get(path)? {
         (200, _) => Ok(()),
-        (status, _) => Err(Error::Conflict(format!("GET {path} answered {status}"))),
+        (status, _) => Err(Error::Internal(format!("GET {path} answered {status}"))),
     }
 }
 
@@ -141,7 +141,7 @@ impl WorkerChild {
     /// the patience for a figure that will never come.
     fn check_alive(&mut self) -> Result<()> {
         match self.child.try_wait() {
-            Ok(Some(status)) => Err(Error::Conflict(format!(
+            Ok(Some(status)) => Err(Error::Internal(format!(
                 "the bench's worker exited ({status})"
             ))),
             _ => Ok(()),

@@ -2,13 +2,15 @@
 //! scenario, each on a fresh temporary database next to `--db`, and prints a
 //! table or one JSON object per line.
 
+mod drain;
 mod footprint;
+mod jobtypes;
 mod rounds;
 mod scenarios;
 mod web;
 
+pub use jobtypes::latency_client;
 pub use rounds::run as run_rounds;
-pub use scenarios::latency_client;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

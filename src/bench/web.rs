@@ -14,7 +14,8 @@ use std::thread;
 
 use crossbeam_channel::unbounded;
 
-use super::scenarios::{Ctx, noop_request};
+use super::jobtypes::noop_request;
+use super::scenarios::Ctx;
 use super::{Measurement, TempDir, percentile};
 use crate::error::{Error, Result};
 use crate::store::{self, bench as sb};
@@ -57,7 +58,7 @@ impl ServeChild {
             Some(addr) => Ok(ServeChild { child, addr }),
             None => {
                 let _ = child.kill();
-                Err(Error::Conflict(format!("server did not start: {line:?}")))
+                Err(Error::Internal(format!("server did not start: {line:?}")))
             }
         }
     }
@@ -69,7 +70,7 @@ impl ServeChild {
 
     /// One GET with the bearer token; returns the status and body size.
     pub fn get(&self, path: &str) -> Result<(u16, usize)> {
-        let io = |e| Error::Conflict(format!("GET {path}: {e}"));
+        let io = |e| Error::Internal(format!("GET {path}: {e}"));
         let mut s = TcpStream::connect(&self.addr).map_err(io)?;
         s.set_read_timeout(Some(IO_TIMEOUT)).map_err(io)?;
         write!(
@@ -90,7 +91,7 @@ impl ServeChild {
 
     /// A WebSocket client on `/ws`.
     pub fn ws(&self) -> Result<tungstenite::WebSocket<TcpStream>> {
-        let bad = |e: String| Error::Conflict(format!("WebSocket: {e}"));
+        let bad = |e: String| Error::Internal(format!("WebSocket: {e}"));
         let mut req = format!("ws://{}/ws", self.addr)
             .into_client_request()
             .map_err(|e| bad(e.to_string()))?;
@@ -230,7 +231,7 @@ impl Ctx {
         for (mode, path) in endpoints {
             let (status, _) = server.get(&path)?;
             if status != 200 {
-                return Err(Error::Conflict(format!("GET {path} answered {status}")));
+                return Err(Error::Internal(format!("GET {path} answered {status}")));
             }
             let mut lat = Vec::with_capacity(requests);
             let t = Instant::now();

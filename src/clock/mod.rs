@@ -22,6 +22,7 @@ mod timestamp;
 mod when;
 
 use std::path::Path;
+#[cfg(test)]
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -31,7 +32,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, TryRecvError};
 use crate::error::{Error, Result};
 use driven::Driven;
 #[cfg(test)]
-pub use thread::{ThreadClock, use_on_this_thread};
+pub use thread::use_on_this_thread;
 pub use timestamp::Timestamp;
 pub use when::{parse_delay, parse_instant};
 
@@ -58,6 +59,7 @@ enum Kind {
     System,
     Offset(i64),
     Driven(Arc<Driven>),
+    #[cfg(test)]
     Manual(Arc<AtomicI64>),
 }
 
@@ -127,6 +129,7 @@ impl Clock {
             Kind::System => system_now(),
             Kind::Offset(ms) => system_now().plus_ms(*ms),
             Kind::Driven(d) => d.now(),
+            #[cfg(test)]
             Kind::Manual(t) => Timestamp(t.load(Ordering::Acquire)),
         }
     }
@@ -167,15 +170,18 @@ impl Clock {
             Kind::System => None,
             Kind::Offset(ms) => Some(format!("system clock moved by {ms} ms ({OFFSET_ENV})")),
             Kind::Driven(d) => Some(format!("the time in {} ({FILE_ENV})", d.path().display())),
+            #[cfg(test)]
             Kind::Manual(_) => Some("a manual clock".into()),
         }
     }
 }
 
 /// A clock that moves only when told to, for unit tests.
+#[cfg(test)]
 #[derive(Debug, Clone)]
 pub struct ManualClock(Arc<AtomicI64>);
 
+#[cfg(test)]
 impl ManualClock {
     /// A clock standing at `start`.
     pub fn new(start: Timestamp) -> ManualClock {

@@ -247,7 +247,7 @@ mod tests {
         fn run(&mut self, _tick: &Tick) -> Result<Counts> {
             match &self.1 {
                 Ok(c) => Ok(c.clone()),
-                Err(e) => Err(crate::error::Error::Conflict(e.to_string())),
+                Err(e) => Err(crate::error::Error::Internal(e.to_string())),
             }
         }
     }
@@ -257,7 +257,7 @@ mod tests {
         let one = Counts::from([("workersDeclaredDead", 2)]);
         let tasks: Vec<Box<dyn Task>> = vec![
             Box::new(Fixed("a", Ok(one))),
-            Box::new(Fixed("b", Err(crate::error::Error::Conflict("no".into())))),
+            Box::new(Fixed("b", Err(crate::error::Error::Internal("no".into())))),
         ];
         let mut t = Ticker::new(EVERY, STALE_AFTER, tasks);
         let tick = Tick {

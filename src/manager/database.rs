@@ -33,12 +33,12 @@ impl Manager {
 
     /// The database file's path.
     pub fn database_path(&self) -> &Path {
-        self.store().path()
+        self.store.path()
     }
 
     /// The high-water mark in the lock file against the database.
     pub fn high_water(&self) -> Result<Comparison> {
-        high_water(self.store())
+        high_water(&self.store)
     }
 }
 

@@ -165,7 +165,7 @@ impl Manager {
 
     /// Every schedule, the file's first, then the database's by name.
     pub fn schedules(&self) -> Result<Vec<ScheduleView>> {
-        let conn = self.store().conn()?;
+        let conn = self.store.conn()?;
         let states = store::states(&conn)?;
         let now = Timestamp::now();
         let mut out: Vec<ScheduleView> = self
@@ -189,7 +189,7 @@ impl Manager {
     /// One schedule with its next due times and recent ledger.
     pub fn schedule(&self, name: &str) -> Result<ScheduleDetails> {
         let s = self.find_schedule(name)?;
-        let conn = self.store().conn()?;
+        let conn = self.store.conn()?;
         let state = store::state(&conn, name)?;
         let now = Timestamp::now();
         let v = view(&s, state.as_ref(), now);
@@ -226,7 +226,7 @@ impl Manager {
         {
             return Ok(s.clone());
         }
-        match store::get(&*self.store().conn()?, name)? {
+        match store::get(&*self.store.conn()?, name)? {
             Some(stored) => stored
                 .schedule
                 .map_err(|why| Error::Conflict(format!("schedule {name} cannot be read: {why}"))),
@@ -261,7 +261,7 @@ impl Manager {
             schedule: &s,
             parameters: encode(&s.parameters),
         };
-        let created = self.store().write("create schedule", |tx| {
+        let created = self.store.write("create schedule", |tx| {
             if !store::insert(tx, &row, &now)? {
                 return Ok(false);
             }
@@ -299,7 +299,7 @@ impl Manager {
             schedule: &s,
             parameters: encode(&s.parameters),
         };
-        let updated = self.store().write("update schedule", |tx| {
+        let updated = self.store.write("update schedule", |tx| {
             if !store::update(tx, &row, &now)? {
                 return Ok(false);
             }
@@ -319,7 +319,7 @@ impl Manager {
     pub fn delete_schedule(&self, name: &str, by: &Actor) -> Result<()> {
         self.refuse_file(name)?;
         let now = Timestamp::now().to_text();
-        let deleted = self.store().write("delete schedule", |tx| {
+        let deleted = self.store.write("delete schedule", |tx| {
             if !store::delete(tx, name)? {
                 return Ok(false);
             }
@@ -344,7 +344,7 @@ impl Manager {
         } else {
             "schedule.resume"
         };
-        self.store().write("pause schedule", |tx| {
+        self.store.write("pause schedule", |tx| {
             let before = store::set_paused(tx, name, paused, &now)?;
             let detail = (before == paused).then(|| "no change".to_string());
             by.row(action, Some(target(name)), detail)
@@ -361,7 +361,7 @@ impl Manager {
         let s = self.find_schedule(name)?;
         let params = self.registry().get(&s.job)?.validate(&s.parameters)?;
         let now = Timestamp::now().to_text();
-        let id = self.store().write("run schedule now", |tx| {
+        let id = self.store.write("run schedule now", |tx| {
             let id = store::insert_run_now(
                 tx,
                 name,

@@ -24,8 +24,10 @@ pub mod scheduler;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-pub use cron::{CronExpr, CronProblem, local_text, parse_zone};
-pub use plan::{Decision, Outcome, Plan, PlanInput, Previous, plan};
+pub use cron::{CronExpr, local_text, parse_zone};
+#[cfg(test)]
+pub use plan::Plan;
+pub use plan::{Outcome, PlanInput, Previous, plan};
 
 /// The time zone type schedules are computed in.
 pub use chrono_tz::Tz;

@@ -11,8 +11,10 @@ use super::multirow::{self, Family};
 use crate::clock::Timestamp;
 use crate::error::{Error, Result};
 use crate::job::{JobStatus, LogLevel};
+#[cfg(test)]
+pub use claims::CLAIM_PLAN_SQL;
 use claims::claim;
-pub use claims::{CLAIM_PLAN_SQL, cancel_requested, release};
+pub use claims::{cancel_requested, release};
 use finishes::{FINISH, write_ends, write_requeue};
 
 mod claims;
@@ -96,7 +98,6 @@ pub struct ClaimedRun {
     pub worker_id: i64,
     pub job_name: String,
     pub attempt: i64,
-    pub priority: i64,
     /// JSON text of the parameters: the executor decodes it, off the
     /// writer's thread.
     pub parameters: String,

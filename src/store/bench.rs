@@ -46,17 +46,6 @@ pub fn raw_insert(conn: &mut Connection, n: usize, per_tx: usize) -> Result<()> 
     Ok(())
 }
 
-/// Runs not yet finished.
-pub fn count_unfinished(conn: &Connection) -> Result<i64> {
-    conn.query_row(
-        "SELECT (SELECT count(*) FROM JobRun WHERE status = 'QUEUED') + \
-         (SELECT count(*) FROM JobRun WHERE status = 'RUNNING')",
-        [],
-        |r| r.get(0),
-    )
-    .map_err(Error::db("count unfinished runs"))
-}
-
 /// Runs of `job_name` in COMPLETED.
 pub fn count_completed(conn: &Connection, job_name: &str) -> Result<i64> {
     conn.query_row(

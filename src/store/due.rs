@@ -44,7 +44,8 @@ pub fn queue_due(tx: &Transaction<'_>, now: &str) -> Result<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{Store, TestFile, explain, write_on};
+    use crate::store::tests::plans::explain;
+    use crate::store::{Store, TestFile, write_on};
 
     fn scheduled(conn: &Connection, at: &str) {
         conn.execute(

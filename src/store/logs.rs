@@ -10,6 +10,7 @@ use crate::job::{LogLevel, LogLine};
 pub use crate::query::LogFilter;
 
 /// The reader's query for one run's lines, oldest first (for the plan test).
+#[cfg(test)]
 pub const RUN_LOG_PLAN_SQL: &str =
     "SELECT id, level, message FROM JobLog WHERE jobRunId = 1 ORDER BY timestamp, id LIMIT 100";
 

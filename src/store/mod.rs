@@ -33,6 +33,8 @@ pub mod rows;
 pub mod runs;
 pub mod schedules;
 #[cfg(test)]
+mod tests;
+#[cfg(test)]
 mod transitions;
 #[cfg(test)]
 mod upgrade_tests;
@@ -232,14 +234,21 @@ impl Store {
 
     /// Applies pending migrations; returns the versions applied.
     pub fn migrate(&self) -> Result<Vec<String>> {
-        retry_start_race(
-            |m| locked(m) || m.starts_with("migrate:"),
-            || self.migrate_once(),
-        )
+        // A lock held past the busy timeout is a busy error, not retried:
+        // SQLite's busy handler has already waited for it.
+        retry_start_race(|m| m.starts_with("migrate:"), || self.migrate_once())
     }
 
     fn migrate_once(&self) -> Result<Vec<String>> {
         let mut conn = self.conn()?;
+        // Refinery reads its history inside a write transaction, so every
+        // command would wait for (and, past the busy timeout, fail on) a
+        // lock another process holds even with nothing to apply: a current
+        // schema is recognised with a plain read instead.
+        let schema = check::schema(&conn)?;
+        if schema.missing.is_empty() && schema.changed.is_empty() && schema.unknown.is_empty() {
+            return Ok(Vec::new());
+        }
         // Off while migrating: a migration that rebuilds a table (V9) drops
         // the old one, and with foreign keys on that first deletes its rows
         // and, through ON DELETE CASCADE, every row that refers to them.
@@ -251,10 +260,7 @@ impl Store {
         fk(&conn, "OFF")?;
         let report = embedded::migrations::runner().run(&mut *conn);
         fk(&conn, "ON")?;
-        let report = report.map_err(|e| Error::Open {
-            path: self.path.clone(),
-            message: format!("migrate: {e}"),
-        })?;
+        let report = report.map_err(|e| migrate_error(&self.path, e))?;
         Ok(report
             .applied_migrations()
             .iter()
@@ -283,6 +289,26 @@ impl Store {
     ) -> Result<T> {
         let mut conn = self.conn()?;
         write_on(&mut conn, op, f)
+    }
+}
+
+/// A failed migration as an error: SQLite's own when the database stayed
+/// locked past the busy timeout (a busy error, for the caller to retry
+/// later), else an open error naming the migration step.
+fn migrate_error(path: &Path, e: refinery::Error) -> Error {
+    let sqlite = std::error::Error::source(&e).and_then(|s| s.downcast_ref::<rusqlite::Error>());
+    if let Some(rusqlite::Error::SqliteFailure(code, message)) = sqlite {
+        let busy = Error::Db {
+            op: "migrate database",
+            source: rusqlite::Error::SqliteFailure(*code, message.clone()),
+        };
+        if busy.is_busy() {
+            return busy;
+        }
+    }
+    Error::Open {
+        path: path.to_path_buf(),
+        message: format!("migrate: {e}"),
     }
 }
 
@@ -348,20 +374,6 @@ pub fn open_writer_connection(path: &Path) -> Result<Connection> {
 pub fn data_version(conn: &Connection) -> Result<i64> {
     conn.query_row("PRAGMA data_version", [], |r| r.get(0))
         .map_err(Error::db("read data version"))
-}
-
-/// `EXPLAIN QUERY PLAN` of one of the hot queries, for the plan test.
-pub fn explain(conn: &Connection, sql: &str) -> Result<Vec<String>> {
-    let mut stmt = conn
-        .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
-        .map_err(Error::db("explain query"))?;
-    // Placeholders are bound to NULL: the plan is chosen at prepare time.
-    let nulls = vec![rusqlite::types::Null; stmt.parameter_count()];
-    let rows = stmt
-        .query_map(rusqlite::params_from_iter(nulls), |r| r.get::<_, String>(3))
-        .map_err(Error::db("explain query"))?;
-    rows.collect::<rusqlite::Result<Vec<_>>>()
-        .map_err(Error::db("explain query"))
 }
 
 /// A database file in a directory of its own for unit tests, removed on

@@ -11,7 +11,6 @@ use super::multirow::Family;
 use super::rows::{RUN_COLUMNS, run_from_row};
 use crate::error::{Error, Result};
 use crate::job::{JobRun, JobStatus};
-use crate::worker::WorkerState;
 
 /// A run to insert, with its JSON already encoded (by the caller's thread,
 /// so the committer thread only writes). The job name and the metadata are
@@ -452,13 +451,15 @@ pub fn requeue(
 
 /// Whether `state` is one the one-active-worker index counts (kept beside
 /// the SQL list above so the two cannot drift apart unnoticed).
-pub fn is_active_state(state: WorkerState) -> bool {
+#[cfg(test)]
+pub fn is_active_state(state: crate::worker::WorkerState) -> bool {
     ACTIVE_STATES_SQL.contains(&format!("'{}'", state.as_str()))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::worker::WorkerState;
 
     #[test]
     fn active_state_list_matches_the_enum() {

@@ -17,8 +17,8 @@ pub struct Stored {
     pub name: String,
     /// The schedule, or why the row no longer reads as one (edited by hand).
     pub schedule: std::result::Result<Schedule, String>,
+    /// When it was made: a new schedule decides no due time before it.
     pub created_at: String,
-    pub updated_at: String,
 }
 
 /// What the scheduler keeps for one schedule.
@@ -111,7 +111,6 @@ fn stored_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Stored> {
         name,
         schedule,
         created_at: r.get(9)?,
-        updated_at: r.get(10)?,
     })
 }
 

@@ -16,14 +16,21 @@ pub const WAIT: Duration = Duration::from_secs(60);
 
 /// Milliseconds since the epoch of a UTC time text.
 pub fn ms(text: &str) -> i64 {
-    jobmgr::clock::Timestamp::parse(text)
+    rusqlite::Connection::open_in_memory()
+        .and_then(|c| {
+            c.query_row(
+                "SELECT CAST(round((julianday(?1) - 2440587.5) * 86400000) AS INTEGER)",
+                [text],
+                |r| r.get::<_, Option<i64>>(0),
+            )
+        })
+        .expect("sqlite")
         .expect("a time text")
-        .0
 }
 
 /// The stored text of `ms`.
 pub fn text(ms: i64) -> String {
-    jobmgr::clock::Timestamp(ms).to_text()
+    crate::common::clock::timestamp_text(ms)
 }
 
 /// Job types every schedule test can use: `noop` ends at once, `gate`

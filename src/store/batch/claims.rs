@@ -34,7 +34,7 @@ pub(super) fn claim(
     // index on status it would otherwise sort the whole backlog.
     let runs = tx
         .prepare_cached(
-            "SELECT id, jobName, attempt, priority, parameters FROM JobRun \
+            "SELECT id, jobName, attempt, parameters FROM JobRun \
              INDEXED BY JobRun_queue WHERE status = 'QUEUED' ORDER BY priority DESC, id LIMIT ?1",
         )
         .and_then(|mut stmt| {
@@ -44,8 +44,7 @@ pub(super) fn claim(
                     worker_id: me.worker_id,
                     job_name: r.get(1)?,
                     attempt: r.get(2)?,
-                    priority: r.get(3)?,
-                    parameters: r.get(4)?,
+                    parameters: r.get(3)?,
                 })
             })?
             .collect::<rusqlite::Result<Vec<_>>>()
@@ -71,6 +70,7 @@ pub(super) fn claim(
 }
 
 /// The claim's query text, for the query-plan test.
+#[cfg(test)]
 pub const CLAIM_PLAN_SQL: &str = "SELECT id FROM JobRun INDEXED BY JobRun_queue \
      WHERE status = 'QUEUED' ORDER BY priority DESC, id LIMIT 10";
 

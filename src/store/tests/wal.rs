@@ -1,23 +1,35 @@
 //! jobmgr's connections write WAL frames through a layer that coalesces
-//! them into one system call (src/store/vfs.rs). These tests check that
+//! them into one system call (`super::super::vfs`). These tests check that
 //! nothing it holds back is ever seen, lost or written late: every commit
 //! is visible to another connection and to another process (python3's own
 //! SQLite) at once, a transaction larger than the page cache and than the
 //! buffer commits whole, and a rolled-back transaction's frames never land
 //! on top of frames another connection committed after it.
 
-mod common;
-
+use std::path::PathBuf;
 use std::process::Command;
 
-use common::TestDb;
-use common::command::python;
-use jobmgr::store::{self, Store};
 use rusqlite::{Connection, params};
 
+use crate::store::{Store, TestFile, open_connection};
+
+/// A migrated database of the test's own.
+struct TestDb {
+    _file: TestFile,
+    path: PathBuf,
+}
+
+impl TestDb {
+    fn new(name: &str) -> TestDb {
+        let file = TestFile::new(name);
+        let path = file.db();
+        Store::open(&path).expect("open the test database");
+        TestDb { _file: file, path }
+    }
+}
+
 fn open(db: &TestDb) -> Connection {
-    Store::open(&db.path).unwrap();
-    let conn = store::open_connection(&db.path).unwrap();
+    let conn = open_connection(&db.path).unwrap();
     conn.execute_batch(
         "CREATE TABLE IF NOT EXISTS Scratch (id INTEGER PRIMARY KEY, v TEXT NOT NULL); \
          CREATE INDEX IF NOT EXISTS Scratch_v ON Scratch (v);",
@@ -56,7 +68,7 @@ def value(i, n):
 good = all(v == value(i, len(v)) for i, v in c.execute("select id, v from Scratch"))
 print(ok, n, total, good)
 "#;
-    let out = Command::new(python())
+    let out = Command::new("python3")
         .args(["-c", script])
         .arg(&db.path)
         .output()
@@ -80,7 +92,7 @@ print(ok, n, total, good)
 fn every_commit_is_visible_to_another_connection_and_process_at_once() {
     let db = TestDb::new("wal-visible");
     let writer = open(&db);
-    let reader = store::open_connection(&db.path).unwrap();
+    let reader = open_connection(&db.path).unwrap();
     let mut total = 0i64;
     // Sizes from one frame to far more than the buffer holds (120 KiB).
     for (i, len) in [10usize, 3_000, 5_000, 40_000, 200_000, 700_000, 1]
@@ -134,7 +146,7 @@ fn a_transaction_larger_than_the_cache_commits_whole() {
 fn a_rolled_back_transaction_never_overwrites_a_later_commit() {
     let db = TestDb::new("wal-rollback");
     let mut a = open(&db);
-    let b = store::open_connection(&db.path).unwrap();
+    let b = open_connection(&db.path).unwrap();
     insert(&a, 0, 10, 100);
     // A small cache makes A spill frames into the WAL in the middle of its
     // transactions, which it then rolls back; B commits where those frames

@@ -2,17 +2,67 @@
 //! written many to a statement and callers share commits, and still every
 //! caller gets the ids of exactly its own runs, in order.
 
-mod common;
-
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::thread;
 
-use common::TestDb;
-use jobmgr::job::Trigger;
-use jobmgr::jobs::builtin_registry;
-use jobmgr::manager::{EnqueueRequest, Manager};
-use jobmgr::store::Store;
+use rusqlite::types::Value as Sql;
 use serde_json::{Map, Value};
+
+use super::EnqueueRequest;
+use crate::job::Trigger;
+use crate::jobs::builtin_registry;
+use crate::manager::Manager;
+use crate::store::{Store, TestFile};
+
+/// A database of the test's own, and what `sqlite3` would read from it.
+struct TestDb {
+    _file: TestFile,
+    path: PathBuf,
+}
+
+impl TestDb {
+    fn new(name: &str) -> TestDb {
+        let file = TestFile::new(name);
+        let path = file.db();
+        TestDb { _file: file, path }
+    }
+
+    fn conn(&self) -> rusqlite::Connection {
+        rusqlite::Connection::open(&self.path).unwrap()
+    }
+
+    /// Every row of `sql`, each column as JSON.
+    fn query(&self, sql: &str) -> Vec<Vec<Value>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(sql).unwrap();
+        let n = stmt.column_count();
+        stmt.query_map([], |r| {
+            (0..n)
+                .map(|i| {
+                    Ok(match r.get::<_, Sql>(i)? {
+                        Sql::Null => Value::Null,
+                        Sql::Integer(v) => Value::from(v),
+                        Sql::Real(v) => Value::from(v),
+                        Sql::Text(v) => Value::from(v),
+                        Sql::Blob(v) => Value::from(v),
+                    })
+                })
+                .collect()
+        })
+        .unwrap()
+        .collect::<rusqlite::Result<_>>()
+        .unwrap()
+    }
+
+    /// The one value of `sql`, as text.
+    fn scalar(&self, sql: &str) -> String {
+        match &self.query(sql)[0][0] {
+            Value::String(s) => s.clone(),
+            v => v.to_string(),
+        }
+    }
+}
 
 fn manager(db: &TestDb) -> Manager {
     Manager::new(
@@ -101,7 +151,7 @@ fn constraints_still_refuse_unknown_statuses_and_levels() {
     let db = TestDb::new("enqueue-checks");
     let m = manager(&db);
     let id = m.enqueue_many(&[request(1)]).unwrap()[0];
-    let conn = rusqlite::Connection::open(&db.path).unwrap();
+    let conn = db.conn();
     let bad_status = conn.execute(
         &format!("UPDATE JobRun SET status = 'DONE' WHERE id = {id}"),
         [],

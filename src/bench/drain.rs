@@ -1,0 +1,183 @@
+//! The scenarios that run the real worker: draining runs (alone, behind a
+//! backlog, over a large history), enqueue-to-start latency, logging, and
+//! the cost of a progress increment.
+
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use serde_json::{Map, Value};
+
+use super::jobtypes::noop_request;
+use super::scenarios::{Ctx, wait_until};
+use super::{Measurement, TempDir, cpu_seconds, percentile};
+use crate::context::{JobContext, RunInfo, RunShared};
+use crate::error::{Error, Result};
+use crate::job::{JobStatus, Trigger};
+use crate::manager::EnqueueRequest;
+use crate::store::{self, Store, bench as sb};
+
+impl Ctx {
+    /// N no-op runs drained by a worker; optionally behind a backlog of
+    /// lower-priority runs, or in a file with a large finished history.
+    pub(super) fn process(
+        &mut self,
+        concurrency: usize,
+        backlog: usize,
+        history: usize,
+    ) -> Result<Measurement> {
+        let name = match (backlog, history) {
+            (0, 0) => "process",
+            (_, 0) => "process-backlog",
+            _ => "process-history",
+        };
+        let dir = TempDir::beside(&self.opts.db, name)?;
+        let m = self.manager(&dir.db())?;
+        if let Some(lines) = self.opts.history_lines.checked_div(history) {
+            let lines = lines.max(1);
+            sb::generate_history(&mut store::open_connection(&dir.db())?, history, lines)?;
+        }
+        for chunk in (0..backlog).collect::<Vec<_>>().chunks(100_000) {
+            m.enqueue_many(&vec![noop_request("bench-backlog"); chunk.len()])?;
+        }
+        let mut target = noop_request("bench-noop");
+        target.priority = 10;
+        m.enqueue_many(&vec![target; self.opts.n])?;
+        sb::checkpoint(&store::open_connection(&dir.db())?)?;
+        self.done.store(0, Ordering::Relaxed);
+        let (t, cpu, commits) = (Instant::now(), cpu_seconds(), store::commits());
+        let w = self.start_worker(&dir.db(), concurrency)?;
+        let conn = store::open_connection(&dir.db())?;
+        let n = self.opts.n;
+        wait_until(Duration::from_secs(3600), || {
+            Ok(self.done.load(Ordering::Relaxed) >= n
+                && sb::count_completed(&conn, "bench-noop")? as usize >= n)
+        })?;
+        let took = t.elapsed();
+        w.stop();
+        w.wait()?;
+        let mut out = Measurement::new(name, n, concurrency, took)
+            .with_cpu(cpu)
+            .with_commits(commits);
+        if backlog + history > 0 {
+            out.note = Some(format!(
+                "{} runs {}",
+                backlog + history,
+                if backlog > 0 {
+                    "queued behind"
+                } else {
+                    "of history"
+                }
+            ));
+        }
+        Ok(out)
+    }
+
+    /// An idle worker in this process; another process enqueues runs one
+    /// at a time; each run's handler measures enqueue-to-start.
+    pub(super) fn latency(&mut self) -> Result<Vec<Measurement>> {
+        let dir = TempDir::beside(&self.opts.db, "latency")?;
+        self.manager(&dir.db())?;
+        let w = self.start_worker(&dir.db(), 4)?;
+        let samples = self.opts.n.clamp(50, 500);
+        let exe = super::own_binary()?;
+        let mut child = std::process::Command::new(exe)
+            .arg("--db")
+            .arg(dir.db())
+            .args(["bench", "--latency-client", "--n", &samples.to_string()])
+            .stdin(std::process::Stdio::null())
+            .spawn()
+            .map_err(Error::io("start latency client", &dir.0))?;
+        let t = Instant::now();
+        let mut lat = Vec::with_capacity(samples);
+        while lat.len() < samples {
+            match self.started.1.recv_timeout(Duration::from_secs(10)) {
+                Ok((_, ms)) => lat.push(ms),
+                Err(_) => break,
+            }
+        }
+        let took = t.elapsed();
+        let _ = child.wait();
+        w.stop();
+        w.wait()?;
+        if lat.len() < samples {
+            return Err(Error::Internal(format!(
+                "only {} of {samples} latency runs started",
+                lat.len()
+            )));
+        }
+        lat.sort_by(f64::total_cmp);
+        let mut out = Measurement::new("latency", samples, 4, took);
+        out.lat_p50_ms = percentile(&lat, 50.0);
+        out.lat_p95_ms = percentile(&lat, 95.0);
+        out.lat_p99_ms = percentile(&lat, 99.0);
+        out.note = Some("enqueue (another process) to start, idle worker".into());
+        Ok(vec![out])
+    }
+
+    pub(super) fn logs(&mut self) -> Result<Vec<Measurement>> {
+        self.ensure_raw()?;
+        let dir = TempDir::beside(&self.opts.db, "logs")?;
+        let m = self.manager(&dir.db())?;
+        let w = self.start_worker(&dir.db(), 1)?;
+        let run = |log: bool| -> Result<(Duration, u64)> {
+            let mut params = Map::new();
+            params.insert("lines".into(), Value::from(self.opts.n as i64));
+            params.insert("log".into(), Value::from(log));
+            let req = EnqueueRequest {
+                job_name: "bench-logs".into(),
+                parameters: params,
+                priority: 0,
+                trigger: Trigger::Api,
+            };
+            let id = m.enqueue_many(&[req])?[0];
+            let (t, commits) = (Instant::now(), store::commits());
+            wait_until(Duration::from_secs(3600), || {
+                Ok(m.get(id)?.status == JobStatus::Completed)
+            })?;
+            Ok((t.elapsed(), commits))
+        };
+        let (without, _) = run(false)?;
+        let (with, commits) = run(true)?;
+        w.stop();
+        w.wait()?;
+        let mut out = Measurement::new("logs", self.opts.n, 1, with).with_commits(commits);
+        out.raw_ratio = self.ratio(out.rate, true);
+        out.note = Some(format!(
+            "same job without logging: {:.3} s",
+            without.as_secs_f64()
+        ));
+        Ok(vec![out])
+    }
+
+    pub(super) fn progress(&mut self) -> Result<Vec<Measurement>> {
+        let dir = TempDir::beside(&self.opts.db, "progress")?;
+        let store = Store::open(&dir.db())?;
+        let (tx, _rx) = crossbeam_channel::bounded(1);
+        let shared = RunShared::new(1);
+        let ctx = JobContext::new(
+            RunInfo {
+                id: 1,
+                job_name: "bench".into(),
+                attempt: 1,
+                parameters: Map::new(),
+                worker_id: None,
+            },
+            shared.clone(),
+            tx,
+            store,
+        );
+        let n = self.opts.n.max(10_000_000);
+        let t = Instant::now();
+        for _ in 0..n {
+            std::hint::black_box(&ctx).inc();
+        }
+        let took = t.elapsed();
+        let mut out = Measurement::new("progress", n, 1, took);
+        out.note = Some(format!(
+            "{:.2} ns per increment (fingerprint {:?})",
+            took.as_nanos() as f64 / n as f64,
+            shared.fingerprint().0
+        ));
+        Ok(vec![out])
+    }
+}

@@ -1,0 +1,92 @@
+//! The hot queries use their indexes and sort nothing in a temporary
+//! B-tree, on a freshly migrated database.
+
+use rusqlite::Connection;
+
+use crate::error::{Error, Result};
+use crate::job::JobStatus;
+use crate::store::batch::CLAIM_PLAN_SQL;
+use crate::store::logs::RUN_LOG_PLAN_SQL;
+use crate::store::runs::{RunFilter, history_query};
+use crate::store::{Store, TestFile, insight, open_connection};
+
+/// `EXPLAIN QUERY PLAN` of `sql`, one line per step.
+pub(crate) fn explain(conn: &Connection, sql: &str) -> Result<Vec<String>> {
+    let mut stmt = conn
+        .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+        .map_err(Error::db("explain query"))?;
+    // Placeholders are bound to NULL: the plan is chosen at prepare time.
+    let nulls = vec![rusqlite::types::Null; stmt.parameter_count()];
+    let rows = stmt
+        .query_map(rusqlite::params_from_iter(nulls), |r| r.get::<_, String>(3))
+        .map_err(Error::db("explain query"))?;
+    rows.collect::<rusqlite::Result<Vec<_>>>()
+        .map_err(Error::db("explain query"))
+}
+
+#[test]
+fn hot_queries_use_indexes_and_sort_nothing() -> Result<()> {
+    let file = TestFile::new("plans");
+    Store::open(&file.db())?;
+    let conn = open_connection(&file.db())?;
+    let history = |f: RunFilter| history_query(&RunFilter { limit: 50, ..f }).0;
+    let cases = [
+        ("claim", CLAIM_PLAN_SQL.to_string(), "JobRun_queue"),
+        ("run log", RUN_LOG_PLAN_SQL.to_string(), "JobLog_run_time"),
+        ("history", history(RunFilter::default()), "JobRun"),
+        (
+            "history by status",
+            history(RunFilter {
+                statuses: vec![JobStatus::Failed],
+                ..RunFilter::default()
+            }),
+            "JobRun_status_id",
+        ),
+        (
+            "history by job type",
+            history(RunFilter {
+                name: Some("x".into()),
+                ..RunFilter::default()
+            }),
+            "JobRun_name_id",
+        ),
+        (
+            "a worker's running runs (cancel requests, recovery)",
+            "SELECT id FROM JobRun WHERE workerId = 1 AND status = 'RUNNING' \
+             AND cancelRequestedAt IS NOT NULL"
+                .into(),
+            "JobRun_status_id",
+        ),
+        (
+            "change watcher: RUNNING runs updated since",
+            format!("SELECT * {}", insight::RUNNING_SINCE),
+            "JobRun_status_id",
+        ),
+        (
+            "change watcher: runs finished since",
+            format!("SELECT * {}", insight::FINISHED_AFTER),
+            "JobRun_finished",
+        ),
+        (
+            "change watcher: runs added since",
+            "SELECT * FROM JobRun WHERE id >= 5 ORDER BY id LIMIT 1000".into(),
+            "INTEGER PRIMARY KEY",
+        ),
+        (
+            "documented log query",
+            "SELECT level, stage, message, context, timestamp FROM JobLog WHERE jobRunId = 123 ORDER BY timestamp".into(),
+            "JobLog_run_time",
+        ),
+        (
+            "latest run's log query",
+            "SELECT * FROM JobLog WHERE jobRunId = (SELECT MAX(id) FROM JobRun) ORDER BY timestamp".into(),
+            "JobLog_run_time",
+        ),
+    ];
+    for (what, sql, index) in cases {
+        let p = explain(&conn, &sql)?.join(" | ");
+        assert!(p.contains(index), "{what} does not use {index}: {p}");
+        assert!(!p.contains("TEMP B-TREE"), "{what} sorts: {p}");
+    }
+    Ok(())
+}
