@@ -186,6 +186,10 @@ pub struct JobRun {
     pub updated_at: String,
     /// When a SCHEDULED run becomes due (kept once it was queued).
     pub run_at: Option<String>,
+    /// The schedule that made the run, if one did.
+    pub schedule_name: Option<String>,
+    /// The due time it was made for (none for a schedule's "run now").
+    pub scheduled_for: Option<String>,
 }
 
 impl JobRun {

@@ -11,7 +11,7 @@ use crate::worker::{WorkerRow, WorkerState};
 pub const RUN_COLUMNS: &str = "id, jobName, status, parameters, priority, attempt, createdAt, \
      startedAt, finishedAt, workerId, currentStage, entitiesProcessed, entitiesTotal, \
      entitiesUnit, outcomeSummary, error, errorContext, rerunOfId, triggeredBy, metadata, \
-     cancelRequestedAt, updatedAt, runAt";
+     cancelRequestedAt, updatedAt, runAt, scheduleName, scheduledFor";
 
 /// Columns read into a [`WorkerRow`].
 pub const WORKER_COLUMNS: &str = "id, hostname, pid, version, state, concurrency, startedAt, \
@@ -68,6 +68,8 @@ pub fn run_from_row(r: &Row<'_>) -> rusqlite::Result<JobRun> {
         cancel_requested_at: r.get(20)?,
         updated_at: r.get(21)?,
         run_at: r.get(22)?,
+        schedule_name: r.get(23)?,
+        scheduled_for: r.get(24)?,
     })
 }
 

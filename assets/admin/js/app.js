@@ -12,6 +12,7 @@ import { loadErrors, noteRun } from './errors.js';
 import { initStalled } from './stalled.js';
 import { initZoneSwitch } from './tz.js';
 import { initConfirm } from './confirm.js';
+import { initSchedules, loadSchedules, noteScheduleRun, reloadSchedulesSoon } from './schedules.js';
 
 function route() {
   const m = /^#\/runs\/(\d+)$/.exec(location.hash);
@@ -25,6 +26,7 @@ function refetchAll() {
   loadActive();
   loadHistory();
   loadErrors();
+  loadSchedules();
 }
 
 function init() {
@@ -36,6 +38,7 @@ function init() {
   initStalled();
   initZoneSwitch();
   initConfirm();
+  initSchedules();
   // Every time on the page follows the zone switch.
   document.addEventListener('jobmgr:timezone', () => { refetchAll(); redrawDetails(); });
 
@@ -52,7 +55,9 @@ function init() {
     updateHistory(msg.run);
     updateDetails(msg.run);
     noteRun(msg.run);
+    noteScheduleRun(msg.run);
   });
+  on('schedules', reloadSchedulesSoon);
   on('resync', refetchAll);
   // After a reconnect, events may have been missed: refresh what the
   // snapshot does not carry.

@@ -123,11 +123,12 @@ export function timeEl(ts, text, attrs = {}) {
   return h('time', { ...attrs, datetime: ts, title: `${utcText(ts)} (UTC)`, text: text ?? dateTime(ts) });
 }
 
-/** "5m ago" relative to now. */
+/** "5m ago" relative to now; "in 5m" for a time still to come. */
 export function ago(ts) {
   const t = parseTime(ts);
   if (t === null) return '—';
-  return `${duration(Date.now() - t)} ago`;
+  const d = Date.now() - t;
+  return d < 0 ? `in ${duration(-d)}` : `${duration(d)} ago`;
 }
 
 /** Run duration: finished - started, or running time so far. */
