@@ -18,16 +18,30 @@ use crate::store::{self, Store, bench as sb};
 
 impl Ctx {
     /// N no-op runs drained by a worker; optionally behind a backlog of
-    /// lower-priority runs, or in a file with a large finished history.
+    /// lower-priority runs, in a file with a large finished history, or
+    /// beside runs SCHEDULED for later.
     pub(super) fn process(
         &mut self,
         concurrency: usize,
         backlog: usize,
         history: usize,
     ) -> Result<Measurement> {
-        let name = match (backlog, history) {
-            (0, 0) => "process",
-            (_, 0) => "process-backlog",
+        self.process_beside(concurrency, backlog, history, 0)
+    }
+
+    /// [`Ctx::process`] with `scheduled` runs waiting for a time a year
+    /// ahead ("process-scheduled").
+    pub(super) fn process_beside(
+        &mut self,
+        concurrency: usize,
+        backlog: usize,
+        history: usize,
+        scheduled: usize,
+    ) -> Result<Measurement> {
+        let name = match (backlog, history, scheduled) {
+            (0, 0, 0) => "process",
+            (0, 0, _) => "process-scheduled",
+            (_, 0, _) => "process-backlog",
             _ => "process-history",
         };
         let dir = TempDir::beside(&self.opts.db, name)?;
@@ -35,6 +49,9 @@ impl Ctx {
         if let Some(lines) = self.opts.history_lines.checked_div(history) {
             let lines = lines.max(1);
             sb::generate_history(&mut store::open_connection(&dir.db())?, history, lines)?;
+        }
+        if scheduled > 0 {
+            sb::generate_scheduled(&store::open_connection(&dir.db())?, scheduled)?;
         }
         for chunk in (0..backlog).collect::<Vec<_>>().chunks(100_000) {
             m.enqueue_many(&vec![noop_request("bench-backlog"); chunk.len()])?;
@@ -58,6 +75,9 @@ impl Ctx {
         let mut out = Measurement::new(name, n, concurrency, took)
             .with_cpu(cpu)
             .with_commits(commits);
+        if scheduled > 0 {
+            out.note = Some(format!("{scheduled} runs SCHEDULED for later"));
+        }
         if backlog + history > 0 {
             out.note = Some(format!(
                 "{} runs {}",

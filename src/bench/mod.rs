@@ -20,7 +20,7 @@ use serde::Serialize;
 use crate::error::{Error, Result};
 
 /// Every scenario, in the order `jobmgr bench` runs them.
-pub const SCENARIOS: [&str; 13] = [
+pub const SCENARIOS: [&str; 14] = [
     "raw",
     "enqueue",
     "enqueue-concurrent",
@@ -28,6 +28,7 @@ pub const SCENARIOS: [&str; 13] = [
     "process",
     "process-backlog",
     "process-history",
+    "process-scheduled",
     "latency",
     "logs",
     "progress",

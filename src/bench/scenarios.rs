@@ -23,6 +23,8 @@ use crate::store::{self, Store, bench as sb};
 const RAW_SINGLE_MAX: usize = 10_000;
 /// Single enqueues measured (each is acknowledged before the next).
 const SINGLE_MAX: usize = 10_000;
+/// Runs waiting for later beside the drained ones in `process-scheduled`.
+const SCHEDULED_BESIDE: usize = 100_000;
 
 /// State shared by the scenarios of one invocation.
 pub struct Ctx {
@@ -58,6 +60,7 @@ impl Ctx {
             "process" => Ok(vec![self.process(1, 0, 0)?, self.process(4, 0, 0)?]),
             "process-backlog" => Ok(vec![self.process(4, self.opts.backlog, 0)?]),
             "process-history" => Ok(vec![self.process(4, 0, self.opts.backlog)?]),
+            "process-scheduled" => Ok(vec![self.process_beside(4, 0, 0, SCHEDULED_BESIDE)?]),
             "latency" => self.latency(),
             "logs" => self.logs(),
             "progress" => self.progress(),

@@ -108,8 +108,8 @@ pub enum Command {
 #[derive(Debug, Args)]
 pub struct BenchArgs {
     /// Scenarios to run (all when none): raw, enqueue, enqueue-concurrent,
-    /// enqueue-bulk, process, process-backlog, process-history, latency, logs, progress, ws, api,
-    /// footprint.
+    /// enqueue-bulk, process, process-backlog, process-history, process-scheduled, latency, logs,
+    /// progress, ws, api, footprint.
     pub scenarios: Vec<String>,
     /// Runs (or log lines) per scenario.
     #[arg(long, default_value_t = 100_000)]

@@ -103,6 +103,22 @@ pub fn generate_history(conn: &mut Connection, runs: usize, lines_per_run: usize
         .map_err(Error::db("optimize"))
 }
 
+/// Inserts `runs` SCHEDULED runs due one second apart from a year ahead, in
+/// one statement: runs waiting for later, which the claim must not pay for.
+pub fn generate_scheduled(conn: &Connection, runs: usize) -> Result<()> {
+    let now = Timestamp::now();
+    let ahead = now.plus_ms(365 * 86_400_000);
+    conn.execute(
+        "WITH RECURSIVE c(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM c WHERE i + 1 < ?1) \
+         INSERT INTO JobRun (jobName, status, createdAt, updatedAt, runAt) \
+         SELECT 'bench-later', 'SCHEDULED', ?2, ?2, \
+         strftime('%Y-%m-%dT%H:%M:%fZ', ?3 / 1000.0 + i, 'unixepoch') FROM c",
+        params![runs as i64, now.to_text(), ahead.0],
+    )
+    .map(|_| ())
+    .map_err(Error::db("generate scheduled runs"))
+}
+
 /// Copies the WAL into the database file and truncates it, so a scenario
 /// does not pay for the previous bulk load's checkpoint.
 pub fn checkpoint(conn: &Connection) -> Result<()> {
