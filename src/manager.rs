@@ -7,6 +7,7 @@ mod actor;
 mod backup;
 pub mod database;
 mod health;
+mod housekeeping;
 mod insight;
 mod view;
 
@@ -30,6 +31,7 @@ pub use crate::query::Counts;
 pub use actor::{Actor, os_user};
 pub use backup::check_backup_destination;
 pub use health::{NotReady, Readiness};
+pub use housekeeping::{DiskStatus, Housekeeping};
 pub use insight::{
     AuditEntry, ErrorGroup, MAX_ERROR_HOURS, RunDetails, RunRef, StageMark, Stats, Throughput,
 };

@@ -1,7 +1,9 @@
 //! Start-up and shutdown of `jobmgr worker`: takes the lock file, checks
 //! the high-water mark, registers, then starts in this order the executor
-//! threads, the signal thread, the wake watcher and the writer; the writer
-//! thread, when it ends, stops the watcher and joins the executors, and
+//! threads, the signal thread, the wake watcher, the housekeeping thread
+//! (disk guard and retention under one ticker) and the writer; the writer
+//! thread, when it ends, stops the watcher and the housekeeping and joins
+//! them and the executors, before it lets go of the lock file, and
 //! [`RunningWorker::wait`] joins it and the signal thread.
 
 use std::path::Path;
@@ -9,11 +11,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 
-use crossbeam_channel::{bounded, unbounded};
+use crossbeam_channel::{Sender, bounded, unbounded};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
+use crate::clock::Timestamp;
+use crate::config::Retention;
 use crate::error::{Error, Result};
+use crate::maintenance::tasks::worker_tasks;
+use crate::maintenance::ticker::{Tick, Ticker};
 use crate::registry::Registry;
 use crate::runner::{
     Exit, WRITER_QUEUE, WorkerOptions, acquire_lock, check_mark, executor, lock_path, mark,
@@ -95,6 +101,10 @@ pub fn start_worker(
         None
     };
     let (watcher, switch) = wake::watch(&opts.db, &lock_path(&opts.db), tx.clone()).unzip();
+    let housekeeping = match &opts.retention {
+        Some(r) => Some(spawn_housekeeping(opts, r, worker_id)?),
+        None => None,
+    };
     let writer = writer::Writer::new(
         conn,
         me,
@@ -116,6 +126,10 @@ pub fn start_worker(
             if let Some(w) = watcher {
                 w.stop();
             }
+            if let Some((stop, t)) = housekeeping {
+                drop(stop);
+                let _ = t.join();
+            }
             finish(exit, executors)
         })
         .map_err(Error::io("spawn writer", &opts.db))?;
@@ -125,6 +139,30 @@ pub fn start_worker(
         signals,
         worker_id,
     })
+}
+
+/// Starts the housekeeping ticker: one tick at once (retention at worker
+/// start), then every `housekeeping_every`. Dropping the returned sender
+/// stops it, between two of retention's transactions at the latest.
+fn spawn_housekeeping(
+    opts: &WorkerOptions,
+    retention: &Retention,
+    worker_id: i64,
+) -> Result<(Sender<()>, thread::JoinHandle<()>)> {
+    let (stop, stop_rx) = bounded::<()>(0);
+    let tasks = worker_tasks(&opts.db, retention, worker_id, stop_rx.clone());
+    let mut ticker = Ticker::new(opts.housekeeping_every, opts.timing.write_retry_for, tasks);
+    let t = thread::Builder::new()
+        .name("housekeeping".into())
+        .spawn(move || {
+            ticker.tick_once(&Tick {
+                now: Timestamp::now(),
+                hold: false,
+            });
+            ticker.run(&stop_rx);
+        })
+        .map_err(Error::io("spawn housekeeping thread", &opts.db))?;
+    Ok((stop, t))
 }
 
 fn spawn_signal_thread(

@@ -173,6 +173,8 @@ impl Ctx {
         let opts = WorkerOptions {
             db: db.to_path_buf(),
             concurrency,
+            retention: None,
+            housekeeping_every: std::time::Duration::from_secs(60),
             timing: settings.timing(),
         };
         start_worker(&opts, self.registry(), false)
