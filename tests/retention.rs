@@ -327,3 +327,66 @@ fn the_disk_guard_warns_once_and_shows_in_status_and_the_api() {
     let log = serve.log_text();
     assert_eq!(log.matches("disk: only").count(), 1, "{log}");
 }
+
+#[test]
+fn max_database_mb_removes_the_oldest_runs_until_the_data_fits() {
+    let (db, clock) = setup("ret-mb", "[retention]\nmax_database_mb = 2\n");
+    let ids: Vec<i64> = (0..30)
+        .map(|i| insert_run(&db, "COMPLETED", Some(29 - i), 400))
+        .collect();
+    let worker = start_worker(&db, &clock);
+    let report = wait_for_retention(&db, &clock, &worker);
+    let removed = report["byMaxDatabase"].as_u64().unwrap_or(0);
+    assert!((1..30).contains(&removed), "{report}");
+    // Oldest first: exactly the first `removed` runs are gone.
+    for (i, id) in ids.iter().enumerate() {
+        assert_eq!(exists(&db, *id), i as u64 >= removed, "run #{i}: {report}");
+    }
+    let used: i64 = db
+        .scalar("SELECT (page_count - freelist_count) * page_size FROM pragma_page_count, pragma_freelist_count, pragma_page_size")
+        .parse()
+        .expect("bytes");
+    assert!(used <= 2 * 1024 * 1024, "{used} bytes used: {report}");
+}
+
+#[test]
+fn a_stopping_worker_ends_retention_between_two_transactions() {
+    let (db, clock) = setup("ret-stop", "");
+    let c = db.conn();
+    c.execute_batch(&format!(
+        "BEGIN;
+         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 200)
+         INSERT INTO JobRun (jobName, status, createdAt, finishedAt, updatedAt)
+         SELECT 'demo-known-total', 'COMPLETED', '{t}', '{t}', '{t}' FROM n;
+         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1000)
+         INSERT INTO JobLog (jobRunId, level, message, timestamp)
+         SELECT r.id, 'info', 'line', '{t}' FROM JobRun r, n;
+         COMMIT;",
+        t = timestamp_text(START_MS - 90 * DAY_MS)
+    ))
+    .expect("insert old runs");
+    let total: i64 = db
+        .scalar("SELECT count(*) FROM JobLog")
+        .parse()
+        .expect("count");
+    let mut worker = start_worker(&db, &clock);
+    wait_for("retention to have begun", Duration::from_secs(60), || {
+        db.scalar("SELECT count(*) FROM JobLog")
+            .parse::<i64>()
+            .unwrap_or(total)
+            < total
+    });
+    worker.signal("TERM");
+    assert_eq!(worker.wait_exit(Duration::from_secs(20)), Some(0));
+    let report: Value = serde_json::from_str(
+        &db.scalar("SELECT report FROM Housekeeping WHERE name = 'retention'"),
+    )
+    .expect("a stored report");
+    assert_eq!(report["stopped"], "the worker is stopping", "{report}");
+    let left: i64 = db
+        .scalar("SELECT count(*) FROM JobRun")
+        .parse()
+        .expect("count");
+    assert!(left > 0, "the pass should have been cut short: {report}");
+    assert_eq!(db.scalar("PRAGMA integrity_check"), "ok");
+}

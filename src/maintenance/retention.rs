@@ -33,8 +33,9 @@ const RUNS_PER_BATCH: usize = 500;
 const LINES_PER_BATCH: usize = 20_000;
 /// Audit rows per delete transaction.
 const AUDIT_PER_BATCH: usize = 2_000;
-/// Pages returned to the file system per step (16 MiB at 4 KiB pages).
-const VACUUM_STEP: u64 = 4_096;
+/// Pages returned to the file system per transaction (4 MiB at 4 KiB
+/// pages: about as long a hold of the write lock as a delete batch).
+const VACUUM_STEP: u64 = 1_024;
 /// The least and most retention waits between two transactions.
 const PAUSE_MIN: Duration = Duration::from_millis(20);
 const PAUSE_MAX: Duration = Duration::from_millis(500);
@@ -217,8 +218,18 @@ impl Pass<'_> {
         }
         if let Some(mb) = s.max_database_mb {
             let limit = mb.saturating_mul(1024 * 1024);
-            while queries::pages(self.conn)?.used_bytes() > limit {
-                let n = self.remove_runs(Finished::Oldest, RUNS_PER_BATCH as u64)?;
+            loop {
+                let used = queries::pages(self.conn)?.used_bytes();
+                let runs = queries::finished_count(self.conn)?;
+                if used <= limit || runs == 0 {
+                    break;
+                }
+                // As many of the oldest runs as the excess holds at the
+                // average size of a run, so the data ends just under the
+                // limit instead of a whole batch below it.
+                let per_run = (used / runs).max(1);
+                let want = (used - limit).div_ceil(per_run).min(RUNS_PER_BATCH as u64);
+                let n = self.remove_runs(Finished::Oldest, want)?;
                 if n == 0 {
                     break;
                 }
@@ -231,8 +242,9 @@ impl Pass<'_> {
             done_cutoff
         };
         while queries::has_audit_before(self.conn, &audit_cutoff)? {
-            let n =
-                self.timed(|c| queries::delete_audit_before(c, &audit_cutoff, AUDIT_PER_BATCH))?;
+            let n = self.timed("delete audit rows", |c| {
+                queries::delete_audit_before(c, &audit_cutoff, AUDIT_PER_BATCH)
+            })?;
             self.report.audit_rows_removed += n as u64;
         }
         self.vacuum()
@@ -251,13 +263,15 @@ impl Pass<'_> {
             after = newest.clone();
             let ids: Vec<i64> = batch.iter().map(|(id, _)| *id).collect();
             loop {
-                let n = self.timed(|c| queries::delete_logs_of(c, &ids, LINES_PER_BATCH))?;
+                let n = self.timed("delete log lines", |c| {
+                    queries::delete_logs_of(c, &ids, LINES_PER_BATCH)
+                })?;
                 self.report.log_lines_removed += n as u64;
                 if n < LINES_PER_BATCH {
                     break;
                 }
             }
-            let (runs, lines) = self.timed(|c| queries::delete_runs(c, &ids))?;
+            let (runs, lines) = self.timed("delete runs", |c| queries::delete_runs(c, &ids))?;
             self.report.log_lines_removed += lines as u64;
             self.report.runs_removed += runs as u64;
             removed += runs as u64;
@@ -279,7 +293,7 @@ impl Pass<'_> {
         let mut left = before;
         while left.free > 0 {
             let step = left.free.min(VACUUM_STEP);
-            self.timed(|c| queries::incremental_vacuum(c, step))?;
+            self.timed("vacuum", |c| queries::incremental_vacuum(c, step))?;
             let now: Pages = queries::pages(self.conn)?;
             if now.free >= left.free {
                 break;
@@ -293,10 +307,14 @@ impl Pass<'_> {
     /// Runs one write transaction, records how long it held the lock, then
     /// gives the writer as long again (at least [`PAUSE_MIN`]) to take it,
     /// or ends the pass when the worker stops.
-    fn timed<T>(&mut self, f: impl FnOnce(&mut Connection) -> Result<T>) -> Result<T> {
+    fn timed<T>(&mut self, what: &str, f: impl FnOnce(&mut Connection) -> Result<T>) -> Result<T> {
         let started = Instant::now();
         let out = f(self.conn)?;
         let took = started.elapsed();
+        log::debug!(
+            "retention: {what} held the write lock {} ms",
+            took.as_millis()
+        );
         self.report.transactions += 1;
         self.report.longest_transaction_ms = self
             .report
