@@ -9,6 +9,7 @@ pub mod database;
 mod health;
 mod housekeeping;
 mod insight;
+pub mod restore;
 mod view;
 
 use std::sync::{Arc, OnceLock};

@@ -161,6 +161,7 @@ pub fn run(m: &Manager, command: Command, json: bool) -> Result<i32> {
         | Command::JobTypes
         | Command::CheckConfig
         | Command::Check
+        | Command::Restore { .. }
         | Command::Bench(_)
         | Command::Completions { .. } => Ok(0),
     }

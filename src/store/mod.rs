@@ -28,6 +28,7 @@ pub mod insight;
 pub mod logs;
 pub mod media;
 mod multirow;
+pub mod restore;
 pub mod retention;
 pub mod rows;
 pub mod runs;
