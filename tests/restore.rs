@@ -137,8 +137,8 @@ fn restore_refuses_while_a_worker_or_a_server_uses_the_database() {
     });
     let files_before = files(&db);
     let out = db.run(&["restore", &backup]);
-    assert_ne!(out.status.code(), Some(0));
     let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{err}");
     assert!(err.contains("a worker is using"), "{err}");
     assert!(err.contains("nothing was changed"), "{err}");
     unchanged(&db, &files_before);
@@ -149,7 +149,9 @@ fn restore_refuses_while_a_worker_or_a_server_uses_the_database() {
     let serve = db.spawn_serve(&["--no-worker"]);
     serve.api.ok("/api/worker");
     let files_before = files(&db);
-    let err = db.fails(&["restore", &backup]);
+    let out = db.run(&["restore", &backup]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{err}");
     assert!(err.contains("is open in another process"), "{err}");
     unchanged(&db, &files_before);
     drop(serve);
