@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 
-use crossbeam_channel::{Sender, bounded, unbounded};
+use crossbeam_channel::{RecvTimeoutError, Sender, bounded, unbounded};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
@@ -143,7 +143,10 @@ pub fn start_worker(
 
 /// Starts the housekeeping ticker: one tick at once (retention at worker
 /// start), then every `housekeeping_every`. Dropping the returned sender
-/// stops it, between two of retention's transactions at the latest.
+/// stops it, between two of retention's transactions at the latest. It
+/// ticks with its own loop rather than [`Ticker::run`]: that one takes a
+/// late tick for a paused process, and a long retention pass is only
+/// long; no task here declares anyone dead, so nothing needs holding back.
 fn spawn_housekeeping(
     opts: &WorkerOptions,
     retention: &Retention,
@@ -151,15 +154,21 @@ fn spawn_housekeeping(
 ) -> Result<(Sender<()>, thread::JoinHandle<()>)> {
     let (stop, stop_rx) = bounded::<()>(0);
     let tasks = worker_tasks(&opts.db, retention, worker_id, stop_rx.clone());
-    let mut ticker = Ticker::new(opts.housekeeping_every, opts.timing.write_retry_for, tasks);
+    let every = opts.housekeeping_every;
+    let mut ticker = Ticker::new(every, opts.timing.write_retry_for, tasks);
     let t = thread::Builder::new()
         .name("housekeeping".into())
         .spawn(move || {
-            ticker.tick_once(&Tick {
-                now: Timestamp::now(),
-                hold: false,
-            });
-            ticker.run(&stop_rx);
+            loop {
+                ticker.tick_once(&Tick {
+                    now: Timestamp::now(),
+                    hold: false,
+                });
+                match stop_rx.recv_timeout(every) {
+                    Err(RecvTimeoutError::Timeout) => {}
+                    _ => return,
+                }
+            }
         })
         .map_err(Error::io("spawn housekeeping thread", &opts.db))?;
     Ok((stop, t))

@@ -8,10 +8,11 @@
 //!
 //! How it stays out of the worker's way: it reads which runs to remove
 //! first, then deletes them in short transactions of a few hundred runs
-//! (a run's log lines in chunks of their own first), on a connection of
-//! its own (as `prune-history` does, see `context/data.rs`), and between
-//! two transactions it waits as long as the last one took, so the writer,
-//! whose busy handler is polling for the lock, gets it. With nothing to
+//! without waiting for an fsync ([`queries::open_unsynced`]) (a run's log lines in chunks of their own first), on a connection
+//! of its own (as `prune-history` does, see `context/data.rs`), and after
+//! each transaction it leaves the lock alone four times as long as it held
+//! it, so the writer, whose busy handler is polling for the lock, gets it,
+//! and retention holds it at most a fifth of the time. With nothing to
 //! remove it only reads, and writes its one-row report.
 
 use std::path::PathBuf;
@@ -25,7 +26,7 @@ use crate::clock::Timestamp;
 use crate::config::{RETENTION_EVERY_MS, Retention};
 use crate::error::{Error, Result};
 use crate::store::retention::{self as queries, Finished, Pages};
-use crate::store::{self, Connection, housekeeping};
+use crate::store::{Connection, housekeeping};
 
 /// Runs per delete transaction.
 const RUNS_PER_BATCH: usize = 500;
@@ -36,9 +37,13 @@ const AUDIT_PER_BATCH: usize = 2_000;
 /// Pages returned to the file system per transaction (4 MiB at 4 KiB
 /// pages: about as long a hold of the write lock as a delete batch).
 const VACUUM_STEP: u64 = 1_024;
-/// The least and most retention waits between two transactions.
+/// After each transaction retention waits this many times as long as it
+/// held the lock, so it holds the lock at most a fifth of the time...
+const PAUSE_FACTOR: u32 = 4;
+/// ...and at least this long (the writer's busy handler polls at growing
+/// intervals; this covers its first several tries), at most this long.
 const PAUSE_MIN: Duration = Duration::from_millis(20);
-const PAUSE_MAX: Duration = Duration::from_millis(500);
+const PAUSE_MAX: Duration = Duration::from_secs(1);
 const DAY_MS: i64 = 86_400_000;
 
 /// The name of the task and of its row in `Housekeeping`.
@@ -115,7 +120,7 @@ impl Task for RetentionTask {
         let next = tick.now.plus_ms(RETENTION_EVERY_MS);
         self.next_at = Some(next);
         if self.conn.is_none() {
-            self.conn = Some(store::open_connection(&self.db)?);
+            self.conn = Some(queries::open_unsynced(&self.db)?);
         }
         let Some(conn) = self.conn.as_mut() else {
             return Ok(Counts::new());
@@ -305,8 +310,8 @@ impl Pass<'_> {
     }
 
     /// Runs one write transaction, records how long it held the lock, then
-    /// gives the writer as long again (at least [`PAUSE_MIN`]) to take it,
-    /// or ends the pass when the worker stops.
+    /// leaves the lock to the writer [`PAUSE_FACTOR`] times as long, or
+    /// ends the pass when the worker stops.
     fn timed<T>(&mut self, what: &str, f: impl FnOnce(&mut Connection) -> Result<T>) -> Result<T> {
         let started = Instant::now();
         let out = f(self.conn)?;
@@ -320,7 +325,10 @@ impl Pass<'_> {
             .report
             .longest_transaction_ms
             .max(took.as_millis() as u64);
-        match self.stop.recv_timeout(took.clamp(PAUSE_MIN, PAUSE_MAX)) {
+        match self
+            .stop
+            .recv_timeout((took * PAUSE_FACTOR).clamp(PAUSE_MIN, PAUSE_MAX))
+        {
             Err(RecvTimeoutError::Timeout) => Ok(out),
             _ => Err(stopping()),
         }

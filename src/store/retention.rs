@@ -47,6 +47,19 @@ pub fn prune_batch(conn: &mut Connection, cutoff: &str, limit: usize) -> Result<
     })
 }
 
+/// Retention's own connection: `synchronous=NORMAL`, so its commits do not
+/// wait for an fsync while they hold the write lock (with FULL the fsync was
+/// most of each delete's hold). Safe in WAL mode: NORMAL never corrupts the
+/// file, and the next commit made with FULL (the worker's) syncs the WAL
+/// with every frame before its own. Power lost before then can only undo a
+/// few deletes, which the next pass makes again.
+pub fn open_unsynced(db: &std::path::Path) -> Result<Connection> {
+    let conn = super::open_connection(db)?;
+    conn.pragma_update(None, "synchronous", "NORMAL")
+        .map_err(Error::db("configure retention connection"))?;
+    Ok(conn)
+}
+
 /// Which finished runs a retention pass looks for.
 #[derive(Debug, Clone, Copy)]
 pub enum Finished<'a> {
