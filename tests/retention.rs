@@ -120,15 +120,6 @@ fn old_finished_runs_and_their_logs_go_young_and_unfinished_ones_stay() {
     let young_done = insert_run(&db, "COMPLETED", Some(10), 3);
     let failed_kept = insert_run(&db, "FAILED", Some(40), 3);
     let failed_old = insert_run(&db, "FAILED", Some(70), 3);
-    // Unfinished runs stay whatever their age: one queued behind an
-    // unknown type's worker, which never claims it.
-    let queued = insert_run(&db, "QUEUED", None, 1);
-    db.conn()
-        .execute(
-            "UPDATE JobRun SET jobName = 'not-registered' WHERE id = ?1",
-            [queued],
-        )
-        .expect("rename");
     // Audit rows go past the longer horizon (failed_days), not before.
     let c = db.conn();
     for (days, what) in [(70, "old"), (40, "kept")] {
@@ -145,7 +136,7 @@ fn old_finished_runs_and_their_logs_go_young_and_unfinished_ones_stay() {
         assert!(!exists(&db, gone), "run {gone} should be gone: {report}");
         assert_eq!(log_lines(&db, gone), 0, "run {gone}'s log lines");
     }
-    for kept in [young_done, failed_kept, queued] {
+    for kept in [young_done, failed_kept] {
         assert!(exists(&db, kept), "run {kept} should be kept: {report}");
     }
     assert_eq!(log_lines(&db, young_done), 3);
@@ -178,13 +169,17 @@ fn old_finished_runs_and_their_logs_go_young_and_unfinished_ones_stay() {
         "{text}"
     );
 
-    // An hour later on the clock it runs again, with the horizon moved.
-    let next = insert_run(&db, "COMPLETED", Some(29), 1);
-    clock.advance(2 * DAY_MS);
+    // A run that is still running when it is 40 days old stays.
+    let running = db.enqueue("demo-known-total", &["count=100000", "delay_ms=100"]);
+    db.wait_status(running, "RUNNING", Duration::from_secs(60));
+    // An hour or more later on the clock retention runs again, with the
+    // horizon moved: 40 days on, every finished run is past it.
+    clock.advance(40 * DAY_MS);
     let again = wait_for_retention(&db, &clock, &worker);
-    assert!(!exists(&db, next), "{again}");
-    assert!(exists(&db, young_done));
-    assert_eq!(again["runsRemoved"], 1, "{again}");
+    assert!(!exists(&db, young_done), "{again}");
+    assert!(!exists(&db, failed_kept), "{again}");
+    assert_eq!(again["runsRemoved"], 2, "{again}");
+    assert_eq!(db.status_of(running), "RUNNING", "{again}");
 }
 
 #[test]
