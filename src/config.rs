@@ -121,3 +121,46 @@ impl Settings {
         }
     }
 }
+
+/// Days a finished run (completed or cancelled) is kept by default.
+pub const RETENTION_FINISHED_DAYS: u64 = 30;
+/// Below this much free space on the database's file system (in MiB) the
+/// worker warns: SQLite refuses writes once the disk is full.
+pub const DISK_FREE_MIN_MB: u64 = 1024;
+/// How often the worker's housekeeping ticks (the disk guard looks at each
+/// tick; retention runs when an hour has passed on the clock).
+pub const HOUSEKEEPING_EVERY_MS: u64 = 60_000;
+/// How long retention waits between runs, on the one clock.
+pub const RETENTION_EVERY_MS: i64 = 3_600_000;
+
+/// `[retention]` in `jobmgr.toml`: what the worker keeps of the history,
+/// and the disk guard's threshold. On by default.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Retention {
+    /// False: nothing is removed (the disk guard still watches).
+    pub enabled: bool,
+    /// Completed and cancelled runs older than this many days go.
+    pub finished_days: u64,
+    /// Failed runs older than this many days go.
+    pub failed_days: u64,
+    /// Keep at most this many finished runs, the oldest removed first.
+    pub max_runs: Option<u64>,
+    /// Remove the oldest finished runs while the data in the file is larger.
+    pub max_database_mb: Option<u64>,
+    /// Warn below this much free disk space (0: never).
+    pub disk_free_min_mb: u64,
+}
+
+impl Default for Retention {
+    fn default() -> Retention {
+        Retention {
+            enabled: true,
+            finished_days: RETENTION_FINISHED_DAYS,
+            failed_days: RETENTION_FINISHED_DAYS,
+            max_runs: None,
+            max_database_mb: None,
+            disk_free_min_mb: DISK_FREE_MIN_MB,
+        }
+    }
+}

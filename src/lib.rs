@@ -11,6 +11,10 @@
 // `web::auth::effective_uid` (std cannot ask for the effective user) and
 // `jobs::mediafs::fs_magic`, which asks fstatfs which file system a
 // directory is on (std has no call for it).
+// `maintenance::disk::statvfs_free` asks fstatvfs for the free space beside
+// the database (std has no call for it either), and
+// `store::restore::locked_elsewhere` asks fcntl(F_GETLK) whether another
+// process holds SQLite's locks on the database (std cannot ask).
 // `store::vfs` is the one unsafe module: a layer over SQLite's C file API
 // (a VFS) that coalesces WAL writes, which only FFI can provide.
 #![deny(unsafe_code)]

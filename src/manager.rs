@@ -9,7 +9,9 @@ pub mod database;
 mod delayed;
 mod enqueue;
 mod health;
+mod housekeeping;
 mod insight;
+pub mod restore;
 mod schedules;
 mod view;
 
@@ -35,6 +37,7 @@ pub use backup::check_backup_destination;
 pub use enqueue::EnqueueRequest;
 pub(crate) use enqueue::enqueue_metadata;
 pub use schedules::{ScheduleDetails, ScheduleInput, ScheduleView};
+pub use housekeeping::{DiskStatus, Housekeeping};
 
 /// What cancelling did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

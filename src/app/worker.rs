@@ -1,8 +1,10 @@
 //! Start-up and shutdown of `jobmgr worker`: takes the lock file, checks
 //! the high-water mark, registers, then starts in this order the executor
-//! threads, the signal thread, the wake watcher, the scheduler and the
-//! writer; the writer thread, when it ends, stops the scheduler and the
-//! watcher and joins the executors, and
+//! threads, the signal thread, the wake watcher, the scheduler, the
+//! housekeeping thread (disk guard and retention under one ticker) and the
+//! writer; the writer thread, when it ends, stops the scheduler, the
+//! watcher and the housekeeping and joins them and the executors, before it
+//! lets go of the lock file, and
 //! [`RunningWorker::wait`] joins it and the signal thread.
 
 use std::path::Path;
@@ -10,11 +12,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 
-use crossbeam_channel::{bounded, unbounded};
+use crossbeam_channel::{RecvTimeoutError, Sender, bounded, unbounded};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
+use crate::clock::Timestamp;
+use crate::config::Retention;
 use crate::error::{Error, Result};
+use crate::maintenance::tasks::worker_tasks;
+use crate::maintenance::ticker::{Tick, Ticker};
 use crate::registry::Registry;
 use crate::runner::{
     Exit, WRITER_QUEUE, WorkerOptions, acquire_lock, check_mark, executor, lock_path, mark,
@@ -96,6 +102,10 @@ pub fn start_worker(
     };
     let (watcher, switch) = wake::watch(&opts.db, &lock_path(&opts.db), tx.clone()).unzip();
     let registry_for_scheduler = registry.clone();
+    let housekeeping = match &opts.retention {
+        Some(r) => Some(spawn_housekeeping(opts, r, worker_id)?),
+        None => None,
+    };
     let writer = writer::Writer::new(
         conn,
         me,
@@ -121,6 +131,10 @@ pub fn start_worker(
             if let Some(w) = watcher {
                 w.stop();
             }
+            if let Some((stop, t)) = housekeeping {
+                drop(stop);
+                let _ = t.join();
+            }
             finish(exit, executors)
         })
         .map_err(Error::io("spawn writer", &opts.db))?;
@@ -129,6 +143,39 @@ pub fn start_worker(
         thread,
         signals,
     })
+}
+
+/// Starts the housekeeping ticker: one tick at once (retention at worker
+/// start), then every `housekeeping_every`. Dropping the returned sender
+/// stops it, between two of retention's transactions at the latest. It
+/// ticks with its own loop rather than [`Ticker::run`]: that one takes a
+/// late tick for a paused process, and a long retention pass is only
+/// long; no task here declares anyone dead, so nothing needs holding back.
+fn spawn_housekeeping(
+    opts: &WorkerOptions,
+    retention: &Retention,
+    worker_id: i64,
+) -> Result<(Sender<()>, thread::JoinHandle<()>)> {
+    let (stop, stop_rx) = bounded::<()>(0);
+    let tasks = worker_tasks(&opts.db, retention, worker_id, stop_rx.clone());
+    let every = opts.housekeeping_every;
+    let mut ticker = Ticker::new(every, opts.timing.write_retry_for, tasks);
+    let t = thread::Builder::new()
+        .name("housekeeping".into())
+        .spawn(move || {
+            loop {
+                ticker.tick_once(&Tick {
+                    now: Timestamp::now(),
+                    hold: false,
+                });
+                match stop_rx.recv_timeout(every) {
+                    Err(RecvTimeoutError::Timeout) => {}
+                    _ => return,
+                }
+            }
+        })
+        .map_err(Error::io("spawn housekeeping thread", &opts.db))?;
+    Ok((stop, t))
 }
 
 fn spawn_signal_thread(

@@ -95,6 +95,8 @@ impl Ctx {
         let opts = WorkerOptions {
             db: db.to_path_buf(),
             concurrency,
+            retention: None,
+            housekeeping_every: std::time::Duration::from_secs(60),
             timing: settings.timing(),
         };
         start_worker(&opts, registry(&self.done, &self.started.0), false)

@@ -3,6 +3,7 @@
 
 pub mod check;
 mod output;
+mod restore;
 mod runs;
 mod schedules;
 pub mod serve;
@@ -93,6 +94,12 @@ pub enum Command {
         /// its .lock or .token.
         path: PathBuf,
     },
+    /// Put a backup in place of the database (no worker or server may be using it);
+    /// the old file is kept as <db>.before-restore-<time>.
+    Restore {
+        /// A backup made by `jobmgr backup` or the backup-database job.
+        backup: PathBuf,
+    },
     /// Check the database: integrity, schema version, run counters, high-water mark.
     Check,
     /// Measure throughput and latency on this disk (temporary databases beside --db).
@@ -167,6 +174,9 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<i32> {
     }
     if matches!(command, Command::Check) {
         return check::run(&settings, json);
+    }
+    if let Command::Restore { backup } = &command {
+        return restore::run(&settings.db, backup, json);
     }
     let registry = Arc::new(registry_for(&settings, &command)?);
     match command {

@@ -267,6 +267,7 @@ pub fn check_config(c: &crate::jobfile::Checked, json: bool) -> Result<i32> {
             "valid": ok,
             "problems": problems,
             "commandJobs": c.command_jobs,
+            "retention": c.retention,
         }));
     } else if !c.exists {
         outln!(
@@ -292,4 +293,64 @@ pub fn check_config(c: &crate::jobfile::Checked, json: bool) -> Result<i32> {
         eprintln!("{}", crate::jobfile::describe(c));
     }
     Ok(if ok { 0 } else { 1 })
+}
+
+/// Retention and the disk guard, under the status.
+pub fn housekeeping(h: &crate::manager::Housekeeping) {
+    let mb = |b: u64| b / (1024 * 1024);
+    let d = &h.disk;
+    if d.threshold_bytes == 0 {
+        outln!("disk: {} MiB free (no warning threshold)", mb(d.free_bytes));
+    } else if d.low {
+        outln!(
+            "WARNING: disk low: {} MiB free, below {} MiB; SQLite refuses writes when the disk is full",
+            mb(d.free_bytes),
+            mb(d.threshold_bytes)
+        );
+    } else {
+        outln!(
+            "disk: {} MiB free (warning below {} MiB)",
+            mb(d.free_bytes),
+            mb(d.threshold_bytes)
+        );
+    }
+    let Some(r) = &h.retention else {
+        outln!("retention: not run yet (the worker runs it at start, then hourly)");
+        return;
+    };
+    match &r.settings {
+        Some(s) if s.enabled => {
+            let mut keeps = format!(
+                "finished runs {} days, failed runs {} days",
+                s.finished_days, s.failed_days
+            );
+            if let Some(n) = s.max_runs {
+                keeps.push_str(&format!(", at most {n} runs"));
+            }
+            if let Some(n) = s.max_database_mb {
+                keeps.push_str(&format!(", at most {n} MiB of data"));
+            }
+            outln!("retention: keeps {keeps}");
+        }
+        _ => outln!("retention: disabled (nothing is removed)"),
+    }
+    outln!(
+        "  last run {}: removed {} runs, {} log lines, {} audit rows; {} finished runs kept; next {}",
+        r.ran_at,
+        r.runs_removed,
+        r.log_lines_removed,
+        r.audit_rows_removed,
+        r.finished_runs,
+        r.next_run_at
+    );
+    if let Some(why) = &r.stopped {
+        outln!("  stopped early: {why}");
+    }
+    if r.auto_vacuum != "incremental" {
+        outln!(
+            "  the file's auto_vacuum is {}: freed space is reused but the file does not shrink \
+             (see the README, Retention)",
+            r.auto_vacuum
+        );
+    }
 }

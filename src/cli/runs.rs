@@ -170,6 +170,7 @@ pub fn run(m: &Manager, command: Command, json: bool) -> Result<i32> {
         | Command::CheckConfig
         | Command::Check
         | Command::Schedules(_)
+        | Command::Restore { .. }
         | Command::Bench(_)
         | Command::Completions { .. } => Ok(0),
     }
@@ -226,14 +227,19 @@ fn status(m: &Manager, json: bool) -> Result<i32> {
     let w = m.worker_status()?;
     let counts = m.counts()?;
     let mark = m.high_water()?;
+    let housekeeping = m.housekeeping()?;
     if json {
         let behind = mark.behind().then(|| mark.to_string());
         if let Some(b) = &behind {
             log::error!("{}: {b}", m.database_path().display());
         }
-        print_json(&json!({"worker": w, "counts": counts, "behindHighWaterMark": behind}));
+        print_json(
+            &json!({"worker": w, "counts": counts, "behindHighWaterMark": behind,
+            "housekeeping": housekeeping}),
+        );
     } else {
         output::status(&w, &counts);
+        output::housekeeping(&housekeeping);
         if mark.behind() {
             println!("WARNING: {mark}");
         }

@@ -1,6 +1,7 @@
 //! `jobmgr worker` and `jobmgr worker stop`.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use clap::{Args, Subcommand};
 
@@ -20,6 +21,9 @@ pub struct WorkerArgs {
     /// Jobs run at once.
     #[arg(long, env = "JOBMGR_CONCURRENCY", default_value_t = config::DEFAULT_CONCURRENCY)]
     pub concurrency: usize,
+    /// How often the worker's housekeeping (disk guard, retention) ticks, in milliseconds.
+    #[arg(long, hide = true, env = "JOBMGR_HOUSEKEEPING_MS", default_value_t = config::HOUSEKEEPING_EVERY_MS)]
+    pub housekeeping_ms: u64,
 }
 
 /// What to do with the worker.
@@ -64,6 +68,8 @@ pub fn run(
                 db: settings.db.clone(),
                 concurrency: args.concurrency,
                 timing: settings.timing(),
+                retention: Some(crate::jobfile::retention(settings)?),
+                housekeeping_every: Duration::from_millis(args.housekeeping_ms.max(10)),
             };
             app::worker::run_worker(&opts, registry)?;
             Ok(0)

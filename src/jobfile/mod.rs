@@ -4,6 +4,7 @@
 //! location; [`build_registry`] is the one function the commands call.
 
 mod job;
+mod retention;
 mod schedule;
 pub mod walk;
 
@@ -11,14 +12,14 @@ use std::path::{Path, PathBuf};
 
 use toml::de::DeTable;
 
-use crate::config::Settings;
+use crate::config::{Retention, Settings};
 use crate::error::{Error, Result, suggest};
 use crate::jobs;
 use crate::registry::{JobType, Registry};
 pub use walk::Problem;
 use walk::{Report, Section, as_map};
 
-const TOP_KEYS: &[&str] = &["builtins", "jobs", "schedules"];
+const TOP_KEYS: &[&str] = &["builtins", "jobs", "retention", "schedules"];
 const BUILTIN_KEYS: &[&str] = &["enabled", "demos"];
 
 /// The outcome of reading the config file.
@@ -33,6 +34,8 @@ pub struct Checked {
     pub registry: Registry,
     /// Names of the command job types the file declares.
     pub command_jobs: Vec<String>,
+    /// `[retention]`, with the defaults for what it leaves out.
+    pub retention: Retention,
 }
 
 /// Reads and checks the config file `settings` points at.
@@ -47,6 +50,7 @@ pub fn check(settings: &Settings) -> Result<Checked> {
                 problems: Vec::new(),
                 registry: jobs::builtin_registry(),
                 command_jobs: Vec::new(),
+                retention: Retention::default(),
             });
         }
         Err(e) => return Err(Error::io("read config file", &path)(e)),
@@ -57,13 +61,14 @@ pub fn check(settings: &Settings) -> Result<Checked> {
         .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from("."));
     let base_dir = std::fs::canonicalize(&base_dir).unwrap_or(base_dir);
-    let (registry, command_jobs, problems) = parse(&text, &base_dir);
+    let (registry, command_jobs, problems, retention) = parse(&text, &base_dir);
     Ok(Checked {
         path,
         exists: true,
         problems,
         registry,
         command_jobs,
+        retention,
     })
 }
 
@@ -91,8 +96,20 @@ pub fn describe(checked: &Checked) -> String {
     out
 }
 
-/// Parses `text`: returns the registry, the command job names and the problems.
-pub fn parse(text: &str, base_dir: &Path) -> (Registry, Vec<String>, Vec<Problem>) {
+/// The worker's `[retention]` settings. The worker has already refused an
+/// invalid file when it built its registry from the same file.
+pub fn retention(settings: &Settings) -> Result<Retention> {
+    let checked = check(settings)?;
+    if checked.problems.is_empty() {
+        Ok(checked.retention)
+    } else {
+        Err(Error::Config(describe(&checked)))
+    }
+}
+
+/// Parses `text`: returns the registry, the command job names, the
+/// problems and the retention settings.
+pub fn parse(text: &str, base_dir: &Path) -> (Registry, Vec<String>, Vec<Problem>, Retention) {
     let mut report = Report::new(text);
     let mut registry = jobs::builtin_registry();
     let mut names = Vec::new();
@@ -101,13 +118,17 @@ pub fn parse(text: &str, base_dir: &Path) -> (Registry, Vec<String>, Vec<Problem
         Err(e) => {
             let span = e.span();
             report.add("", span.as_ref(), e.message().trim().to_string());
-            return (registry, names, report.problems);
+            return (registry, names, report.problems, Retention::default());
         }
     };
     let top = Section::new(&mut report, "", doc.get_ref(), doc.span(), TOP_KEYS);
     if let Some(b) = top.table(&mut report, "builtins", BUILTIN_KEYS) {
         select_builtins(&mut report, &b, &mut registry);
     }
+    let retention = top
+        .table(&mut report, "retention", retention::KEYS)
+        .map(|r| retention::read(&mut report, &r))
+        .unwrap_or_default();
     let builtin_names: Vec<String> = jobs::builtin_registry()
         .infos()
         .into_iter()
@@ -148,7 +169,7 @@ pub fn parse(text: &str, base_dir: &Path) -> (Registry, Vec<String>, Vec<Problem
     report
         .problems
         .sort_by_key(|p| p.line.unwrap_or(usize::MAX));
-    (registry, names, report.problems)
+    (registry, names, report.problems, retention)
 }
 
 fn select_builtins(report: &mut Report<'_>, b: &Section<'_, '_>, registry: &mut Registry) {
@@ -211,7 +232,7 @@ default = 10
 min = 1
 max = 100
 "#;
-        let (registry, names, problems) = parse(text, Path::new("/tmp"));
+        let (registry, names, problems, _) = parse(text, Path::new("/tmp"));
         assert!(problems.is_empty(), "{problems:?}");
         assert_eq!(names, vec!["presort".to_string()]);
         assert!(registry.get("presort").is_ok());

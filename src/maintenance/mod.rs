@@ -2,13 +2,17 @@
 //! and their RUNNING runs are failed as "worker lost", or re-queued where
 //! the job type is safe to retry. Used by `cleanup-stalled`, by a new worker
 //! taking over the lock, and by the server's periodic tasks ([`tasks`],
-//! driven by one [`ticker`]).
+//! driven by one [`ticker`]). The worker's own periodic tasks, retention
+//! ([`retention`]) and the disk guard ([`disk`]), run under a ticker of
+//! their own in the worker process ([`tasks::worker_tasks`]).
 //!
 //! A pass reads first and writes only when it has something to change, in
 //! one short transaction: a periodic task that took the write lock while
 //! doing nothing would, if its process were paused (SIGSTOP) inside it,
 //! stop the worker from writing at all.
 
+pub mod disk;
+pub mod retention;
 pub mod tasks;
 pub mod ticker;
 

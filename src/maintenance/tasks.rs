@@ -3,10 +3,16 @@
 //! is one more [`Task`] in [`serve_tasks`], not a new thread.
 
 use std::collections::HashSet;
+use std::path::Path;
 use std::sync::Arc;
 
+use crossbeam_channel::Receiver;
+
+use super::disk::DiskGuard;
+use super::retention::RetentionTask;
 use super::ticker::{Counts, Task, Tick};
 use super::{NOBODY_STALE, Recovery, declare_stale, recover_orphans};
+use crate::config::Retention;
 use crate::error::Result;
 use crate::job::JobStatus;
 use crate::registry::Registry;
@@ -38,7 +44,32 @@ pub fn serve_tasks(
             store: store.clone(),
             registry,
         }),
-        // Retention (pruning old runs) and the scheduler go here.
+        // The scheduler goes here; retention runs in the worker
+        // ([`worker_tasks`]), which always runs where serve may not.
+    ]
+}
+
+/// The task list of the worker's housekeeping thread: the disk guard, then
+/// retention (which stops between two transactions when `stop` is
+/// dropped, as the ticker itself does).
+pub fn worker_tasks(
+    db: &Path,
+    retention: &Retention,
+    worker_id: i64,
+    stop: Receiver<()>,
+) -> Vec<Box<dyn Task>> {
+    vec![
+        Box::new(DiskGuard::new(
+            db.to_path_buf(),
+            retention.disk_free_min_mb,
+            worker_id,
+        )),
+        Box::new(RetentionTask::new(
+            db.to_path_buf(),
+            retention.clone(),
+            worker_id,
+            stop,
+        )),
     ]
 }
 

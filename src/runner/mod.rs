@@ -31,6 +31,11 @@ pub struct WorkerOptions {
     pub db: PathBuf,
     pub concurrency: usize,
     pub timing: Timing,
+    /// Retention and the disk guard, run by the worker's housekeeping
+    /// thread; None runs no housekeeping (the benchmarks' workers).
+    pub retention: Option<crate::config::Retention>,
+    /// How often housekeeping ticks (on real time).
+    pub housekeeping_every: std::time::Duration,
 }
 
 /// The lock file beside the database: held for the worker's whole life.

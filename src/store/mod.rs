@@ -24,10 +24,12 @@ pub mod check;
 pub mod committer;
 mod counts;
 pub mod due;
+pub mod housekeeping;
 pub mod insight;
 pub mod logs;
 pub mod media;
 mod multirow;
+pub mod restore;
 pub mod retention;
 pub mod rows;
 pub mod runs;
@@ -82,6 +84,13 @@ pub struct Store {
 /// acknowledged commit survive power loss; speed comes from batching.
 fn configure(conn: &mut Connection) -> rusqlite::Result<()> {
     conn.busy_timeout(BUSY_TIMEOUT)?;
+    // A new file returns the pages retention frees to the file system
+    // (`PRAGMA incremental_vacuum`). The mode can only be chosen before the
+    // first table exists; an older file keeps its mode until a VACUUM.
+    let pages: i64 = conn.query_row("PRAGMA page_count", [], |r| r.get(0))?;
+    if pages == 0 {
+        conn.pragma_update(None, "auto_vacuum", "INCREMENTAL")?;
+    }
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;

@@ -41,6 +41,12 @@ fn status_json(ctx: &Ctx, status: &WorkerStatus) -> serde_json::Value {
     let mut v = worker_json(status, ctx.supervisor.child_pid().get());
     if let serde_json::Value::Object(m) = &mut v {
         m.insert("maintenance".into(), json!(ctx.tasks.snapshot()));
+        // The worker's housekeeping (retention, disk guard); its absence
+        // must not hide the worker's state.
+        match ctx.manager.housekeeping() {
+            Ok(h) => m.insert("housekeeping".into(), json!(h)),
+            Err(e) => m.insert("housekeeping".into(), json!({"error": e.to_string()})),
+        };
     }
     v
 }

@@ -1,7 +1,8 @@
 // The worker panel: state, host, PID, version (with a drift warning),
 // uptime and a ticking heartbeat age, and the Start / Stop buttons. Stop
 // asks first, naming the runs it will interrupt; while the worker drains,
-// the time its running jobs have left counts down.
+// the time its running jobs have left counts down. Under them, what
+// retention keeps and last removed, and a warning when the disk is low.
 
 import { api, attempt, toast } from './api.js';
 import { runningRuns } from './active.js';
@@ -60,6 +61,8 @@ export function setWorker(value) {
   if (status && next.serverVersion === null && status.serverVersion) {
     next.serverVersion = status.serverVersion;
   }
+  // A bare worker row carries no housekeeping: keep what the API said.
+  if (status && !next.housekeeping) next.housekeeping = status.housekeeping;
   status = next;
   receivedAt = Date.now();
   if (starting && next.worker && next.worker.id !== starting.afterId
@@ -126,6 +129,13 @@ function render() {
     row('Uptime', '', 'worker-uptime');
     row('Heartbeat', '', 'worker-heartbeat');
   }
+  const hk = status.housekeeping || {};
+  if (w && hk.retention) row('Retention', retentionText(hk.retention), 'worker-retention');
+  const disk = hk.disk && hk.disk.low
+    ? h('p', { class: 'drift-warning', id: 'disk-warning', role: 'alert',
+      text: `Disk low: ${mib(hk.disk.freeBytes)} free, below ${mib(hk.disk.thresholdBytes)}. ` +
+        'SQLite refuses writes when the disk is full: free space or keep less history.' })
+    : null;
   const stateEl = h('span', { id: 'worker-state', class: stateClass(state), text: state === 'NONE' ? 'NO WORKER' : state });
   const active = ACTIVE.includes(state);
   const pending = awaitingStart();
@@ -144,8 +154,24 @@ function render() {
     h('div', { class: 'worker-head' }, stateEl,
       h('div', { class: 'btn-row' }, startBtn, stopBtn)),
     hint ? h('p', { class: 'muted hint', id: 'worker-hint', text: hint }) : null,
+    disk,
     w ? h('dl', { class: 'kvs' }, rows) : null);
   tick();
+}
+
+function mib(bytes) {
+  return `${num(Math.floor((bytes || 0) / 1048576))} MiB`;
+}
+
+/** What retention keeps, and what its last run removed. */
+function retentionText(r) {
+  const s = r.settings || {};
+  if (!s.enabled) return 'off: nothing is removed';
+  let keeps = `keeps finished runs ${s.finishedDays} d, failed ${s.failedDays} d`;
+  if (s.maxRuns) keeps += `, at most ${num(s.maxRuns)} runs`;
+  if (s.maxDatabaseMb) keeps += `, at most ${num(s.maxDatabaseMb)} MiB`;
+  return `${keeps}; last run ${r.ranAt} removed ${num(r.runsRemoved)} runs, ` +
+    `${num(r.logLinesRemoved)} log lines`;
 }
 
 /** While stopping: how long running jobs have left, counting down. */
