@@ -36,8 +36,8 @@ pub use actor::Actor;
 pub use backup::check_backup_destination;
 pub use enqueue::EnqueueRequest;
 pub(crate) use enqueue::enqueue_metadata;
+pub use housekeeping::Housekeeping;
 pub use schedules::{ScheduleDetails, ScheduleInput, ScheduleView};
-pub use housekeeping::{DiskStatus, Housekeeping};
 
 /// What cancelling did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -162,7 +162,7 @@ parameters = { path = "/var/backups/jobmgr.db" }
 missed = "latest"
 overlap = "queue"
 "#;
-        let (registry, _, problems) = super::super::parse(text, Path::new("/tmp"));
+        let (registry, _, problems, _) = super::super::parse(text, Path::new("/tmp"));
         assert!(problems.is_empty(), "{problems:?}");
         let s = &registry.file_schedules()[0];
         assert_eq!(s.name, "nightly-backup");

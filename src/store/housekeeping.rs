@@ -10,8 +10,6 @@ use crate::error::{Error, Result};
 #[derive(Debug, Clone)]
 pub struct Stored {
     pub name: String,
-    pub worker_id: Option<i64>,
-    pub updated_at: String,
     pub report: String,
 }
 
@@ -38,15 +36,13 @@ pub fn put(
 /// Every stored report, by name.
 pub fn all(conn: &Connection) -> Result<Vec<Stored>> {
     let mut stmt = conn
-        .prepare("SELECT name, workerId, updatedAt, report FROM Housekeeping ORDER BY name")
+        .prepare("SELECT name, report FROM Housekeeping ORDER BY name")
         .map_err(Error::db("read housekeeping reports"))?;
     let rows = stmt
         .query_map([], |r| {
             Ok(Stored {
                 name: r.get(0)?,
-                worker_id: r.get(1)?,
-                updated_at: r.get(2)?,
-                report: r.get(3)?,
+                report: r.get(1)?,
             })
         })
         .map_err(Error::db("read housekeeping reports"))?;
