@@ -101,10 +101,6 @@ pub fn start_worker(
         None
     };
     let (watcher, switch) = wake::watch(&opts.db, &lock_path(&opts.db), tx.clone()).unzip();
-    let housekeeping = match &opts.retention {
-        Some(r) => Some(spawn_housekeeping(opts, r, worker_id)?),
-        None => None,
-    };
     let writer = writer::Writer::new(
         conn,
         me,
@@ -117,6 +113,10 @@ pub fn start_worker(
     .with_watcher(switch)
     .with_signals(received)
     .with_mark(mark);
+    let housekeeping = match &opts.retention {
+        Some(r) => Some(spawn_housekeeping(opts, r, worker_id)?),
+        None => None,
+    };
     let thread = thread::Builder::new()
         .name("writer".into())
         .spawn(move || {
