@@ -45,6 +45,8 @@ const PAUSE_FACTOR: u32 = 4;
 const PAUSE_MIN: Duration = Duration::from_millis(20);
 const PAUSE_MAX: Duration = Duration::from_secs(1);
 const DAY_MS: i64 = 86_400_000;
+/// How soon a failed pass is tried again.
+const RETRY_AFTER_MS: i64 = 300_000;
 
 /// The name of the task and of its row in `Housekeeping`.
 pub const NAME: &str = "retention";
@@ -117,8 +119,10 @@ impl Task for RetentionTask {
         if self.next_at.is_some_and(|at| tick.now < at) {
             return Ok(Counts::new());
         }
+        // A pass that fails (the disk, a lock held past the busy timeout)
+        // is tried again a few minutes later, not an hour.
+        self.next_at = Some(tick.now.plus_ms(RETRY_AFTER_MS));
         let next = tick.now.plus_ms(RETENTION_EVERY_MS);
-        self.next_at = Some(next);
         if self.conn.is_none() {
             self.conn = Some(queries::open_unsynced(&self.db)?);
         }
@@ -156,23 +160,32 @@ impl Task for RetentionTask {
         report.file_bytes = pages.pages * pages.page_size;
         report.finished_runs = queries::finished_count(conn)?;
         log_report(&report);
+        let failed = outcome.as_ref().is_err_and(|e| !is_stop(e));
+        if failed {
+            report.next_run_at = tick.now.plus_ms(RETRY_AFTER_MS).to_text();
+        }
         let text = serde_json::to_string(&report).unwrap_or_else(|_| "{}".into());
         housekeeping::put(conn, NAME, self.worker_id, &tick.now.to_text(), &text)?;
+        if !failed {
+            self.next_at = Some(next);
+        }
         match outcome {
             // A stop is not a failure: the next worker carries on.
-            Err(Error::Conflict(_)) | Ok(()) => Ok(Counts::from([
+            Err(e) if !is_stop(&e) => Err(e),
+            _ => Ok(Counts::from([
                 ("runsRemoved", report.runs_removed),
                 ("logLinesRemoved", report.log_lines_removed),
                 ("auditRowsRemoved", report.audit_rows_removed),
             ])),
-            Err(e) => Err(e),
         }
     }
 }
 
 fn log_report(r: &RetentionReport) {
-    if let Some(why) = &r.stopped {
-        log::warn!("retention: stopped early: {why}");
+    match r.stopped.as_deref() {
+        Some(STOPPING) => log::info!("retention: stopped early: {STOPPING}"),
+        Some(why) => log::warn!("retention: stopped early: {why}"),
+        None => {}
     }
     if r.runs_removed + r.audit_rows_removed > 0 {
         log::info!(
@@ -201,9 +214,15 @@ struct Pass<'a> {
     report: RetentionReport,
 }
 
-/// What ends a pass early when the worker stops: not a failure.
+/// Why a pass ended early when the worker stopped: not a failure.
+const STOPPING: &str = "the worker is stopping";
+
 fn stopping() -> Error {
-    Error::Conflict("the worker is stopping".into())
+    Error::Conflict(STOPPING.into())
+}
+
+fn is_stop(e: &Error) -> bool {
+    matches!(e, Error::Conflict(m) if m == STOPPING)
 }
 
 impl Pass<'_> {
