@@ -10,9 +10,9 @@
 //! first, then deletes them in short transactions of a few hundred runs
 //! without waiting for an fsync ([`queries::open_unsynced`]) (a run's log lines in chunks of their own first), on a connection
 //! of its own (as `prune-history` does, see `context/data.rs`), and after
-//! each transaction it leaves the lock alone four times as long as it held
+//! each transaction it leaves the lock alone nine times as long as it held
 //! it, so the writer, whose busy handler is polling for the lock, gets it,
-//! and retention holds it at most a fifth of the time. With nothing to
+//! and retention holds it at most a tenth of the time. With nothing to
 //! remove it only reads, and writes its one-row report.
 
 use std::path::PathBuf;
@@ -34,12 +34,13 @@ const RUNS_PER_BATCH: usize = 500;
 const LINES_PER_BATCH: usize = 20_000;
 /// Audit rows per delete transaction.
 const AUDIT_PER_BATCH: usize = 2_000;
-/// Pages returned to the file system per transaction (4 MiB at 4 KiB
+/// Pages returned to the file system per transaction (1 MiB at 4 KiB
 /// pages: about as long a hold of the write lock as a delete batch).
-const VACUUM_STEP: u64 = 1_024;
+const VACUUM_STEP: u64 = 256;
 /// After each transaction retention waits this many times as long as it
-/// held the lock, so it holds the lock at most a fifth of the time...
-const PAUSE_FACTOR: u32 = 4;
+/// held the lock, so it holds the lock (and takes the CPU it works with)
+/// at most a tenth of the time...
+const PAUSE_FACTOR: u32 = 9;
 /// ...and at least this long (the writer's busy handler polls at growing
 /// intervals; this covers its first several tries), at most this long.
 const PAUSE_MIN: Duration = Duration::from_millis(20);
