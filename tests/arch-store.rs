@@ -65,10 +65,11 @@ fn media_files(dir: &Path, n: usize) {
 #[test]
 fn every_job_write_goes_through_the_worker_s_writer() {
     let db = TestDb::new("one-writer");
+    // Retention off: it would remove the old run itself at worker start.
     setup(
         &db,
         HOLDER,
-        "[jobs.holder]\ncommand = [PY, SCRIPT, OUTDIR]\n",
+        "[jobs.holder]\ncommand = [PY, SCRIPT, OUTDIR]\n\n[retention]\nenabled = false\n",
     );
     db.ok(&["migrate"]);
     // An old finished run for prune-history to delete.

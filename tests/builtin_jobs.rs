@@ -39,6 +39,9 @@ fn prune_history_deletes_old_finished_runs_and_their_logs_only() {
         .parse()
         .unwrap();
     assert!(old_lines > 0);
+    // Retention would remove them itself at worker start: this is about
+    // the job.
+    std::fs::write(db.dir.join("jobmgr.toml"), "[retention]\nenabled = false\n").unwrap();
     let prune = db.enqueue("prune-history", &["older_than_days=30"]);
     let _w = db.spawn_worker(&[]);
     db.wait_status(prune, "COMPLETED", WAIT);

@@ -251,3 +251,29 @@ fn restore_refuses_bad_backups_and_changes_nothing() {
     assert_eq!(files(&db), files_before);
     assert_eq!(run_ids(&db.path), all);
 }
+
+#[test]
+fn a_backup_from_an_older_jobmgr_is_restored_and_migrated_at_the_next_start() {
+    let (db, backup, before) = with_backup("restore-older");
+    // The backup as a jobmgr before version 11 wrote it.
+    let older = db.dir.join("older.db");
+    std::fs::copy(&backup, &older).expect("copy");
+    rusqlite::Connection::open(&older)
+        .and_then(|c| {
+            c.execute_batch(
+                "DROP TABLE Housekeeping; DROP INDEX MediaFile_run; \
+                 DELETE FROM refinery_schema_history WHERE version = 11;",
+            )
+        })
+        .expect("make the backup older");
+    let out = db.ok(&["restore", older.to_str().expect("UTF-8 path")]);
+    assert!(
+        out.contains("the next start applies V11__housekeeping"),
+        "{out}"
+    );
+    let status = db.ok(&["status"]);
+    assert!(status.contains("runs: 3"), "{status}");
+    assert_eq!(run_ids(&db.path), before);
+    let check = db.ok(&["check"]);
+    assert!(check.contains("all checks passed"), "{check}");
+}

@@ -385,3 +385,27 @@ fn a_stopping_worker_ends_retention_between_two_transactions() {
     assert!(left > 0, "the pass should have been cut short: {report}");
     assert_eq!(db.scalar("PRAGMA integrity_check"), "ok");
 }
+
+#[test]
+fn an_older_file_without_incremental_vacuum_is_pruned_and_says_it_does_not_shrink() {
+    let db = TestDb::new("ret-none");
+    let clock = DrivenClock::new(&db, START_MS);
+    // A file that existed before jobmgr chose the vacuum mode: it has a
+    // table already, so the mode stays SQLite's default (none).
+    rusqlite::Connection::open(&db.path)
+        .and_then(|c| c.execute_batch("CREATE TABLE Older (x)"))
+        .expect("make an older file");
+    db.ok(&["migrate"]);
+    assert_eq!(db.scalar("PRAGMA auto_vacuum"), "0");
+    let old = insert_run(&db, "COMPLETED", Some(60), 200);
+    let worker = start_worker(&db, &clock);
+    let report = wait_for_retention(&db, &clock, &worker);
+    assert!(!exists(&db, old), "{report}");
+    assert_eq!(report["autoVacuum"], "none");
+    assert_eq!(report["pagesReturned"], 0);
+    let text = db.ok(&["status"]);
+    assert!(
+        text.contains("the file's auto_vacuum is none: freed space is reused"),
+        "{text}"
+    );
+}

@@ -102,10 +102,6 @@ pub fn start_worker(
     };
     let (watcher, switch) = wake::watch(&opts.db, &lock_path(&opts.db), tx.clone()).unzip();
     let registry_for_scheduler = registry.clone();
-    let housekeeping = match &opts.retention {
-        Some(r) => Some(spawn_housekeeping(opts, r, worker_id)?),
-        None => None,
-    };
     let writer = writer::Writer::new(
         conn,
         me,
@@ -121,6 +117,10 @@ pub fn start_worker(
     // Last, so that everything it writes through is running; stopped as
     // soon as the writer is done, before the executors are joined.
     let scheduler = SchedulerThread::start(readers, registry_for_scheduler, tx.clone())?;
+    let housekeeping = match &opts.retention {
+        Some(r) => Some(spawn_housekeeping(opts, r, worker_id)?),
+        None => None,
+    };
     let thread = thread::Builder::new()
         .name("writer".into())
         .spawn(move || {

@@ -10,9 +10,9 @@
 //! first, then deletes them in short transactions of a few hundred runs
 //! without waiting for an fsync ([`queries::open_unsynced`]) (a run's log lines in chunks of their own first), on a connection
 //! of its own (as `prune-history` does, see `context/data.rs`), and after
-//! each transaction it leaves the lock alone four times as long as it held
+//! each transaction it leaves the lock alone nine times as long as it held
 //! it, so the writer, whose busy handler is polling for the lock, gets it,
-//! and retention holds it at most a fifth of the time. With nothing to
+//! and retention holds it at most a tenth of the time. With nothing to
 //! remove it only reads, and writes its one-row report.
 
 use std::path::PathBuf;
@@ -34,17 +34,20 @@ const RUNS_PER_BATCH: usize = 500;
 const LINES_PER_BATCH: usize = 20_000;
 /// Audit rows per delete transaction.
 const AUDIT_PER_BATCH: usize = 2_000;
-/// Pages returned to the file system per transaction (4 MiB at 4 KiB
+/// Pages returned to the file system per transaction (1 MiB at 4 KiB
 /// pages: about as long a hold of the write lock as a delete batch).
-const VACUUM_STEP: u64 = 1_024;
+const VACUUM_STEP: u64 = 256;
 /// After each transaction retention waits this many times as long as it
-/// held the lock, so it holds the lock at most a fifth of the time...
-const PAUSE_FACTOR: u32 = 4;
+/// held the lock, so it holds the lock (and takes the CPU it works with)
+/// at most a tenth of the time...
+const PAUSE_FACTOR: u32 = 9;
 /// ...and at least this long (the writer's busy handler polls at growing
 /// intervals; this covers its first several tries), at most this long.
 const PAUSE_MIN: Duration = Duration::from_millis(20);
 const PAUSE_MAX: Duration = Duration::from_secs(1);
 const DAY_MS: i64 = 86_400_000;
+/// How soon a failed pass is tried again.
+const RETRY_AFTER_MS: i64 = 300_000;
 
 /// The name of the task and of its row in `Housekeeping`.
 pub const NAME: &str = "retention";
@@ -117,8 +120,10 @@ impl Task for RetentionTask {
         if self.next_at.is_some_and(|at| tick.now < at) {
             return Ok(Counts::new());
         }
+        // A pass that fails (the disk, a lock held past the busy timeout)
+        // is tried again a few minutes later, not an hour.
+        self.next_at = Some(tick.now.plus_ms(RETRY_AFTER_MS));
         let next = tick.now.plus_ms(RETENTION_EVERY_MS);
-        self.next_at = Some(next);
         if self.conn.is_none() {
             self.conn = Some(queries::open_unsynced(&self.db)?);
         }
@@ -156,23 +161,32 @@ impl Task for RetentionTask {
         report.file_bytes = pages.pages * pages.page_size;
         report.finished_runs = queries::finished_count(conn)?;
         log_report(&report);
+        let failed = outcome.as_ref().is_err_and(|e| !is_stop(e));
+        if failed {
+            report.next_run_at = tick.now.plus_ms(RETRY_AFTER_MS).to_text();
+        }
         let text = serde_json::to_string(&report).unwrap_or_else(|_| "{}".into());
         housekeeping::put(conn, NAME, self.worker_id, &tick.now.to_text(), &text)?;
+        if !failed {
+            self.next_at = Some(next);
+        }
         match outcome {
             // A stop is not a failure: the next worker carries on.
-            Err(Error::Conflict(_)) | Ok(()) => Ok(Counts::from([
+            Err(e) if !is_stop(&e) => Err(e),
+            _ => Ok(Counts::from([
                 ("runsRemoved", report.runs_removed),
                 ("logLinesRemoved", report.log_lines_removed),
                 ("auditRowsRemoved", report.audit_rows_removed),
             ])),
-            Err(e) => Err(e),
         }
     }
 }
 
 fn log_report(r: &RetentionReport) {
-    if let Some(why) = &r.stopped {
-        log::warn!("retention: stopped early: {why}");
+    match r.stopped.as_deref() {
+        Some(STOPPING) => log::info!("retention: stopped early: {STOPPING}"),
+        Some(why) => log::warn!("retention: stopped early: {why}"),
+        None => {}
     }
     if r.runs_removed + r.audit_rows_removed > 0 {
         log::info!(
@@ -201,9 +215,15 @@ struct Pass<'a> {
     report: RetentionReport,
 }
 
-/// What ends a pass early when the worker stops: not a failure.
+/// Why a pass ended early when the worker stopped: not a failure.
+const STOPPING: &str = "the worker is stopping";
+
 fn stopping() -> Error {
-    Error::Conflict("the worker is stopping".into())
+    Error::Conflict(STOPPING.into())
+}
+
+fn is_stop(e: &Error) -> bool {
+    matches!(e, Error::Conflict(m) if m == STOPPING)
 }
 
 impl Pass<'_> {

@@ -1,5 +1,7 @@
 //! Deleting old history: the storage side of the `prune-history` job (the
-//! copy of `backup-database` is in [`super::backup`]).
+//! copy of `backup-database` is in [`super::backup`]) and of the worker's
+//! retention (`maintenance::retention`): which finished runs are old, the
+//! deletes in short transactions, and the file's pages for the vacuum.
 
 use rusqlite::{Connection, params};
 
