@@ -166,7 +166,10 @@ pub fn check_name(name: &str) -> Result<(), String> {
         && name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
-    if ok {
+    if name == "preview" {
+        // `/api/schedules/preview` is the preview route.
+        Err("'preview' is reserved; choose another name".into())
+    } else if ok {
         Ok(())
     } else {
         Err(format!(

@@ -387,3 +387,13 @@ fn a_huge_gap_is_bounded_to_a_thousand_rows() {
         61
     );
 }
+
+#[test]
+fn names_are_checked() {
+    assert!(check_name("nightly-backup.v2").is_ok());
+    assert!(check_name("").is_err());
+    assert!(check_name("-x").is_err());
+    assert!(check_name("a b").is_err());
+    assert!(check_name(&"x".repeat(65)).is_err());
+    assert!(check_name("preview").unwrap_err().contains("reserved"));
+}
