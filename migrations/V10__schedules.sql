@@ -61,3 +61,8 @@ CREATE TABLE ScheduleTick (
 -- schedule and have no due time).
 ALTER TABLE JobRun ADD COLUMN scheduleName TEXT;
 ALTER TABLE JobRun ADD COLUMN scheduledFor TEXT;
+
+-- The scheduler looks at the newest change of each to learn whether to
+-- read the schedules again.
+CREATE INDEX Schedule_updated ON Schedule (updatedAt);
+CREATE INDEX ScheduleState_updated ON ScheduleState (updatedAt);

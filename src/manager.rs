@@ -8,6 +8,7 @@ mod backup;
 pub mod database;
 mod health;
 mod insight;
+mod schedule_view;
 mod schedules;
 mod view;
 
@@ -34,7 +35,8 @@ pub use health::{NotReady, Readiness};
 pub use insight::{
     AuditEntry, ErrorGroup, MAX_ERROR_HOURS, RunDetails, RunRef, StageMark, Stats, Throughput,
 };
-pub use schedules::{DueTime, LastRunView, ScheduleDetails, ScheduleInput, ScheduleView, TickView};
+pub use schedule_view::{DueTime, LastRunView, ScheduleDetails, ScheduleView, TickView};
+pub use schedules::ScheduleInput;
 
 /// Priorities outside this range are refused.
 pub const PRIORITY_RANGE: std::ops::RangeInclusive<i64> = -1000..=1000;

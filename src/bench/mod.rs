@@ -5,6 +5,7 @@
 mod footprint;
 mod rounds;
 mod scenarios;
+mod schedules;
 mod web;
 
 pub use rounds::run as run_rounds;
@@ -18,7 +19,7 @@ use serde::Serialize;
 use crate::error::{Error, Result};
 
 /// Every scenario, in the order `jobmgr bench` runs them.
-pub const SCENARIOS: [&str; 13] = [
+pub const SCENARIOS: [&str; 14] = [
     "raw",
     "enqueue",
     "enqueue-concurrent",
@@ -32,6 +33,7 @@ pub const SCENARIOS: [&str; 13] = [
     "ws",
     "api",
     "footprint",
+    "schedules",
 ];
 
 /// Options of one bench invocation.

@@ -99,11 +99,12 @@ impl Ctx {
             "ws" => Ok(vec![self.ws(1)?, self.ws(100)?]),
             "api" => self.api(),
             "footprint" => self.footprint(),
+            "schedules" => self.schedules(),
             other => Err(Error::Invalid(format!("unknown scenario '{other}'"))),
         }
     }
 
-    fn registry(&self) -> Arc<Registry> {
+    pub(super) fn registry(&self) -> Arc<Registry> {
         let mut r = builtin_registry();
         let done = self.done.clone();
         r.register(simple("bench-noop", move |_| {

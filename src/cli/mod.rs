@@ -109,7 +109,7 @@ pub enum Command {
 pub struct BenchArgs {
     /// Scenarios to run (all when none): raw, enqueue, enqueue-concurrent,
     /// enqueue-bulk, process, process-backlog, process-history, latency, logs, progress, ws, api,
-    /// footprint.
+    /// footprint, schedules.
     pub scenarios: Vec<String>,
     /// Runs (or log lines) per scenario.
     #[arg(long, default_value_t = 100_000)]

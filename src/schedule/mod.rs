@@ -17,7 +17,7 @@
 //! See [`plan`] for the rules.
 
 pub mod cron;
-mod pass;
+pub(crate) mod pass;
 pub mod plan;
 pub mod scheduler;
 

@@ -164,6 +164,7 @@ fn pass(
         return Ok(None);
     };
     let (recorded, writes) = result?;
+    planner.wrote();
     for w in &writes {
         // A long gap decides hundreds at once: the newest few say enough.
         let skip = w.ticks.len().saturating_sub(3);

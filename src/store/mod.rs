@@ -30,6 +30,7 @@ mod multirow;
 pub mod retention;
 pub mod rows;
 pub mod runs;
+pub mod schedule_edits;
 pub mod schedules;
 #[cfg(test)]
 mod transitions;
