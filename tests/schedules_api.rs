@@ -303,6 +303,9 @@ fn api_schedules_apply_to_the_running_worker_and_are_announced() {
     s.at("2027-01-04T00:05:01Z");
     s.wait_ticks("live", 1);
     assert_eq!(s.outcomes("live"), ["ENQUEUED"]);
+    common::http::wait_message(&mut ws, "a decided event", schedule_support::WAIT, |m| {
+        m["type"] == "schedules" && m["change"] == "decided"
+    });
     let off = json!({"job": "noop", "cron": "*/5 * * * *", "enabled": false});
     assert_eq!(
         send(api, "PUT", "/api/schedules/live", Some(&off)).status,

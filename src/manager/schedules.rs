@@ -347,6 +347,11 @@ impl Manager {
         Ok(due_times(&cron, zone, Timestamp::now(), count))
     }
 
+    /// The id of the newest ledger row, for the change watcher.
+    pub fn newest_schedule_tick(&self) -> Result<i64> {
+        store::newest_tick(&*self.store().conn()?)
+    }
+
     fn schedule_view(&self, name: &str) -> Result<ScheduleView> {
         Ok(self.schedule(name)?.schedule)
     }

@@ -340,3 +340,10 @@ fn save_state(
     .map(|_| ())
     .map_err(Error::db("save schedule state"))
 }
+
+/// The id of the newest ledger row (0 when there is none).
+pub fn newest_tick(conn: &Connection) -> Result<i64> {
+    conn.prepare_cached("SELECT coalesce(max(id), 0) FROM ScheduleTick")
+        .and_then(|mut s| s.query_row([], |r| r.get(0)))
+        .map_err(Error::db("read schedule ledger"))
+}
