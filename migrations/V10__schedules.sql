@@ -36,6 +36,9 @@ CREATE TABLE ScheduleState (
     -- The schedule's latest run (a due time's or a "run now"), for overlap.
     -- No foreign key: retention may delete the run.
     lastRunId    INTEGER,
+    -- Whether the schedule was enabled when the scheduler last looked: when
+    -- it turns on again, due times count from then (no backfill).
+    enabled      INTEGER NOT NULL DEFAULT 1 CHECK (enabled IN (0, 1)),
     updatedAt    TEXT    NOT NULL
 );
 

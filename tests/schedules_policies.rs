@@ -161,3 +161,38 @@ fn a_paused_schedule_records_each_due_time_as_skipped_paused() {
     s.wait_ticks("p", 4);
     assert_eq!(s.outcomes("p")[3], "ENQUEUED");
 }
+
+/// A schedule turned off and on again starts counting from when it was
+/// turned on: the due times while it was off are not backfilled (not even
+/// by `missed = "latest"`).
+#[test]
+fn a_schedule_enabled_again_does_not_backfill() {
+    let conf = |enabled: bool| {
+        format!(
+            "[schedules.s]\njob = \"noop\"\ncron = \"*/10 * * * *\"\nmissed = \"latest\"\n\
+             overlap = \"allow\"\nenabled = {enabled}\n"
+        )
+    };
+    let s = Setup::new("sched-reenabled", T0, &conf(false));
+    let w = s.worker("worker-1.log");
+    s.wait_seen("s");
+    assert_eq!(
+        s.db.scalar("SELECT enabled FROM ScheduleState WHERE scheduleName = 's'"),
+        "0"
+    );
+    stop_worker(w);
+    let toml = s.db.dir.join("jobmgr.toml");
+    let text = std::fs::read_to_string(&toml).unwrap();
+    std::fs::write(&toml, text.replace("enabled = false", "enabled = true")).unwrap();
+    s.at("2027-01-04T02:05:00Z");
+    let _w = s.worker("worker-2.log");
+    schedule_support::wait_log(&_w, "scheduler: first pass done");
+    assert_eq!(s.ticks("s").len(), 0, "02:00 was due while it was off");
+    s.at("2027-01-04T02:10:01Z");
+    s.wait_ticks("s", 1);
+    let t = s.ticks("s");
+    assert_eq!(
+        (t[0].0.as_str(), t[0].1.as_str()),
+        ("2027-01-04T02:10:00.000Z", "ENQUEUED")
+    );
+}

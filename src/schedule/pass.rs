@@ -46,6 +46,7 @@ struct Kept {
     waiting: Option<Timestamp>,
     paused: bool,
     last_run: Option<i64>,
+    enabled: bool,
 }
 
 impl Kept {
@@ -58,6 +59,7 @@ impl Kept {
             waiting: st.waiting.as_deref().and_then(Timestamp::parse),
             paused: st.paused,
             last_run: st.last_run.as_ref().map(|r| r.id),
+            enabled: st.enabled,
         }
     }
 }
@@ -180,12 +182,35 @@ impl Planner {
         let k = &self.known[i];
         let s = &k.schedule;
         let state = k.state.as_ref();
-        // A schedule the scheduler has not seen starts now (a file one)
-        // or when it was made (an API one): it never backfills.
-        let since = state.map_or(k.created.unwrap_or(now), |st| st.since);
-        let after = state.map_or(since, |st| st.after);
         let waiting = state.and_then(|st| st.waiting);
-        if state.is_some() && waiting.is_none() {
+        if let Some(st) = state.filter(|st| st.enabled && !s.enabled) {
+            // Turned off: remembered, so that turning it on again is seen.
+            return Ok(Some(ScheduleWrite {
+                name: s.name.clone(),
+                job: s.job.clone(),
+                parameters: "{}".into(),
+                since: st.since.to_text(),
+                ticks: Vec::new(),
+                last_due: None,
+                waiting: waiting.map(Timestamp::to_text),
+                enabled: false,
+                restart: false,
+            }));
+        }
+        let turned_on = state.is_some_and(|st| !st.enabled && s.enabled);
+        // A schedule the scheduler has not seen starts now (a file one)
+        // or when it was made (an API one), and one enabled again starts
+        // now: none backfills.
+        let since = match state {
+            _ if turned_on => now,
+            Some(st) => st.since,
+            None => k.created.unwrap_or(now),
+        };
+        let after = match state {
+            Some(st) if !turned_on => st.after,
+            _ => since,
+        };
+        if state.is_some() && waiting.is_none() && !turned_on {
             if !s.enabled {
                 return Ok(None);
             }
@@ -227,26 +252,26 @@ impl Planner {
         });
         *next_due = earliest(*next_due, p.next_due);
         let new_after = p.last_due.map_or(after, |l| l.max(after));
-        let write =
-            (state.is_none() || !p.decisions.is_empty() || p.waiting != waiting).then(|| {
-                ScheduleWrite {
-                    name: s.name.clone(),
-                    job: s.job.clone(),
-                    parameters: serde_json::to_string(&params).unwrap_or_else(|_| "{}".into()),
-                    since: since.to_text(),
-                    ticks: p
-                        .decisions
-                        .into_iter()
-                        .map(|d| TickWrite {
-                            due: d.due.to_text(),
-                            outcome: d.outcome,
-                            reason: d.reason,
-                        })
-                        .collect(),
-                    last_due: p.last_due.map(Timestamp::to_text),
-                    waiting: p.waiting.map(Timestamp::to_text),
-                }
-            });
+        let changed = state.is_none() || turned_on || !p.decisions.is_empty();
+        let write = (changed || p.waiting != waiting).then(|| ScheduleWrite {
+            name: s.name.clone(),
+            job: s.job.clone(),
+            parameters: serde_json::to_string(&params).unwrap_or_else(|_| "{}".into()),
+            since: since.to_text(),
+            ticks: p
+                .decisions
+                .into_iter()
+                .map(|d| TickWrite {
+                    due: d.due.to_text(),
+                    outcome: d.outcome,
+                    reason: d.reason,
+                })
+                .collect(),
+            last_due: p.last_due.map(Timestamp::to_text),
+            waiting: p.waiting.map(Timestamp::to_text),
+            enabled: s.enabled,
+            restart: turned_on,
+        });
         self.known[i].next = Some((new_after, p.next_due));
         Ok(write)
     }

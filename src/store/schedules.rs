@@ -29,6 +29,8 @@ pub struct State {
     pub last_due: Option<String>,
     pub waiting: Option<String>,
     pub last_run: Option<LastRun>,
+    /// Whether the schedule was enabled when the scheduler last looked.
+    pub enabled: bool,
 }
 
 /// A schedule's latest run.
@@ -65,6 +67,10 @@ pub struct ScheduleWrite {
     pub last_due: Option<String>,
     /// The due time now waiting for the previous run, if any.
     pub waiting: Option<String>,
+    /// Whether the schedule is enabled now.
+    pub enabled: bool,
+    /// Due times count from `since` again (the schedule was enabled again).
+    pub restart: bool,
 }
 
 /// One decision to record.
@@ -217,12 +223,13 @@ fn state_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(String, State)> {
             last_due: r.get(3)?,
             waiting: r.get(4)?,
             last_run,
+            enabled: r.get(8)?,
         },
     ))
 }
 
 const STATE_SELECT: &str = "SELECT s.scheduleName, s.paused, s.since, s.lastDueAt, \
-     s.waitingDueAt, s.lastRunId, r.status, r.scheduledFor \
+     s.waitingDueAt, s.lastRunId, r.status, r.scheduledFor, s.enabled \
      FROM ScheduleState s LEFT JOIN JobRun r ON r.id = s.lastRunId";
 
 /// The state of every schedule that has one, by name.
@@ -327,16 +334,22 @@ fn save_state(
     now: &str,
 ) -> Result<()> {
     tx.prepare_cached(
-        "INSERT INTO ScheduleState (scheduleName, since, lastDueAt, waitingDueAt, lastRunId, updatedAt) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
+        "INSERT INTO ScheduleState (scheduleName, since, lastDueAt, waitingDueAt, lastRunId, \
+         updatedAt, enabled) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
          ON CONFLICT (scheduleName) DO UPDATE SET \
+           since = CASE WHEN ?8 THEN excluded.since ELSE since END, \
+           enabled = excluded.enabled, \
            lastDueAt = CASE WHEN lastDueAt IS NULL OR excluded.lastDueAt > lastDueAt \
                        THEN excluded.lastDueAt ELSE lastDueAt END, \
            waitingDueAt = excluded.waitingDueAt, \
            lastRunId = coalesce(excluded.lastRunId, lastRunId), \
            updatedAt = excluded.updatedAt",
     )
-    .and_then(|mut s| s.execute(params![w.name, w.since, w.last_due, w.waiting, last_run, now]))
+    .and_then(|mut s| {
+        s.execute(params![
+            w.name, w.since, w.last_due, w.waiting, last_run, now, w.enabled, w.restart
+        ])
+    })
     .map(|_| ())
     .map_err(Error::db("save schedule state"))
 }
