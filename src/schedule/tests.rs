@@ -397,3 +397,18 @@ fn names_are_checked() {
     assert!(check_name(&"x".repeat(65)).is_err());
     assert!(check_name("preview").unwrap_err().contains("reserved"));
 }
+
+#[test]
+fn interval_times_inside_a_gap_run_once_after_it() {
+    // 02:00 .. 02:50 CET do not exist on 2027-03-28: one due time at 03:00 CEST.
+    let s = schedule("*/10 * * * *", "Europe/Berlin");
+    let got = s.cron.upcoming(ts("2027-03-28T00:45:00Z"), s.zone, 3);
+    assert_eq!(
+        texts(&got),
+        [
+            "2027-03-28T00:50:00.000Z", // 01:50 CET
+            "2027-03-28T01:00:00.000Z", // 03:00 CEST
+            "2027-03-28T01:10:00.000Z", // 03:10 CEST
+        ]
+    );
+}
