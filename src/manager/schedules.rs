@@ -77,6 +77,7 @@ impl Manager {
             None => schedule::Tz::UTC,
             Some(z) => schedule::parse_zone(z).map_err(|m| field("timezone", m))?,
         };
+        schedule::check_reachable(&cron, zone).map_err(|m| field("cron", m))?;
         let missed = input
             .missed
             .as_deref()
@@ -338,6 +339,7 @@ impl Manager {
             None => schedule::Tz::UTC,
             Some(z) => schedule::parse_zone(z).map_err(|m| field("timezone", m))?,
         };
+        schedule::check_reachable(&cron, zone).map_err(|m| field("cron", m))?;
         if !(1..=MAX_PREVIEW).contains(&count) {
             return Err(field(
                 "count",

@@ -179,6 +179,18 @@ pub fn check_name(name: &str) -> Result<(), String> {
     }
 }
 
+/// Checks that `cron` comes due at all in `zone` (`0 0 30 2 *` never
+/// does): for the checks of new schedules, not for every read.
+pub fn check_reachable(cron: &CronExpr, zone: Tz) -> Result<(), String> {
+    match cron.next_after(crate::clock::now(), zone) {
+        Some(_) => Ok(()),
+        None => Err(format!(
+            "'{}' never comes due (no such date)",
+            cron.as_str()
+        )),
+    }
+}
+
 /// Checks `max_catch_up`.
 pub fn check_catch_up(n: i64) -> Result<u32, String> {
     match u32::try_from(n) {

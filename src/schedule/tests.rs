@@ -175,3 +175,13 @@ fn interval_times_inside_a_gap_run_once_after_it() {
         ]
     );
 }
+
+#[test]
+fn an_expression_that_never_matches_is_refused_by_the_checks() {
+    let s = schedule("0 0 30 2 *", "UTC");
+    assert_eq!(
+        check_reachable(&s.cron, s.zone).unwrap_err(),
+        "'0 0 30 2 *' never comes due (no such date)"
+    );
+    assert!(check_reachable(&schedule("@daily", "UTC").cron, s.zone).is_ok());
+}
