@@ -161,6 +161,11 @@ fn bad_requests_get_a_4xx_with_a_json_message() {
             "cron: column 1: has 3 fields",
         ),
         (
+            with("cron", json!("0 0 30 2 *")),
+            400,
+            "cron: '0 0 30 2 *' never comes due",
+        ),
+        (
             with("timezone", json!("Europe/Berln")),
             400,
             "timezone: unknown time zone 'Europe/Berln' (did you mean 'Europe/Berlin'?)",
@@ -263,6 +268,10 @@ fn bad_requests_get_a_4xx_with_a_json_message() {
         r.text()
     );
     assert_eq!(error(&api.get("/api/schedules/preview")).0, 400);
+    assert_eq!(
+        error(&api.get("/api/schedules/preview?cron=0%200%2030%202%20*")).0,
+        400
+    );
     assert_eq!(
         error(&api.get("/api/schedules/preview?cron=@daily&count=0")).0,
         400
