@@ -36,6 +36,9 @@ CREATE TABLE ScheduleState (
     -- The schedule's latest run (a due time's or a "run now"), for overlap.
     -- No foreign key: retention may delete the run.
     lastRunId    INTEGER,
+    -- Whether the schedule was enabled when the scheduler last looked: when
+    -- it turns on again, due times count from then (no backfill).
+    enabled      INTEGER NOT NULL DEFAULT 1 CHECK (enabled IN (0, 1)),
     updatedAt    TEXT    NOT NULL
 );
 
@@ -61,3 +64,8 @@ CREATE TABLE ScheduleTick (
 -- schedule and have no due time).
 ALTER TABLE JobRun ADD COLUMN scheduleName TEXT;
 ALTER TABLE JobRun ADD COLUMN scheduledFor TEXT;
+
+-- The scheduler looks at the newest change of each to learn whether to
+-- read the schedules again.
+CREATE INDEX Schedule_updated ON Schedule (updatedAt);
+CREATE INDEX ScheduleState_updated ON ScheduleState (updatedAt);

@@ -12,6 +12,7 @@ mod health;
 mod housekeeping;
 mod insight;
 pub mod restore;
+mod schedule_view;
 mod schedules;
 mod view;
 
@@ -37,7 +38,8 @@ pub use backup::check_backup_destination;
 pub use enqueue::EnqueueRequest;
 pub(crate) use enqueue::enqueue_metadata;
 pub use housekeeping::Housekeeping;
-pub use schedules::{ScheduleDetails, ScheduleInput, ScheduleView};
+pub use schedule_view::{DueTime, ScheduleDetails, ScheduleView, TickView};
+pub use schedules::ScheduleInput;
 
 /// What cancelling did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -59,6 +59,8 @@ struct State {
     /// before `hold_until`, so a flood costs a bounded amount of work.
     floor: Option<String>,
     hold_until: Instant,
+    /// The newest schedule ledger row seen.
+    ticks: i64,
 }
 
 /// Runs the watcher until `stop` receives a message or is dropped.
@@ -94,6 +96,7 @@ pub fn run(
         runs_pending: false,
         floor: None,
         hold_until: Instant::now(),
+        ticks: manager.newest_schedule_tick().unwrap_or(0),
     };
     let mut version = feed.version().unwrap_or(0);
     let _ = publish_worker(&manager, &hub, &supervised_pid, &mut st);
@@ -120,6 +123,9 @@ pub fn run(
                 log::warn!("change watcher: {e}");
             }
         }
+        if changed {
+            publish_ticks(&manager, &hub, &mut st);
+        }
         if (changed || st.last_worker_check.elapsed() >= WORKER_EVERY)
             && let Err(e) = publish_worker(&manager, &hub, &supervised_pid, &mut st)
         {
@@ -135,6 +141,20 @@ pub fn run(
                 Err(e) => log::warn!("change watcher: {e}"),
             }
         }
+    }
+}
+
+/// Tells pages that the scheduler decided due times (one message per
+/// commit that added ledger rows; the runs they made go out as runs).
+fn publish_ticks(manager: &Manager, hub: &Hub, st: &mut State) {
+    match manager.newest_schedule_tick() {
+        Ok(n) if n > st.ticks => {
+            let event = serde_json::json!({"type": "schedules", "change": "decided"});
+            hub.publish_text(event.to_string().into());
+            st.ticks = n;
+        }
+        Ok(n) => st.ticks = n,
+        Err(e) => log::warn!("change watcher: {e}"),
     }
 }
 

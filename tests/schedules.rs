@@ -110,9 +110,44 @@ fn six_field_cron_through_the_cli_and_the_database() {
         "schedule.run,schedule.pause,schedule.resume"
     );
 
+    // The scheduler's runs (written without triggers) are counted.
+    let check = s.ok(&["check"]);
+    assert!(check.contains("counters match the rows"), "{check}");
+
     let (code, err) = s.fails(&["schedules", "show", "nope"]);
     assert_eq!(code, 3, "{err}");
     assert!(err.contains("schedule nope not found"), "{err}");
     let (code, _) = s.fails(&["schedules", "pause", "nope"]);
     assert_eq!(code, 3);
+}
+
+/// `check-config` lists each problem of a schedule with its line.
+#[test]
+fn check_config_reports_schedule_problems_with_their_lines() {
+    let s = Setup::new(
+        "sched-check",
+        T0,
+        "[schedules.bad]\njob = \"noop\"\ncron = \"0 24 * * *\"\ntimezone = \"America/New_Yrok\"\n",
+    );
+    let out = s.cmd(&["check-config"]).output().expect("run check-config");
+    assert_eq!(out.status.code(), Some(1));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Line numbers count the test's job types above the schedule.
+    assert!(
+        text.contains("schedules.bad.cron: '0 24 * * *': field 2 at column 3: hour '24'"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "schedules.bad.timezone: unknown time zone 'America/New_Yrok' (did you mean 'America/New_York'?)"
+        ),
+        "{text}"
+    );
+    let (code, err) = s.fails(&["worker"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("schedules.bad.cron"), "{err}");
 }

@@ -161,6 +161,11 @@ fn bad_requests_get_a_4xx_with_a_json_message() {
             "cron: column 1: has 3 fields",
         ),
         (
+            with("cron", json!("0 0 30 2 *")),
+            400,
+            "cron: '0 0 30 2 *' never comes due",
+        ),
+        (
             with("timezone", json!("Europe/Berln")),
             400,
             "timezone: unknown time zone 'Europe/Berln' (did you mean 'Europe/Berlin'?)",
@@ -264,6 +269,10 @@ fn bad_requests_get_a_4xx_with_a_json_message() {
     );
     assert_eq!(error(&api.get("/api/schedules/preview")).0, 400);
     assert_eq!(
+        error(&api.get("/api/schedules/preview?cron=0%200%2030%202%20*")).0,
+        400
+    );
+    assert_eq!(
         error(&api.get("/api/schedules/preview?cron=@daily&count=0")).0,
         400
     );
@@ -283,4 +292,42 @@ fn bad_requests_get_a_4xx_with_a_json_message() {
         None,
     );
     assert_eq!(r.status, 403);
+}
+
+/// A schedule created through the API while the worker runs is decided
+/// without a restart; disabling it stops its due times; open pages hear
+/// of every change.
+#[test]
+fn api_schedules_apply_to_the_running_worker_and_are_announced() {
+    let s = Setup::new("sched-api-live", T0, "");
+    let cmd = s.cmd(&["serve", "--bind", "127.0.0.1:0"]);
+    let serve = s.db.spawn_server(cmd, s.db.dir.join("serve.log"));
+    let api = &serve.api;
+    let mut ws = api.ws("/ws");
+    let body = json!({"name": "live", "job": "noop", "cron": "*/5 * * * *", "overlap": "allow"});
+    assert_eq!(api.post("/api/schedules", &body).status, 201);
+    common::http::wait_message(&mut ws, "a schedules event", schedule_support::WAIT, |m| {
+        m["type"] == "schedules" && m["name"] == "live" && m["change"] == "created"
+    });
+    s.at("2027-01-04T00:05:01Z");
+    s.wait_ticks("live", 1);
+    assert_eq!(s.outcomes("live"), ["ENQUEUED"]);
+    common::http::wait_message(&mut ws, "a decided event", schedule_support::WAIT, |m| {
+        m["type"] == "schedules" && m["change"] == "decided"
+    });
+    let off = json!({"job": "noop", "cron": "*/5 * * * *", "enabled": false});
+    assert_eq!(
+        send(api, "PUT", "/api/schedules/live", Some(&off)).status,
+        200
+    );
+    assert_eq!(
+        api.ok("/api/schedules/live")["schedule"]["nextDueAt"],
+        Value::Null
+    );
+    // A sentinel made after the edit shows the scheduler has looked past 00:10.
+    let sentinel = json!({"name": "sentinel", "job": "noop", "cron": "*/10 * * * *"});
+    assert_eq!(api.post("/api/schedules", &sentinel).status, 201);
+    s.at("2027-01-04T00:10:01Z");
+    s.wait_ticks("sentinel", 1);
+    assert_eq!(s.ticks("live").len(), 1, "disabled: no due times");
 }

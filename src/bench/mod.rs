@@ -7,6 +7,7 @@ mod footprint;
 mod jobtypes;
 mod rounds;
 mod scenarios;
+mod schedules;
 mod web;
 
 pub use jobtypes::latency_client;
@@ -20,7 +21,7 @@ use serde::Serialize;
 use crate::error::{Error, Result};
 
 /// Every scenario, in the order `jobmgr bench` runs them.
-pub const SCENARIOS: [&str; 14] = [
+pub const SCENARIOS: [&str; 15] = [
     "raw",
     "enqueue",
     "enqueue-concurrent",
@@ -35,6 +36,7 @@ pub const SCENARIOS: [&str; 14] = [
     "ws",
     "api",
     "footprint",
+    "schedules",
 ];
 
 /// Options of one bench invocation.

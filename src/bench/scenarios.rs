@@ -67,6 +67,7 @@ impl Ctx {
             "ws" => Ok(vec![self.ws(1)?, self.ws(100)?]),
             "api" => self.api(),
             "footprint" => self.footprint(),
+            "schedules" => self.schedules(),
             other => Err(Error::Invalid(format!("unknown scenario '{other}'"))),
         }
     }

@@ -116,7 +116,7 @@ pub enum Command {
 pub struct BenchArgs {
     /// Scenarios to run (all when none): raw, enqueue, enqueue-concurrent,
     /// enqueue-bulk, process, process-backlog, process-history, process-scheduled, latency, logs,
-    /// progress, ws, api, footprint.
+    /// progress, ws, api, footprint, schedules.
     pub scenarios: Vec<String>,
     /// Runs (or log lines) per scenario.
     #[arg(long, default_value_t = 100_000)]

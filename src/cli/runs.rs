@@ -94,6 +94,7 @@ pub fn require_existing_db(db: &Path, command: &Command) -> Result<()> {
             | Command::Rerun { .. }
             | Command::CleanupStalled
             | Command::Backup { .. }
+            | Command::Schedules(_)
     );
     match std::fs::symlink_metadata(db) {
         Err(e) if reads_only && e.kind() == std::io::ErrorKind::NotFound => Err(Error::Open {

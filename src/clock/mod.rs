@@ -12,8 +12,7 @@
 //!   read on every look, so a test moves time by rewriting the file.
 //!
 //! Durations (intervals, timeouts of a wait) are measured with `Instant`
-//! and do not go through this clock; timestamps, and waits for a wall-clock
-//! moment ([`wait_until`]), do.
+//! and do not go through this clock; timestamps do.
 
 mod driven;
 #[cfg(test)]
@@ -27,8 +26,6 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, TryRecvError};
-
 use crate::error::{Error, Result};
 use driven::Driven;
 #[cfg(test)]
@@ -41,15 +38,7 @@ pub const OFFSET_ENV: &str = "JOBMGR_TEST_CLOCK_OFFSET_MS";
 /// Test only: run on the time written in this file.
 pub const FILE_ENV: &str = "JOBMGR_TEST_CLOCK_FILE";
 
-/// How often a wait on a clock that moves only when a test moves it looks
-/// at the time again.
-const POLL: Duration = Duration::from_millis(5);
-/// A wait on the system clock looks again at least this often: its timeout
-/// runs on the monotonic clock, which stands still while the host is
-/// suspended and does not follow a wall clock that was stepped.
-const RECHECK: Duration = Duration::from_secs(1);
-
-/// A source of wall time. [`now`] and [`wait_until`] use the process's own;
+/// A source of wall time. [`now`] uses the process's own;
 /// unit tests build their own ([`ManualClock`]).
 #[derive(Debug, Clone)]
 pub struct Clock(Kind);
@@ -61,17 +50,6 @@ enum Kind {
     Driven(Arc<Driven>),
     #[cfg(test)]
     Manual(Arc<AtomicI64>),
-}
-
-/// How a [`wait_until`] ended.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Waited<T> {
-    /// The moment waited for has come.
-    Due,
-    /// A message arrived on the stop channel first.
-    Message(T),
-    /// Every sender of the stop channel is gone.
-    Disconnected,
 }
 
 impl Clock {
@@ -131,36 +109,6 @@ impl Clock {
             Kind::Driven(d) => d.now(),
             #[cfg(test)]
             Kind::Manual(t) => Timestamp(t.load(Ordering::Acquire)),
-        }
-    }
-
-    /// Waits until this clock reads `at` or later, or until a message (or
-    /// the disconnection) on `stop`, whichever comes first; a message
-    /// already waiting wins over a moment already past. On the system clock
-    /// this sleeps on the channel; on a clock a test moves, it looks at the
-    /// time every few milliseconds, so moving the clock wakes it.
-    pub fn wait_until<T>(&self, at: Timestamp, stop: &Receiver<T>) -> Waited<T> {
-        match stop.try_recv() {
-            Ok(m) => return Waited::Message(m),
-            Err(TryRecvError::Disconnected) => return Waited::Disconnected,
-            Err(TryRecvError::Empty) => {}
-        }
-        let moves_alone = matches!(self.0, Kind::System | Kind::Offset(_));
-        loop {
-            let left = at.0.saturating_sub(self.now().0);
-            if left <= 0 {
-                return Waited::Due;
-            }
-            let step = if moves_alone {
-                Duration::from_millis(left.unsigned_abs()).min(RECHECK)
-            } else {
-                POLL
-            };
-            match stop.recv_timeout(step) {
-                Ok(m) => return Waited::Message(m),
-                Err(RecvTimeoutError::Disconnected) => return Waited::Disconnected,
-                Err(RecvTimeoutError::Timeout) => {}
-            }
         }
     }
 
@@ -239,16 +187,6 @@ pub fn now() -> Timestamp {
         return c.now();
     }
     global().now()
-}
-
-/// [`Clock::wait_until`] on the process clock: what a schedule or a retry
-/// backoff waits with.
-pub fn wait_until<T>(at: Timestamp, stop: &Receiver<T>) -> Waited<T> {
-    #[cfg(test)]
-    if let Some(c) = thread::get() {
-        return c.wait_until(at, stop);
-    }
-    global().wait_until(at, stop)
 }
 
 /// The current time by the process clock as a `SystemTime`, for APIs that

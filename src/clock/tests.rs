@@ -1,17 +1,12 @@
-//! Unit tests of the clocks and of waiting for a moment.
+//! Unit tests of the clocks.
 
 use std::path::PathBuf;
 use std::sync::atomic::AtomicU64;
 use std::thread;
-use std::time::Instant;
-
-use crossbeam_channel::{bounded, unbounded};
 
 use super::*;
 
 const T0: Timestamp = Timestamp(1_959_000_000_000);
-/// Generous: the machine that runs the tests may be busy.
-const PATIENCE: Duration = Duration::from_secs(10);
 
 /// A file path of its own for each test (removed with its directory).
 struct TempFile(PathBuf);
@@ -56,72 +51,6 @@ fn a_manual_clock_stands_still_until_moved() {
 }
 
 #[test]
-fn wait_until_is_woken_by_an_advance() {
-    let hand = ManualClock::new(T0);
-    let clock = hand.clock();
-    let (_keep, stop) = bounded::<()>(1);
-    let (done_tx, done) = unbounded();
-    let waiter = thread::spawn(move || {
-        let _ = done_tx.send(clock.wait_until(T0.plus_ms(60_000), &stop));
-    });
-    // Not due yet: the clock has not moved, however long real time runs.
-    assert!(done.recv_timeout(Duration::from_millis(50)).is_err());
-    hand.advance(59_999);
-    assert!(done.recv_timeout(Duration::from_millis(50)).is_err());
-    hand.advance(1);
-    let woke = Instant::now();
-    assert_eq!(done.recv_timeout(PATIENCE), Ok(Waited::Due));
-    assert!(
-        woke.elapsed() < Duration::from_secs(2),
-        "{:?}",
-        woke.elapsed()
-    );
-    waiter.join().expect("waiter");
-}
-
-#[test]
-fn wait_until_ends_on_a_stop_message_or_disconnection() {
-    let hand = ManualClock::new(T0);
-    let (tx, stop) = bounded::<&str>(1);
-    let clock = hand.clock();
-    let waiter = thread::spawn(move || clock.wait_until(T0.plus_ms(1), &stop));
-    tx.send("stop").expect("send stop");
-    assert_eq!(waiter.join().expect("waiter"), Waited::Message("stop"));
-
-    let (tx, stop) = bounded::<()>(1);
-    drop(tx);
-    assert_eq!(
-        hand.clock().wait_until(T0.plus_ms(1), &stop),
-        Waited::Disconnected
-    );
-    // A message already waiting wins over a moment already past.
-    let (tx, stop) = bounded(1);
-    tx.send(7).expect("send");
-    assert_eq!(
-        hand.clock().wait_until(Timestamp(0), &stop),
-        Waited::Message(7)
-    );
-    assert_eq!(hand.clock().wait_until(Timestamp(0), &stop), Waited::Due);
-}
-
-#[test]
-fn wait_until_on_the_system_clock_sleeps_until_the_moment() {
-    let clock = Clock::system();
-    let (_keep, stop) = bounded::<()>(1);
-    let started = Instant::now();
-    let at = clock.now().plus_ms(80);
-    assert_eq!(clock.wait_until(at, &stop), Waited::Due);
-    assert!(clock.now() >= at);
-    assert!(started.elapsed() >= Duration::from_millis(70));
-    // A stop message ends a long wait at once.
-    let (tx, stop) = bounded(1);
-    let far = clock.now().plus_ms(3_600_000);
-    let waiter = thread::spawn(move || Clock::system().wait_until(far, &stop));
-    tx.send(()).expect("send stop");
-    assert_eq!(waiter.join().expect("waiter"), Waited::Message(()));
-}
-
-#[test]
 fn an_offset_clock_runs_with_the_system_clock() {
     let day = 86_400_000;
     let before = system_now();
@@ -147,25 +76,6 @@ fn a_driven_clock_reads_its_file_and_keeps_the_last_good_time() {
     assert_eq!(clock.now(), t.plus_ms(2_500));
     std::fs::remove_file(&file.0).expect("remove");
     assert_eq!(clock.now(), t.plus_ms(2_500));
-}
-
-#[test]
-fn wait_until_on_a_driven_clock_wakes_when_the_file_moves() {
-    let file = TempFile::new("driven-wait");
-    file.write(&T0.0.to_string());
-    let clock = Clock::driven(&file.0).expect("driven clock");
-    let (_keep, stop) = bounded::<()>(1);
-    let (done_tx, done) = unbounded();
-    let waiter = thread::spawn(move || {
-        let _ = done_tx.send(clock.wait_until(T0.plus_ms(3_600_000), &stop));
-    });
-    assert!(
-        done.recv_timeout(Duration::from_millis(50)).is_err(),
-        "woke before the file moved"
-    );
-    file.write(&T0.plus_ms(3_600_000).0.to_string());
-    assert_eq!(done.recv_timeout(PATIENCE), Ok(Waited::Due));
-    waiter.join().expect("waiter");
 }
 
 #[test]
@@ -222,8 +132,6 @@ fn a_unit_test_can_run_its_thread_on_a_manual_clock() {
         // Another thread keeps the process clock.
         let there = thread::spawn(Timestamp::now).join().expect("thread");
         assert!(there > T0.plus_ms(-T0.0 / 2) && there < T0, "{there:?}");
-        let (_keep, stop) = bounded::<()>(1);
-        assert_eq!(wait_until(T0.plus_ms(250), &stop), Waited::Due);
     }
     assert!(Timestamp::now() < T0, "the system clock is back");
 }

@@ -10,8 +10,7 @@ thread_local! {
     static CLOCK: RefCell<Option<Clock>> = const { RefCell::new(None) };
 }
 
-/// Until dropped, this thread's [`super::now`] and [`super::wait_until`]
-/// use the clock given to [`use_on_this_thread`].
+/// Until dropped, this thread's [`super::now`] uses the clock given to [`use_on_this_thread`].
 #[must_use = "the thread clock ends when this is dropped"]
 pub struct ThreadClock(Option<Clock>);
 

@@ -94,6 +94,11 @@ pub fn schedule(
             }
         }
     }
+    if let (Some(c), Some(z)) = (&cron, zone)
+        && let Err(m) = schedule::check_reachable(c, z)
+    {
+        report.add(&t.at("cron"), span_of("cron").as_ref(), m);
+    }
     if let Some(job) = &job {
         match registry.get(job) {
             Err(e) => report.add(&t.at("job"), span_of("job").as_ref(), e.to_string()),

@@ -4,15 +4,17 @@
 //! Every change writes its audit row in its own transaction. The file's
 //! schedules come with the registry; they are edited in jobmgr.toml.
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use super::{Actor, Manager, enqueue_metadata};
+use super::schedule_view::{after, due_times, view};
+use super::{Actor, DueTime, Manager, ScheduleDetails, ScheduleView, TickView, enqueue_metadata};
 use crate::clock::Timestamp;
 use crate::error::{Error, Result};
-use crate::job::{JobRun, JobStatus};
+use crate::job::JobRun;
 use crate::schedule::{self, CronExpr, Missed, Overlap, Schedule, Source};
-use crate::store::schedules::{self as store, NewSchedule, State};
+use crate::store::schedule_edits::{self as edits, NewSchedule};
+use crate::store::schedules as store;
 
 /// Ledger rows `show` returns.
 pub const LEDGER_ROWS: usize = 50;
@@ -20,64 +22,6 @@ pub const LEDGER_ROWS: usize = 50;
 pub const NEXT_DUE: usize = 10;
 /// Most due times a preview returns.
 pub const MAX_PREVIEW: usize = 50;
-
-/// A schedule as the list and the API show it.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ScheduleView {
-    pub name: String,
-    pub job: String,
-    pub cron: String,
-    pub timezone: String,
-    pub parameters: Map<String, Value>,
-    pub missed: Missed,
-    pub max_catch_up: u32,
-    pub overlap: Overlap,
-    pub enabled: bool,
-    pub paused: bool,
-    pub source: Source,
-    pub next_due_at: Option<String>,
-    pub last_run: Option<LastRunView>,
-}
-
-/// A schedule's latest run.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct LastRunView {
-    pub id: i64,
-    /// None when retention has deleted the run.
-    pub status: Option<JobStatus>,
-    /// None for a "run now" run.
-    pub due_at: Option<String>,
-}
-
-/// One due time, in UTC and in the schedule's zone.
-#[derive(Debug, Clone, Serialize)]
-pub struct DueTime {
-    pub utc: String,
-    pub local: String,
-}
-
-/// One ledger row.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct TickView {
-    pub due_at: String,
-    pub decided_at: String,
-    pub outcome: schedule::Outcome,
-    pub run_id: Option<i64>,
-    pub reason: Option<String>,
-}
-
-/// `show`: the schedule, its next due times and its recent ledger.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ScheduleDetails {
-    #[serde(flatten)]
-    pub schedule: ScheduleView,
-    pub next_due_times: Vec<DueTime>,
-    pub ledger: Vec<TickView>,
-}
 
 /// A schedule to create or replace, as a client sends it; every field but
 /// `job` and `cron` has a default.
@@ -133,6 +77,7 @@ impl Manager {
             None => schedule::Tz::UTC,
             Some(z) => schedule::parse_zone(z).map_err(|m| field("timezone", m))?,
         };
+        schedule::check_reachable(&cron, zone).map_err(|m| field("cron", m))?;
         let missed = input
             .missed
             .as_deref()
@@ -262,7 +207,7 @@ impl Manager {
             parameters: encode(&s.parameters),
         };
         let created = self.store.write("create schedule", |tx| {
-            if !store::insert(tx, &row, &now)? {
+            if !edits::insert(tx, &row, &now)? {
                 return Ok(false);
             }
             let detail = format!("{} {} {}", s.job, s.cron.as_str(), s.zone.name());
@@ -300,10 +245,10 @@ impl Manager {
             parameters: encode(&s.parameters),
         };
         let updated = self.store.write("update schedule", |tx| {
-            if !store::update(tx, &row, &now)? {
+            if !edits::update(tx, &row, &now)? {
                 return Ok(false);
             }
-            store::restart(tx, name, &now)?;
+            edits::restart(tx, name, &now)?;
             let detail = format!("{} {} {}", s.job, s.cron.as_str(), s.zone.name());
             by.row("schedule.update", Some(target(name)), Some(detail))
                 .insert(tx, &now)?;
@@ -320,7 +265,7 @@ impl Manager {
         self.refuse_file(name)?;
         let now = Timestamp::now().to_text();
         let deleted = self.store.write("delete schedule", |tx| {
-            if !store::delete(tx, name)? {
+            if !edits::delete(tx, name)? {
                 return Ok(false);
             }
             by.row("schedule.delete", Some(target(name)), None)
@@ -345,7 +290,7 @@ impl Manager {
             "schedule.resume"
         };
         self.store.write("pause schedule", |tx| {
-            let before = store::set_paused(tx, name, paused, &now)?;
+            let before = edits::set_paused(tx, name, paused, &now)?;
             let detail = (before == paused).then(|| "no change".to_string());
             by.row(action, Some(target(name)), detail)
                 .insert(tx, &now)?;
@@ -362,7 +307,7 @@ impl Manager {
         let params = self.registry().get(&s.job)?.validate(&s.parameters)?;
         let now = Timestamp::now().to_text();
         let id = self.store.write("run schedule now", |tx| {
-            let id = store::insert_run_now(
+            let id = edits::insert_run_now(
                 tx,
                 name,
                 &s.job,
@@ -394,6 +339,7 @@ impl Manager {
             None => schedule::Tz::UTC,
             Some(z) => schedule::parse_zone(z).map_err(|m| field("timezone", m))?,
         };
+        schedule::check_reachable(&cron, zone).map_err(|m| field("cron", m))?;
         if !(1..=MAX_PREVIEW).contains(&count) {
             return Err(field(
                 "count",
@@ -401,6 +347,11 @@ impl Manager {
             ));
         }
         Ok(due_times(&cron, zone, Timestamp::now(), count))
+    }
+
+    /// The id of the newest ledger row, for the change watcher.
+    pub fn newest_schedule_tick(&self) -> Result<i64> {
+        store::newest_tick(&*self.store.conn()?)
     }
 
     fn schedule_view(&self, name: &str) -> Result<ScheduleView> {
@@ -414,52 +365,4 @@ fn target(name: &str) -> String {
 
 fn encode(params: &Map<String, Value>) -> String {
     serde_json::to_string(params).unwrap_or_else(|_| "{}".into())
-}
-
-/// Where the scheduler will continue: after the later of its start and
-/// its latest decided due time.
-fn after(state: Option<&State>) -> Option<Timestamp> {
-    let st = state?;
-    let since = Timestamp::parse(&st.since);
-    let last = st.last_due.as_deref().and_then(Timestamp::parse);
-    since.max(last)
-}
-
-fn due_times(cron: &CronExpr, zone: schedule::Tz, from: Timestamp, n: usize) -> Vec<DueTime> {
-    cron.upcoming(from, zone, n)
-        .into_iter()
-        .map(|t| DueTime {
-            utc: t.to_text(),
-            local: schedule::local_text(t, zone),
-        })
-        .collect()
-}
-
-fn view(s: &Schedule, state: Option<&State>, now: Timestamp) -> ScheduleView {
-    let from = after(state).map_or(now, |a| a.max(now));
-    ScheduleView {
-        name: s.name.clone(),
-        job: s.job.clone(),
-        cron: s.cron.as_str().to_string(),
-        timezone: s.zone.name().to_string(),
-        parameters: s.parameters.clone(),
-        missed: s.missed,
-        max_catch_up: s.max_catch_up,
-        overlap: s.overlap,
-        enabled: s.enabled,
-        paused: state.is_some_and(|st| st.paused),
-        source: s.source,
-        next_due_at: s
-            .enabled
-            .then(|| s.next_after(from))
-            .flatten()
-            .map(Timestamp::to_text),
-        last_run: state
-            .and_then(|st| st.last_run.as_ref())
-            .map(|r| LastRunView {
-                id: r.id,
-                status: r.status,
-                due_at: r.due_at.clone(),
-            }),
-    }
 }

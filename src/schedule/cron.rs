@@ -101,6 +101,14 @@ impl CronExpr {
                 ),
             ));
         }
+        let normal: Vec<&str> = fields.iter().map(|(_, f)| *f).collect();
+        if let Ok(cron) = parser().parse(&normal.join(" ")) {
+            return Ok(CronExpr {
+                text: normal.join(" "),
+                cron,
+                seconds: fields.len() == 6,
+            });
+        }
         let offset = 6 - fields.len();
         // croner names no position: parse each field alone, the others
         // left as `*`, so the first that fails names the place.
@@ -118,15 +126,13 @@ impl CronExpr {
                 ));
             }
         }
-        let normal: Vec<&str> = fields.iter().map(|(_, f)| *f).collect();
-        let cron = parser()
-            .parse(&normal.join(" "))
-            .map_err(|e| problem(None, lead + 1, e))?;
-        Ok(CronExpr {
-            text: normal.join(" "),
-            cron,
-            seconds: fields.len() == 6,
-        })
+        // Each field parses alone but not together.
+        let e = parser().parse(&normal.join(" ")).err();
+        Err(problem(
+            None,
+            lead + 1,
+            e.map_or("does not parse".to_string(), |e| describe(&e)),
+        ))
     }
 
     /// The expression as written (fields separated by single spaces).

@@ -17,7 +17,7 @@
 //! See [`plan`] for the rules.
 
 pub mod cron;
-mod pass;
+pub(crate) mod pass;
 pub mod plan;
 pub mod scheduler;
 
@@ -25,8 +25,6 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 pub use cron::{CronExpr, local_text, parse_zone};
-#[cfg(test)]
-pub use plan::Plan;
 pub use plan::{Outcome, PlanInput, Previous, plan};
 
 /// The time zone type schedules are computed in.
@@ -168,13 +166,28 @@ pub fn check_name(name: &str) -> Result<(), String> {
         && name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
-    if ok {
+    if name == "preview" {
+        // `/api/schedules/preview` is the preview route.
+        Err("'preview' is reserved; choose another name".into())
+    } else if ok {
         Ok(())
     } else {
         Err(format!(
             "'{name}': a schedule name uses letters, digits, '.', '_' and '-' \
              (at most 64 characters, starting with a letter or digit)"
         ))
+    }
+}
+
+/// Checks that `cron` comes due at all in `zone` (`0 0 30 2 *` never
+/// does): for the checks of new schedules, not for every read.
+pub fn check_reachable(cron: &CronExpr, zone: Tz) -> Result<(), String> {
+    match cron.next_after(crate::clock::now(), zone) {
+        Some(_) => Ok(()),
+        None => Err(format!(
+            "'{}' never comes due (no such date)",
+            cron.as_str()
+        )),
     }
 }
 

@@ -1,25 +1,67 @@
-//! One decision pass of the scheduler: read every schedule (the file's and
-//! the database's) and their states, plan each, and gather what to write.
-//! Reads only; the caller sends the writes to the worker's writer.
+//! One decision pass of the scheduler: know every schedule (the file's and
+//! the database's) and its state, plan those that are due, and gather what
+//! to write. Reads only; the caller sends the writes to the worker's
+//! writer.
+//!
+//! A pass must stay cheap with thousands of schedules, since it runs every
+//! few seconds: the schedules, their states and each one's next due time
+//! are kept between passes, and read again only when a cheap change mark
+//! ([`schedules::change_mark`]) moves, or every [`FULL_READ`] in any case
+//! (an edit stamped by a clock that went back would not move the mark).
+//! A pass with nothing due costs that one query and a comparison per
+//! schedule.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use super::{Previous, Schedule, Source, plan};
+use super::{Previous, Schedule, plan};
 use crate::clock::Timestamp;
 use crate::error::Result;
 use crate::registry::Registry;
 use crate::store::Connection;
 use crate::store::schedules::{self, ScheduleWrite, State, TickWrite};
 
-/// A schedule's next due time, kept between passes so that a pass with
-/// nothing due costs a comparison per schedule instead of a cron walk.
-#[derive(Debug, Clone, PartialEq)]
-struct Cached {
+/// Everything is read again at least this often.
+const FULL_READ: Duration = Duration::from_secs(30);
+
+/// One schedule as the planner keeps it.
+struct Known {
+    schedule: Schedule,
+    /// When a database schedule was made (None: from the file).
+    created: Option<Timestamp>,
+    /// The row's `updatedAt`, to re-parse only rows that changed.
+    updated: String,
+    /// Its state as of the last read, parsed once.
+    state: Option<Kept>,
+    /// The next due time and the "after" it was computed from.
+    next: Option<(Timestamp, Option<Timestamp>)>,
+}
+
+/// A [`State`] with its times parsed.
+struct Kept {
+    since: Timestamp,
+    /// After the later of `since` and the latest decided due time.
     after: Timestamp,
-    cron: String,
-    zone: &'static str,
-    next: Option<Timestamp>,
+    waiting: Option<Timestamp>,
+    paused: bool,
+    last_run: Option<i64>,
+    enabled: bool,
+}
+
+impl Kept {
+    fn of(st: &State, now: Timestamp) -> Kept {
+        let since = Timestamp::parse(&st.since).unwrap_or(now);
+        let last_due = st.last_due.as_deref().and_then(Timestamp::parse);
+        Kept {
+            since,
+            after: last_due.map_or(since, |l| l.max(since)),
+            waiting: st.waiting.as_deref().and_then(Timestamp::parse),
+            paused: st.paused,
+            last_run: st.last_run.as_ref().map(|r| r.id),
+            enabled: st.enabled,
+        }
+    }
 }
 
 /// What a pass found.
@@ -34,7 +76,9 @@ pub struct PassPlan {
 /// The planning half of the scheduler.
 pub struct Planner {
     registry: Arc<Registry>,
-    cache: HashMap<String, Cached>,
+    known: Vec<Known>,
+    mark: Option<String>,
+    read_at: Option<Instant>,
     /// Schedules already warned about, so a broken one is logged once.
     warned: HashSet<String>,
 }
@@ -45,82 +89,137 @@ impl Planner {
     pub fn new(registry: Arc<Registry>) -> Planner {
         Planner {
             registry,
-            cache: HashMap::new(),
+            known: Vec::new(),
+            mark: None,
+            read_at: None,
             warned: HashSet::new(),
         }
     }
 
-    /// Reads the schedules through `conn` and plans every one at `now`.
+    /// Plans every schedule at `now`, reading through `conn` what changed.
     pub fn pass(&mut self, conn: &Connection, now: Timestamp) -> Result<PassPlan> {
-        let stored = schedules::list(conn)?;
-        let states = schedules::states(conn)?;
-        let mut out = PassPlan::default();
-        let registry = self.registry.clone();
-        let mut db: Vec<(Schedule, Timestamp)> = Vec::with_capacity(stored.len());
-        for s in stored {
-            match s.schedule {
-                Ok(sc) => {
-                    let created = Timestamp::parse(&s.created_at).unwrap_or(now);
-                    db.push((sc, created));
-                }
-                Err(why) => self.warn(&s.name, &format!("cannot be read: {why}")),
-            }
+        let mark = schedules::change_mark(conn)?;
+        let stale = self.read_at.is_none_or(|t| t.elapsed() >= FULL_READ);
+        if stale || self.mark.as_deref() != Some(mark.as_str()) {
+            self.read(conn, now)?;
+            self.mark = Some(mark);
+            self.read_at = Some(Instant::now());
         }
-        let file = registry.file_schedules().iter().map(|s| (s, None));
-        let api = db.iter().map(|(s, c)| (s, Some(*c)));
-        let file_names: HashSet<&str> = registry
-            .file_schedules()
-            .iter()
-            .map(|s| s.name.as_str())
-            .collect();
-        for (s, created) in file.chain(api) {
-            if s.source == Source::Api && file_names.contains(s.name.as_str()) {
-                self.warn(&s.name, "is declared in jobmgr.toml too; the file's wins");
-                continue;
-            }
-            let state = states.get(&s.name);
-            if let Some(w) = self.plan_one(s, state, created, now, &mut out.next_due) {
+        let mut out = PassPlan::default();
+        for i in 0..self.known.len() {
+            if let Some(w) = self.plan_one(conn, i, now, &mut out.next_due)? {
                 out.writes.push(w);
             }
         }
         Ok(out)
     }
 
+    /// Reads the database's schedules (parsing only changed rows) and
+    /// every state.
+    fn read(&mut self, conn: &Connection, now: Timestamp) -> Result<()> {
+        let mut old: HashMap<String, Known> = std::mem::take(&mut self.known)
+            .into_iter()
+            .filter(|k| k.created.is_some())
+            .map(|k| (k.schedule.name.clone(), k))
+            .collect();
+        let file = self.registry.file_schedules();
+        let file_names: HashSet<&str> = file.iter().map(|s| s.name.as_str()).collect();
+        let mut known: Vec<Known> = file
+            .iter()
+            .map(|s| Known {
+                schedule: s.clone(),
+                created: None,
+                updated: String::new(),
+                state: None,
+                next: None,
+            })
+            .collect();
+        let mut warnings = Vec::new();
+        for row in schedules::rows(conn)? {
+            if file_names.contains(row.name.as_str()) {
+                warnings.push((
+                    row.name,
+                    "is declared in jobmgr.toml too; the file's wins".into(),
+                ));
+                continue;
+            }
+            if let Some(k) = old
+                .remove(&row.name)
+                .filter(|k| k.updated == row.updated_at)
+            {
+                known.push(k);
+                continue;
+            }
+            match row.parse() {
+                Ok(schedule) => known.push(Known {
+                    schedule,
+                    created: Some(Timestamp::parse(&row.created_at).unwrap_or(Timestamp(0))),
+                    updated: row.updated_at,
+                    state: None,
+                    next: None,
+                }),
+                Err(why) => warnings.push((row.name, format!("cannot be read: {why}"))),
+            }
+        }
+        for (name, why) in warnings {
+            self.warn(&name, &why);
+        }
+        let states = schedules::states(conn)?;
+        for k in &mut known {
+            k.state = states.get(&k.schedule.name).map(|st| Kept::of(st, now));
+        }
+        self.known = known;
+        Ok(())
+    }
+
     fn plan_one(
         &mut self,
-        s: &Schedule,
-        state: Option<&State>,
-        created: Option<Timestamp>,
+        conn: &Connection,
+        i: usize,
         now: Timestamp,
         next_due: &mut Option<Timestamp>,
-    ) -> Option<ScheduleWrite> {
+    ) -> Result<Option<ScheduleWrite>> {
+        let k = &self.known[i];
+        let s = &k.schedule;
+        let state = k.state.as_ref();
+        let waiting = state.and_then(|st| st.waiting);
+        if let Some(st) = state.filter(|st| st.enabled && !s.enabled) {
+            // Turned off: remembered, so that turning it on again is seen.
+            return Ok(Some(ScheduleWrite {
+                name: s.name.clone(),
+                job: s.job.clone(),
+                parameters: "{}".into(),
+                since: st.since.to_text(),
+                ticks: Vec::new(),
+                last_due: None,
+                waiting: waiting.map(Timestamp::to_text),
+                enabled: false,
+                restart: false,
+            }));
+        }
+        let turned_on = state.is_some_and(|st| !st.enabled && s.enabled);
         // A schedule the scheduler has not seen starts now (a file one)
-        // or when it was made (an API one): it never backfills.
+        // or when it was made (an API one), and one enabled again starts
+        // now: none backfills.
         let since = match state {
-            Some(st) => Timestamp::parse(&st.since).unwrap_or(now),
-            None => created.unwrap_or(now),
+            _ if turned_on => now,
+            Some(st) => st.since,
+            None => k.created.unwrap_or(now),
         };
-        let last_due = state.and_then(|st| st.last_due.as_deref().and_then(Timestamp::parse));
-        let after = last_due.map_or(since, |l| l.max(since));
-        let waiting = state.and_then(|st| st.waiting.as_deref().and_then(Timestamp::parse));
-        if state.is_some() && waiting.is_none() {
+        let after = match state {
+            Some(st) if !turned_on => st.after,
+            _ => since,
+        };
+        if state.is_some() && waiting.is_none() && !turned_on {
             if !s.enabled {
-                return None;
+                return Ok(None);
             }
-            let key = Cached {
-                after,
-                cron: s.cron.as_str().to_string(),
-                zone: s.zone.name(),
-                next: None,
-            };
-            if let Some(c) = self.cache.get(&s.name)
-                && c.after == key.after
-                && c.cron == key.cron
-                && c.zone == key.zone
-                && c.next.is_none_or(|n| n > now)
+            if let Some((a, next)) = k.next
+                && a == after
+                && next.is_none_or(|n| n > now)
             {
-                *next_due = earliest(*next_due, c.next);
-                return None;
+                *next_due = earliest(*next_due, next);
+                return Ok(None);
             }
         }
         let params = match self
@@ -130,13 +229,18 @@ impl Planner {
         {
             Ok(p) => p,
             Err(e) => {
-                self.warn(&s.name, &format!("is not planned: {e}"));
-                return None;
+                let name = s.name.clone();
+                self.warn(&name, &format!("is not planned: {e}"));
+                return Ok(None);
             }
         };
-        let previous = match state.and_then(|st| st.last_run.as_ref()) {
-            Some(r) if r.status.is_some_and(|st| !st.is_finished()) => Previous::Unfinished(r.id),
-            _ => Previous::Done,
+        // The run's status now, not as of the last full read.
+        let previous = match state.and_then(|st| st.last_run) {
+            Some(id) => match schedules::run_status(conn, id)? {
+                Some(st) if !st.is_finished() => Previous::Unfinished(id),
+                _ => Previous::Done,
+            },
+            None => Previous::Done,
         };
         let p = plan(&super::PlanInput {
             schedule: s,
@@ -147,19 +251,9 @@ impl Planner {
             previous,
         });
         *next_due = earliest(*next_due, p.next_due);
-        self.cache.insert(
-            s.name.clone(),
-            Cached {
-                after: p.last_due.unwrap_or(after).max(after),
-                cron: s.cron.as_str().to_string(),
-                zone: s.zone.name(),
-                next: p.next_due,
-            },
-        );
-        if state.is_some() && p.decisions.is_empty() && p.waiting == waiting {
-            return None;
-        }
-        Some(ScheduleWrite {
+        let new_after = p.last_due.map_or(after, |l| l.max(after));
+        let changed = state.is_none() || turned_on || !p.decisions.is_empty();
+        let write = (changed || p.waiting != waiting).then(|| ScheduleWrite {
             name: s.name.clone(),
             job: s.job.clone(),
             parameters: serde_json::to_string(&params).unwrap_or_else(|_| "{}".into()),
@@ -175,13 +269,32 @@ impl Planner {
                 .collect(),
             last_due: p.last_due.map(Timestamp::to_text),
             waiting: p.waiting.map(Timestamp::to_text),
-        })
+            enabled: s.enabled,
+            restart: turned_on,
+        });
+        self.known[i].next = Some((new_after, p.next_due));
+        Ok(write)
     }
 
-    /// Forgets the cached next due times (after a failed write, so the
-    /// next pass plans everything again).
+    /// Forgets what it knows (after a failed write, so the next pass reads
+    /// and plans everything again).
     pub fn forget(&mut self) {
-        self.cache.clear();
+        self.mark = None;
+        for k in &mut self.known {
+            k.next = None;
+        }
+    }
+
+    /// Its writes were committed: read the states again at the next pass
+    /// (they hold the new runs, which the change mark alone may miss when
+    /// the clock went back).
+    pub fn wrote(&mut self) {
+        self.mark = None;
+    }
+
+    /// How many schedules the last read found.
+    pub fn known(&self) -> usize {
+        self.known.len()
     }
 
     fn warn(&mut self, name: &str, what: &str) {

@@ -282,3 +282,6 @@ fn missed_reason(s: &Schedule, now: Timestamp, due: Timestamp) -> String {
         ),
     }
 }
+
+#[cfg(test)]
+mod tests;

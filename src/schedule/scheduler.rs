@@ -1,7 +1,7 @@
 //! The scheduler thread of the worker, the single process by design (so no
-//! leader election). It sleeps on the process clock until the next due
-//! time, or at most [`WAKE_MS`] so that schedules edited through the API
-//! apply without a restart; then it plans every schedule ([`Planner`]) on
+//! leader election). It sleeps until the process clock reaches the next
+//! due time, or at most [`WAKE_MS`] of real time so that schedules edited
+//! through the API apply without a restart; then it plans every schedule ([`Planner`]) on
 //! a read-only connection and sends the decisions to the writer thread as
 //! one write: ledger rows, runs and states in one transaction, so a crash
 //! at any moment neither loses a due time nor enqueues it twice.
@@ -14,20 +14,22 @@
 
 use std::sync::Arc;
 use std::thread;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender, select};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, select};
 
 use super::pass::Planner;
-use crate::clock::{self, Timestamp, Waited};
+use crate::clock::{self, Timestamp};
 use crate::context::{JobWrite, Msg};
 use crate::error::{Error, Result};
 use crate::registry::Registry;
 use crate::store::{Store, schedules};
 
-/// The longest the scheduler sleeps (by the process clock) before it
-/// reads the schedules again.
+/// The longest the scheduler sleeps (in real time) before it reads the
+/// schedules again.
 pub const WAKE_MS: i64 = 2_000;
+/// How often a sleeping scheduler looks at the clock.
+const LOOK: Duration = Duration::from_millis(200);
 /// A wall clock that moved this much more or less than the monotonic one
 /// between two wakes has jumped.
 pub const JUMP_MS: i64 = 5_000;
@@ -61,33 +63,64 @@ impl SchedulerThread {
 
 fn run(readers: Store, mut planner: Planner, writer: Sender<Msg>, stop: Receiver<()>) {
     let mut last = (clock::now(), Instant::now());
+    let mut first = true;
     loop {
         let now = clock::now();
         let wall = now.0 - last.0.0;
         let mono = last.1.elapsed().as_millis() as i64;
         if (wall - mono).abs() > JUMP_MS {
             log::warn!(
-                "scheduler: the wall clock moved {} ms while {} ms passed (a clock step or a host \
-                 that slept); due times are decided by the usual rules",
-                wall,
-                mono
+                "scheduler: the wall clock moved {wall} ms while {mono} ms passed (a clock step \
+                 or a host that slept); due times are decided by the usual rules"
             );
         }
         last = (now, Instant::now());
         let next = match pass(&readers, &mut planner, &writer, &stop, now) {
-            Ok(Some(next)) => next,
+            Ok(Some(next)) => {
+                if first {
+                    first = false;
+                    let at = next.map_or("none".to_string(), Timestamp::to_text);
+                    log::info!("scheduler: first pass done; next due time {at}");
+                }
+                next
+            }
             Ok(None) => return,
             Err(e) => {
-                log::warn!("scheduler: {e}; trying again in {} ms", WAKE_MS);
+                log::warn!("scheduler: {e}; trying again in {WAKE_MS} ms");
                 planner.forget();
                 None
             }
         };
-        let cap = now.plus_ms(WAKE_MS);
-        let at = next.map_or(cap, |n| n.min(cap));
-        match clock::wait_until(at, &stop) {
-            Waited::Due => {}
-            Waited::Message(()) | Waited::Disconnected => return,
+        if sleep(next, &stop) {
+            return;
+        }
+    }
+}
+
+/// Sleeps until the process clock reads `next`, or [`WAKE_MS`] of real
+/// time have passed, whichever is first; true when told to stop. It looks
+/// at the clock every [`LOOK`] instead of sleeping on it in one go: a
+/// clock stepped back (or a test's clock moved
+/// back) would otherwise hold the scheduler until the clock caught up,
+/// and a clock moved forward is noticed at once.
+fn sleep(next: Option<Timestamp>, stop: &Receiver<()>) -> bool {
+    let until = Instant::now() + Duration::from_millis(WAKE_MS as u64);
+    loop {
+        let now = Instant::now();
+        if now >= until {
+            return false;
+        }
+        let mut step = (until - now).min(LOOK);
+        if let Some(at) = next {
+            let left = at.0 - clock::now().0;
+            if left <= 0 {
+                return false;
+            }
+            step = step.min(Duration::from_millis(left as u64));
+        }
+        match stop.recv_timeout(step) {
+            Ok(()) | Err(RecvTimeoutError::Disconnected) => return true,
+            Err(RecvTimeoutError::Timeout) => {}
         }
     }
 }
@@ -109,6 +142,11 @@ fn pass(
         return Ok(Some(plan.next_due));
     }
     let writes = plan.writes;
+    let decided: usize = writes.iter().map(|w| w.ticks.len()).sum();
+    log::debug!(
+        "scheduler: recording {decided} decisions of {} schedules",
+        writes.len()
+    );
     let (write, answer) = JobWrite::new("record schedule decisions", move |tx| {
         let now = clock::now().to_text();
         let recorded = schedules::record(tx, &writes, &now, &crate::manager::enqueue_metadata())?;
@@ -126,6 +164,7 @@ fn pass(
         return Ok(None);
     };
     let (recorded, writes) = result?;
+    planner.wrote();
     for w in &writes {
         // A long gap decides hundreds at once: the newest few say enough.
         let skip = w.ticks.len().saturating_sub(3);

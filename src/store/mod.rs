@@ -33,6 +33,7 @@ pub mod restore;
 pub mod retention;
 pub mod rows;
 pub mod runs;
+pub mod schedule_edits;
 pub mod schedules;
 #[cfg(test)]
 mod tests;

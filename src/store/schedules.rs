@@ -1,7 +1,7 @@
 //! Queries on `Schedule`, `ScheduleState` and the `ScheduleTick` ledger:
 //! the schedules made through the API, what the scheduler keeps per
 //! schedule, and the one transaction that records a pass's decisions with
-//! the runs they make.
+//! the runs they make. The API's edits are in [`super::schedule_edits`].
 
 use std::collections::HashMap;
 
@@ -17,8 +17,6 @@ pub struct Stored {
     pub name: String,
     /// The schedule, or why the row no longer reads as one (edited by hand).
     pub schedule: std::result::Result<Schedule, String>,
-    /// When it was made: a new schedule decides no due time before it.
-    pub created_at: String,
 }
 
 /// What the scheduler keeps for one schedule.
@@ -29,6 +27,8 @@ pub struct State {
     pub last_due: Option<String>,
     pub waiting: Option<String>,
     pub last_run: Option<LastRun>,
+    /// Whether the schedule was enabled when the scheduler last looked.
+    pub enabled: bool,
 }
 
 /// A schedule's latest run.
@@ -65,6 +65,10 @@ pub struct ScheduleWrite {
     pub last_due: Option<String>,
     /// The due time now waiting for the previous run, if any.
     pub waiting: Option<String>,
+    /// Whether the schedule is enabled now.
+    pub enabled: bool,
+    /// Due times count from `since` again (the schedule was enabled again).
+    pub restart: bool,
 }
 
 /// One decision to record.
@@ -87,43 +91,80 @@ pub struct Recorded {
 const SCHEDULE_COLUMNS: &str = "name, job, cron, timezone, parameters, missed, maxCatchUp, \
                                 overlap, enabled, createdAt, updatedAt";
 
-fn stored_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Stored> {
-    let name: String = r.get(0)?;
-    let (job, cron, zone, params): (String, String, String, String) =
-        (r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?);
-    let (missed, catch_up, overlap, enabled): (String, i64, String, bool) =
-        (r.get(5)?, r.get(6)?, r.get(7)?, r.get(8)?);
-    let schedule = (|| {
+/// A row of the `Schedule` table as stored, before it is read as a
+/// [`Schedule`] (the scheduler parses only rows that changed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Row {
+    pub name: String,
+    job: String,
+    cron: String,
+    timezone: String,
+    parameters: String,
+    missed: String,
+    max_catch_up: i64,
+    overlap: String,
+    enabled: bool,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl Row {
+    /// The schedule, or why the row does not read as one (edited by hand).
+    pub fn parse(&self) -> std::result::Result<Schedule, String> {
         Ok(Schedule {
-            name: name.clone(),
-            job,
-            cron: CronExpr::parse(&cron).map_err(|e| format!("cron '{cron}': {e}"))?,
-            zone: schedule::parse_zone(&zone)?,
-            parameters: serde_json::from_str(&params).map_err(|e| format!("parameters: {e}"))?,
-            missed: Missed::parse(&missed)?,
-            max_catch_up: schedule::check_catch_up(catch_up)?,
-            overlap: Overlap::parse(&overlap)?,
-            enabled,
+            name: self.name.clone(),
+            job: self.job.clone(),
+            cron: CronExpr::parse(&self.cron).map_err(|e| format!("cron '{}': {e}", self.cron))?,
+            zone: schedule::parse_zone(&self.timezone)?,
+            parameters: serde_json::from_str(&self.parameters)
+                .map_err(|e| format!("parameters: {e}"))?,
+            missed: Missed::parse(&self.missed)?,
+            max_catch_up: schedule::check_catch_up(self.max_catch_up)?,
+            overlap: Overlap::parse(&self.overlap)?,
+            enabled: self.enabled,
             source: Source::Api,
         })
-    })();
-    Ok(Stored {
-        name,
-        schedule,
+    }
+
+    fn stored(self) -> Stored {
+        Stored {
+            schedule: self.parse(),
+            name: self.name,
+        }
+    }
+}
+
+fn row_from(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
+    Ok(Row {
+        name: r.get(0)?,
+        job: r.get(1)?,
+        cron: r.get(2)?,
+        timezone: r.get(3)?,
+        parameters: r.get(4)?,
+        missed: r.get(5)?,
+        max_catch_up: r.get(6)?,
+        overlap: r.get(7)?,
+        enabled: r.get(8)?,
         created_at: r.get(9)?,
+        updated_at: r.get(10)?,
     })
 }
 
-/// Every schedule of the `Schedule` table, by name.
-pub fn list(conn: &Connection) -> Result<Vec<Stored>> {
+/// Every row of the `Schedule` table, by name.
+pub fn rows(conn: &Connection) -> Result<Vec<Row>> {
     let op = "list schedules";
     let mut stmt = conn
         .prepare_cached(&format!(
             "SELECT {SCHEDULE_COLUMNS} FROM Schedule ORDER BY name"
         ))
         .map_err(Error::db(op))?;
-    let rows = stmt.query_map([], stored_from_row).map_err(Error::db(op))?;
+    let rows = stmt.query_map([], row_from).map_err(Error::db(op))?;
     rows.collect::<rusqlite::Result<_>>().map_err(Error::db(op))
+}
+
+/// Every schedule of the `Schedule` table, by name.
+pub fn list(conn: &Connection) -> Result<Vec<Stored>> {
+    Ok(rows(conn)?.into_iter().map(Row::stored).collect())
 }
 
 /// One schedule of the `Schedule` table.
@@ -131,8 +172,31 @@ pub fn get(conn: &Connection, name: &str) -> Result<Option<Stored>> {
     conn.prepare_cached(&format!(
         "SELECT {SCHEDULE_COLUMNS} FROM Schedule WHERE name = ?1"
     ))
-    .and_then(|mut s| s.query_row([name], stored_from_row).optional())
+    .and_then(|mut s| s.query_row([name], row_from).optional())
+    .map(|r| r.map(Row::stored))
     .map_err(Error::db("read schedule"))
+}
+
+/// Changes whenever a schedule or a state is added, edited or deleted
+/// (counts and newest `updatedAt`, each an index look-up): the scheduler
+/// re-reads everything only when it changes.
+pub fn change_mark(conn: &Connection) -> Result<String> {
+    conn.prepare_cached(
+        "SELECT (SELECT count(*) FROM Schedule) || '/' || \
+                (SELECT coalesce(max(updatedAt), '') FROM Schedule) || '/' || \
+                (SELECT count(*) FROM ScheduleState) || '/' || \
+                (SELECT coalesce(max(updatedAt), '') FROM ScheduleState)",
+    )
+    .and_then(|mut s| s.query_row([], |r| r.get(0)))
+    .map_err(Error::db("read schedule changes"))
+}
+
+/// The status of run `id`; None when there is no such run.
+pub fn run_status(conn: &Connection, id: i64) -> Result<Option<JobStatus>> {
+    conn.prepare_cached("SELECT status FROM JobRun WHERE id = ?1")
+        .and_then(|mut s| s.query_row([id], |r| r.get::<_, String>(0)).optional())
+        .map(|o| o.as_deref().and_then(JobStatus::parse))
+        .map_err(Error::db("read run status"))
 }
 
 fn state_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(String, State)> {
@@ -155,12 +219,13 @@ fn state_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(String, State)> {
             last_due: r.get(3)?,
             waiting: r.get(4)?,
             last_run,
+            enabled: r.get(8)?,
         },
     ))
 }
 
 const STATE_SELECT: &str = "SELECT s.scheduleName, s.paused, s.since, s.lastDueAt, \
-     s.waitingDueAt, s.lastRunId, r.status, r.scheduledFor \
+     s.waitingDueAt, s.lastRunId, r.status, r.scheduledFor, s.enabled \
      FROM ScheduleState s LEFT JOIN JobRun r ON r.id = s.lastRunId";
 
 /// The state of every schedule that has one, by name.
@@ -265,157 +330,29 @@ fn save_state(
     now: &str,
 ) -> Result<()> {
     tx.prepare_cached(
-        "INSERT INTO ScheduleState (scheduleName, since, lastDueAt, waitingDueAt, lastRunId, updatedAt) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
+        "INSERT INTO ScheduleState (scheduleName, since, lastDueAt, waitingDueAt, lastRunId, \
+         updatedAt, enabled) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
          ON CONFLICT (scheduleName) DO UPDATE SET \
+           since = CASE WHEN ?8 THEN excluded.since ELSE since END, \
+           enabled = excluded.enabled, \
            lastDueAt = CASE WHEN lastDueAt IS NULL OR excluded.lastDueAt > lastDueAt \
                        THEN excluded.lastDueAt ELSE lastDueAt END, \
            waitingDueAt = excluded.waitingDueAt, \
            lastRunId = coalesce(excluded.lastRunId, lastRunId), \
            updatedAt = excluded.updatedAt",
     )
-    .and_then(|mut s| s.execute(params![w.name, w.since, w.last_due, w.waiting, last_run, now]))
+    .and_then(|mut s| {
+        s.execute(params![
+            w.name, w.since, w.last_due, w.waiting, last_run, now, w.enabled, w.restart
+        ])
+    })
     .map(|_| ())
     .map_err(Error::db("save schedule state"))
 }
 
-/// The fields of a schedule as stored.
-pub struct NewSchedule<'a> {
-    pub schedule: &'a Schedule,
-    pub parameters: String,
-}
-
-/// Inserts an API schedule and starts its state (not paused, counting due
-/// times from `now`). False when the name is taken.
-pub fn insert(tx: &Transaction<'_>, s: &NewSchedule<'_>, now: &str) -> Result<bool> {
-    let op = "create schedule";
-    let sc = s.schedule;
-    let n = tx
-        .prepare_cached(
-            "INSERT INTO Schedule (name, job, cron, timezone, parameters, missed, maxCatchUp, \
-             overlap, enabled, createdAt, updatedAt) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10) ON CONFLICT (name) DO NOTHING",
-        )
-        .and_then(|mut st| {
-            st.execute(params![
-                sc.name,
-                sc.job,
-                sc.cron.as_str(),
-                sc.zone.name(),
-                s.parameters,
-                sc.missed.as_str(),
-                sc.max_catch_up,
-                sc.overlap.as_str(),
-                sc.enabled,
-                now
-            ])
-        })
-        .map_err(Error::db(op))?;
-    if n == 1 {
-        restart(tx, &sc.name, now)?;
-    }
-    Ok(n == 1)
-}
-
-/// Replaces an API schedule's fields. False when there is none.
-pub fn update(tx: &Transaction<'_>, s: &NewSchedule<'_>, now: &str) -> Result<bool> {
-    let sc = s.schedule;
-    tx.prepare_cached(
-        "UPDATE Schedule SET job = ?2, cron = ?3, timezone = ?4, parameters = ?5, missed = ?6, \
-         maxCatchUp = ?7, overlap = ?8, enabled = ?9, updatedAt = ?10 WHERE name = ?1",
-    )
-    .and_then(|mut st| {
-        st.execute(params![
-            sc.name,
-            sc.job,
-            sc.cron.as_str(),
-            sc.zone.name(),
-            s.parameters,
-            sc.missed.as_str(),
-            sc.max_catch_up,
-            sc.overlap.as_str(),
-            sc.enabled,
-            now
-        ])
-    })
-    .map(|n| n == 1)
-    .map_err(Error::db("update schedule"))
-}
-
-/// Counts due times from `now` on (a new schedule, a changed expression,
-/// one enabled again): nothing before it is backfilled. Keeps `paused`.
-pub fn restart(tx: &Transaction<'_>, name: &str, now: &str) -> Result<()> {
-    tx.prepare_cached(
-        "INSERT INTO ScheduleState (scheduleName, since, updatedAt) VALUES (?1, ?2, ?2) \
-         ON CONFLICT (scheduleName) DO UPDATE SET since = excluded.since, \
-           waitingDueAt = NULL, updatedAt = excluded.updatedAt",
-    )
-    .and_then(|mut s| s.execute(params![name, now]))
-    .map(|_| ())
-    .map_err(Error::db("restart schedule"))
-}
-
-/// Deletes an API schedule and its state; its ledger rows stay. False
-/// when there is none.
-pub fn delete(tx: &Transaction<'_>, name: &str) -> Result<bool> {
-    let op = "delete schedule";
-    let n = tx
-        .execute("DELETE FROM Schedule WHERE name = ?1", [name])
-        .map_err(Error::db(op))?;
-    tx.execute("DELETE FROM ScheduleState WHERE scheduleName = ?1", [name])
-        .map_err(Error::db(op))?;
-    Ok(n == 1)
-}
-
-/// Pauses or resumes a schedule (either kind); returns whether it was
-/// paused before. A schedule without state starts counting from `now`.
-pub fn set_paused(tx: &Transaction<'_>, name: &str, paused: bool, now: &str) -> Result<bool> {
-    let op = "pause schedule";
-    let before: Option<bool> = tx
-        .query_row(
-            "SELECT paused FROM ScheduleState WHERE scheduleName = ?1",
-            [name],
-            |r| r.get(0),
-        )
-        .optional()
-        .map_err(Error::db(op))?;
-    tx.execute(
-        "INSERT INTO ScheduleState (scheduleName, paused, since, updatedAt) VALUES (?1, ?2, ?3, ?3) \
-         ON CONFLICT (scheduleName) DO UPDATE SET paused = excluded.paused, \
-           updatedAt = excluded.updatedAt",
-        params![name, paused, now],
-    )
-    .map_err(Error::db(op))?;
-    Ok(before.unwrap_or(false))
-}
-
-/// Inserts a "run now" run of a schedule (`triggeredBy = 'schedule-now'`,
-/// no due time, no ledger row) and makes it the schedule's latest run.
-pub fn insert_run_now(
-    tx: &Transaction<'_>,
-    name: &str,
-    job: &str,
-    parameters: &str,
-    metadata: &str,
-    now: &str,
-) -> Result<i64> {
-    let op = "run schedule now";
-    tx.prepare_cached(
-        "INSERT INTO JobRun (jobName, parameters, triggeredBy, metadata, scheduleName, status, \
-         createdAt, updatedAt) VALUES (?1, ?2, 'schedule-now', ?3, ?4, 'QUEUED', ?5, ?5)",
-    )
-    .and_then(|mut s| s.execute(params![job, parameters, metadata, name, now]))
-    .map_err(Error::db(op))?;
-    let id = tx.last_insert_rowid();
-    tx.execute(
-        "INSERT INTO ScheduleState (scheduleName, since, lastRunId, updatedAt) VALUES (?1, ?2, ?3, ?2) \
-         ON CONFLICT (scheduleName) DO UPDATE SET lastRunId = excluded.lastRunId, \
-           updatedAt = excluded.updatedAt",
-        params![name, now, id],
-    )
-    .map_err(Error::db(op))?;
-    if super::counts::by_hand(tx)? {
-        super::counts::add_inserted(tx, 1)?;
-    }
-    Ok(id)
+/// The id of the newest ledger row (0 when there is none).
+pub fn newest_tick(conn: &Connection) -> Result<i64> {
+    conn.prepare_cached("SELECT coalesce(max(id), 0) FROM ScheduleTick")
+        .and_then(|mut s| s.query_row([], |r| r.get(0)))
+        .map_err(Error::db("read schedule ledger"))
 }

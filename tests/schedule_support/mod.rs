@@ -171,3 +171,20 @@ impl Setup {
         self.clock.set(ms(at));
     }
 }
+
+/// Stops a worker with SIGTERM and waits for it to exit.
+pub fn stop_worker(mut w: Worker) {
+    w.signal("TERM");
+    assert!(
+        w.wait_exit(WAIT).is_some(),
+        "the worker did not stop\n{}",
+        w.log_text()
+    );
+}
+
+/// Waits until the worker's log holds `text`.
+pub fn wait_log(w: &Worker, text: &str) {
+    if !poll_until(WAIT, || w.log_text().contains(text)) {
+        panic!("the worker never logged {text:?}:\n{}", w.log_text());
+    }
+}
