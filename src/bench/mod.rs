@@ -9,7 +9,7 @@ mod rounds;
 mod scenarios;
 mod web;
 
-pub use jobtypes::latency_client;
+pub use drain::latency_client;
 pub use rounds::run as run_rounds;
 
 use std::path::{Path, PathBuf};
