@@ -61,7 +61,7 @@ print(ok, n, total, good)
 "#;
     let out = Command::new("python3")
         .args(["-c", script])
-        .arg(&db.db())
+        .arg(db.db())
         .output()
         .expect("python3 runs");
     assert!(
