@@ -1,6 +1,6 @@
 //! Every default in one place, and the settings shared by the commands.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::error::{Error, Result};
@@ -26,6 +26,14 @@ pub struct Timing {
 
 /// The database used when neither `--db` nor `JOBMGR_DB` is given.
 pub const DEFAULT_DB: &str = "jobmgr.db";
+/// The web server's token file beside the database, `<db>.token` (a
+/// backup must never land on it, so the engine knows it too).
+pub fn token_path(db: &Path) -> PathBuf {
+    let mut p = db.as_os_str().to_owned();
+    p.push(".token");
+    PathBuf::from(p)
+}
+
 /// Where `jobmgr serve` listens when neither `--bind` nor `JOBMGR_BIND` is given.
 pub const DEFAULT_BIND: &str = "127.0.0.1:8765";
 /// Seconds a web client may leave the server's writes unread, or its

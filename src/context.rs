@@ -20,7 +20,8 @@ use crate::store::batch::{LogRecord, ProgressRecord};
 
 mod data;
 mod msg;
-pub use data::{JobWrite, database_companions};
+pub(crate) use data::{JobWrite, database_companions};
+// Public only because runner/writer.rs re-exports them with `pub use`.
 pub use msg::{Finished, Msg, Outcome};
 
 /// Why a job did not complete.
@@ -100,7 +101,7 @@ struct Details {
 
 /// The state a running job shares with the writer thread.
 #[derive(Debug)]
-pub struct RunShared {
+pub(crate) struct RunShared {
     run_id: i64,
     processed: AtomicI64,
     /// Bumped on every change to `details`, so the writer can tell what moved.
@@ -168,7 +169,7 @@ impl RunShared {
 
 /// A run's identity as its handler sees it.
 #[derive(Debug, Clone)]
-pub struct RunInfo {
+pub(crate) struct RunInfo {
     pub id: i64,
     pub job_name: String,
     pub attempt: i64,
@@ -190,7 +191,12 @@ pub struct JobContext {
 impl JobContext {
     /// A context reporting to the writer behind `tx`, reading through
     /// `readers` (a pool opened with [`Store::open_readers`]).
-    pub fn new(info: RunInfo, shared: Arc<RunShared>, tx: Sender<Msg>, readers: Store) -> Self {
+    pub(crate) fn new(
+        info: RunInfo,
+        shared: Arc<RunShared>,
+        tx: Sender<Msg>,
+        readers: Store,
+    ) -> Self {
         JobContext {
             info,
             shared,

@@ -26,7 +26,7 @@
 // through the small facade re-exported below.
 pub(crate) mod app;
 pub(crate) mod bench;
-pub mod cli;
+pub(crate) mod cli;
 pub(crate) mod clock;
 pub(crate) mod command;
 pub(crate) mod config;
@@ -52,6 +52,8 @@ pub(crate) mod worker;
 /// `jobmgr serve` in-process, for a program (or a test) that embeds the
 /// admin server and stops it with [`Serve::close`].
 pub use app::{Serve, ServeOptions};
+/// The command line: what `main` runs.
+pub use cli::run;
 /// The settings [`Serve::open`] takes: database, config file and timings.
 pub use config::Settings;
 pub use context::{JobContext, JobError};

@@ -8,7 +8,7 @@ fn main() {
     .format_timestamp_millis()
     .init();
     log_panics();
-    let code = match jobmgr::cli::run(std::env::args_os()) {
+    let code = match jobmgr::run(std::env::args_os()) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("jobmgr: {e}");

@@ -62,20 +62,6 @@ pub struct Stats {
     pub failed_last24h: i64,
 }
 
-/// One recorded admin action.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct AuditEntry {
-    pub id: i64,
-    pub at: String,
-    pub action: String,
-    pub target: Option<String>,
-    pub source: String,
-    /// The OS user behind a CLI action.
-    pub user: Option<String>,
-    pub detail: Option<String>,
-}
-
 /// Failures of one job type whose messages differ only in numbers and ids.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]

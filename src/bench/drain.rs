@@ -3,13 +3,14 @@
 //! the cost of a progress increment.
 
 use std::sync::atomic::Ordering;
+use std::thread;
 use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value};
 
-use super::jobtypes::noop_request;
+use super::jobtypes::{noop_request, wall_us};
 use super::scenarios::{Ctx, wait_until};
-use super::{Measurement, TempDir, cpu_seconds, percentile};
+use super::{BenchOptions, Measurement, TempDir, cpu_seconds, percentile};
 use crate::context::{JobContext, RunInfo, RunShared};
 use crate::error::{Error, Result};
 use crate::job::{JobStatus, Trigger};
@@ -200,4 +201,26 @@ impl Ctx {
         ));
         Ok(vec![out])
     }
+}
+
+/// The other process of the `latency` scenario: enqueues `samples` runs at
+/// random gaps of 0-50 ms, each stamped with the time just before its commit.
+pub fn latency_client(db: &std::path::Path, samples: usize) -> Result<()> {
+    let ctx = Ctx::new(&BenchOptions {
+        db: db.to_path_buf(),
+        n: samples.max(1),
+        backlog: 0,
+        history_lines: 0,
+    })?;
+    let m = ctx.manager(db)?;
+    let mut seed = 0x2545_f491_u64;
+    for _ in 0..samples {
+        seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+        thread::sleep(Duration::from_millis((seed >> 33) % 50));
+        let mut req = noop_request("bench-latency");
+        req.parameters
+            .insert("t0_us".into(), Value::from(wall_us()));
+        m.enqueue_many(&[req])?;
+    }
+    Ok(())
 }

@@ -1,18 +1,12 @@
-//! The bench's own job types (a no-op, a latency probe, a logger) and the
-//! other process of the `latency` scenario, which enqueues its probes.
+//! The bench's own job types: a no-op, a latency probe, a logger.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::thread;
-use std::time::Duration;
 
 use crossbeam_channel::Sender;
 use serde_json::{Map, Value};
 
-use super::BenchOptions;
-use super::scenarios::Ctx;
 use crate::context::JobContext;
-use crate::error::Result;
 use crate::job::{LogLevel, Trigger};
 use crate::jobs::builtin_registry;
 use crate::manager::EnqueueRequest;
@@ -22,33 +16,11 @@ use crate::registry::{JobType, ParamKind, ParamSpec, Registry};
 pub(super) type Started = (i64, f64);
 
 /// Wall-clock microseconds: the one clock both processes of `latency` share.
-fn wall_us() -> i64 {
+pub(super) fn wall_us() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_micros() as i64)
         .unwrap_or(0)
-}
-
-/// The other process of the `latency` scenario: enqueues `samples` runs at
-/// random gaps of 0-50 ms, each stamped with the time just before its commit.
-pub fn latency_client(db: &std::path::Path, samples: usize) -> Result<()> {
-    let ctx = Ctx::new(&BenchOptions {
-        db: db.to_path_buf(),
-        n: samples.max(1),
-        backlog: 0,
-        history_lines: 0,
-    })?;
-    let m = ctx.manager(db)?;
-    let mut seed = 0x2545_f491_u64;
-    for _ in 0..samples {
-        seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
-        thread::sleep(Duration::from_millis((seed >> 33) % 50));
-        let mut req = noop_request("bench-latency");
-        req.parameters
-            .insert("t0_us".into(), Value::from(wall_us()));
-        m.enqueue_many(&[req])?;
-    }
-    Ok(())
 }
 
 /// The built-in job types and the bench's own: `done` counts finished

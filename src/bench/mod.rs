@@ -10,7 +10,7 @@ mod scenarios;
 mod schedules;
 mod web;
 
-pub use jobtypes::latency_client;
+pub use drain::latency_client;
 pub use rounds::run as run_rounds;
 
 use std::path::{Path, PathBuf};

@@ -1,6 +1,6 @@
 //! The bench scenarios and what they share. Each builds its own database,
-//! measures one thing through the engine (and, in [`super::drain`], the
-//! real worker), and returns figures; this file holds the context, the
+//! measures one thing through the engine (and, in `drain.rs`, the real
+//! worker), and returns figures; this file holds the context, the
 //! dispatch by name, the raw SQLite ceiling and the enqueue scenarios.
 
 use std::sync::Arc;
@@ -135,65 +135,67 @@ impl Ctx {
         (base > 0.0).then(|| rate / base)
     }
 
-    fn enqueue(&mut self) -> Result<Vec<Measurement>> {
+    /// One enqueue scenario: `enqueue` on the engine over a fresh database
+    /// is timed as `mode` (`n` runs by `callers` threads) and compared with
+    /// the raw ceiling, one row per transaction or 1000 (`bulk`).
+    fn timed_enqueues(
+        &mut self,
+        mode: &str,
+        (n, callers, bulk): (usize, usize, bool),
+        enqueue: impl FnOnce(&Manager) -> Result<()>,
+    ) -> Result<Vec<Measurement>> {
         self.ensure_raw()?;
-        let dir = TempDir::beside(&self.opts.db, "enqueue")?;
+        let dir = TempDir::beside(&self.opts.db, mode)?;
         let m = self.manager(&dir.db())?;
-        let n = self.opts.n.min(SINGLE_MAX);
-        let req = noop_request("bench-noop");
         let (t, cpu, commits) = (Instant::now(), cpu_seconds(), store::commits());
-        for _ in 0..n {
-            m.enqueue_many(std::slice::from_ref(&req))?;
-        }
-        let mut out = Measurement::new("enqueue", n, 1, t.elapsed())
+        enqueue(&m)?;
+        let mut out = Measurement::new(mode, n, callers, t.elapsed())
             .with_cpu(cpu)
             .with_commits(commits);
-        out.raw_ratio = self.ratio(out.rate, false);
+        out.raw_ratio = self.ratio(out.rate, bulk);
         Ok(vec![out])
+    }
+
+    fn enqueue(&mut self) -> Result<Vec<Measurement>> {
+        let n = self.opts.n.min(SINGLE_MAX);
+        let req = noop_request("bench-noop");
+        self.timed_enqueues("enqueue", (n, 1, false), |m| {
+            for _ in 0..n {
+                m.enqueue_many(std::slice::from_ref(&req))?;
+            }
+            Ok(())
+        })
     }
 
     fn enqueue_concurrent(&mut self) -> Result<Vec<Measurement>> {
-        self.ensure_raw()?;
-        let dir = TempDir::beside(&self.opts.db, "enqueue-concurrent")?;
-        let m = self.manager(&dir.db())?;
         let threads = 8;
         let per = self.opts.n.min(SINGLE_MAX) / threads;
-        let (t, cpu, commits) = (Instant::now(), cpu_seconds(), store::commits());
-        let handles: Vec<_> = (0..threads)
-            .map(|_| {
-                let m = m.clone();
-                thread::spawn(move || -> Result<()> {
-                    let req = noop_request("bench-noop");
-                    for _ in 0..per {
-                        m.enqueue_many(std::slice::from_ref(&req))?;
-                    }
-                    Ok(())
+        self.timed_enqueues("enqueue-concurrent", (per * threads, threads, false), |m| {
+            let handles: Vec<_> = (0..threads)
+                .map(|_| {
+                    let m = m.clone();
+                    thread::spawn(move || -> Result<()> {
+                        let req = noop_request("bench-noop");
+                        for _ in 0..per {
+                            m.enqueue_many(std::slice::from_ref(&req))?;
+                        }
+                        Ok(())
+                    })
                 })
-            })
-            .collect();
-        for h in handles {
-            h.join()
-                .map_err(|_| Error::Internal("enqueue thread panicked".into()))??;
-        }
-        let mut out = Measurement::new("enqueue-concurrent", per * threads, threads, t.elapsed())
-            .with_cpu(cpu)
-            .with_commits(commits);
-        out.raw_ratio = self.ratio(out.rate, false);
-        Ok(vec![out])
+                .collect();
+            for h in handles {
+                h.join()
+                    .map_err(|_| Error::Internal("enqueue thread panicked".into()))??;
+            }
+            Ok(())
+        })
     }
 
     fn enqueue_bulk(&mut self) -> Result<Vec<Measurement>> {
-        self.ensure_raw()?;
-        let dir = TempDir::beside(&self.opts.db, "enqueue-bulk")?;
-        let m = self.manager(&dir.db())?;
         let reqs = vec![noop_request("bench-noop"); self.opts.n];
-        let (t, cpu, commits) = (Instant::now(), cpu_seconds(), store::commits());
-        m.enqueue_many(&reqs)?;
-        let mut out = Measurement::new("enqueue-bulk", self.opts.n, 1, t.elapsed())
-            .with_cpu(cpu)
-            .with_commits(commits);
-        out.raw_ratio = self.ratio(out.rate, true);
-        Ok(vec![out])
+        self.timed_enqueues("enqueue-bulk", (self.opts.n, 1, true), |m| {
+            m.enqueue_many(&reqs).map(|_| ())
+        })
     }
 }
 

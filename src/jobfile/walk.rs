@@ -272,14 +272,7 @@ pub fn as_section<'t, 'i>(
 ) -> Option<Section<'t, 'i>> {
     match v.get_ref() {
         DeValue::Table(t) => Some(Section::new(report, loc, t, v.span(), allowed)),
-        other => {
-            report.add(
-                loc,
-                Some(&v.span()),
-                format!("expected a table, got {}", type_name(other)),
-            );
-            None
-        }
+        other => not_a_table(report, loc, v, other),
     }
 }
 
@@ -296,15 +289,23 @@ pub fn as_map<'t, 'i>(
             span: v.span(),
             table,
         }),
-        other => {
-            report.add(
-                loc,
-                Some(&v.span()),
-                format!("expected a table, got {}", type_name(other)),
-            );
-            None
-        }
+        other => not_a_table(report, loc, v, other),
     }
+}
+
+/// Reports that `v` at `loc` is `other` where a table belongs.
+fn not_a_table<T>(
+    report: &mut Report<'_>,
+    loc: &str,
+    v: &Spanned<DeValue<'_>>,
+    other: &DeValue<'_>,
+) -> Option<T> {
+    report.add(
+        loc,
+        Some(&v.span()),
+        format!("expected a table, got {}", type_name(other)),
+    );
+    None
 }
 
 fn join(loc: &str, key: &str) -> String {

@@ -30,16 +30,6 @@ impl std::fmt::Display for HeaderError {
 /// An image's width and height, or why they could not be read.
 pub type Parsed = Result<(u32, u32), HeaderError>;
 
-/// Media type and, for images, size, from a file's first bytes. An image
-/// whose header is broken is an error naming what is wrong.
-pub fn sniff(head: &[u8]) -> Result<Sniffed, HeaderError> {
-    let media_type = media_type(head);
-    Ok(Sniffed {
-        media_type,
-        size: dimensions(media_type, head).transpose()?,
-    })
-}
-
 /// The width and height of an image of `media_type`; None for types
 /// whose header we do not read.
 pub fn dimensions(media_type: &str, head: &[u8]) -> Option<Parsed> {
@@ -223,6 +213,16 @@ fn webp(b: &[u8]) -> Parsed {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Media type and, for images, size, as the media job reads them from
+    /// a file's first bytes.
+    fn sniff(head: &[u8]) -> Result<Sniffed, HeaderError> {
+        let media_type = media_type(head);
+        Ok(Sniffed {
+            media_type,
+            size: dimensions(media_type, head).transpose()?,
+        })
+    }
 
     fn png_bytes(w: u32, h: u32) -> Vec<u8> {
         let mut v = b"\x89PNG\r\n\x1a\n\0\0\0\x0dIHDR".to_vec();

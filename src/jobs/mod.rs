@@ -3,7 +3,7 @@
 
 mod backup;
 mod demo;
-pub mod imagehead;
+pub(crate) mod imagehead;
 mod media;
 mod mediafs;
 mod prune;

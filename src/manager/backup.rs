@@ -42,10 +42,7 @@ fn reserved(db: &Path) -> Vec<(PathBuf, &'static str)> {
     let mut files = vec![(db.to_path_buf(), "the live database itself")];
     files.extend(database_companions(db));
     files.push((crate::runner::lock_path(db), "the worker's lock file"));
-    files.push((
-        crate::web::auth::token_path(db),
-        "the web server's token file",
-    ));
+    files.push((crate::config::token_path(db), "the web server's token file"));
     files
 }
 

@@ -30,12 +30,8 @@ pub struct EnqueueRequest {
 impl Manager {
     /// Validates and enqueues one run for `by`, its audit row in the same
     /// commit; returns the run as stored.
-    pub fn enqueue(&self, req: &EnqueueRequest, by: &Actor) -> Result<JobRun> {
-        self.enqueue_at(req, None, by)
-    }
-
-    /// Enqueues one run that waits as SCHEDULED until `run_at` (queued at
-    /// once when that has passed), its audit row in the same commit.
+    /// With `run_at`, the run waits as SCHEDULED until then (it is queued
+    /// at once when that has passed).
     pub fn enqueue_at(
         &self,
         req: &EnqueueRequest,

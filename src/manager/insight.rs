@@ -7,10 +7,9 @@ use crate::clock::Timestamp;
 use crate::error::{Error, Result};
 use crate::job::JobRun;
 use crate::store::changes::ChangeFeed;
-use crate::store::{audit, insight, workers};
+use crate::store::{insight, workers};
 use crate::worker::WorkerRow;
 
-pub use crate::query::AuditEntry;
 pub use crate::query::{ErrorGroup, RunRef, StageMark};
 pub use crate::query::{Stats, Throughput};
 
@@ -120,10 +119,5 @@ impl Manager {
         self.store
             .write("record audit entry", |tx| row.insert(tx, &now))?;
         Ok(())
-    }
-
-    /// The newest audit entries.
-    pub fn recent_audit(&self, limit: usize) -> Result<Vec<AuditEntry>> {
-        audit::recent_audit(&*self.store.conn()?, limit)
     }
 }

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use crossbeam_channel::{Receiver, Sender};
 
-use super::writer::{Finished, Msg, Outcome};
+use crate::context::{Finished, Msg, Outcome};
 use crate::context::{JobContext, JobError, RunInfo, RunShared};
 use crate::registry::Registry;
 use crate::store::Store;

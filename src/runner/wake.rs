@@ -14,7 +14,7 @@ use std::time::Duration;
 use crossbeam_channel::Sender;
 use inotify::{Inotify, WatchDescriptor, WatchMask, Watches};
 
-use super::writer::Msg;
+use crate::context::Msg;
 
 /// The running watcher; [`Watcher::stop`] ends and joins its thread.
 pub struct Watcher {

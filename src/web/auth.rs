@@ -8,11 +8,11 @@
 use std::fs::OpenOptions;
 use std::io::{Read, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use tiny_http::Request;
 
-use super::http::header;
+use crate::config::token_path;
 use crate::error::{Error, Result};
 
 /// The session cookie's name.
@@ -27,13 +27,6 @@ pub enum Via {
     Cookie,
     /// `Authorization: Bearer`.
     Bearer,
-}
-
-/// `<db>.token`.
-pub fn token_path(db: &Path) -> PathBuf {
-    let mut p = db.as_os_str().to_owned();
-    p.push(".token");
-    PathBuf::from(p)
 }
 
 /// The token: `env_token` when set, else the one in `<db>.token`, created
@@ -217,6 +210,16 @@ pub fn origin_ok(request: &Request, host: &str) -> bool {
 /// The `Set-Cookie` value that signs a browser in.
 pub fn session_cookie(token: &str) -> String {
     format!("{COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/")
+}
+
+/// A header's value (here because the credential and origin checks are
+/// its main readers; routing reads `Host` with it too).
+pub fn header(request: &Request, name: &'static str) -> Option<String> {
+    request
+        .headers()
+        .iter()
+        .find(|h| h.field.equiv(name))
+        .map(|h| h.value.as_str().to_string())
 }
 
 #[cfg(test)]

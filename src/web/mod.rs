@@ -13,6 +13,7 @@ mod api_worker;
 pub mod assets;
 pub mod auth;
 mod http;
+mod router;
 mod ws;
 
 use std::io::Read;
@@ -276,7 +277,7 @@ fn caught(path: &str, handler: impl FnOnce() -> Result<Reply>) -> Reply {
 
 /// Checks one request and answers it.
 fn handle(ctx: &Ctx, mut request: Request) {
-    let pre = match http::precheck(ctx, &request) {
+    let pre = match router::precheck(ctx, &request) {
         Ok(p) => p,
         Err(reply) => {
             let _ = request.respond(reply);

@@ -13,7 +13,8 @@ use tiny_http::{ReadWrite, Request, Response, StatusCode};
 use tungstenite::protocol::Role;
 use tungstenite::{Message, WebSocket};
 
-use super::http::{Pre, error_from, error_reply, hdr, header};
+use super::auth::header;
+use super::http::{Pre, error_from, error_reply, hdr};
 use super::{Ctx, MAX_SOCKETS, worker_json};
 use crate::error::{Error, Result};
 use crate::events::{Next, RESYNC, Subscription, run_json};

@@ -2,7 +2,6 @@
 //! written many to a statement and callers share commits, and still every
 //! caller gets the ids of exactly its own runs, in order.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::thread;
 
@@ -16,20 +15,15 @@ use crate::manager::Manager;
 use crate::store::{Store, TestFile};
 
 /// A database of the test's own, and what `sqlite3` would read from it.
-struct TestDb {
-    _file: TestFile,
-    path: PathBuf,
-}
+struct TestDb(TestFile);
 
 impl TestDb {
     fn new(name: &str) -> TestDb {
-        let file = TestFile::new(name);
-        let path = file.db();
-        TestDb { _file: file, path }
+        TestDb(TestFile::new(name))
     }
 
     fn conn(&self) -> rusqlite::Connection {
-        rusqlite::Connection::open(&self.path).unwrap()
+        rusqlite::Connection::open(self.0.db()).unwrap()
     }
 
     /// Every row of `sql`, each column as JSON.
@@ -66,7 +60,7 @@ impl TestDb {
 
 fn manager(db: &TestDb) -> Manager {
     Manager::new(
-        Store::open(&db.path).unwrap(),
+        Store::open(&db.0.db()).unwrap(),
         Arc::new(builtin_registry()),
         30_000,
         60_000,

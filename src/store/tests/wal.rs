@@ -6,7 +6,6 @@
 //! buffer commits whole, and a rolled-back transaction's frames never land
 //! on top of frames another connection committed after it.
 
-use std::path::PathBuf;
 use std::process::Command;
 
 use rusqlite::{Connection, params};
@@ -14,22 +13,14 @@ use rusqlite::{Connection, params};
 use crate::store::{Store, TestFile, open_connection};
 
 /// A migrated database of the test's own.
-struct TestDb {
-    _file: TestFile,
-    path: PathBuf,
+fn migrated(name: &str) -> TestFile {
+    let file = TestFile::new(name);
+    Store::open(&file.db()).expect("open the test database");
+    file
 }
 
-impl TestDb {
-    fn new(name: &str) -> TestDb {
-        let file = TestFile::new(name);
-        let path = file.db();
-        Store::open(&path).expect("open the test database");
-        TestDb { _file: file, path }
-    }
-}
-
-fn open(db: &TestDb) -> Connection {
-    let conn = open_connection(&db.path).unwrap();
+fn open(db: &TestFile) -> Connection {
+    let conn = open_connection(&db.db()).unwrap();
     conn.execute_batch(
         "CREATE TABLE IF NOT EXISTS Scratch (id INTEGER PRIMARY KEY, v TEXT NOT NULL); \
          CREATE INDEX IF NOT EXISTS Scratch_v ON Scratch (v);",
@@ -56,7 +47,7 @@ fn insert(conn: &Connection, from: i64, n: i64, len: usize) {
 /// What python3's SQLite, in another process, reads from the file:
 /// integrity_check, the row count and the total length of the values, and
 /// whether every value is the one its id was written with.
-fn from_another_process(db: &TestDb) -> (String, i64, i64, bool) {
+fn from_another_process(db: &TestFile) -> (String, i64, i64, bool) {
     let script = r#"
 import sqlite3, sys
 c = sqlite3.connect(sys.argv[1])
@@ -70,7 +61,7 @@ print(ok, n, total, good)
 "#;
     let out = Command::new("python3")
         .args(["-c", script])
-        .arg(&db.path)
+        .arg(db.db())
         .output()
         .expect("python3 runs");
     assert!(
@@ -90,9 +81,9 @@ print(ok, n, total, good)
 
 #[test]
 fn every_commit_is_visible_to_another_connection_and_process_at_once() {
-    let db = TestDb::new("wal-visible");
+    let db = migrated("wal-visible");
     let writer = open(&db);
-    let reader = open_connection(&db.path).unwrap();
+    let reader = open_connection(&db.db()).unwrap();
     let mut total = 0i64;
     // Sizes from one frame to far more than the buffer holds (120 KiB).
     for (i, len) in [10usize, 3_000, 5_000, 40_000, 200_000, 700_000, 1]
@@ -120,7 +111,7 @@ fn every_commit_is_visible_to_another_connection_and_process_at_once() {
 
 #[test]
 fn a_transaction_larger_than_the_cache_commits_whole() {
-    let db = TestDb::new("wal-large");
+    let db = migrated("wal-large");
     let mut conn = open(&db);
     // A small page cache makes SQLite spill pages into the WAL in the
     // middle of the transaction, and read some of them back.
@@ -144,9 +135,9 @@ fn a_transaction_larger_than_the_cache_commits_whole() {
 
 #[test]
 fn a_rolled_back_transaction_never_overwrites_a_later_commit() {
-    let db = TestDb::new("wal-rollback");
+    let db = migrated("wal-rollback");
     let mut a = open(&db);
-    let b = open_connection(&db.path).unwrap();
+    let b = open_connection(&db.db()).unwrap();
     insert(&a, 0, 10, 100);
     // A small cache makes A spill frames into the WAL in the middle of its
     // transactions, which it then rolls back; B commits where those frames
