@@ -75,7 +75,13 @@ fn run(readers: Store, mut planner: Planner, writer: Sender<Msg>, stop: Receiver
             );
         }
         last = (now, Instant::now());
-        let next = match pass(&readers, &mut planner, &writer, &stop, now) {
+        // A bug in one pass must not end scheduling for the worker's life:
+        // it is logged and the next pass starts over.
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            pass(&readers, &mut planner, &writer, &stop, now)
+        }))
+        .unwrap_or_else(|_| Err(Error::Internal("the scheduler's pass panicked".into())));
+        let next = match result {
             Ok(Some(next)) => {
                 if first {
                     first = false;

@@ -303,6 +303,7 @@ pub fn record(
             let inserted = tick
                 .execute(params![w.name, t.due, now, t.outcome.as_str(), t.reason])
                 .map_err(Error::db(op))?;
+            out.ticks += inserted;
             if inserted == 0 || t.outcome != Outcome::Enqueued {
                 continue;
             }
@@ -314,7 +315,6 @@ pub fn record(
             out.runs.push(id);
             last_run = Some(id);
         }
-        out.ticks += w.ticks.len();
         save_state(tx, w, last_run, now)?;
     }
     if super::counts::by_hand(tx)? {
@@ -356,3 +356,6 @@ pub fn newest_tick(conn: &Connection) -> Result<i64> {
         .and_then(|mut s| s.query_row([], |r| r.get(0)))
         .map_err(Error::db("read schedule ledger"))
 }
+
+#[cfg(test)]
+mod tests;
