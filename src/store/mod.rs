@@ -29,6 +29,7 @@ pub mod insight;
 pub mod logs;
 pub mod media;
 mod multirow;
+mod orphans;
 pub mod restore;
 pub mod retention;
 pub mod rows;
