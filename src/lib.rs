@@ -34,6 +34,7 @@ pub mod jobs;
 pub(crate) mod maintenance;
 pub mod manager;
 pub(crate) mod media;
+pub mod policies;
 pub(crate) mod query;
 pub mod registry;
 pub(crate) mod runner;

@@ -184,14 +184,12 @@ impl Manager {
                 name = r.job_name.as_str().into();
             }
             let (trigger, meta) = (r.trigger.as_str(), meta.clone());
-            rows.push(NewRun::new(
-                name.clone(),
-                p,
-                r.priority,
-                trigger,
-                None,
-                meta,
-            ));
+            // The default priority (0) means "the type's own", when it has one.
+            let priority = match r.priority {
+                0 => self.registry.policy(&r.job_name).priority.unwrap_or(0),
+                p => p,
+            };
+            rows.push(NewRun::new(name.clone(), p, priority, trigger, None, meta));
         }
         Ok(rows)
     }

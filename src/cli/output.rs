@@ -220,6 +220,10 @@ pub fn job_types(registry: &Registry, json: bool) -> Result<i32> {
     }
     for t in infos {
         outln!("{}\n  {}", t.name, t.description);
+        let policy = registry.policy(&t.name).summary();
+        if !policy.is_empty() {
+            outln!("  policy: {policy}");
+        }
         for p in t.parameters {
             let kind = match &p.kind {
                 ParamKind::Enum(c) => format!("one of {}", c.join("|")),
