@@ -33,12 +33,27 @@ pub enum JobError {
         message: String,
         context: Option<Value>,
     },
+    /// The job failed in a way worth trying again (a service that did not
+    /// answer, a lock held elsewhere): a type whose policy retries runs
+    /// tries it again even when it retries only such errors.
+    Retry {
+        message: String,
+        context: Option<Value>,
+    },
 }
 
 impl JobError {
     /// A failure with a message.
     pub fn new(message: impl Into<String>) -> JobError {
         JobError::Failed {
+            message: message.into(),
+            context: None,
+        }
+    }
+
+    /// A failure worth trying again (see [`JobError::Retry`]).
+    pub fn retry(message: impl Into<String>) -> JobError {
+        JobError::Retry {
             message: message.into(),
             context: None,
         }
@@ -51,6 +66,10 @@ impl JobError {
                 message,
                 context: Some(context),
             },
+            JobError::Retry { message, .. } => JobError::Retry {
+                message,
+                context: Some(context),
+            },
             other => other,
         }
     }
@@ -60,7 +79,9 @@ impl std::fmt::Display for JobError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             JobError::Cancelled => f.write_str("cancelled"),
-            JobError::Failed { message, .. } => f.write_str(message),
+            JobError::Failed { message, .. } | JobError::Retry { message, .. } => {
+                f.write_str(message)
+            }
         }
     }
 }
@@ -327,6 +348,7 @@ impl JobContext {
             message: message.to_string(),
             context,
             timestamp: Timestamp::now(),
+            attempt: self.info.attempt,
         };
         // Blocks when the writer is far behind: back-pressure that keeps
         // memory bounded instead of dropping lines.

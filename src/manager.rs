@@ -9,6 +9,7 @@ pub mod database;
 mod delayed;
 mod health;
 mod insight;
+mod retries;
 mod schedules;
 mod view;
 
@@ -35,6 +36,7 @@ pub use health::{NotReady, Readiness};
 pub use insight::{
     AuditEntry, ErrorGroup, MAX_ERROR_HOURS, RunDetails, RunRef, StageMark, Stats, Throughput,
 };
+pub use retries::WaitingAction;
 pub use schedules::{DueTime, LastRunView, ScheduleDetails, ScheduleInput, ScheduleView, TickView};
 
 /// Priorities outside this range are refused.

@@ -77,6 +77,10 @@ pub enum Command {
     Cancel { id: i64 },
     /// Enqueue a finished run again with the same parameters.
     Rerun { id: i64 },
+    /// Try a run waiting for its next attempt now.
+    RetryNow { id: i64 },
+    /// Fail a run waiting for its next attempt, giving up its retries.
+    GiveUp { id: i64 },
     /// Fail RUNNING runs whose worker is gone ("worker lost").
     CleanupStalled,
     /// List the job types and their parameters.

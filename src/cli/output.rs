@@ -141,6 +141,23 @@ pub fn run_details(r: &JobRun, worker: Option<&WorkerRow>) {
     );
 }
 
+/// The earlier attempts of a retried run, one line each.
+pub fn attempts(list: &[crate::store::attempts::Attempt]) {
+    if list.is_empty() {
+        return;
+    }
+    outln!("  earlier attempts:");
+    for a in list {
+        outln!(
+            "    {}: {} → {}: {}",
+            a.attempt,
+            a.started_at.as_deref().unwrap_or("-"),
+            a.finished_at,
+            a.error.as_deref().unwrap_or("-")
+        );
+    }
+}
+
 /// One log line, as text or one JSON object per line.
 pub fn log_line(l: &LogLine, json: bool) {
     if json {

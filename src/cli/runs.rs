@@ -12,7 +12,7 @@ use super::output::{self, outln, print_json};
 use crate::clock::{self, Timestamp};
 use crate::error::{Error, Result};
 use crate::job::{JobStatus, LogLevel, Trigger};
-use crate::manager::{Actor, CancelResult, EnqueueRequest, Manager};
+use crate::manager::{Actor, CancelResult, EnqueueRequest, Manager, WaitingAction};
 use crate::query::LogFilter;
 use crate::query::RunFilter;
 
@@ -92,6 +92,8 @@ pub fn require_existing_db(db: &Path, command: &Command) -> Result<()> {
             | Command::Logs(_)
             | Command::Cancel { .. }
             | Command::Rerun { .. }
+            | Command::RetryNow { .. }
+            | Command::GiveUp { .. }
             | Command::CleanupStalled
             | Command::Backup { .. }
     );
@@ -115,9 +117,12 @@ pub fn run(m: &Manager, command: Command, json: bool) -> Result<i32> {
         Command::Show { id } => {
             let d = m.details(id)?;
             if json {
-                print_json(&d.run);
+                let mut run = serde_json::to_value(&d.run).unwrap_or_default();
+                run["attempts"] = serde_json::to_value(&d.attempts).unwrap_or_default();
+                print_json(&run);
             } else {
                 output::run_details(&d.run, d.worker.as_ref());
+                output::attempts(&d.attempts);
             }
             Ok(0)
         }
@@ -154,6 +159,8 @@ pub fn run(m: &Manager, command: Command, json: bool) -> Result<i32> {
             }
             Ok(0)
         }
+        Command::RetryNow { id } => waiting(m, id, WaitingAction::RetryNow, json),
+        Command::GiveUp { id } => waiting(m, id, WaitingAction::GiveUp, json),
         Command::CleanupStalled => {
             let rec = m.cleanup_stalled(&Actor::cli())?;
             if json {
@@ -173,6 +180,22 @@ pub fn run(m: &Manager, command: Command, json: bool) -> Result<i32> {
         | Command::Bench(_)
         | Command::Completions { .. } => Ok(0),
     }
+}
+
+/// `retry-now ID` and `give-up ID`.
+fn waiting(m: &Manager, id: i64, action: WaitingAction, json: bool) -> Result<i32> {
+    let run = m.on_waiting(id, action, &Actor::cli())?;
+    if json {
+        print_json(&run);
+    } else if action == WaitingAction::RetryNow {
+        outln!("run {id}: attempt {} is due now", run.attempt);
+    } else {
+        outln!(
+            "run {id} failed: {}",
+            run.error.as_deref().unwrap_or("gave up")
+        );
+    }
+    Ok(0)
 }
 
 /// Parses `-p key=value` values and `--params-json` into one object.

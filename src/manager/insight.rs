@@ -23,6 +23,8 @@ pub struct RunDetails {
     pub rerun_of: Option<RunRef>,
     /// The worker that claimed the run: its host, pid and version.
     pub worker: Option<WorkerRow>,
+    /// Its earlier attempts, when its type retried it.
+    pub attempts: Vec<crate::store::attempts::Attempt>,
 }
 
 /// Longest window the failure groups look back over.
@@ -71,6 +73,7 @@ impl Manager {
         };
         Ok(RunDetails {
             worker,
+            attempts: crate::store::attempts::attempts(&conn, id)?,
             stages: insight::stages(&conn, id)?,
             reruns: insight::reruns_of(&conn, id)?,
             rerun_of,

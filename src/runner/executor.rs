@@ -52,6 +52,7 @@ fn execute(a: Assignment, tx: &Sender<Msg>, registry: &Registry, store: &Store) 
             return Outcome::Failed {
                 message: format!("{e}: this worker does not know the job type"),
                 context: None,
+                retryable: false,
             };
         }
     };
@@ -74,8 +75,15 @@ fn execute(a: Assignment, tx: &Sender<Msg>, registry: &Registry, store: &Store) 
     match catch_unwind(AssertUnwindSafe(|| handler(&ctx))) {
         Ok(Ok(())) => Outcome::Completed,
         Ok(Err(JobError::Cancelled)) => Outcome::Cancelled,
-        Ok(Err(JobError::Failed { .. })) if ctx.is_cancelled() => Outcome::Cancelled,
-        Ok(Err(JobError::Failed { message, context })) => {
+        Ok(Err(JobError::Failed { .. } | JobError::Retry { .. })) if ctx.is_cancelled() => {
+            Outcome::Cancelled
+        }
+        Ok(Err(e @ (JobError::Failed { .. } | JobError::Retry { .. }))) => {
+            let retryable = matches!(e, JobError::Retry { .. });
+            let (JobError::Failed { message, context } | JobError::Retry { message, context }) = e
+            else {
+                return Outcome::Cancelled;
+            };
             // The failure is in the log too, as an error line, so the log's
             // error filter (and `jobmgr logs ID --level error`) finds it.
             let mut line = serde_json::json!({"event": "failed"});
@@ -90,6 +98,7 @@ fn execute(a: Assignment, tx: &Sender<Msg>, registry: &Registry, store: &Store) 
             Outcome::Failed {
                 message,
                 context: context.map(|c| c.to_string()),
+                retryable,
             }
         }
         Err(panic) => {
@@ -106,6 +115,7 @@ fn execute(a: Assignment, tx: &Sender<Msg>, registry: &Registry, store: &Store) 
             Outcome::Failed {
                 message: format!("panicked: {text}"),
                 context: Some(serde_json::json!({"panic": text}).to_string()),
+                retryable: false,
             }
         }
     }

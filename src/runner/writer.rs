@@ -24,6 +24,7 @@ use crate::store::{self, Connection, workers};
 use crate::worker::WorkerState;
 
 mod due;
+mod retry;
 mod stopping;
 mod watch;
 
@@ -44,6 +45,8 @@ const MAX_BATCH_LINES: usize = 20_000;
 struct InFlight {
     shared: Arc<RunShared>,
     job_name: String,
+    /// Its attempt number, for its type's retry policy.
+    attempt: i64,
     written: (i64, u64),
     /// Cancelled by the stopping sequence rather than by a user.
     interrupted: bool,
@@ -278,8 +281,10 @@ impl Writer {
                 if f.took < SHORT_RUN {
                     *fast += 1;
                 }
-                if let Some(rec) = self.finish_record(f) {
-                    batch.finishes.push(rec);
+                match self.finish_record(f) {
+                    Some(retry::Ended::Finish(rec)) => batch.finishes.push(rec),
+                    Some(retry::Ended::Retry(rec)) => batch.retries.push(rec),
+                    None => {}
                 }
             }
             Msg::Nudge => *nudged = true,
@@ -297,27 +302,42 @@ impl Writer {
         Ok(())
     }
 
-    fn finish_record(&mut self, f: Finished) -> Option<FinishRecord> {
+    fn finish_record(&mut self, f: Finished) -> Option<retry::Ended> {
         let flight = self.in_flight.remove(&f.run_id)?;
         self.last_log_ts.remove(&f.run_id);
-        let (mut status, mut error, context) = match f.outcome {
-            Outcome::Completed => (JobStatus::Completed, None, None),
+        let (mut status, mut error, context, retryable) = match f.outcome {
+            Outcome::Completed => (JobStatus::Completed, None, None, false),
             Outcome::Cancelled => (
                 JobStatus::Cancelled,
                 Some("cancelled while running".to_string()),
                 None,
+                false,
             ),
-            Outcome::Failed { message, context } => (JobStatus::Failed, Some(message), context),
+            Outcome::Failed {
+                message,
+                context,
+                retryable,
+            } => (JobStatus::Failed, Some(message), context, retryable),
         };
         if flight.interrupted && status != JobStatus::Completed {
             (status, error) = self.interrupted(&flight.job_name);
         }
-        Some(FinishRecord {
+        let rec = FinishRecord {
             progress: f.progress,
             status,
             error,
             error_context: context,
-        })
+        };
+        if status != JobStatus::Failed {
+            return Some(retry::Ended::Finish(rec));
+        }
+        Some(retry::after_failure(
+            &self.registry,
+            &flight.job_name,
+            flight.attempt,
+            retryable,
+            rec,
+        ))
     }
 
     fn plan(&mut self, batch: &mut Batch, nudged: bool, fast: usize) {
@@ -360,6 +380,10 @@ impl Writer {
         if batch.queue_due {
             self.next_due.set(result.next_due);
         }
+        if !batch.retries.is_empty() {
+            // A retry may now be the earliest run due.
+            self.next_due = NextDue::read(&self.conn)?;
+        }
         if let Some(m) = self.mark.as_mut() {
             m.committed(result.claimed.iter().map(|r| r.id).max());
         }
@@ -382,6 +406,7 @@ impl Writer {
                 InFlight {
                     shared: shared.clone(),
                     job_name: run.job_name.clone(),
+                    attempt: run.attempt,
                     written: shared.fingerprint(),
                     interrupted: false,
                 },

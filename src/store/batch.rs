@@ -17,6 +17,7 @@ use finishes::{FINISH, write_ends, write_requeue};
 
 mod claims;
 mod finishes;
+mod retries;
 
 /// One log line waiting to be written.
 #[derive(Debug, Clone)]
@@ -28,6 +29,8 @@ pub struct LogRecord {
     /// JSON text of the line's context.
     pub context: Option<String>,
     pub timestamp: Timestamp,
+    /// The run's attempt that wrote it.
+    pub attempt: i64,
 }
 
 /// A run's progress as the job last reported it.
@@ -52,6 +55,17 @@ pub struct FinishRecord {
     pub error_context: Option<String>,
 }
 
+/// A failed attempt its type tries again at `run_at`.
+#[derive(Debug, Clone)]
+pub struct RetryRecord {
+    /// The attempt as it ended (status FAILED, its error and progress).
+    pub finish: FinishRecord,
+    pub run_at: Timestamp,
+    /// The attempts the run gets in all, kept on the row for the history's
+    /// "attempt 2 of 5".
+    pub max_attempts: u32,
+}
+
 /// Who is committing: the worker every write is fenced by.
 #[derive(Debug, Clone)]
 pub struct Claimant {
@@ -64,6 +78,8 @@ pub struct Batch {
     pub logs: Vec<LogRecord>,
     pub progress: Vec<ProgressRecord>,
     pub finishes: Vec<FinishRecord>,
+    /// Failed attempts to try again later.
+    pub retries: Vec<RetryRecord>,
     /// How many QUEUED runs to claim.
     pub claim: usize,
     /// Whether to record a heartbeat.
@@ -81,6 +97,7 @@ impl Batch {
         self.logs.is_empty()
             && self.progress.is_empty()
             && self.finishes.is_empty()
+            && self.retries.is_empty()
             && self.claim == 0
             && !self.heartbeat
             && self.pgids.is_empty()
@@ -146,6 +163,9 @@ pub fn commit(
     for chunk in FINISH.chunks(&ends) {
         write_ends(&tx, me, &mut owned, chunk, &now)?;
     }
+    for r in &batch.retries {
+        retries::write_retry(&tx, me, &mut owned, r, &now)?;
+    }
     let still_registered = if batch.heartbeat {
         super::workers::heartbeat(&tx, me.worker_id, &now)?
     } else {
@@ -208,8 +228,9 @@ impl Ownership {
 /// Inserts up to 128 log lines per statement.
 static LOG_INSERT: Family = Family::new(128, |n| {
     format!(
-        "INSERT INTO JobLog (jobRunId, level, stage, message, context, timestamp) VALUES {}",
-        multirow::values(n, 6, 1)
+        "INSERT INTO JobLog (jobRunId, level, stage, message, context, timestamp, attempt) \
+         VALUES {}",
+        multirow::values(n, 7, 1)
     )
 });
 
@@ -242,7 +263,7 @@ fn write_logs(
         let mut stmt = tx
             .prepare_cached(LOG_INSERT.sql(chunk.len()))
             .map_err(Error::db("write log lines"))?;
-        let mut args: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(chunk.len() * 6);
+        let mut args: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(chunk.len() * 7);
         for ((l, stamp), level) in chunk.iter().zip(&stamps[at..]).zip(&levels[at..]) {
             args.extend_from_slice(&[
                 &l.run_id as &dyn rusqlite::ToSql,
@@ -251,6 +272,7 @@ fn write_logs(
                 &l.message,
                 &l.context,
                 stamp,
+                &l.attempt,
             ]);
         }
         at += chunk.len();

@@ -146,6 +146,7 @@ pub fn show(ctx: &Ctx, req: &Req) -> Result<Reply> {
             "stages": d.stages,
             "reruns": d.reruns,
             "rerunOf": d.rerun_of,
+            "attempts": d.attempts,
             "worker": d.worker.map(|w| json!({
                 "id": w.id, "hostname": w.hostname, "pid": w.pid,
                 "version": w.version, "state": w.state,
@@ -168,6 +169,27 @@ pub fn rerun(ctx: &Ctx, req: &Req) -> Result<Reply> {
         .manager
         .rerun(id, Trigger::Rerun, &Actor::web(&req.source))?;
     Ok(json_reply(201, &json!({"run": run_json(&run)})))
+}
+
+/// `POST /api/jobs/ID/retry-now`: a run waiting for its next attempt
+/// becomes due at once (409 when it is not waiting).
+pub fn retry_now(ctx: &Ctx, req: &Req) -> Result<Reply> {
+    let id = req.id_at(2)?;
+    let action = crate::manager::WaitingAction::RetryNow;
+    let run = ctx
+        .manager
+        .on_waiting(id, action, &Actor::web(&req.source))?;
+    Ok(json_reply(200, &json!({"run": run_json(&run)})))
+}
+
+/// `POST /api/jobs/ID/give-up`: a run waiting for its next attempt fails.
+pub fn give_up(ctx: &Ctx, req: &Req) -> Result<Reply> {
+    let id = req.id_at(2)?;
+    let action = crate::manager::WaitingAction::GiveUp;
+    let run = ctx
+        .manager
+        .on_waiting(id, action, &Actor::web(&req.source))?;
+    Ok(json_reply(200, &json!({"run": run_json(&run)})))
 }
 
 /// `GET /api/jobs/stalled`: what a clean-up would resolve.

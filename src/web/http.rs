@@ -184,6 +184,8 @@ fn route(segs: &[&str]) -> Option<Routes> {
         ["api", "jobs", _] => &[(Get, api_jobs::show)],
         ["api", "jobs", _, "cancel"] => &[(Post, api_jobs::cancel)],
         ["api", "jobs", _, "rerun"] => &[(Post, api_jobs::rerun)],
+        ["api", "jobs", _, "retry-now"] => &[(Post, api_jobs::retry_now)],
+        ["api", "jobs", _, "give-up"] => &[(Post, api_jobs::give_up)],
         ["api", "jobs", _, "logs"] => &[(Get, api_jobs::logs)],
         ["api", "jobs", _, "logs", "export"] => &[(Get, api_jobs::export)],
         ["api", "schedules"] => &[(Get, api_schedules::list), (Post, api_schedules::create)],
