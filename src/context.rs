@@ -128,6 +128,8 @@ pub struct RunShared {
     version: AtomicU64,
     details: Mutex<Details>,
     cancelled: AtomicBool,
+    /// Set with the cancel when the run passed its type's timeout.
+    timed_out: AtomicBool,
     cancel_lock: Mutex<bool>,
     cancel_cv: Condvar,
 }
@@ -141,6 +143,7 @@ impl RunShared {
             version: AtomicU64::new(0),
             details: Mutex::new(Details::default()),
             cancelled: AtomicBool::new(false),
+            timed_out: AtomicBool::new(false),
             cancel_lock: Mutex::new(false),
             cancel_cv: Condvar::new(),
         })
@@ -163,6 +166,18 @@ impl RunShared {
     /// Whether cancellation was asked for.
     pub fn is_cancelled(&self) -> bool {
         self.cancelled.load(Ordering::Acquire)
+    }
+
+    /// The run passed its timeout: the job is asked to stop like on a
+    /// cancel, and whatever it returns is recorded as timed out.
+    pub fn time_out(&self) {
+        self.timed_out.store(true, Ordering::Release);
+        self.cancel();
+    }
+
+    /// Whether the run passed its timeout.
+    pub fn is_timed_out(&self) -> bool {
+        self.timed_out.load(Ordering::Acquire)
     }
 
     /// A cheap fingerprint of the progress: changes whenever anything moved.
@@ -378,6 +393,13 @@ impl JobContext {
     /// Whether cancellation was requested.
     pub fn is_cancelled(&self) -> bool {
         self.shared.is_cancelled()
+    }
+
+    /// Whether the run passed its type's timeout (`timeout_secs`); then
+    /// [`JobContext::is_cancelled`] is true as well, so a job that stops on
+    /// a cancel stops on a timeout too.
+    pub fn is_timed_out(&self) -> bool {
+        self.shared.is_timed_out()
     }
 
     /// `Err(JobError::Cancelled)` once cancellation was requested; use with `?`.

@@ -344,3 +344,48 @@ fn a_lost_workers_run_follows_its_types_retry_policy() {
         "{spent_row:?}"
     );
 }
+
+#[test]
+fn a_rust_job_and_a_command_past_their_timeout_are_stopped_and_recorded() {
+    let db = TestDb::new("pol-timeout");
+    write_config(
+        &db,
+        "[jobs.stubborn]\ncommand = [\"/bin/sh\", \"-c\", \"trap '' TERM; echo started; sleep 60\"]\n\
+         grace_secs = 1\n\n\
+         [policies.stubborn]\ntimeout_secs = 1\n\n\
+         [policies.demo-known-total]\ntimeout_secs = 1\n",
+    );
+    let _w = db.spawn_worker(&[]);
+    let started = std::time::Instant::now();
+    let rust = db.enqueue("demo-known-total", &["count=1000", "delay_ms=50"]);
+    let command = db.enqueue("stubborn", &[]);
+    db.wait_status(rust, "FAILED", WAIT);
+    db.wait_status(command, "FAILED", WAIT);
+    assert!(
+        started.elapsed() < Duration::from_secs(40),
+        "both stopped long before they would have ended: {:?}",
+        started.elapsed()
+    );
+    for id in [rust, command] {
+        let r = row(
+            &db,
+            id,
+            "error, json_extract(errorContext, '$.timeoutSecs')",
+        );
+        assert_eq!(r, ["timed out after 1 s (timeout_secs)", "1"], "run {id}");
+    }
+    // The Rust job saw the timeout as a cancel and stopped part way.
+    let done: i64 = db
+        .scalar(&format!(
+            "SELECT entitiesProcessed FROM JobRun WHERE id = {rust}"
+        ))
+        .parse()
+        .expect("a count");
+    assert!(done < 1000, "stopped part way: {done}");
+    assert_eq!(
+        db.scalar(&format!(
+            "SELECT json_extract(errorContext, '$.returned') FROM JobRun WHERE id = {rust}"
+        )),
+        "stopped"
+    );
+}

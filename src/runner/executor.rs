@@ -32,7 +32,11 @@ pub fn executor_loop(
         let run_id = a.run.id;
         let started = Instant::now();
         let shared = a.shared.clone();
-        let outcome = execute(a, &tx, &registry, &store);
+        let job_name = a.run.job_name.clone();
+        let mut outcome = execute(a, &tx, &registry, &store);
+        if shared.is_timed_out() {
+            outcome = timed_out(&registry, &job_name, &outcome);
+        }
         let finished = Finished {
             run_id,
             outcome,
@@ -42,6 +46,22 @@ pub fn executor_loop(
         if tx.send(Msg::Finished(finished)).is_err() {
             return;
         }
+    }
+}
+
+/// A run that passed its type's timeout is recorded as timed out, whatever
+/// its handler returned once it did return (it may have ignored the ask).
+fn timed_out(registry: &Registry, job_name: &str, returned: &Outcome) -> Outcome {
+    let secs = registry.policy(job_name).timeout.map_or(0, |t| t.as_secs());
+    let returned = match returned {
+        Outcome::Completed => "completed".to_string(),
+        Outcome::Cancelled => "stopped".to_string(),
+        Outcome::Failed { message, .. } => format!("failed: {message}"),
+    };
+    Outcome::Failed {
+        message: format!("timed out after {secs} s (timeout_secs)"),
+        context: Some(serde_json::json!({"timeoutSecs": secs, "returned": returned}).to_string()),
+        retryable: false,
     }
 }
 

@@ -26,6 +26,7 @@ use crate::worker::WorkerState;
 mod due;
 mod retry;
 mod stopping;
+mod timeouts;
 mod watch;
 
 use due::NextDue;
@@ -47,6 +48,8 @@ struct InFlight {
     job_name: String,
     /// Its attempt number, for its type's retry policy.
     attempt: i64,
+    /// When its type's timeout runs out (real time, like every interval).
+    deadline: Option<Instant>,
     written: (i64, u64),
     /// Cancelled by the stopping sequence rather than by a user.
     interrupted: bool,
@@ -361,6 +364,7 @@ impl Writer {
                 }
             }
         }
+        self.time_out_overdue();
         if self.last_heartbeat.elapsed() >= self.timing.heartbeat {
             self.last_heartbeat = Instant::now();
             batch.heartbeat = true;
@@ -407,6 +411,11 @@ impl Writer {
                     shared: shared.clone(),
                     job_name: run.job_name.clone(),
                     attempt: run.attempt,
+                    deadline: self
+                        .registry
+                        .policy(&run.job_name)
+                        .timeout
+                        .map(|t| Instant::now() + t),
                     written: shared.fingerprint(),
                     interrupted: false,
                 },
