@@ -23,3 +23,16 @@ CREATE TABLE JobRunAttempt (
 
 -- Which attempt wrote a log line (earlier rows: the first).
 ALTER TABLE JobLog ADD COLUMN attempt INTEGER NOT NULL DEFAULT 1;
+
+-- Limits: the claim of a worker whose types have max_running or groups
+-- (or are paused) asks for the queued runs of each type it may start, one
+-- probe of this index per type, so runs waiting behind a limit cost the
+-- claim nothing however many there are. The plain claim (no limits) keeps
+-- using JobRun_queue.
+CREATE INDEX JobRun_queue_type ON JobRun (jobName, priority DESC, id) WHERE status = 'QUEUED';
+
+-- Paused job types: their queued runs wait, the others run.
+CREATE TABLE JobTypePause (
+    jobName  TEXT PRIMARY KEY,
+    pausedAt TEXT NOT NULL
+) WITHOUT ROWID;

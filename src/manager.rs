@@ -9,6 +9,7 @@ pub mod database;
 mod delayed;
 mod health;
 mod insight;
+mod pauses;
 mod retries;
 mod schedules;
 mod view;
@@ -36,6 +37,7 @@ pub use health::{NotReady, Readiness};
 pub use insight::{
     AuditEntry, ErrorGroup, MAX_ERROR_HOURS, RunDetails, RunRef, StageMark, Stats, Throughput,
 };
+pub use pauses::TypeState;
 pub use retries::WaitingAction;
 pub use schedules::{DueTime, LastRunView, ScheduleDetails, ScheduleInput, ScheduleView, TickView};
 

@@ -336,6 +336,19 @@ impl Registry {
         self.groups.insert(name.to_string(), group);
     }
 
+    /// The names of every type, sorted.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.types.keys().map(String::as_str)
+    }
+
+    /// Whether any type has a `max_running` or a group, so the worker's
+    /// claim must count.
+    pub fn has_limits(&self) -> bool {
+        self.policies.iter().any(|(name, p)| {
+            self.types.contains_key(name) && (p.max_running.is_some() || p.group.is_some())
+        })
+    }
+
     /// Every group, by name.
     pub fn groups(&self) -> &BTreeMap<String, crate::policies::Group> {
         &self.groups

@@ -85,6 +85,10 @@ pub enum Command {
     CleanupStalled,
     /// List the job types and their parameters.
     JobTypes,
+    /// Pause a job type: its queued runs wait, the others run.
+    Pause { name: String },
+    /// Resume a paused job type.
+    Resume { name: String },
     /// Apply database migrations and exit.
     Migrate,
     /// Check the job-type config file and report every problem.
@@ -177,7 +181,14 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<i32> {
         Command::Serve(args) => serve::run(&settings, registry, &args),
         Command::Worker(args) => worker::run(&settings, registry, &args, json),
         Command::Migrate => migrate(&settings, json),
-        Command::JobTypes => output::job_types(&registry, json),
+        Command::JobTypes => {
+            // The database adds paused types and waiting runs, when there is one.
+            let states = match settings.db.exists() {
+                true => Some(open_manager(&settings, registry.clone())?.type_states()?),
+                false => None,
+            };
+            output::job_types(&registry, states.as_ref(), json)
+        }
         Command::Bench(a) if a.latency_client => {
             crate::bench::latency_client(&settings.db, a.n)?;
             Ok(0)

@@ -229,14 +229,35 @@ pub fn recovery(r: &Recovery) {
 }
 
 /// `jobmgr job-types`.
-pub fn job_types(registry: &Registry, json: bool) -> Result<i32> {
+pub fn job_types(
+    registry: &Registry,
+    states: Option<&std::collections::HashMap<String, crate::manager::TypeState>>,
+    json: bool,
+) -> Result<i32> {
     let infos = registry.infos();
     if json {
-        print_json(&infos);
+        let mut list = serde_json::to_value(&infos).unwrap_or_default();
+        if let (Some(states), Some(items)) = (states, list.as_array_mut()) {
+            for item in items {
+                let name = item["name"].as_str().unwrap_or_default().to_string();
+                if let Some(s) = states.get(&name) {
+                    item["paused"] = s.paused.into();
+                    item["queued"] = s.queued.into();
+                }
+            }
+        }
+        print_json(&list);
         return Ok(0);
     }
     for t in infos {
         outln!("{}\n  {}", t.name, t.description);
+        if let Some(s) = states.and_then(|m| m.get(&t.name)) {
+            match s.paused {
+                true => outln!("  PAUSED, {} queued run(s) waiting", s.queued),
+                false if s.queued > 0 => outln!("  {} queued run(s)", s.queued),
+                false => {}
+            }
+        }
         let policy = registry.policy(&t.name).summary();
         if !policy.is_empty() {
             outln!("  policy: {policy}");

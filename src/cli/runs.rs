@@ -94,6 +94,8 @@ pub fn require_existing_db(db: &Path, command: &Command) -> Result<()> {
             | Command::Rerun { .. }
             | Command::RetryNow { .. }
             | Command::GiveUp { .. }
+            | Command::Pause { .. }
+            | Command::Resume { .. }
             | Command::CleanupStalled
             | Command::Backup { .. }
     );
@@ -159,6 +161,8 @@ pub fn run(m: &Manager, command: Command, json: bool) -> Result<i32> {
             }
             Ok(0)
         }
+        Command::Pause { name } => pause(m, &name, true, json),
+        Command::Resume { name } => pause(m, &name, false, json),
         Command::RetryNow { id } => waiting(m, id, WaitingAction::RetryNow, json),
         Command::GiveUp { id } => waiting(m, id, WaitingAction::GiveUp, json),
         Command::CleanupStalled => {
@@ -180,6 +184,20 @@ pub fn run(m: &Manager, command: Command, json: bool) -> Result<i32> {
         | Command::Bench(_)
         | Command::Completions { .. } => Ok(0),
     }
+}
+
+/// `pause NAME` and `resume NAME`.
+fn pause(m: &Manager, name: &str, paused: bool, json: bool) -> Result<i32> {
+    let changed = m.set_paused(name, paused, &Actor::cli())?;
+    let queued = m.type_states()?.get(name).map_or(0, |s| s.queued);
+    if json {
+        print_json(&json!({"name": name, "paused": paused, "changed": changed, "queued": queued}));
+    } else {
+        let state = if paused { "paused" } else { "resumed" };
+        let already = if changed { "" } else { " (it already was)" };
+        outln!("job type {name} {state}{already}; {queued} queued run(s)");
+    }
+    Ok(0)
 }
 
 /// `retry-now ID` and `give-up ID`.

@@ -24,6 +24,7 @@ use crate::store::{self, Connection, workers};
 use crate::worker::WorkerState;
 
 mod due;
+mod limits;
 mod retry;
 mod stopping;
 mod timeouts;
@@ -104,6 +105,10 @@ pub struct Writer {
     mark: Option<super::mark::MarkFile>,
     /// When the next SCHEDULED run becomes due.
     next_due: NextDue,
+    /// Paused job types, read again after every commit by another process.
+    paused: limits::Paused,
+    /// Whether some type has a `max_running` or a group.
+    has_limits: bool,
 }
 
 /// How long to keep looking after a WAL wake-up showed no new commit.
@@ -124,8 +129,11 @@ impl Writer {
         concurrency: usize,
     ) -> Result<Writer> {
         let next_due = NextDue::read(&conn)?;
+        let paused = limits::Paused::read(&conn)?;
         Ok(Writer {
             next_due,
+            paused,
+            has_limits: registry.has_limits(),
             conn,
             me,
             rx,
@@ -281,6 +289,10 @@ impl Writer {
                 batch.logs.push(line);
             }
             Msg::Finished(f) => {
+                // A limit may have kept queued runs back: room opened.
+                if self.limited() {
+                    self.queue_maybe_nonempty = true;
+                }
                 if f.took < SHORT_RUN {
                     *fast += 1;
                 }
@@ -375,6 +387,7 @@ impl Writer {
         }
         if self.accepting() && self.queue_maybe_nonempty {
             batch.claim = self.free_slots();
+            batch.limits = self.limits();
         }
     }
 

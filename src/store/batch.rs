@@ -14,9 +14,11 @@ use crate::job::{JobStatus, LogLevel};
 use claims::claim;
 pub use claims::{CLAIM_PLAN_SQL, cancel_requested, release};
 use finishes::{FINISH, write_ends, write_requeue};
+pub use limited::{Limits, TYPE_QUEUE_SQL, TypeRoom};
 
 mod claims;
 mod finishes;
+mod limited;
 mod retries;
 
 /// One log line waiting to be written.
@@ -82,6 +84,8 @@ pub struct Batch {
     pub retries: Vec<RetryRecord>,
     /// How many QUEUED runs to claim.
     pub claim: usize,
+    /// When limits apply: which types the claim may start, and how many.
+    pub limits: Option<Limits>,
     /// Whether to record a heartbeat.
     pub heartbeat: bool,
     /// Process groups of command runs that just started, as (run, pgid):
@@ -178,7 +182,10 @@ pub fn commit(
         None
     };
     let claimed = if batch.claim > 0 && still_registered {
-        claim(&tx, me, batch.claim, &now)?
+        match &batch.limits {
+            Some(l) => limited::claim_limited(&tx, me, l, batch.claim, &now)?,
+            None => claim(&tx, me, batch.claim, &now)?,
+        }
     } else {
         Vec::new()
     };

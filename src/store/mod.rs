@@ -29,6 +29,7 @@ pub mod insight;
 pub mod logs;
 pub mod media;
 mod multirow;
+pub mod pauses;
 pub mod retention;
 pub mod rows;
 pub mod runs;

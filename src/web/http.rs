@@ -178,6 +178,8 @@ fn route(segs: &[&str]) -> Option<Routes> {
         ["api", "stats"] => &[(Get, api_worker::stats)],
         ["api", "errors"] => &[(Get, api_worker::errors)],
         ["api", "job-types"] => &[(Get, api_worker::job_types)],
+        ["api", "job-types", _, "pause"] => &[(Post, api_worker::pause_type)],
+        ["api", "job-types", _, "resume"] => &[(Post, api_worker::resume_type)],
         ["api", "jobs"] => &[(Get, api_jobs::list), (Post, api_jobs::enqueue)],
         ["api", "jobs", "stalled"] => &[(Get, api_jobs::stalled)],
         ["api", "jobs", "cleanup-stalled"] => &[(Post, api_jobs::cleanup)],

@@ -23,6 +23,7 @@ impl Writer {
         self.recheck_until = None;
         self.queue_maybe_nonempty = true;
         self.next_due = NextDue::read(&self.conn)?;
+        self.paused = super::limits::Paused::read(&self.conn)?;
         if !self.in_flight.is_empty() {
             for id in batch::cancel_requested(&self.conn, self.me.worker_id)? {
                 if let Some(f) = self.in_flight.get(&id) {

@@ -51,7 +51,18 @@ pub(super) fn claim(
             .collect::<rusqlite::Result<Vec<_>>>()
         })
         .map_err(Error::db("claim runs"))?;
-    for chunk in CLAIM_MARK.chunks(&runs) {
+    mark_claimed(tx, me, &runs, now)?;
+    Ok(runs)
+}
+
+/// Marks runs read from the queue RUNNING under this worker.
+pub(super) fn mark_claimed(
+    tx: &Transaction<'_>,
+    me: &Claimant,
+    runs: &[ClaimedRun],
+    now: &str,
+) -> Result<()> {
+    for chunk in CLAIM_MARK.chunks(runs) {
         let mut args: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(2 + chunk.len());
         args.push(&me.worker_id);
         args.push(&now);
@@ -67,7 +78,7 @@ pub(super) fn claim(
             )));
         }
     }
-    Ok(runs)
+    Ok(())
 }
 
 /// The claim's query text, for the query-plan test.
