@@ -36,3 +36,9 @@ CREATE TABLE JobTypePause (
     jobName  TEXT PRIMARY KEY,
     pausedAt TEXT NOT NULL
 ) WITHOUT ROWID;
+
+-- Unique runs: while a run with a key waits or runs, no second run with
+-- the same key can be inserted (enqueueing returns the first instead).
+ALTER TABLE JobRun ADD COLUMN uniqueKey TEXT;
+CREATE UNIQUE INDEX JobRun_unique ON JobRun (uniqueKey)
+    WHERE uniqueKey IS NOT NULL AND status IN ('SCHEDULED', 'WAITING', 'QUEUED', 'RUNNING');

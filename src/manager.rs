@@ -12,6 +12,7 @@ mod insight;
 mod pauses;
 mod retries;
 mod schedules;
+mod unique;
 mod view;
 
 use std::sync::{Arc, OnceLock};
@@ -40,6 +41,7 @@ pub use insight::{
 pub use pauses::TypeState;
 pub use retries::WaitingAction;
 pub use schedules::{DueTime, LastRunView, ScheduleDetails, ScheduleInput, ScheduleView, TickView};
+pub use unique::Enqueued;
 
 /// Priorities outside this range are refused.
 pub const PRIORITY_RANGE: std::ops::RangeInclusive<i64> = -1000..=1000;
@@ -146,6 +148,10 @@ impl Manager {
         run_at: Option<Timestamp>,
         by: &Actor,
     ) -> Result<JobRun> {
+        if !self.registry.policy(&req.job_name).unique.is_empty() {
+            // The type's runs are unique by some parameters.
+            return self.enqueue_keyed(req, run_at, None, by).map(|e| e.run);
+        }
         let at = delayed::due_text(run_at, Timestamp::now())?;
         let rows = self.new_runs(std::slice::from_ref(req))?;
         let rows = rows.into_iter().map(|r| r.at(at.clone())).collect();

@@ -37,6 +37,10 @@ pub struct EnqueueArgs {
     /// Wait as SCHEDULED for this long first: 90s, 15m, 2h, 1d, 1h30m.
     #[arg(long = "in", value_name = "DELAY", id = "delay")]
     pub delay: Option<String>,
+    /// While a run with this key is scheduled, queued or running, print
+    /// its id instead of making a second one.
+    #[arg(long = "unique-key", value_name = "KEY")]
+    pub unique_key: Option<String>,
 }
 
 /// `jobmgr jobs`.
@@ -254,11 +258,18 @@ fn enqueue(m: &Manager, a: &EnqueueArgs, json: bool) -> Result<i32> {
         (None, Some(d)) => Some(Timestamp::now().plus_ms(clock::parse_delay(d)?)),
         (None, None) => None,
     };
-    let run = m.enqueue_at(&req, run_at, &Actor::cli())?;
+    let e = m.enqueue_keyed(&req, run_at, a.unique_key.as_deref(), &Actor::cli())?;
     if json {
-        print_json(&run);
+        let mut v = serde_json::to_value(&e.run).unwrap_or_default();
+        if let Some(id) = e.duplicate_of {
+            v["duplicateOf"] = id.into();
+        }
+        print_json(&v);
     } else {
-        outln!("{}", run.id);
+        if e.duplicate_of.is_some() {
+            log::info!("run {} already holds that unique key; no new run", e.run.id);
+        }
+        outln!("{}", e.run.id);
     }
     Ok(0)
 }

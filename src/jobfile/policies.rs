@@ -12,7 +12,14 @@ use crate::error::suggest;
 use crate::policies::{Backoff, Group, Retry};
 use crate::registry::Registry;
 
-const POLICY_KEYS: &[&str] = &["timeout_secs", "max_running", "group", "priority", "retry"];
+const POLICY_KEYS: &[&str] = &[
+    "timeout_secs",
+    "max_running",
+    "group",
+    "priority",
+    "retry",
+    "unique",
+];
 const RETRY_KEYS: &[&str] = &[
     "max_attempts",
     "backoff",
@@ -92,6 +99,24 @@ pub fn policies(
                     t.raw("group").map(|v| v.span()).as_ref(),
                     msg,
                 );
+            }
+        }
+        if let Some(names) = t.strings(report, "unique") {
+            let params: Vec<String> = registry
+                .get(name)
+                .map(|jt| jt.params.iter().map(|p| p.name.clone()).collect())
+                .unwrap_or_default();
+            policy.unique = Vec::new();
+            for (p, span) in names {
+                if params.contains(&p) {
+                    policy.unique.push(p);
+                    continue;
+                }
+                let mut msg = format!("'{p}' is not a parameter of '{name}'");
+                if let Some(s) = suggest(&p, params.iter().map(String::as_str)) {
+                    msg.push_str(&format!(" (did you mean '{s}'?)"));
+                }
+                report.add(&t.at("unique"), Some(&span), msg);
             }
         }
         if let Some(r) = t.table(report, "retry", RETRY_KEYS) {
@@ -284,6 +309,16 @@ max_attempts = 3
                 "line 12: policies.prune-history.retry.backoff: unknown backoff 'exponental' (did you mean 'exponential'?)",
                 "line 13: policies.prune-history.retry.initial_secs: initial_secs (100) is greater than max_secs (10)",
                 "line 15: policies.prune-history.retry.on_exit_codes[1]: expected an exit code, an integer from 0 to 255",
+            ]
+        );
+    }
+
+    #[test]
+    fn unique_names_declared_parameters() {
+        assert_eq!(
+            problems("[policies.demo-known-total]\nunique = [\"count\", \"dela_ms\"]\n"),
+            vec![
+                "line 2: policies.demo-known-total.unique: 'dela_ms' is not a parameter of 'demo-known-total' (did you mean 'delay_ms'?)"
             ]
         );
     }

@@ -129,6 +129,9 @@ pub struct Policy {
     /// The priority of runs enqueued without one.
     pub priority: Option<i64>,
     pub retry: Option<Retry>,
+    /// Parameters whose values make a run unique: while a run of the type
+    /// with the same values waits or runs, enqueueing returns it.
+    pub unique: Vec<String>,
 }
 
 impl Policy {
@@ -171,6 +174,9 @@ impl Policy {
         if let Some(p) = self.priority {
             out.insert("priority".into(), p.into());
         }
+        if !self.unique.is_empty() {
+            out.insert("unique".into(), self.unique.clone().into());
+        }
         if let Some(r) = &self.retry {
             out.insert(
                 "retry".into(),
@@ -202,6 +208,9 @@ impl Policy {
         }
         if let Some(p) = self.priority {
             parts.push(format!("priority {p}"));
+        }
+        if !self.unique.is_empty() {
+            parts.push(format!("unique by {}", self.unique.join(", ")));
         }
         if let Some(r) = self.retry.as_ref().filter(|r| r.max_attempts > 1) {
             let how = match r.backoff {

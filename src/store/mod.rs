@@ -36,6 +36,7 @@ pub mod runs;
 pub mod schedules;
 #[cfg(test)]
 mod transitions;
+pub mod unique;
 #[cfg(test)]
 mod upgrade_tests;
 #[allow(unsafe_code)]

@@ -104,6 +104,9 @@ struct EnqueueBody {
     /// When to run it (see [`clock::parse_instant`]); absent: now.
     #[serde(default)]
     run_at: Option<String>,
+    /// While a run with this key waits or runs, answer with it instead.
+    #[serde(default)]
+    unique_key: Option<String>,
 }
 
 /// `POST /api/jobs`: 201 with the new run (SCHEDULED when `runAt` is
@@ -130,10 +133,14 @@ pub fn enqueue(ctx: &Ctx, req: &Req) -> Result<Reply> {
         .as_deref()
         .map(|t| clock::parse_instant(t).map_err(|e| bad(format!("runAt: {e}"))))
         .transpose()?;
-    let run = ctx
+    let by = Actor::web(&req.source);
+    let e = ctx
         .manager
-        .enqueue_at(&request, run_at, &Actor::web(&req.source))?;
-    Ok(json_reply(201, &json!({"run": run_json(&run)})))
+        .enqueue_keyed(&request, run_at, body.unique_key.as_deref(), &by)?;
+    Ok(match e.duplicate_of {
+        Some(id) => json_reply(200, &json!({"run": run_json(&e.run), "duplicateOf": id})),
+        None => json_reply(201, &json!({"run": run_json(&e.run)})),
+    })
 }
 
 /// `GET /api/jobs/ID`: the run, its stages and its re-run chain.
