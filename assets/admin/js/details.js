@@ -220,6 +220,12 @@ function metadata(d) {
     entries.push(['Re-runs', h('span', { class: 'chain' }, d.reruns.map((r) =>
       h('span', { class: 'chain-item' }, runLink(r.id), ' ', statusBadge(r.status))))]);
   }
+  if (d.attempts && d.attempts.length) {
+    // Each earlier attempt of a retried run: when it ended and why.
+    entries.push(['Earlier attempts', h('ol', { class: 'attempts', id: 'details-attempts' },
+      d.attempts.map((a) => h('li', {}, timeEl(a.finishedAt), ' ',
+        h('span', { text: a.error || 'failed' }))))]);
+  }
   return kvList(entries);
 }
 
