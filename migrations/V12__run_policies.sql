@@ -42,3 +42,12 @@ CREATE TABLE JobTypePause (
 ALTER TABLE JobRun ADD COLUMN uniqueKey TEXT;
 CREATE UNIQUE INDEX JobRun_unique ON JobRun (uniqueKey)
     WHERE uniqueKey IS NOT NULL AND status IN ('SCHEDULED', 'WAITING', 'QUEUED', 'RUNNING');
+
+-- Dependencies: a run enqueued --after others waits as WAITING until all
+-- of them COMPLETED. Only existing runs can be named, so there is no cycle.
+CREATE TABLE JobRunDependency (
+    runId     INTEGER NOT NULL REFERENCES JobRun (id) ON DELETE CASCADE,
+    dependsOn INTEGER NOT NULL REFERENCES JobRun (id) ON DELETE CASCADE,
+    PRIMARY KEY (runId, dependsOn)
+) WITHOUT ROWID;
+CREATE INDEX JobRunDependency_on ON JobRunDependency (dependsOn, runId);

@@ -12,6 +12,8 @@ use serde_json::{Map, Value};
 #[serde(rename_all = "UPPERCASE")]
 pub enum JobStatus {
     Scheduled,
+    /// Waits for the runs it was enqueued after (`--after`).
+    Waiting,
     Queued,
     Running,
     Completed,
@@ -21,8 +23,9 @@ pub enum JobStatus {
 
 impl JobStatus {
     /// Every status, in lifecycle order.
-    pub const ALL: [JobStatus; 6] = [
+    pub const ALL: [JobStatus; 7] = [
         JobStatus::Scheduled,
+        JobStatus::Waiting,
         JobStatus::Queued,
         JobStatus::Running,
         JobStatus::Completed,
@@ -34,6 +37,7 @@ impl JobStatus {
     pub fn as_str(self) -> &'static str {
         match self {
             JobStatus::Scheduled => "SCHEDULED",
+            JobStatus::Waiting => "WAITING",
             JobStatus::Queued => "QUEUED",
             JobStatus::Running => "RUNNING",
             JobStatus::Completed => "COMPLETED",
@@ -60,7 +64,7 @@ impl JobStatus {
     /// The lifecycle: every move a run may make, and the only ones. The
     /// store's statements are checked against this table by a test that
     /// runs each of them on a run in every status (`store::transitions`).
-    pub const TRANSITIONS: [(JobStatus, JobStatus); 10] = [
+    pub const TRANSITIONS: [(JobStatus, JobStatus); 12] = [
         // Its runAt came (the worker queues due runs with its commits).
         (JobStatus::Scheduled, JobStatus::Queued),
         // Cancelled while it waited for its time.
@@ -81,6 +85,10 @@ impl JobStatus {
         (JobStatus::Running, JobStatus::Scheduled),
         // Its retries were given up by hand while it waited.
         (JobStatus::Scheduled, JobStatus::Failed),
+        // Every run it waited for COMPLETED.
+        (JobStatus::Waiting, JobStatus::Queued),
+        // One it waited for failed or was cancelled, or it was cancelled.
+        (JobStatus::Waiting, JobStatus::Cancelled),
     ];
 
     /// Whether [`JobStatus::TRANSITIONS`] allows moving to `next`.
@@ -197,6 +205,9 @@ impl JobRun {
     /// "Queued" (or "Queued for attempt 2") before it starts, since a
     /// re-queued run still holds its last attempt's stage and counts.
     pub fn progress_text(&self) -> String {
+        if self.status == JobStatus::Waiting {
+            return "Waiting for other runs to complete".to_string();
+        }
         if self.status == JobStatus::Scheduled && self.attempt > 1 {
             return self.retry_text(crate::clock::now());
         }

@@ -7,6 +7,7 @@ mod actor;
 mod backup;
 pub mod database;
 mod delayed;
+mod deps;
 mod health;
 mod insight;
 mod pauses;

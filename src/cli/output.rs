@@ -158,6 +158,22 @@ pub fn attempts(list: &[crate::store::attempts::Attempt]) {
     }
 }
 
+/// The runs a run waits for and those waiting for it.
+pub fn links(after: &[crate::store::deps::Linked], by: &[crate::store::deps::Linked]) {
+    let line = |l: &[crate::store::deps::Linked]| {
+        l.iter()
+            .map(|r| format!("{} ({}, {})", r.id, r.job_name, r.status))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    if !after.is_empty() {
+        outln!("  after:       {}", line(after));
+    }
+    if !by.is_empty() {
+        outln!("  waited for by: {}", line(by));
+    }
+}
+
 /// One log line, as text or one JSON object per line.
 pub fn log_line(l: &LogLine, json: bool) {
     if json {

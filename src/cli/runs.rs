@@ -41,6 +41,9 @@ pub struct EnqueueArgs {
     /// its id instead of making a second one.
     #[arg(long = "unique-key", value_name = "KEY")]
     pub unique_key: Option<String>,
+    /// Wait as WAITING until these runs all COMPLETED: 12,13.
+    #[arg(long, value_name = "IDS", value_delimiter = ',', conflicts_with_all = ["at", "delay", "unique_key"])]
+    pub after: Vec<i64>,
 }
 
 /// `jobmgr jobs`.
@@ -125,10 +128,13 @@ pub fn run(m: &Manager, command: Command, json: bool) -> Result<i32> {
             if json {
                 let mut run = serde_json::to_value(&d.run).unwrap_or_default();
                 run["attempts"] = serde_json::to_value(&d.attempts).unwrap_or_default();
+                run["after"] = serde_json::to_value(&d.after).unwrap_or_default();
+                run["waitedForBy"] = serde_json::to_value(&d.waited_for_by).unwrap_or_default();
                 print_json(&run);
             } else {
                 output::run_details(&d.run, d.worker.as_ref());
                 output::attempts(&d.attempts);
+                output::links(&d.after, &d.waited_for_by);
             }
             Ok(0)
         }
@@ -258,6 +264,15 @@ fn enqueue(m: &Manager, a: &EnqueueArgs, json: bool) -> Result<i32> {
         (None, Some(d)) => Some(Timestamp::now().plus_ms(clock::parse_delay(d)?)),
         (None, None) => None,
     };
+    if !a.after.is_empty() {
+        let run = m.enqueue_after(&req, &a.after, &Actor::cli())?;
+        if json {
+            print_json(&run);
+        } else {
+            outln!("{}", run.id);
+        }
+        return Ok(0);
+    }
     let e = m.enqueue_keyed(&req, run_at, a.unique_key.as_deref(), &Actor::cli())?;
     if json {
         let mut v = serde_json::to_value(&e.run).unwrap_or_default();

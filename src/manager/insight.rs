@@ -25,6 +25,9 @@ pub struct RunDetails {
     pub worker: Option<WorkerRow>,
     /// Its earlier attempts, when its type retried it.
     pub attempts: Vec<crate::store::attempts::Attempt>,
+    /// The runs it waits (or waited) for, and those that wait for it.
+    pub after: Vec<crate::store::deps::Linked>,
+    pub waited_for_by: Vec<crate::store::deps::Linked>,
 }
 
 /// Longest window the failure groups look back over.
@@ -71,7 +74,10 @@ impl Manager {
             Some(w) => workers::get_worker(&conn, w)?,
             None => None,
         };
+        let (after, waited_for_by) = crate::store::deps::links(&conn, id)?;
         Ok(RunDetails {
+            after,
+            waited_for_by,
             worker,
             attempts: crate::store::attempts::attempts(&conn, id)?,
             stages: insight::stages(&conn, id)?,

@@ -109,6 +109,9 @@ pub struct Writer {
     paused: limits::Paused,
     /// Whether some type has a `max_running` or a group.
     has_limits: bool,
+    /// Runs wait for others (WAITING), and something may have ended that
+    /// they wait for: resolve them with the next commit.
+    waiting: limits::Waiting,
 }
 
 /// How long to keep looking after a WAL wake-up showed no new commit.
@@ -134,6 +137,7 @@ impl Writer {
             next_due,
             paused,
             has_limits: registry.has_limits(),
+            waiting: limits::Waiting::read(&conn)?,
             conn,
             me,
             rx,
@@ -381,6 +385,10 @@ impl Writer {
             self.last_heartbeat = Instant::now();
             batch.heartbeat = true;
         }
+        if self.waiting.due(finished > 0) {
+            batch.resolve_waiting = true;
+            self.queue_maybe_nonempty = true;
+        }
         if self.accepting() && self.next_due.is_due(Timestamp::now()) {
             batch.queue_due = true;
             self.queue_maybe_nonempty = true;
@@ -400,6 +408,9 @@ impl Writer {
         if !batch.retries.is_empty() {
             // A retry may now be the earliest run due.
             self.next_due = NextDue::read(&self.conn)?;
+        }
+        if batch.resolve_waiting {
+            self.waiting = limits::Waiting::read(&self.conn)?;
         }
         if let Some(m) = self.mark.as_mut() {
             m.committed(result.claimed.iter().map(|r| r.id).max());

@@ -93,6 +93,9 @@ pub struct Batch {
     pub pgids: Vec<(i64, i64)>,
     /// Whether to queue the SCHEDULED runs that are due, before claiming.
     pub queue_due: bool,
+    /// Whether to queue (or cancel) WAITING runs whose runs ended, after
+    /// the finishes and before claiming.
+    pub resolve_waiting: bool,
 }
 
 impl Batch {
@@ -106,6 +109,7 @@ impl Batch {
             && !self.heartbeat
             && self.pgids.is_empty()
             && !self.queue_due
+            && !self.resolve_waiting
     }
 }
 
@@ -169,6 +173,9 @@ pub fn commit(
     }
     for r in &batch.retries {
         retries::write_retry(&tx, me, &mut owned, r, &now)?;
+    }
+    if batch.resolve_waiting {
+        super::deps::resolve_waiting(&tx, &now)?;
     }
     let still_registered = if batch.heartbeat {
         super::workers::heartbeat(&tx, me.worker_id, &now)?

@@ -24,6 +24,7 @@ pub mod changes;
 pub mod check;
 pub mod committer;
 mod counts;
+pub mod deps;
 pub mod due;
 pub mod insight;
 pub mod logs;

@@ -46,6 +46,24 @@ fn finish_record(id: i64, status: JobStatus) -> FinishRecord {
     }
 }
 
+/// Makes run `id` wait for a new run in `status`, then resolves.
+fn waits_for(conn: &mut Connection, id: i64, status: JobStatus) -> Result<()> {
+    conn.execute(
+        "INSERT INTO JobRun (jobName, status, createdAt, updatedAt) VALUES ('b', ?1, ?2, ?2)",
+        [status.as_str(), NOW],
+    )
+    .expect("insert the run waited for");
+    let dep = conn.last_insert_rowid();
+    conn.execute(
+        "INSERT INTO JobRunDependency (runId, dependsOn) VALUES (?1, ?2)",
+        [id, dep],
+    )
+    .expect("insert the dependency");
+    in_tx(conn, |tx| {
+        super::deps::resolve_waiting(tx, NOW).map(|_| true)
+    })
+}
+
 fn orphan(id: i64) -> OrphanRun {
     OrphanRun {
         id,
@@ -140,6 +158,16 @@ fn moves() -> Vec<(&'static str, Move, Rows)> {
             vec![(Scheduled, Failed)],
         ),
         (
+            "resolve_waiting, its run completed",
+            |c, id| waits_for(c, id, Completed),
+            vec![(Waiting, Queued)],
+        ),
+        (
+            "resolve_waiting, its run failed",
+            |c, id| waits_for(c, id, Failed),
+            vec![(Waiting, Cancelled)],
+        ),
+        (
             "retry_now",
             |c, id| {
                 c.execute("UPDATE JobRun SET attempt = 2 WHERE id = ?1", [id])
@@ -156,7 +184,11 @@ fn moves() -> Vec<(&'static str, Move, Rows)> {
         (
             "cancel_queued",
             |c, id| in_tx(c, |tx| runs::cancel_queued(tx, id, NOW)),
-            vec![(Queued, Cancelled), (Scheduled, Cancelled)],
+            vec![
+                (Queued, Cancelled),
+                (Scheduled, Cancelled),
+                (Waiting, Cancelled),
+            ],
         ),
         (
             "request_cancel",

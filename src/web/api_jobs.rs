@@ -107,6 +107,9 @@ struct EnqueueBody {
     /// While a run with this key waits or runs, answer with it instead.
     #[serde(default)]
     unique_key: Option<String>,
+    /// Runs that must all complete first.
+    #[serde(default)]
+    after: Vec<i64>,
 }
 
 /// `POST /api/jobs`: 201 with the new run (SCHEDULED when `runAt` is
@@ -134,6 +137,15 @@ pub fn enqueue(ctx: &Ctx, req: &Req) -> Result<Reply> {
         .map(|t| clock::parse_instant(t).map_err(|e| bad(format!("runAt: {e}"))))
         .transpose()?;
     let by = Actor::web(&req.source);
+    if !body.after.is_empty() {
+        if run_at.is_some() || body.unique_key.is_some() {
+            return Err(bad(
+                "after cannot be combined with runAt or uniqueKey".to_string()
+            ));
+        }
+        let run = ctx.manager.enqueue_after(&request, &body.after, &by)?;
+        return Ok(json_reply(201, &json!({"run": run_json(&run)})));
+    }
     let e = ctx
         .manager
         .enqueue_keyed(&request, run_at, body.unique_key.as_deref(), &by)?;
@@ -154,6 +166,8 @@ pub fn show(ctx: &Ctx, req: &Req) -> Result<Reply> {
             "reruns": d.reruns,
             "rerunOf": d.rerun_of,
             "attempts": d.attempts,
+            "after": d.after,
+            "waitedForBy": d.waited_for_by,
             "worker": d.worker.map(|w| json!({
                 "id": w.id, "hostname": w.hostname, "pid": w.pid,
                 "version": w.version, "state": w.state,

@@ -22,6 +22,36 @@ impl Paused {
     }
 }
 
+/// Whether runs wait for others, and whether something they wait for may
+/// have ended since the last resolution.
+#[derive(Debug, Default)]
+pub(super) struct Waiting {
+    any: bool,
+    changed: bool,
+}
+
+impl Waiting {
+    /// Reads whether any run waits.
+    pub(super) fn read(conn: &crate::store::Connection) -> Result<Waiting> {
+        Ok(Waiting {
+            any: crate::store::deps::waiting_count(conn)? > 0,
+            changed: false,
+        })
+    }
+
+    /// The same, with another process's commit to look at.
+    pub(super) fn changed(mut self) -> Waiting {
+        self.changed = true;
+        self
+    }
+
+    /// Whether the next commit resolves waiting runs (`finished`: it
+    /// records finished runs).
+    pub(super) fn due(&self, finished: bool) -> bool {
+        self.any && (finished || self.changed)
+    }
+}
+
 impl Writer {
     /// Whether the claim must count (a limit is set, or a type is paused).
     pub(super) fn limited(&self) -> bool {
