@@ -389,3 +389,35 @@ fn a_rust_job_and_a_command_past_their_timeout_are_stopped_and_recorded() {
         "stopped"
     );
 }
+
+#[test]
+fn kill_9_during_backoff_loses_nothing_and_runs_nothing_twice() {
+    let db = TestDb::new("pol-kill");
+    write_config(&db, FLAKY);
+    let clock = DrivenClock::new(&db, T_MS);
+    let mut w = db.spawn_worker_cmd(on_clock(&db, &clock, &["worker"]), "worker-1.log");
+    let id: i64 = ok_on(&db, &clock, &["enqueue", "flaky"])
+        .parse()
+        .expect("id");
+    wait_attempt(&db, id, 2);
+    w.signal("KILL");
+    w.wait_exit(WAIT);
+    // The run waits on in the file; a new worker takes it from there.
+    assert_eq!(row(&db, id, "status, attempt"), ["SCHEDULED", "2"]);
+    let _w2 = db.spawn_worker_cmd(on_clock(&db, &clock, &["worker"]), "worker-2.log");
+    clock.advance(40_000);
+    wait_attempt(&db, id, 3);
+    clock.advance(80_000);
+    db.wait_status(id, "COMPLETED", WAIT);
+    assert_eq!(row(&db, id, "attempt"), ["3"]);
+    assert_eq!(
+        db.scalar(&format!(
+            "SELECT group_concat(attempt) FROM JobRunAttempt WHERE jobRunId = {id}"
+        )),
+        "1,2",
+        "each earlier attempt kept once"
+    );
+    // The program ran exactly three times.
+    let tries = std::fs::read_to_string(db.dir.join("tries")).expect("tries file");
+    assert_eq!(tries.trim(), "3");
+}
