@@ -55,3 +55,110 @@ fn exit_code(context: Option<&str>) -> Option<i64> {
     let v: serde_json::Value = serde_json::from_str(context?).ok()?;
     v.get("exitCode")?.as_i64()
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::job::JobStatus;
+    use crate::policies::{Backoff, Policy, Retry};
+    use crate::store::batch::ProgressRecord;
+
+    fn failed(error: &str, context: Option<&str>) -> FinishRecord {
+        FinishRecord {
+            progress: ProgressRecord {
+                run_id: 7,
+                stage: None,
+                processed: 0,
+                total: None,
+                unit: None,
+                outcome: "{}".into(),
+            },
+            status: JobStatus::Failed,
+            error: Some(error.into()),
+            error_context: context.map(str::to_string),
+        }
+    }
+
+    fn registry(any_error: bool, codes: Vec<i64>) -> Registry {
+        let mut r = crate::jobs::builtin_registry();
+        r.set_policy(
+            "demo-known-total",
+            Policy {
+                retry: Some(Retry {
+                    max_attempts: 3,
+                    backoff: Backoff::Fixed,
+                    initial: Duration::from_secs(5),
+                    any_error,
+                    on_exit_codes: codes,
+                    ..Retry::default()
+                }),
+                ..Policy::default()
+            },
+        );
+        r
+    }
+
+    fn retried(e: &Ended) -> bool {
+        matches!(e, Ended::Retry(r) if r.max_attempts == 3)
+    }
+
+    #[test]
+    fn a_rust_job_is_retried_only_for_job_error_retry_unless_any_error() {
+        let r = registry(false, Vec::new());
+        let name = "demo-known-total";
+        assert!(retried(&after_failure(
+            &r,
+            name,
+            1,
+            true,
+            failed("x", None)
+        )));
+        assert!(!retried(&after_failure(
+            &r,
+            name,
+            1,
+            false,
+            failed("x", None)
+        )));
+        let r = registry(true, Vec::new());
+        assert!(retried(&after_failure(
+            &r,
+            name,
+            1,
+            false,
+            failed("x", None)
+        )));
+        match after_failure(&r, name, 3, false, failed("boom", None)) {
+            Ended::Finish(f) => {
+                assert_eq!(f.error.as_deref(), Some("gave up after 3 attempts: boom"))
+            }
+            Ended::Retry(_) => panic!("the third attempt is the last"),
+        }
+        // A type without a policy fails as before.
+        let plain = after_failure(&r, "demo-unknown-total", 1, true, failed("x", None));
+        assert!(matches!(plain, Ended::Finish(f) if f.error.as_deref() == Some("x")));
+    }
+
+    #[test]
+    fn exit_codes_come_from_the_failures_context() {
+        let r = registry(true, vec![75]);
+        let name = "demo-known-total";
+        let ctx = |c: i64| format!("{{\"exitCode\": {c}, \"stderrTail\": []}}");
+        assert!(retried(&after_failure(
+            &r,
+            name,
+            1,
+            false,
+            failed("x", Some(&ctx(75)))
+        )));
+        assert!(!retried(&after_failure(
+            &r,
+            name,
+            1,
+            false,
+            failed("x", Some(&ctx(1)))
+        )));
+    }
+}
