@@ -155,3 +155,65 @@ fn a_paused_type_waits_while_others_run_until_it_is_resumed() {
             ]
     });
 }
+
+#[test]
+fn pause_resume_and_the_waiting_run_actions_through_the_api() {
+    let db = TestDb::new("lim-api");
+    let serve = db.spawn_serve(&["--no-worker"]);
+    let id = db.enqueue("demo-known-total", &[]);
+    let r = serve.api.post(
+        "/api/job-types/demo-known-total/pause",
+        &serde_json::json!({}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        (
+            r.json()["paused"].clone(),
+            r.json()["changed"].clone(),
+            r.json()["queued"].clone()
+        ),
+        (Value::from(true), Value::from(true), Value::from(1))
+    );
+    let types = serve.api.ok("/api/job-types");
+    let t = types["jobTypes"]
+        .as_array()
+        .expect("a list")
+        .iter()
+        .find(|t| t["name"] == "demo-known-total")
+        .expect("listed")
+        .clone();
+    assert_eq!(
+        (t["paused"].clone(), t["queued"].clone()),
+        (Value::from(true), Value::from(1))
+    );
+    let r = serve.api.post(
+        "/api/job-types/demo-known-total/resume",
+        &serde_json::json!({}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["paused"], false);
+    let r = serve
+        .api
+        .post("/api/job-types/no-such-type/pause", &serde_json::json!({}));
+    assert!((400..500).contains(&r.status), "{} {}", r.status, r.text());
+    // A QUEUED run is not waiting for a retry: 409 with a message.
+    for action in ["retry-now", "give-up"] {
+        let r = serve
+            .api
+            .post(&format!("/api/jobs/{id}/{action}"), &serde_json::json!({}));
+        assert_eq!(r.status, 409, "{action}: {}", r.text());
+        assert!(
+            r.text().contains("is QUEUED and not waiting for a retry"),
+            "{}",
+            r.text()
+        );
+    }
+    let audit =
+        db.query("SELECT action, source FROM Audit WHERE action LIKE 'jobtype.%' ORDER BY id");
+    assert_eq!(audit.len(), 2, "{audit:?}");
+    assert_ne!(
+        audit[0][1],
+        Value::from("cli"),
+        "recorded as the API's: {audit:?}"
+    );
+}
