@@ -102,3 +102,18 @@ fn a_failed_run_cancels_what_waits_for_it_naming_it() {
     assert_eq!(col(&db, w, "status"), "CANCELLED");
     db.ok(&["cancel", &slow.to_string()]);
 }
+
+#[test]
+fn a_run_cancelled_while_no_worker_runs_cancels_its_waiting_run_when_one_starts() {
+    let db = TestDb::new("deps-offline");
+    let a = db.enqueue("demo-known-total", &["count=1"]);
+    let b = after(&db, "demo-known-total", &["count=1"], &a.to_string());
+    db.ok(&["cancel", &a.to_string()]);
+    assert_eq!(col(&db, b, "status"), "WAITING");
+    let _w = db.spawn_worker(&[]);
+    db.wait_status(b, "CANCELLED", WAIT);
+    assert_eq!(
+        col(&db, b, "error"),
+        format!("run {a} it waited for is CANCELLED")
+    );
+}

@@ -137,6 +137,8 @@ impl Writer {
             next_due,
             paused,
             has_limits: registry.has_limits(),
+            // The first pass reads it again as changed (its data_version
+            // is unknown), so runs that ended while no worker ran count.
             waiting: limits::Waiting::read(&conn)?,
             conn,
             me,
