@@ -17,9 +17,8 @@ use super::executor::Assignment;
 use crate::clock::Timestamp;
 use crate::context::RunShared;
 use crate::error::Result;
-use crate::job::JobStatus;
 use crate::registry::Registry;
-use crate::store::batch::{Batch, Claimant, FinishRecord};
+use crate::store::batch::{Batch, Claimant};
 use crate::store::{self, Connection, workers};
 use crate::worker::WorkerState;
 
@@ -321,44 +320,6 @@ impl Writer {
             }
         }
         Ok(())
-    }
-
-    fn finish_record(&mut self, f: Finished) -> Option<retry::Ended> {
-        let flight = self.in_flight.remove(&f.run_id)?;
-        self.last_log_ts.remove(&f.run_id);
-        let (mut status, mut error, context, retryable) = match f.outcome {
-            Outcome::Completed => (JobStatus::Completed, None, None, false),
-            Outcome::Cancelled => (
-                JobStatus::Cancelled,
-                Some("cancelled while running".to_string()),
-                None,
-                false,
-            ),
-            Outcome::Failed {
-                message,
-                context,
-                retryable,
-            } => (JobStatus::Failed, Some(message), context, retryable),
-        };
-        if flight.interrupted && status != JobStatus::Completed {
-            (status, error) = self.interrupted(&flight.job_name);
-        }
-        let rec = FinishRecord {
-            progress: f.progress,
-            status,
-            error,
-            error_context: context,
-        };
-        if status != JobStatus::Failed {
-            return Some(retry::Ended::Finish(rec));
-        }
-        Some(retry::after_failure(
-            &self.registry,
-            &flight.job_name,
-            flight.attempt,
-            retryable,
-            rec,
-        ))
     }
 
     fn plan(&mut self, batch: &mut Batch, nudged: bool, fast: usize) {

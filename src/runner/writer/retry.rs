@@ -1,8 +1,11 @@
-//! The writer's side of a type's retry policy: a failed attempt with
-//! attempts left becomes a [`RetryRecord`] (the run waits as SCHEDULED for
-//! its backoff), and the last one fails saying the retries are spent.
+//! How the writer records a run that ended, and its side of a type's
+//! retry policy: a failed attempt with attempts left becomes a
+//! [`RetryRecord`] (the run waits as SCHEDULED for its backoff), and the
+//! last one fails saying the retries are spent.
 
+use super::{Finished, Outcome, Writer};
 use crate::clock::Timestamp;
+use crate::job::JobStatus;
 use crate::policies::{AfterFailure, Failure, gave_up};
 use crate::registry::Registry;
 use crate::store::batch::{FinishRecord, RetryRecord};
@@ -11,6 +14,48 @@ use crate::store::batch::{FinishRecord, RetryRecord};
 pub(super) enum Ended {
     Finish(FinishRecord),
     Retry(RetryRecord),
+}
+
+impl Writer {
+    /// How a run that ended is recorded: its outcome, the stopping
+    /// sequence's say, then its type's retry policy.
+    pub(super) fn finish_record(&mut self, f: Finished) -> Option<Ended> {
+        let flight = self.in_flight.remove(&f.run_id)?;
+        self.last_log_ts.remove(&f.run_id);
+        let (mut status, mut error, context, retryable) = match f.outcome {
+            Outcome::Completed => (JobStatus::Completed, None, None, false),
+            Outcome::Cancelled => (
+                JobStatus::Cancelled,
+                Some("cancelled while running".to_string()),
+                None,
+                false,
+            ),
+            Outcome::Failed {
+                message,
+                context,
+                retryable,
+            } => (JobStatus::Failed, Some(message), context, retryable),
+        };
+        if flight.interrupted && status != JobStatus::Completed {
+            (status, error) = self.interrupted(&flight.job_name);
+        }
+        let rec = FinishRecord {
+            progress: f.progress,
+            status,
+            error,
+            error_context: context,
+        };
+        if status != JobStatus::Failed {
+            return Some(Ended::Finish(rec));
+        }
+        Some(after_failure(
+            &self.registry,
+            &flight.job_name,
+            flight.attempt,
+            retryable,
+            rec,
+        ))
+    }
 }
 
 /// Applies `job_name`'s policy to a failed attempt `attempt` (the record
