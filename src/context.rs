@@ -34,12 +34,27 @@ pub enum JobError {
         message: String,
         context: Option<Value>,
     },
+    /// The job failed in a way worth trying again (a service that did not
+    /// answer, a lock held elsewhere): a type whose policy retries runs
+    /// tries it again even when it retries only such errors.
+    Retry {
+        message: String,
+        context: Option<Value>,
+    },
 }
 
 impl JobError {
     /// A failure with a message.
     pub fn new(message: impl Into<String>) -> JobError {
         JobError::Failed {
+            message: message.into(),
+            context: None,
+        }
+    }
+
+    /// A failure worth trying again (see [`JobError::Retry`]).
+    pub fn retry(message: impl Into<String>) -> JobError {
+        JobError::Retry {
             message: message.into(),
             context: None,
         }
@@ -52,6 +67,10 @@ impl JobError {
                 message,
                 context: Some(context),
             },
+            JobError::Retry { message, .. } => JobError::Retry {
+                message,
+                context: Some(context),
+            },
             other => other,
         }
     }
@@ -61,7 +80,9 @@ impl std::fmt::Display for JobError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             JobError::Cancelled => f.write_str("cancelled"),
-            JobError::Failed { message, .. } => f.write_str(message),
+            JobError::Failed { message, .. } | JobError::Retry { message, .. } => {
+                f.write_str(message)
+            }
         }
     }
 }
@@ -108,6 +129,8 @@ pub(crate) struct RunShared {
     version: AtomicU64,
     details: Mutex<Details>,
     cancelled: AtomicBool,
+    /// Set with the cancel when the run passed its type's timeout.
+    timed_out: AtomicBool,
     cancel_lock: Mutex<bool>,
     cancel_cv: Condvar,
 }
@@ -121,6 +144,7 @@ impl RunShared {
             version: AtomicU64::new(0),
             details: Mutex::new(Details::default()),
             cancelled: AtomicBool::new(false),
+            timed_out: AtomicBool::new(false),
             cancel_lock: Mutex::new(false),
             cancel_cv: Condvar::new(),
         })
@@ -143,6 +167,18 @@ impl RunShared {
     /// Whether cancellation was asked for.
     pub fn is_cancelled(&self) -> bool {
         self.cancelled.load(Ordering::Acquire)
+    }
+
+    /// The run passed its timeout: the job is asked to stop like on a
+    /// cancel, and whatever it returns is recorded as timed out.
+    pub fn time_out(&self) {
+        self.timed_out.store(true, Ordering::Release);
+        self.cancel();
+    }
+
+    /// Whether the run passed its timeout.
+    pub fn is_timed_out(&self) -> bool {
+        self.timed_out.load(Ordering::Acquire)
     }
 
     /// A cheap fingerprint of the progress: changes whenever anything moved.
@@ -333,6 +369,7 @@ impl JobContext {
             message: message.to_string(),
             context,
             timestamp: Timestamp::now(),
+            attempt: self.info.attempt,
         };
         // Blocks when the writer is far behind: back-pressure that keeps
         // memory bounded instead of dropping lines.
@@ -362,6 +399,13 @@ impl JobContext {
     /// Whether cancellation was requested.
     pub fn is_cancelled(&self) -> bool {
         self.shared.is_cancelled()
+    }
+
+    /// Whether the run passed its type's timeout (`timeout_secs`); then
+    /// [`JobContext::is_cancelled`] is true as well, so a job that stops on
+    /// a cancel stops on a timeout too.
+    pub fn is_timed_out(&self) -> bool {
+        self.shared.is_timed_out()
     }
 
     /// `Err(JobError::Cancelled)` once cancellation was requested; use with `?`.

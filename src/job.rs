@@ -12,6 +12,8 @@ use serde_json::{Map, Value};
 #[serde(rename_all = "UPPERCASE")]
 pub enum JobStatus {
     Scheduled,
+    /// Waits for the runs it was enqueued after (`--after`).
+    Waiting,
     Queued,
     Running,
     Completed,
@@ -21,8 +23,9 @@ pub enum JobStatus {
 
 impl JobStatus {
     /// Every status, in lifecycle order.
-    pub const ALL: [JobStatus; 6] = [
+    pub const ALL: [JobStatus; 7] = [
         JobStatus::Scheduled,
+        JobStatus::Waiting,
         JobStatus::Queued,
         JobStatus::Running,
         JobStatus::Completed,
@@ -34,6 +37,7 @@ impl JobStatus {
     pub fn as_str(self) -> &'static str {
         match self {
             JobStatus::Scheduled => "SCHEDULED",
+            JobStatus::Waiting => "WAITING",
             JobStatus::Queued => "QUEUED",
             JobStatus::Running => "RUNNING",
             JobStatus::Completed => "COMPLETED",
@@ -60,7 +64,7 @@ impl JobStatus {
     /// The lifecycle: every move a run may make, and the only ones. The
     /// store's statements are checked against this table by a test that
     /// runs each of them on a run in every status (`store::transitions`).
-    pub const TRANSITIONS: [(JobStatus, JobStatus); 8] = [
+    pub const TRANSITIONS: [(JobStatus, JobStatus); 12] = [
         // Its runAt came (the worker queues due runs with its commits).
         (JobStatus::Scheduled, JobStatus::Queued),
         // Cancelled while it waited for its time.
@@ -77,6 +81,14 @@ impl JobStatus {
         // Given back unstarted, asked to run again, or its worker was lost
         // and its type is safe to retry.
         (JobStatus::Running, JobStatus::Queued),
+        // It failed and its type tries again after a backoff.
+        (JobStatus::Running, JobStatus::Scheduled),
+        // Its retries were given up by hand while it waited.
+        (JobStatus::Scheduled, JobStatus::Failed),
+        // Every run it waited for COMPLETED.
+        (JobStatus::Waiting, JobStatus::Queued),
+        // One it waited for failed or was cancelled, or it was cancelled.
+        (JobStatus::Waiting, JobStatus::Cancelled),
     ];
 
     /// Whether [`JobStatus::TRANSITIONS`] allows moving to `next`.
@@ -197,6 +209,12 @@ impl JobRun {
     /// "Queued" (or "Queued for attempt 2") before it starts, since a
     /// re-queued run still holds its last attempt's stage and counts.
     pub fn progress_text(&self) -> String {
+        if self.status == JobStatus::Waiting {
+            return "Waiting for other runs to complete".to_string();
+        }
+        if self.status == JobStatus::Scheduled && self.attempt > 1 {
+            return self.retry_text(crate::clock::now());
+        }
         if self.status == JobStatus::Scheduled {
             return match &self.run_at {
                 Some(at) => format!("Scheduled for {at}"),
@@ -229,6 +247,40 @@ impl JobRun {
     }
 }
 
+impl JobRun {
+    /// "Attempt 2 of 5, next in 40 s" for a run waiting to be tried again.
+    pub fn retry_text(&self, now: crate::clock::Timestamp) -> String {
+        let of = self
+            .metadata
+            .get("maxAttempts")
+            .and_then(Value::as_i64)
+            .map(|m| format!(" of {m}"))
+            .unwrap_or_default();
+        let due = self
+            .run_at
+            .as_deref()
+            .and_then(crate::clock::Timestamp::parse)
+            .map(|at| (at.0 - now.0).max(0));
+        let next = match due {
+            Some(ms) if ms >= 1000 => format!("next in {}", seconds_text(ms / 1000)),
+            Some(_) => "next due now".to_string(),
+            None => "waiting".to_string(),
+        };
+        format!("Attempt {}{of}, {next}", self.attempt)
+    }
+}
+
+/// 40 → "40 s", 150 → "2 min 30 s", 7200 → "2 h".
+fn seconds_text(s: i64) -> String {
+    match s {
+        s if s < 60 => format!("{s} s"),
+        s if s < 3600 && s % 60 == 0 => format!("{} min", s / 60),
+        s if s < 3600 => format!("{} min {} s", s / 60, s % 60),
+        s if s % 3600 == 0 => format!("{} h", s / 3600),
+        s => format!("{} h {} min", s / 3600, (s % 3600) / 60),
+    }
+}
+
 /// One `JobLog` row.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -240,6 +292,8 @@ pub struct LogLine {
     pub message: String,
     pub context: Option<Value>,
     pub timestamp: String,
+    /// The run's attempt that wrote it (1 unless the run was retried).
+    pub attempt: i64,
 }
 
 impl LogLine {
@@ -257,8 +311,12 @@ impl LogLine {
             .map(|c| format!(" {c}"))
             .unwrap_or_default();
         let msg = self.message.replace('\n', "\n    ");
+        let attempt = match self.attempt {
+            a if a > 1 => format!(" (attempt {a})"),
+            _ => String::new(),
+        };
         format!(
-            "{} {:<7}{stage} {msg}{ctx}",
+            "{} {:<7}{attempt}{stage} {msg}{ctx}",
             self.timestamp,
             self.level.as_str().to_uppercase()
         )
@@ -307,6 +365,7 @@ mod tests {
             message: "a\nb".into(),
             context: Some(serde_json::json!({"k": 1})),
             timestamp: "2026-11-28T12:00:00.123Z".into(),
+            attempt: 1,
         };
         assert_eq!(
             l.to_text(),

@@ -7,13 +7,17 @@ mod actor;
 mod backup;
 pub mod database;
 mod delayed;
+mod deps;
 mod enqueue;
 mod health;
 mod housekeeping;
 mod insight;
+mod pauses;
 pub mod restore;
+mod retries;
 mod schedule_view;
 mod schedules;
+mod unique;
 mod view;
 
 use std::sync::{Arc, OnceLock};
@@ -38,6 +42,8 @@ pub use backup::check_backup_destination;
 pub use enqueue::EnqueueRequest;
 pub(crate) use enqueue::enqueue_metadata;
 pub use housekeeping::Housekeeping;
+pub use pauses::TypeState;
+pub use retries::WaitingAction;
 pub use schedule_view::{DueTime, ScheduleDetails, ScheduleView, TickView};
 pub use schedules::ScheduleInput;
 

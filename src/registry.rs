@@ -287,6 +287,8 @@ pub struct JobTypeInfo {
     pub parameters: Vec<ParamSpec>,
     #[serde(rename = "retrySafe")]
     pub retry_safe: bool,
+    /// The type's run policy (only the settings made), see [`crate::policies`].
+    pub policy: Value,
 }
 
 /// All job types this process knows, by name.
@@ -297,6 +299,12 @@ pub struct Registry {
     /// types because every process that reads the file (worker, server,
     /// CLI) is handed this registry, and a schedule is checked against it.
     schedules: Vec<crate::schedule::Schedule>,
+    /// Run policies by type name (a type without one has none); kept
+    /// beside the types rather than in [`JobType`] so that a type is still
+    /// written as before, and set with [`Registry::set_policy`].
+    policies: BTreeMap<String, crate::policies::Policy>,
+    /// `[groups.NAME]`: limits shared by the types naming the group.
+    groups: BTreeMap<String, crate::policies::Group>,
 }
 
 impl Registry {
@@ -308,6 +316,42 @@ impl Registry {
     /// Adds or replaces a type.
     pub fn register(&mut self, job_type: JobType) {
         self.types.insert(job_type.name.clone(), job_type);
+    }
+
+    /// Sets the run policy of type `name` (replacing any it had).
+    pub fn set_policy(&mut self, name: &str, policy: crate::policies::Policy) {
+        self.policies.insert(name.to_string(), policy);
+    }
+
+    /// The run policy of type `name` (the empty one when it has none).
+    pub fn policy(&self, name: &str) -> &crate::policies::Policy {
+        static NONE: std::sync::OnceLock<crate::policies::Policy> = std::sync::OnceLock::new();
+        self.policies
+            .get(name)
+            .unwrap_or_else(|| NONE.get_or_init(crate::policies::Policy::default))
+    }
+
+    /// Sets the limit of group `name`.
+    pub fn set_group(&mut self, name: &str, group: crate::policies::Group) {
+        self.groups.insert(name.to_string(), group);
+    }
+
+    /// The names of every type, sorted.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.types.keys().map(String::as_str)
+    }
+
+    /// Whether any type has a `max_running` or a group, so the worker's
+    /// claim must count.
+    pub fn has_limits(&self) -> bool {
+        self.policies.iter().any(|(name, p)| {
+            self.types.contains_key(name) && (p.max_running.is_some() || p.group.is_some())
+        })
+    }
+
+    /// Every group, by name.
+    pub fn groups(&self) -> &BTreeMap<String, crate::policies::Group> {
+        &self.groups
     }
 
     /// Adds the config file's schedules.
@@ -356,6 +400,7 @@ impl Registry {
                 description: t.description.clone(),
                 parameters: t.params.clone(),
                 retry_safe: t.retry_safe,
+                policy: self.policy(&t.name).to_json(),
             })
             .collect()
     }

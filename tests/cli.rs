@@ -100,7 +100,7 @@ fn bad_input_is_refused_with_a_clear_message_and_nothing_written() {
         (&["logs", "999"], "jobmgr: job run 999 not found"),
         (
             &["jobs", "--status", "DONE"],
-            "jobmgr: unknown status 'DONE' (expected one of SCHEDULED, QUEUED, RUNNING, COMPLETED, FAILED, CANCELLED)",
+            "jobmgr: unknown status 'DONE' (expected one of SCHEDULED, WAITING, QUEUED, RUNNING, COMPLETED, FAILED, CANCELLED)",
         ),
     ];
     for (args, expected) in cases {

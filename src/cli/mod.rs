@@ -78,10 +78,18 @@ pub enum Command {
     Cancel { id: i64 },
     /// Enqueue a finished run again with the same parameters.
     Rerun { id: i64 },
+    /// Try a run waiting for its next attempt now.
+    RetryNow { id: i64 },
+    /// Fail a run waiting for its next attempt, giving up its retries.
+    GiveUp { id: i64 },
     /// Fail RUNNING runs whose worker is gone ("worker lost").
     CleanupStalled,
     /// List the job types and their parameters.
     JobTypes,
+    /// Pause a job type: its queued runs wait, the others run.
+    Pause { name: String },
+    /// Resume a paused job type.
+    Resume { name: String },
     /// Apply database migrations and exit.
     Migrate,
     /// Check the job-type config file and report every problem.
@@ -183,7 +191,14 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<i32> {
         Command::Serve(args) => serve::run(&settings, registry, &args),
         Command::Worker(args) => worker::run(&settings, registry, &args, json),
         Command::Migrate => migrate(&settings, json),
-        Command::JobTypes => output::job_types(&registry, json),
+        Command::JobTypes => {
+            // The database adds paused types and waiting runs, when there is one.
+            let states = match settings.db.exists() {
+                true => Some(open_manager(&settings, registry.clone())?.type_states()?),
+                false => None,
+            };
+            output::job_types(&registry, states.as_ref(), json)
+        }
         Command::Bench(a) if a.latency_client => {
             crate::bench::latency_client(&settings.db, a.n)?;
             Ok(0)

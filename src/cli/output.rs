@@ -141,6 +141,39 @@ pub fn run_details(r: &JobRun, worker: Option<&WorkerRow>) {
     );
 }
 
+/// The earlier attempts of a retried run, one line each.
+pub fn attempts(list: &[crate::store::attempts::Attempt]) {
+    if list.is_empty() {
+        return;
+    }
+    outln!("  earlier attempts:");
+    for a in list {
+        outln!(
+            "    {}: {} → {}: {}",
+            a.attempt,
+            a.started_at.as_deref().unwrap_or("-"),
+            a.finished_at,
+            a.error.as_deref().unwrap_or("-")
+        );
+    }
+}
+
+/// The runs a run waits for and those waiting for it.
+pub fn links(after: &[crate::store::deps::Linked], by: &[crate::store::deps::Linked]) {
+    let line = |l: &[crate::store::deps::Linked]| {
+        l.iter()
+            .map(|r| format!("{} ({}, {})", r.id, r.job_name, r.status))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    if !after.is_empty() {
+        outln!("  after:       {}", line(after));
+    }
+    if !by.is_empty() {
+        outln!("  waited for by: {}", line(by));
+    }
+}
+
 /// One log line, as text or one JSON object per line.
 pub fn log_line(l: &LogLine, json: bool) {
     if json {
@@ -212,14 +245,39 @@ pub fn recovery(r: &Recovery) {
 }
 
 /// `jobmgr job-types`.
-pub fn job_types(registry: &Registry, json: bool) -> Result<i32> {
+pub fn job_types(
+    registry: &Registry,
+    states: Option<&std::collections::HashMap<String, crate::manager::TypeState>>,
+    json: bool,
+) -> Result<i32> {
     let infos = registry.infos();
     if json {
-        print_json(&infos);
+        let mut list = serde_json::to_value(&infos).unwrap_or_default();
+        if let (Some(states), Some(items)) = (states, list.as_array_mut()) {
+            for item in items {
+                let name = item["name"].as_str().unwrap_or_default().to_string();
+                if let Some(s) = states.get(&name) {
+                    item["paused"] = s.paused.into();
+                    item["queued"] = s.queued.into();
+                }
+            }
+        }
+        print_json(&list);
         return Ok(0);
     }
     for t in infos {
         outln!("{}\n  {}", t.name, t.description);
+        if let Some(s) = states.and_then(|m| m.get(&t.name)) {
+            match s.paused {
+                true => outln!("  PAUSED, {} queued run(s) waiting", s.queued),
+                false if s.queued > 0 => outln!("  {} queued run(s)", s.queued),
+                false => {}
+            }
+        }
+        let policy = registry.policy(&t.name).summary();
+        if !policy.is_empty() {
+            outln!("  policy: {policy}");
+        }
         for p in t.parameters {
             let kind = match &p.kind {
                 ParamKind::Enum(c) => format!("one of {}", c.join("|")),

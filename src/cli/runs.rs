@@ -12,7 +12,7 @@ use super::output::{self, outln, print_json};
 use crate::clock::{self, Timestamp};
 use crate::error::{Error, Result};
 use crate::job::{JobStatus, LogLevel, Trigger};
-use crate::manager::{Actor, CancelResult, EnqueueRequest, Manager};
+use crate::manager::{Actor, CancelResult, EnqueueRequest, Manager, WaitingAction};
 use crate::query::LogFilter;
 use crate::query::RunFilter;
 
@@ -37,6 +37,13 @@ pub struct EnqueueArgs {
     /// Wait as SCHEDULED for this long first: 90s, 15m, 2h, 1d, 1h30m.
     #[arg(long = "in", value_name = "DELAY", id = "delay")]
     pub delay: Option<String>,
+    /// While a run with this key is scheduled, queued or running, print
+    /// its id instead of making a second one.
+    #[arg(long = "unique-key", value_name = "KEY")]
+    pub unique_key: Option<String>,
+    /// Wait as WAITING until these runs all COMPLETED: 12,13.
+    #[arg(long, value_name = "IDS", value_delimiter = ',', conflicts_with_all = ["at", "delay", "unique_key"])]
+    pub after: Vec<i64>,
 }
 
 /// `jobmgr jobs`.
@@ -92,6 +99,10 @@ pub fn require_existing_db(db: &Path, command: &Command) -> Result<()> {
             | Command::Logs(_)
             | Command::Cancel { .. }
             | Command::Rerun { .. }
+            | Command::RetryNow { .. }
+            | Command::GiveUp { .. }
+            | Command::Pause { .. }
+            | Command::Resume { .. }
             | Command::CleanupStalled
             | Command::Backup { .. }
             | Command::Schedules(_)
@@ -116,9 +127,15 @@ pub fn run(m: &Manager, command: Command, json: bool) -> Result<i32> {
         Command::Show { id } => {
             let d = m.details(id)?;
             if json {
-                print_json(&d.run);
+                let mut run = serde_json::to_value(&d.run).unwrap_or_default();
+                run["attempts"] = serde_json::to_value(&d.attempts).unwrap_or_default();
+                run["after"] = serde_json::to_value(&d.after).unwrap_or_default();
+                run["waitedForBy"] = serde_json::to_value(&d.waited_for_by).unwrap_or_default();
+                print_json(&run);
             } else {
                 output::run_details(&d.run, d.worker.as_ref());
+                output::attempts(&d.attempts);
+                output::links(&d.after, &d.waited_for_by);
             }
             Ok(0)
         }
@@ -155,6 +172,10 @@ pub fn run(m: &Manager, command: Command, json: bool) -> Result<i32> {
             }
             Ok(0)
         }
+        Command::Pause { name } => pause(m, &name, true, json),
+        Command::Resume { name } => pause(m, &name, false, json),
+        Command::RetryNow { id } => waiting(m, id, WaitingAction::RetryNow, json),
+        Command::GiveUp { id } => waiting(m, id, WaitingAction::GiveUp, json),
         Command::CleanupStalled => {
             let rec = m.cleanup_stalled(&Actor::cli())?;
             if json {
@@ -175,6 +196,36 @@ pub fn run(m: &Manager, command: Command, json: bool) -> Result<i32> {
         | Command::Bench(_)
         | Command::Completions { .. } => Ok(0),
     }
+}
+
+/// `pause NAME` and `resume NAME`.
+fn pause(m: &Manager, name: &str, paused: bool, json: bool) -> Result<i32> {
+    let changed = m.set_paused(name, paused, &Actor::cli())?;
+    let queued = m.type_states()?.get(name).map_or(0, |s| s.queued);
+    if json {
+        print_json(&json!({"name": name, "paused": paused, "changed": changed, "queued": queued}));
+    } else {
+        let state = if paused { "paused" } else { "resumed" };
+        let already = if changed { "" } else { " (it already was)" };
+        outln!("job type {name} {state}{already}; {queued} queued run(s)");
+    }
+    Ok(0)
+}
+
+/// `retry-now ID` and `give-up ID`.
+fn waiting(m: &Manager, id: i64, action: WaitingAction, json: bool) -> Result<i32> {
+    let run = m.on_waiting(id, action, &Actor::cli())?;
+    if json {
+        print_json(&run);
+    } else if action == WaitingAction::RetryNow {
+        outln!("run {id}: attempt {} is due now", run.attempt);
+    } else {
+        outln!(
+            "run {id} failed: {}",
+            run.error.as_deref().unwrap_or("gave up")
+        );
+    }
+    Ok(0)
 }
 
 /// Parses `-p key=value` values and `--params-json` into one object.
@@ -215,11 +266,27 @@ fn enqueue(m: &Manager, a: &EnqueueArgs, json: bool) -> Result<i32> {
         (None, Some(d)) => Some(Timestamp::now().plus_ms(clock::parse_delay(d)?)),
         (None, None) => None,
     };
-    let run = m.enqueue_at(&req, run_at, &Actor::cli())?;
+    if !a.after.is_empty() {
+        let run = m.enqueue_after(&req, &a.after, &Actor::cli())?;
+        if json {
+            print_json(&run);
+        } else {
+            outln!("{}", run.id);
+        }
+        return Ok(0);
+    }
+    let e = m.enqueue_keyed(&req, run_at, a.unique_key.as_deref(), &Actor::cli())?;
     if json {
-        print_json(&run);
+        let mut v = serde_json::to_value(&e.run).unwrap_or_default();
+        if let Some(id) = e.duplicate_of {
+            v["duplicateOf"] = id.into();
+        }
+        print_json(&v);
     } else {
-        outln!("{}", run.id);
+        if e.duplicate_of.is_some() {
+            log::info!("run {} already holds that unique key; no new run", e.run.id);
+        }
+        outln!("{}", e.run.id);
     }
     Ok(0)
 }

@@ -43,5 +43,7 @@ pub enum Outcome {
     Failed {
         message: String,
         context: Option<String>,
+        /// The job returned [`crate::JobError::Retry`].
+        retryable: bool,
     },
 }

@@ -4,6 +4,7 @@
 //! location; [`build_registry`] is the one function the commands call.
 
 mod job;
+mod policies;
 mod retention;
 mod schedule;
 pub mod walk;
@@ -19,7 +20,14 @@ use crate::registry::{JobType, Registry};
 pub use walk::Problem;
 use walk::{Report, Section, as_map};
 
-const TOP_KEYS: &[&str] = &["builtins", "jobs", "retention", "schedules"];
+const TOP_KEYS: &[&str] = &[
+    "builtins",
+    "jobs",
+    "retention",
+    "schedules",
+    "policies",
+    "groups",
+];
 const BUILTIN_KEYS: &[&str] = &["enabled", "demos"];
 
 /// The outcome of reading the config file.
@@ -153,6 +161,13 @@ pub fn parse(text: &str, base_dir: &Path) -> (Registry, Vec<String>, Vec<Problem
     for t in job_types {
         names.push(t.name.clone());
         registry.register(t);
+    }
+    // After the job types, groups before the policies that name them.
+    if let Some(g) = policies::named(&mut report, &top, "groups") {
+        policies::groups(&mut report, &g, &mut registry);
+    }
+    if let Some(p) = policies::named(&mut report, &top, "policies") {
+        policies::policies(&mut report, &p, &mut registry, &names);
     }
     // After the job types: a schedule is checked against them.
     if let Some(table) = top

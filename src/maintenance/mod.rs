@@ -215,12 +215,7 @@ fn resolve(
                 runs::requeue_orphan(tx, &run, &e, &now_text)?,
             )
         } else {
-            let e = format!("worker lost: {who}");
-            (
-                JobStatus::Failed,
-                e.clone(),
-                runs::fail_orphan(tx, &run, &e, &now_text)?,
-            )
+            lost_by_policy(tx, registry, &run, &who, now)?
         };
         if changed {
             kill_left_behind(&run, run.worker_id.and_then(|id| known.get(&id)));
@@ -236,6 +231,58 @@ fn resolve(
         dead_workers: dead,
         runs: resolved,
     })
+}
+
+/// A lost run of a type that is not retry-safe: retried after its backoff
+/// when its policy retries it (a lost worker counts as a failure worth
+/// trying again, like `JobError::Retry`), else failed, saying whether the
+/// retries are spent.
+fn lost_by_policy(
+    tx: &Transaction<'_>,
+    registry: &Registry,
+    run: &OrphanRun,
+    who: &str,
+    now: Timestamp,
+) -> Result<(JobStatus, String, bool)> {
+    use crate::policies::{AfterFailure, Failure};
+    let now_text = now.to_text();
+    let e = format!("worker lost: {who}");
+    let policy = registry.policy(&run.job_name);
+    let failure = Failure {
+        marked_retryable: true,
+        exit_code: None,
+    };
+    let attempt = crate::store::attempts::attempt_of(tx, run.id)?;
+    Ok(
+        match policy.after_failure(attempt, failure, run.id as u64) {
+            AfterFailure::RetryIn(wait) => {
+                let at = now.plus_ms(i64::try_from(wait.as_millis()).unwrap_or(i64::MAX));
+                let max = policy.max_attempts();
+                let done = crate::store::attempts::retry_orphan(
+                    tx,
+                    run,
+                    &e,
+                    &at.to_text(),
+                    max,
+                    &now_text,
+                )?;
+                (
+                    JobStatus::Scheduled,
+                    format!("{e}; retry at {}", at.to_text()),
+                    done,
+                )
+            }
+            AfterFailure::GiveUp { attempts } => {
+                let e = crate::policies::gave_up(attempts, &e);
+                let done = runs::fail_orphan(tx, run, &e, &now_text)?;
+                (JobStatus::Failed, e, done)
+            }
+            AfterFailure::Fail => {
+                let done = runs::fail_orphan(tx, run, &e, &now_text)?;
+                (JobStatus::Failed, e, done)
+            }
+        },
+    )
 }
 
 /// A command job's program outlives its worker (it has its own process

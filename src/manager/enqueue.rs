@@ -38,6 +38,10 @@ impl Manager {
         run_at: Option<Timestamp>,
         by: &Actor,
     ) -> Result<JobRun> {
+        if !self.registry.policy(&req.job_name).unique.is_empty() {
+            // The type's runs are unique by some parameters.
+            return self.enqueue_keyed(req, run_at, None, by).map(|e| e.run);
+        }
         let at = super::delayed::due_text(run_at, Timestamp::now())?;
         let rows = self.new_runs(std::slice::from_ref(req))?;
         let rows = rows.into_iter().map(|r| r.at(at.clone())).collect();
@@ -57,7 +61,7 @@ impl Manager {
     }
 
     /// Validates every request and makes its row.
-    fn new_runs(&self, reqs: &[EnqueueRequest]) -> Result<Vec<NewRun>> {
+    pub(super) fn new_runs(&self, reqs: &[EnqueueRequest]) -> Result<Vec<NewRun>> {
         let mut checked = Vec::with_capacity(reqs.len());
         for r in reqs {
             if !PRIORITY_RANGE.contains(&r.priority) {
@@ -80,14 +84,12 @@ impl Manager {
                 name = r.job_name.as_str().into();
             }
             let (trigger, meta) = (r.trigger.as_str(), meta.clone());
-            rows.push(NewRun::new(
-                name.clone(),
-                p,
-                r.priority,
-                trigger,
-                None,
-                meta,
-            ));
+            // The default priority (0) means "the type's own", when it has one.
+            let priority = match r.priority {
+                0 => self.registry.policy(&r.job_name).priority.unwrap_or(0),
+                p => p,
+            };
+            rows.push(NewRun::new(name.clone(), p, priority, trigger, None, meta));
         }
         Ok(rows)
     }

@@ -22,6 +22,11 @@ pub struct RunDetails {
     pub rerun_of: Option<RunRef>,
     /// The worker that claimed the run: its host, pid and version.
     pub worker: Option<WorkerRow>,
+    /// Its earlier attempts, when its type retried it.
+    pub attempts: Vec<crate::store::attempts::Attempt>,
+    /// The runs it waits (or waited) for, and those that wait for it.
+    pub after: Vec<crate::store::deps::Linked>,
+    pub waited_for_by: Vec<crate::store::deps::Linked>,
 }
 
 /// Longest window the failure groups look back over.
@@ -68,8 +73,12 @@ impl Manager {
             Some(w) => workers::get_worker(&conn, w)?,
             None => None,
         };
+        let (after, waited_for_by) = crate::store::deps::links(&conn, id)?;
         Ok(RunDetails {
+            after,
+            waited_for_by,
             worker,
+            attempts: crate::store::attempts::attempts(&conn, id)?,
             stages: insight::stages(&conn, id)?,
             reruns: insight::reruns_of(&conn, id)?,
             rerun_of,

@@ -32,7 +32,11 @@ pub fn executor_loop(
         let run_id = a.run.id;
         let started = Instant::now();
         let shared = a.shared.clone();
-        let outcome = execute(a, &tx, &registry, &store);
+        let job_name = a.run.job_name.clone();
+        let mut outcome = execute(a, &tx, &registry, &store);
+        if shared.is_timed_out() {
+            outcome = timed_out(&registry, &job_name, &outcome);
+        }
         let finished = Finished {
             run_id,
             outcome,
@@ -45,6 +49,22 @@ pub fn executor_loop(
     }
 }
 
+/// A run that passed its type's timeout is recorded as timed out, whatever
+/// its handler returned once it did return (it may have ignored the ask).
+fn timed_out(registry: &Registry, job_name: &str, returned: &Outcome) -> Outcome {
+    let secs = registry.policy(job_name).timeout.map_or(0, |t| t.as_secs());
+    let returned = match returned {
+        Outcome::Completed => "completed".to_string(),
+        Outcome::Cancelled => "stopped".to_string(),
+        Outcome::Failed { message, .. } => format!("failed: {message}"),
+    };
+    Outcome::Failed {
+        message: format!("timed out after {secs} s (timeout_secs)"),
+        context: Some(serde_json::json!({"timeoutSecs": secs, "returned": returned}).to_string()),
+        retryable: false,
+    }
+}
+
 fn execute(a: Assignment, tx: &Sender<Msg>, registry: &Registry, store: &Store) -> Outcome {
     let job_type = match registry.get(&a.run.job_name) {
         Ok(t) => t,
@@ -52,6 +72,7 @@ fn execute(a: Assignment, tx: &Sender<Msg>, registry: &Registry, store: &Store) 
             return Outcome::Failed {
                 message: format!("{e}: this worker does not know the job type"),
                 context: None,
+                retryable: false,
             };
         }
     };
@@ -74,8 +95,15 @@ fn execute(a: Assignment, tx: &Sender<Msg>, registry: &Registry, store: &Store) 
     match catch_unwind(AssertUnwindSafe(|| handler(&ctx))) {
         Ok(Ok(())) => Outcome::Completed,
         Ok(Err(JobError::Cancelled)) => Outcome::Cancelled,
-        Ok(Err(JobError::Failed { .. })) if ctx.is_cancelled() => Outcome::Cancelled,
-        Ok(Err(JobError::Failed { message, context })) => {
+        Ok(Err(JobError::Failed { .. } | JobError::Retry { .. })) if ctx.is_cancelled() => {
+            Outcome::Cancelled
+        }
+        Ok(Err(e @ (JobError::Failed { .. } | JobError::Retry { .. }))) => {
+            let retryable = matches!(e, JobError::Retry { .. });
+            let (JobError::Failed { message, context } | JobError::Retry { message, context }) = e
+            else {
+                return Outcome::Cancelled;
+            };
             // The failure is in the log too, as an error line, so the log's
             // error filter (and `jobmgr logs ID --level error`) finds it.
             let mut line = serde_json::json!({"event": "failed"});
@@ -90,6 +118,7 @@ fn execute(a: Assignment, tx: &Sender<Msg>, registry: &Registry, store: &Store) 
             Outcome::Failed {
                 message,
                 context: context.map(|c| c.to_string()),
+                retryable,
             }
         }
         Err(panic) => {
@@ -106,6 +135,7 @@ fn execute(a: Assignment, tx: &Sender<Msg>, registry: &Registry, store: &Store) 
             Outcome::Failed {
                 message: format!("panicked: {text}"),
                 context: Some(serde_json::json!({"panic": text}).to_string()),
+                retryable: false,
             }
         }
     }

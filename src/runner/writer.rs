@@ -17,14 +17,16 @@ use super::executor::Assignment;
 use crate::clock::Timestamp;
 use crate::context::RunShared;
 use crate::error::Result;
-use crate::job::JobStatus;
 use crate::registry::Registry;
-use crate::store::batch::{Batch, Claimant, FinishRecord};
+use crate::store::batch::{Batch, Claimant};
 use crate::store::{self, Connection, workers};
 use crate::worker::WorkerState;
 
 mod due;
+mod limits;
+mod retry;
 mod stopping;
+mod timeouts;
 mod watch;
 
 use due::NextDue;
@@ -44,6 +46,10 @@ const MAX_BATCH_LINES: usize = 20_000;
 struct InFlight {
     shared: Arc<RunShared>,
     job_name: String,
+    /// Its attempt number, for its type's retry policy.
+    attempt: i64,
+    /// When its type's timeout runs out (real time, like every interval).
+    deadline: Option<Instant>,
     written: (i64, u64),
     /// Cancelled by the stopping sequence rather than by a user.
     interrupted: bool,
@@ -98,6 +104,13 @@ pub struct Writer {
     mark: Option<super::mark::MarkFile>,
     /// When the next SCHEDULED run becomes due.
     next_due: NextDue,
+    /// Paused job types, read again after every commit by another process.
+    paused: limits::Paused,
+    /// Whether some type has a `max_running` or a group.
+    has_limits: bool,
+    /// Runs wait for others (WAITING), and something may have ended that
+    /// they wait for: resolve them with the next commit.
+    waiting: limits::Waiting,
 }
 
 /// How long to keep looking after a WAL wake-up showed no new commit.
@@ -118,8 +131,14 @@ impl Writer {
         concurrency: usize,
     ) -> Result<Writer> {
         let next_due = NextDue::read(&conn)?;
+        let paused = limits::Paused::read(&conn)?;
         Ok(Writer {
             next_due,
+            paused,
+            has_limits: registry.has_limits(),
+            // The first pass reads it again as changed (its data_version
+            // is unknown), so runs that ended while no worker ran count.
+            waiting: limits::Waiting::read(&conn)?,
             conn,
             me,
             rx,
@@ -275,11 +294,17 @@ impl Writer {
                 batch.logs.push(line);
             }
             Msg::Finished(f) => {
+                // A limit may have kept queued runs back: room opened.
+                if self.limited() {
+                    self.queue_maybe_nonempty = true;
+                }
                 if f.took < SHORT_RUN {
                     *fast += 1;
                 }
-                if let Some(rec) = self.finish_record(f) {
-                    batch.finishes.push(rec);
+                match self.finish_record(f) {
+                    Some(retry::Ended::Finish(rec)) => batch.finishes.push(rec),
+                    Some(retry::Ended::Retry(rec)) => batch.retries.push(rec),
+                    None => {}
                 }
             }
             Msg::Nudge => *nudged = true,
@@ -295,29 +320,6 @@ impl Writer {
             }
         }
         Ok(())
-    }
-
-    fn finish_record(&mut self, f: Finished) -> Option<FinishRecord> {
-        let flight = self.in_flight.remove(&f.run_id)?;
-        self.last_log_ts.remove(&f.run_id);
-        let (mut status, mut error, context) = match f.outcome {
-            Outcome::Completed => (JobStatus::Completed, None, None),
-            Outcome::Cancelled => (
-                JobStatus::Cancelled,
-                Some("cancelled while running".to_string()),
-                None,
-            ),
-            Outcome::Failed { message, context } => (JobStatus::Failed, Some(message), context),
-        };
-        if flight.interrupted && status != JobStatus::Completed {
-            (status, error) = self.interrupted(&flight.job_name);
-        }
-        Some(FinishRecord {
-            progress: f.progress,
-            status,
-            error,
-            error_context: context,
-        })
     }
 
     fn plan(&mut self, batch: &mut Batch, nudged: bool, fast: usize) {
@@ -341,9 +343,14 @@ impl Writer {
                 }
             }
         }
+        self.time_out_overdue();
         if self.last_heartbeat.elapsed() >= self.timing.heartbeat {
             self.last_heartbeat = Instant::now();
             batch.heartbeat = true;
+        }
+        if self.waiting.due(finished > 0) {
+            batch.resolve_waiting = true;
+            self.queue_maybe_nonempty = true;
         }
         if self.accepting() && self.next_due.is_due(Timestamp::now()) {
             batch.queue_due = true;
@@ -351,6 +358,7 @@ impl Writer {
         }
         if self.accepting() && self.queue_maybe_nonempty {
             batch.claim = self.free_slots();
+            batch.limits = self.limits();
         }
     }
 
@@ -359,6 +367,13 @@ impl Writer {
         let result = self.commit_retrying(&batch)?;
         if batch.queue_due {
             self.next_due.set(result.next_due);
+        }
+        if !batch.retries.is_empty() {
+            // A retry may now be the earliest run due.
+            self.next_due = NextDue::read(&self.conn)?;
+        }
+        if batch.resolve_waiting {
+            self.waiting = limits::Waiting::read(&self.conn)?;
         }
         if let Some(m) = self.mark.as_mut() {
             m.committed(result.claimed.iter().map(|r| r.id).max());
@@ -382,6 +397,12 @@ impl Writer {
                 InFlight {
                     shared: shared.clone(),
                     job_name: run.job_name.clone(),
+                    attempt: run.attempt,
+                    deadline: self
+                        .registry
+                        .policy(&run.job_name)
+                        .timeout
+                        .map(|t| Instant::now() + t),
                     written: shared.fingerprint(),
                     interrupted: false,
                 },

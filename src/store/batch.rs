@@ -16,9 +16,14 @@ pub use claims::CLAIM_PLAN_SQL;
 use claims::claim;
 pub use claims::{cancel_requested, release};
 use finishes::{FINISH, write_ends, write_requeue};
+#[cfg(test)]
+pub use limited::TYPE_QUEUE_SQL;
+pub use limited::{Limits, TypeRoom};
 
 mod claims;
 mod finishes;
+mod limited;
+mod retries;
 
 /// One log line waiting to be written.
 #[derive(Debug, Clone)]
@@ -30,6 +35,8 @@ pub struct LogRecord {
     /// JSON text of the line's context.
     pub context: Option<String>,
     pub timestamp: Timestamp,
+    /// The run's attempt that wrote it.
+    pub attempt: i64,
 }
 
 /// A run's progress as the job last reported it.
@@ -54,6 +61,17 @@ pub struct FinishRecord {
     pub error_context: Option<String>,
 }
 
+/// A failed attempt its type tries again at `run_at`.
+#[derive(Debug, Clone)]
+pub struct RetryRecord {
+    /// The attempt as it ended (status FAILED, its error and progress).
+    pub finish: FinishRecord,
+    pub run_at: Timestamp,
+    /// The attempts the run gets in all, kept on the row for the history's
+    /// "attempt 2 of 5".
+    pub max_attempts: u32,
+}
+
 /// Who is committing: the worker every write is fenced by.
 #[derive(Debug, Clone)]
 pub struct Claimant {
@@ -66,8 +84,12 @@ pub struct Batch {
     pub logs: Vec<LogRecord>,
     pub progress: Vec<ProgressRecord>,
     pub finishes: Vec<FinishRecord>,
+    /// Failed attempts to try again later.
+    pub retries: Vec<RetryRecord>,
     /// How many QUEUED runs to claim.
     pub claim: usize,
+    /// When limits apply: which types the claim may start, and how many.
+    pub limits: Option<Limits>,
     /// Whether to record a heartbeat.
     pub heartbeat: bool,
     /// Process groups of command runs that just started, as (run, pgid):
@@ -75,6 +97,9 @@ pub struct Batch {
     pub pgids: Vec<(i64, i64)>,
     /// Whether to queue the SCHEDULED runs that are due, before claiming.
     pub queue_due: bool,
+    /// Whether to queue (or cancel) WAITING runs whose runs ended, after
+    /// the finishes and before claiming.
+    pub resolve_waiting: bool,
 }
 
 impl Batch {
@@ -83,10 +108,12 @@ impl Batch {
         self.logs.is_empty()
             && self.progress.is_empty()
             && self.finishes.is_empty()
+            && self.retries.is_empty()
             && self.claim == 0
             && !self.heartbeat
             && self.pgids.is_empty()
             && !self.queue_due
+            && !self.resolve_waiting
     }
 }
 
@@ -98,6 +125,8 @@ pub struct ClaimedRun {
     pub worker_id: i64,
     pub job_name: String,
     pub attempt: i64,
+    /// The claim under limits merges its per-type candidates by it.
+    pub priority: i64,
     /// JSON text of the parameters: the executor decodes it, off the
     /// writer's thread.
     pub parameters: String,
@@ -147,6 +176,12 @@ pub fn commit(
     for chunk in FINISH.chunks(&ends) {
         write_ends(&tx, me, &mut owned, chunk, &now)?;
     }
+    for r in &batch.retries {
+        retries::write_retry(&tx, me, &mut owned, r, &now)?;
+    }
+    if batch.resolve_waiting {
+        super::deps::resolve_waiting(&tx, &now)?;
+    }
     let still_registered = if batch.heartbeat {
         super::workers::heartbeat(&tx, me.worker_id, &now)?
     } else {
@@ -159,7 +194,10 @@ pub fn commit(
         None
     };
     let claimed = if batch.claim > 0 && still_registered {
-        claim(&tx, me, batch.claim, &now)?
+        match &batch.limits {
+            Some(l) => limited::claim_limited(&tx, me, l, batch.claim, &now)?,
+            None => claim(&tx, me, batch.claim, &now)?,
+        }
     } else {
         Vec::new()
     };
@@ -209,8 +247,9 @@ impl Ownership {
 /// Inserts up to 128 log lines per statement.
 static LOG_INSERT: Family = Family::new(128, |n| {
     format!(
-        "INSERT INTO JobLog (jobRunId, level, stage, message, context, timestamp) VALUES {}",
-        multirow::values(n, 6, 1)
+        "INSERT INTO JobLog (jobRunId, level, stage, message, context, timestamp, attempt) \
+         VALUES {}",
+        multirow::values(n, 7, 1)
     )
 });
 
@@ -243,7 +282,7 @@ fn write_logs(
         let mut stmt = tx
             .prepare_cached(LOG_INSERT.sql(chunk.len()))
             .map_err(Error::db("write log lines"))?;
-        let mut args: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(chunk.len() * 6);
+        let mut args: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(chunk.len() * 7);
         for ((l, stamp), level) in chunk.iter().zip(&stamps[at..]).zip(&levels[at..]) {
             args.extend_from_slice(&[
                 &l.run_id as &dyn rusqlite::ToSql,
@@ -252,6 +291,7 @@ fn write_logs(
                 &l.message,
                 &l.context,
                 stamp,
+                &l.attempt,
             ]);
         }
         at += chunk.len();

@@ -15,6 +15,7 @@ use rusqlite::{OpenFlags, TransactionBehavior};
 
 use crate::error::{Error, Result};
 
+pub mod attempts;
 pub mod audit;
 pub mod backup;
 pub mod batch;
@@ -23,6 +24,7 @@ pub mod changes;
 pub mod check;
 pub mod committer;
 mod counts;
+pub mod deps;
 pub mod due;
 pub mod housekeeping;
 pub mod insight;
@@ -30,6 +32,7 @@ pub mod logs;
 pub mod media;
 mod multirow;
 mod orphans;
+pub mod pauses;
 pub mod restore;
 pub mod retention;
 pub mod rows;
@@ -40,6 +43,7 @@ pub mod schedules;
 mod tests;
 #[cfg(test)]
 mod transitions;
+pub mod unique;
 #[cfg(test)]
 mod upgrade_tests;
 #[allow(unsafe_code)]

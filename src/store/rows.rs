@@ -18,7 +18,7 @@ pub const WORKER_COLUMNS: &str = "id, hostname, pid, version, state, concurrency
      heartbeatAt, stopRequestedAt, stoppingAt, stoppedAt, metadata";
 
 /// Columns read into a [`LogLine`].
-pub const LOG_COLUMNS: &str = "id, jobRunId, level, stage, message, context, timestamp";
+pub const LOG_COLUMNS: &str = "id, jobRunId, level, stage, message, context, timestamp, attempt";
 
 fn object(text: Option<String>) -> Map<String, Value> {
     text.and_then(|t| serde_json::from_str::<Value>(&t).ok())
@@ -103,5 +103,6 @@ pub fn log_from_row(r: &Row<'_>) -> rusqlite::Result<LogLine> {
         message: r.get(4)?,
         context: json(r.get(5)?),
         timestamp: r.get(6)?,
+        attempt: r.get(7)?,
     })
 }

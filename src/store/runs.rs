@@ -273,7 +273,7 @@ pub fn cancel_queued(tx: &Transaction<'_>, id: i64, now: &str) -> Result<bool> {
     tx.execute(
         "UPDATE JobRun SET status = 'CANCELLED', finishedAt = ?2, updatedAt = ?2, \
          cancelRequestedAt = ?2, error = 'cancelled before it started' \
-         WHERE id = ?1 AND status IN ('QUEUED', 'SCHEDULED')",
+         WHERE id = ?1 AND status IN ('QUEUED', 'SCHEDULED', 'WAITING')",
         params![id, now],
     )
     .map(|n| n == 1)

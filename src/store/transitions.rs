@@ -23,7 +23,15 @@ type Move = fn(&mut Connection, i64) -> Result<()>;
 type Rows = Vec<(JobStatus, JobStatus)>;
 
 fn finish(conn: &mut Connection, id: i64, status: JobStatus) -> Result<()> {
-    let record = FinishRecord {
+    let b = Batch {
+        finishes: vec![finish_record(id, status)],
+        ..Batch::default()
+    };
+    batch::commit(conn, &ME, &b, Timestamp::now()).map(|_| ())
+}
+
+fn finish_record(id: i64, status: JobStatus) -> FinishRecord {
+    FinishRecord {
         progress: ProgressRecord {
             run_id: id,
             stage: None,
@@ -35,12 +43,25 @@ fn finish(conn: &mut Connection, id: i64, status: JobStatus) -> Result<()> {
         status,
         error: None,
         error_context: None,
-    };
-    let b = Batch {
-        finishes: vec![record],
-        ..Batch::default()
-    };
-    batch::commit(conn, &ME, &b, Timestamp::now()).map(|_| ())
+    }
+}
+
+/// Makes run `id` wait for a new run in `status`, then resolves.
+fn waits_for(conn: &mut Connection, id: i64, status: JobStatus) -> Result<()> {
+    conn.execute(
+        "INSERT INTO JobRun (jobName, status, createdAt, updatedAt) VALUES ('b', ?1, ?2, ?2)",
+        [status.as_str(), NOW],
+    )
+    .expect("insert the run waited for");
+    let dep = conn.last_insert_rowid();
+    conn.execute(
+        "INSERT INTO JobRunDependency (runId, dependsOn) VALUES (?1, ?2)",
+        [id, dep],
+    )
+    .expect("insert the dependency");
+    in_tx(conn, |tx| {
+        super::deps::resolve_waiting(tx, NOW).map(|_| true)
+    })
 }
 
 fn orphan(id: i64) -> OrphanRun {
@@ -112,6 +133,50 @@ fn moves() -> Vec<(&'static str, Move, Rows)> {
             vec![(Running, Queued)],
         ),
         (
+            "batch retry",
+            |c, id| {
+                let finish = finish_record(id, Failed);
+                let b = Batch {
+                    retries: vec![batch::RetryRecord {
+                        finish,
+                        run_at: Timestamp::now(),
+                        max_attempts: 3,
+                    }],
+                    ..Batch::default()
+                };
+                batch::commit(c, &ME, &b, Timestamp::now()).map(|_| ())
+            },
+            vec![(Running, Scheduled)],
+        ),
+        (
+            "give_up",
+            |c, id| {
+                c.execute("UPDATE JobRun SET attempt = 2 WHERE id = ?1", [id])
+                    .expect("make it a retry");
+                in_tx(c, |tx| super::attempts::give_up(tx, id, NOW))
+            },
+            vec![(Scheduled, Failed)],
+        ),
+        (
+            "resolve_waiting, its run completed",
+            |c, id| waits_for(c, id, Completed),
+            vec![(Waiting, Queued)],
+        ),
+        (
+            "resolve_waiting, its run failed",
+            |c, id| waits_for(c, id, Failed),
+            vec![(Waiting, Cancelled)],
+        ),
+        (
+            "retry_now",
+            |c, id| {
+                c.execute("UPDATE JobRun SET attempt = 2 WHERE id = ?1", [id])
+                    .expect("make it a retry");
+                in_tx(c, |tx| super::attempts::retry_now(tx, id, NOW))
+            },
+            vec![],
+        ),
+        (
             "release",
             |c, id| batch::release(c, &ME, &[id], Timestamp::now()),
             vec![(Running, Queued)],
@@ -119,7 +184,11 @@ fn moves() -> Vec<(&'static str, Move, Rows)> {
         (
             "cancel_queued",
             |c, id| in_tx(c, |tx| runs::cancel_queued(tx, id, NOW)),
-            vec![(Queued, Cancelled), (Scheduled, Cancelled)],
+            vec![
+                (Queued, Cancelled),
+                (Scheduled, Cancelled),
+                (Waiting, Cancelled),
+            ],
         ),
         (
             "request_cancel",
@@ -135,6 +204,15 @@ fn moves() -> Vec<(&'static str, Move, Rows)> {
             "cancel_orphan",
             |c, id| in_tx(c, |tx| runs::cancel_orphan(tx, &orphan(id), "lost", NOW)),
             vec![(Running, Cancelled)],
+        ),
+        (
+            "retry_orphan",
+            |c, id| {
+                in_tx(c, |tx| {
+                    super::attempts::retry_orphan(tx, &orphan(id), "lost", NOW, 3, NOW)
+                })
+            },
+            vec![(Running, Scheduled)],
         ),
         (
             "requeue_orphan",

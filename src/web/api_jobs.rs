@@ -104,6 +104,12 @@ struct EnqueueBody {
     /// When to run it (see [`clock::parse_instant`]); absent: now.
     #[serde(default)]
     run_at: Option<String>,
+    /// While a run with this key waits or runs, answer with it instead.
+    #[serde(default)]
+    unique_key: Option<String>,
+    /// Runs that must all complete first.
+    #[serde(default)]
+    after: Vec<i64>,
 }
 
 /// `POST /api/jobs`: 201 with the new run (SCHEDULED when `runAt` is
@@ -130,10 +136,23 @@ pub fn enqueue(ctx: &Ctx, req: &Req) -> Result<Reply> {
         .as_deref()
         .map(|t| clock::parse_instant(t).map_err(|e| bad(format!("runAt: {e}"))))
         .transpose()?;
-    let run = ctx
+    let by = Actor::web(&req.source);
+    if !body.after.is_empty() {
+        if run_at.is_some() || body.unique_key.is_some() {
+            return Err(bad(
+                "after cannot be combined with runAt or uniqueKey".to_string()
+            ));
+        }
+        let run = ctx.manager.enqueue_after(&request, &body.after, &by)?;
+        return Ok(json_reply(201, &json!({"run": run_json(&run)})));
+    }
+    let e = ctx
         .manager
-        .enqueue_at(&request, run_at, &Actor::web(&req.source))?;
-    Ok(json_reply(201, &json!({"run": run_json(&run)})))
+        .enqueue_keyed(&request, run_at, body.unique_key.as_deref(), &by)?;
+    Ok(match e.duplicate_of {
+        Some(id) => json_reply(200, &json!({"run": run_json(&e.run), "duplicateOf": id})),
+        None => json_reply(201, &json!({"run": run_json(&e.run)})),
+    })
 }
 
 /// `GET /api/jobs/ID`: the run, its stages and its re-run chain.
@@ -146,6 +165,9 @@ pub fn show(ctx: &Ctx, req: &Req) -> Result<Reply> {
             "stages": d.stages,
             "reruns": d.reruns,
             "rerunOf": d.rerun_of,
+            "attempts": d.attempts,
+            "after": d.after,
+            "waitedForBy": d.waited_for_by,
             "worker": d.worker.map(|w| json!({
                 "id": w.id, "hostname": w.hostname, "pid": w.pid,
                 "version": w.version, "state": w.state,
@@ -168,6 +190,27 @@ pub fn rerun(ctx: &Ctx, req: &Req) -> Result<Reply> {
         .manager
         .rerun(id, Trigger::Rerun, &Actor::web(&req.source))?;
     Ok(json_reply(201, &json!({"run": run_json(&run)})))
+}
+
+/// `POST /api/jobs/ID/retry-now`: a run waiting for its next attempt
+/// becomes due at once (409 when it is not waiting).
+pub fn retry_now(ctx: &Ctx, req: &Req) -> Result<Reply> {
+    let id = req.id_at(2)?;
+    let action = crate::manager::WaitingAction::RetryNow;
+    let run = ctx
+        .manager
+        .on_waiting(id, action, &Actor::web(&req.source))?;
+    Ok(json_reply(200, &json!({"run": run_json(&run)})))
+}
+
+/// `POST /api/jobs/ID/give-up`: a run waiting for its next attempt fails.
+pub fn give_up(ctx: &Ctx, req: &Req) -> Result<Reply> {
+    let id = req.id_at(2)?;
+    let action = crate::manager::WaitingAction::GiveUp;
+    let run = ctx
+        .manager
+        .on_waiting(id, action, &Actor::web(&req.source))?;
+    Ok(json_reply(200, &json!({"run": run_json(&run)})))
 }
 
 /// `GET /api/jobs/stalled`: what a clean-up would resolve.

@@ -113,8 +113,42 @@ pub fn errors(ctx: &Ctx, req: &Req) -> Result<Reply> {
 
 /// `GET /api/job-types`.
 pub fn job_types(ctx: &Ctx, _req: &Req) -> Result<Reply> {
+    let states = ctx.manager.type_states()?;
+    let mut list = serde_json::to_value(ctx.manager.registry().infos()).unwrap_or_default();
+    if let Some(items) = list.as_array_mut() {
+        for item in items {
+            let name = item["name"].as_str().unwrap_or_default().to_string();
+            if let Some(s) = states.get(&name) {
+                item["paused"] = s.paused.into();
+                item["queued"] = s.queued.into();
+            }
+        }
+    }
+    Ok(json_reply(200, &json!({"jobTypes": list})))
+}
+
+/// `POST /api/job-types/NAME/pause` and `.../resume`: audited; the answer
+/// says whether it changed and how many runs are queued.
+pub fn pause_type(ctx: &Ctx, req: &Req) -> Result<Reply> {
+    set_paused(ctx, req, true)
+}
+
+/// `POST /api/job-types/NAME/resume`.
+pub fn resume_type(ctx: &Ctx, req: &Req) -> Result<Reply> {
+    set_paused(ctx, req, false)
+}
+
+fn set_paused(ctx: &Ctx, req: &Req, paused: bool) -> Result<Reply> {
+    let name = req.segments.get(2).cloned().unwrap_or_default();
+    let by = crate::manager::Actor::web(&req.source);
+    let changed = ctx.manager.set_paused(&name, paused, &by)?;
+    let queued = ctx
+        .manager
+        .type_states()?
+        .get(&name)
+        .map_or(0, |s| s.queued);
     Ok(json_reply(
         200,
-        &json!({"jobTypes": ctx.manager.registry().infos()}),
+        &json!({"name": name, "paused": paused, "changed": changed, "queued": queued}),
     ))
 }

@@ -220,6 +220,19 @@ function metadata(d) {
     entries.push(['Re-runs', h('span', { class: 'chain' }, d.reruns.map((r) =>
       h('span', { class: 'chain-item' }, runLink(r.id), ' ', statusBadge(r.status))))]);
   }
+  // Dependencies, both ways, each linked with its status.
+  for (const [label, list] of [['Waits for', d.after], ['Waited for by', d.waitedForBy]]) {
+    if (list && list.length) {
+      entries.push([label, h('span', { class: 'chain' }, list.map((r) =>
+        h('span', { class: 'chain-item' }, runLink(r.id), ' ', statusBadge(r.status))))]);
+    }
+  }
+  if (d.attempts && d.attempts.length) {
+    // Each earlier attempt of a retried run: when it ended and why.
+    entries.push(['Earlier attempts', h('ol', { class: 'attempts', id: 'details-attempts' },
+      d.attempts.map((a) => h('li', {}, timeEl(a.finishedAt), ' ',
+        h('span', { text: a.error || 'failed' }))))]);
+  }
   return kvList(entries);
 }
 

@@ -152,6 +152,8 @@ export function percent(run) {
  * "Scanning (1,250 processed)" for an unknown one.
  */
 export function progressText(run) {
+  // A run waiting to be retried: "Attempt 2 of 5, next in 40 s", phrased by the server.
+  if (run.status === 'SCHEDULED' && run.attempt > 1 && run.progressText) return run.progressText;
   // In the page's zone, not the server's UTC text.
   if (run.status === 'SCHEDULED') return run.runAt ? `Scheduled for ${dateTime(run.runAt)}` : 'Scheduled';
   const pct = percent(run);

@@ -13,7 +13,11 @@ export function setJobTypes(list) {
   const select = document.getElementById('newjob-type');
   const current = select.value;
   replace(select, h('option', { value: '', text: 'Choose a job type…' }),
-    types.map((t) => h('option', { value: t.name, text: t.name })));
+    types.map((t) => h('option', {
+      value: t.name,
+      // A paused type still takes runs; they wait until it is resumed.
+      text: t.paused ? `${t.name} (paused, ${t.queued || 0} waiting)` : t.name,
+    })));
   select.value = types.some((t) => t.name === current) ? current : '';
 }
 

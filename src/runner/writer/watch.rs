@@ -23,6 +23,10 @@ impl Writer {
         self.recheck_until = None;
         self.queue_maybe_nonempty = true;
         self.next_due = NextDue::read(&self.conn)?;
+        self.paused = super::limits::Paused::read(&self.conn)?;
+        // Another process may have added a waiting run, or ended (cancelled,
+        // failed) one that others wait for.
+        self.waiting = super::limits::Waiting::read(&self.conn)?.changed();
         if !self.in_flight.is_empty() {
             for id in batch::cancel_requested(&self.conn, self.me.worker_id)? {
                 if let Some(f) = self.in_flight.get(&id) {

@@ -34,7 +34,7 @@ pub(super) fn claim(
     // index on status it would otherwise sort the whole backlog.
     let runs = tx
         .prepare_cached(
-            "SELECT id, jobName, attempt, parameters FROM JobRun \
+            "SELECT id, jobName, attempt, priority, parameters FROM JobRun \
              INDEXED BY JobRun_queue WHERE status = 'QUEUED' ORDER BY priority DESC, id LIMIT ?1",
         )
         .and_then(|mut stmt| {
@@ -44,13 +44,25 @@ pub(super) fn claim(
                     worker_id: me.worker_id,
                     job_name: r.get(1)?,
                     attempt: r.get(2)?,
-                    parameters: r.get(3)?,
+                    priority: r.get(3)?,
+                    parameters: r.get(4)?,
                 })
             })?
             .collect::<rusqlite::Result<Vec<_>>>()
         })
         .map_err(Error::db("claim runs"))?;
-    for chunk in CLAIM_MARK.chunks(&runs) {
+    mark_claimed(tx, me, &runs, now)?;
+    Ok(runs)
+}
+
+/// Marks runs read from the queue RUNNING under this worker.
+pub(super) fn mark_claimed(
+    tx: &Transaction<'_>,
+    me: &Claimant,
+    runs: &[ClaimedRun],
+    now: &str,
+) -> Result<()> {
+    for chunk in CLAIM_MARK.chunks(runs) {
         let mut args: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(2 + chunk.len());
         args.push(&me.worker_id);
         args.push(&now);
@@ -66,7 +78,7 @@ pub(super) fn claim(
             )));
         }
     }
-    Ok(runs)
+    Ok(())
 }
 
 /// The claim's query text, for the query-plan test.
