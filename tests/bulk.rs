@@ -575,7 +575,7 @@ fn kill_midway(db: &TestDb, args: &[&str], started: impl Fn() -> bool) {
     child.wait().expect("reap");
 }
 
-const MANY: usize = 6000;
+const MANY: usize = 10_000;
 
 #[test]
 fn a_bulk_rerun_killed_midway_and_issued_again_reruns_each_run_once() {

@@ -99,6 +99,18 @@ pub struct BulkRequest {
     pub all: bool,
 }
 
+/// One batch to carry out: where it continues, and what it records.
+struct Batch<'a> {
+    req: &'a BulkRequest,
+    sel: &'a Selection<'a>,
+    after: i64,
+    /// Whether this is the last status walked (its end ends the action).
+    last_status: bool,
+    trigger: Trigger,
+    by: &'a Actor,
+    target: &'a str,
+}
+
 /// What a bulk action did.
 #[derive(Debug, Clone, Default, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -183,100 +195,136 @@ impl Manager {
     }
 
     /// Carries out `req` for `by`, batch by batch (new runs get `trigger`).
+    /// The runs of each status are walked in turn, in id order along the
+    /// `(status, id)` index: a batch over several statuses at once would
+    /// have SQLite sort every remaining match to find the next 500, which
+    /// made each batch cost as much as all the rest.
     /// Between two batches it rests as long as the last one held the write
     /// lock (at most 200 ms): SQLite's busy handler polls, and a writer
     /// that takes the lock again at once could keep the worker's commits
     /// waiting for the whole action.
     pub fn bulk(&self, req: &BulkRequest, trigger: Trigger, by: &Actor) -> Result<BulkReport> {
         let filter = narrowed(req)?;
+        let not_rerun = req.action == BulkAction::Rerun;
         let (upto, matched) = {
             let conn = self.store.conn()?;
             let upto = bulk::newest_run_id(&conn)?;
             let sel = Selection {
                 filter: &filter,
                 upto,
-                not_rerun: req.action == BulkAction::Rerun,
+                not_rerun,
             };
             (upto, bulk::count(&conn, &sel)?)
-        };
-        let sel = Selection {
-            filter: &filter,
-            upto,
-            not_rerun: req.action == BulkAction::Rerun,
         };
         let mut report = BulkReport {
             action: req.action.as_str(),
             matched,
             ..BulkReport::default()
         };
-        let target = Some(filter_json(req).to_string());
-        let mut after = 0;
-        loop {
-            let started = Instant::now();
-            let done = self.store.write("bulk action", |tx| {
-                let now = Timestamp::now().to_text();
-                let batch = bulk::next_batch(tx, &sel, after, BULK_BATCH)?;
-                let audit_id = match report.audit_id {
-                    Some(id) => id,
-                    None => by
-                        .row(req.action.audit_action(), target.clone(), None)
-                        .insert(tx, &now)?,
+        let target = filter_json(req).to_string();
+        let statuses = filter.statuses.clone();
+        for (i, status) in statuses.iter().enumerate() {
+            let one = RunFilter {
+                statuses: vec![*status],
+                ..filter.clone()
+            };
+            let sel = Selection {
+                filter: &one,
+                upto,
+                not_rerun,
+            };
+            let last_status = i + 1 == statuses.len();
+            let mut after = 0;
+            loop {
+                let started = Instant::now();
+                let step = Batch {
+                    req,
+                    sel: &sel,
+                    after,
+                    last_status,
+                    trigger,
+                    by,
+                    target: &target,
                 };
-                let ids: Vec<i64> = batch.iter().map(|r| r.id).collect();
-                let mut step = report.clone();
-                step.audit_id = Some(audit_id);
-                step.batches += 1;
-                match req.action {
-                    BulkAction::Cancel => {
-                        let (c, r) = bulk::cancel(tx, &ids, &now)?;
-                        step.cancelled += c as i64;
-                        step.cancel_requested += r as i64;
-                        step.acted += (c + r) as i64;
-                    }
-                    BulkAction::Delete => {
-                        let (runs, logs) = bulk::delete(tx, &ids)?;
-                        step.acted += runs as i64;
-                        step.log_lines_deleted += logs as i64;
-                    }
-                    BulkAction::Rerun => {
-                        let meta: Arc<str> = json!({"enqueuedByVersion": worker::VERSION,
-                                                    "bulkActionId": audit_id})
-                        .to_string()
-                        .into();
-                        let mut rows = Vec::with_capacity(batch.len());
-                        for old in &batch {
-                            let checked = self
-                                .registry
-                                .get(&old.job_name)
-                                .and_then(|t| t.validate(&old.parameters));
-                            match checked {
-                                Ok(params) => rows.push(NewRun::new(
-                                    old.job_name.as_str().into(),
-                                    &params,
-                                    old.priority,
-                                    trigger.as_str(),
-                                    Some(old.id),
-                                    meta.clone(),
-                                )),
-                                Err(_) => step.skipped += 1,
-                            }
-                        }
-                        step.acted += runs::insert_runs(tx, &rows, &now)?.len() as i64;
-                    }
+                let (next, more) = self.bulk_batch(&step, &mut report)?;
+                after = next;
+                if !more {
+                    break;
                 }
-                let done = batch.len() < BULK_BATCH;
-                let mut detail = serde_json::to_value(&step).unwrap_or_default();
-                detail["done"] = Value::from(done);
-                bulk::update_audit_detail(tx, audit_id, &detail.to_string())?;
-                report = step;
-                after = ids.last().copied().unwrap_or(after);
-                Ok(done)
-            })?;
-            if done {
-                return Ok(report);
+                std::thread::sleep(started.elapsed().min(MAX_REST));
             }
-            std::thread::sleep(started.elapsed().min(MAX_REST));
         }
+        Ok(report)
+    }
+
+    /// One batch of a bulk action in one transaction, with the audit row
+    /// (made by the first batch) brought up to date; `report` is updated
+    /// only once it committed. Returns the batch's last id and whether
+    /// this status has more.
+    fn bulk_batch(&self, b: &Batch<'_>, report: &mut BulkReport) -> Result<(i64, bool)> {
+        self.store.write("bulk action", |tx| {
+            let now = Timestamp::now().to_text();
+            let batch = bulk::next_batch(tx, b.sel, b.after, BULK_BATCH)?;
+            let audit_id = match report.audit_id {
+                Some(id) => id,
+                None => {
+                    b.by.row(
+                        b.req.action.audit_action(),
+                        Some(b.target.to_string()),
+                        None,
+                    )
+                    .insert(tx, &now)?
+                }
+            };
+            let ids: Vec<i64> = batch.iter().map(|r| r.id).collect();
+            let mut step = report.clone();
+            step.audit_id = Some(audit_id);
+            step.batches += 1;
+            match b.req.action {
+                BulkAction::Cancel => {
+                    let (c, r) = bulk::cancel(tx, &ids, &now)?;
+                    step.cancelled += c as i64;
+                    step.cancel_requested += r as i64;
+                    step.acted += (c + r) as i64;
+                }
+                BulkAction::Delete => {
+                    let (runs, logs) = bulk::delete(tx, &ids)?;
+                    step.acted += runs as i64;
+                    step.log_lines_deleted += logs as i64;
+                }
+                BulkAction::Rerun => {
+                    let meta: Arc<str> = json!({"enqueuedByVersion": worker::VERSION,
+                                                "bulkActionId": audit_id})
+                    .to_string()
+                    .into();
+                    let mut rows = Vec::with_capacity(batch.len());
+                    for old in &batch {
+                        let checked = self
+                            .registry
+                            .get(&old.job_name)
+                            .and_then(|t| t.validate(&old.parameters));
+                        match checked {
+                            Ok(params) => rows.push(NewRun::new(
+                                old.job_name.as_str().into(),
+                                &params,
+                                old.priority,
+                                b.trigger.as_str(),
+                                Some(old.id),
+                                meta.clone(),
+                            )),
+                            Err(_) => step.skipped += 1,
+                        }
+                    }
+                    step.acted += runs::insert_runs(tx, &rows, &now)?.len() as i64;
+                }
+            }
+            let more = batch.len() == BULK_BATCH;
+            let mut detail = serde_json::to_value(&step).unwrap_or_default();
+            detail["done"] = Value::from(!more && b.last_status);
+            bulk::update_audit_detail(tx, audit_id, &detail.to_string())?;
+            *report = step;
+            Ok((ids.last().copied().unwrap_or(b.after), more))
+        })
     }
 
     /// Deletes finished run `id` with its log lines, its audit row in the
