@@ -34,7 +34,7 @@ pub struct BulkArgs {
     /// Act when more than one run matches (without it: print the count, change nothing).
     #[arg(short = 'y', long)]
     pub yes: bool,
-    /// delete: every finished run, with no filter.
+    /// Every run the action applies to, with no filter (a delete without a filter needs it).
     #[arg(long, conflicts_with = "id")]
     pub all: bool,
 }

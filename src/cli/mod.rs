@@ -77,18 +77,21 @@ pub enum Command {
     Logs(runs::LogsArgs),
     /// Cancel a queued or running run, or every run a filter matches.
     Cancel {
+        /// The run; without it, the filter below selects the runs.
         id: Option<i64>,
         #[command(flatten)]
         bulk: bulk::BulkArgs,
     },
     /// Enqueue a finished run again with the same parameters, or every finished run a filter matches.
     Rerun {
+        /// The run; without it, the filter below selects the runs.
         id: Option<i64>,
         #[command(flatten)]
         bulk: bulk::BulkArgs,
     },
     /// Delete a finished run with its log lines, or every finished run a filter matches.
     Delete {
+        /// The run; without it, the filter below selects the runs.
         id: Option<i64>,
         #[command(flatten)]
         bulk: bulk::BulkArgs,
