@@ -5,6 +5,7 @@
 
 mod actor;
 mod backup;
+mod bulk;
 pub mod database;
 mod delayed;
 mod deps;
@@ -39,6 +40,7 @@ use crate::worker::{self, WorkerRow, WorkerState, WorkerView};
 pub use crate::query::Counts;
 pub use actor::Actor;
 pub use backup::check_backup_destination;
+pub use bulk::{BulkAction, BulkRequest};
 pub use enqueue::EnqueueRequest;
 pub(crate) use enqueue::enqueue_metadata;
 pub use housekeeping::Housekeeping;

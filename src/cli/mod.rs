@@ -1,6 +1,7 @@
 //! The command line: subcommands and flags, parsed into plain values and
 //! handed to the functions that carry them out.
 
+mod bulk;
 pub mod check;
 mod output;
 mod restore;
@@ -74,10 +75,27 @@ pub enum Command {
     Show { id: i64 },
     /// Show a run's log lines.
     Logs(runs::LogsArgs),
-    /// Cancel a queued or running run.
-    Cancel { id: i64 },
-    /// Enqueue a finished run again with the same parameters.
-    Rerun { id: i64 },
+    /// Cancel a queued or running run, or every run a filter matches.
+    Cancel {
+        /// The run; without it, the filter below selects the runs.
+        id: Option<i64>,
+        #[command(flatten)]
+        bulk: bulk::BulkArgs,
+    },
+    /// Enqueue a finished run again with the same parameters, or every finished run a filter matches.
+    Rerun {
+        /// The run; without it, the filter below selects the runs.
+        id: Option<i64>,
+        #[command(flatten)]
+        bulk: bulk::BulkArgs,
+    },
+    /// Delete a finished run with its log lines, or every finished run a filter matches.
+    Delete {
+        /// The run; without it, the filter below selects the runs.
+        id: Option<i64>,
+        #[command(flatten)]
+        bulk: bulk::BulkArgs,
+    },
     /// Try a run waiting for its next attempt now.
     RetryNow { id: i64 },
     /// Fail a run waiting for its next attempt, giving up its retries.
@@ -250,6 +268,7 @@ fn registry_for(settings: &Settings, command: &Command) -> Result<Registry> {
             | Command::Show { .. }
             | Command::Logs(_)
             | Command::Cancel { .. }
+            | Command::Delete { .. }
             | Command::Migrate
             | Command::Bench(_)
             | Command::Backup { .. }

@@ -1,5 +1,5 @@
 //! The run commands: enqueue, status, jobs, show, logs, cancel, rerun,
-//! cleanup-stalled.
+//! delete, cleanup-stalled (over a filter: see `bulk`).
 
 use std::path::Path;
 use std::time::Duration;
@@ -12,7 +12,7 @@ use super::output::{self, outln, print_json};
 use crate::clock::{self, Timestamp};
 use crate::error::{Error, Result};
 use crate::job::{JobStatus, LogLevel, Trigger};
-use crate::manager::{Actor, CancelResult, EnqueueRequest, Manager, WaitingAction};
+use crate::manager::{Actor, BulkAction, CancelResult, EnqueueRequest, Manager, WaitingAction};
 use crate::query::LogFilter;
 use crate::query::RunFilter;
 
@@ -103,6 +103,7 @@ pub fn require_existing_db(db: &Path, command: &Command) -> Result<()> {
             | Command::GiveUp { .. }
             | Command::Pause { .. }
             | Command::Resume { .. }
+            | Command::Delete { .. }
             | Command::CleanupStalled
             | Command::Backup { .. }
             | Command::Schedules(_)
@@ -140,7 +141,19 @@ pub fn run(m: &Manager, command: Command, json: bool) -> Result<i32> {
             Ok(0)
         }
         Command::Logs(a) => logs(m, &a, json),
-        Command::Cancel { id } => {
+        Command::Cancel { id: None, bulk } => super::bulk::run(m, BulkAction::Cancel, &bulk, json),
+        Command::Rerun { id: None, bulk } => super::bulk::run(m, BulkAction::Rerun, &bulk, json),
+        Command::Delete { id: None, bulk } => super::bulk::run(m, BulkAction::Delete, &bulk, json),
+        Command::Delete { id: Some(id), .. } => {
+            let lines = m.delete_run(id, &Actor::cli())?;
+            if json {
+                print_json(&json!({"id": id, "deleted": true, "logLinesDeleted": lines}));
+            } else {
+                outln!("run {id} deleted, with {lines} log lines");
+            }
+            Ok(0)
+        }
+        Command::Cancel { id: Some(id), .. } => {
             let r = m.cancel(id, &Actor::cli())?;
             if json {
                 print_json(&json!({"id": id, "result": r}));
@@ -154,7 +167,7 @@ pub fn run(m: &Manager, command: Command, json: bool) -> Result<i32> {
             }
             Ok(0)
         }
-        Command::Rerun { id } => {
+        Command::Rerun { id: Some(id), .. } => {
             let run = m.rerun(id, Trigger::Cli, &Actor::cli())?;
             if json {
                 print_json(&run);

@@ -20,6 +20,7 @@ pub mod audit;
 pub mod backup;
 pub mod batch;
 pub mod bench;
+pub mod bulk;
 pub mod changes;
 pub mod check;
 pub mod committer;

@@ -207,6 +207,20 @@ pub fn list_runs(conn: &Connection, filter: &RunFilter) -> Result<Vec<JobRun>> {
 pub fn history_query(filter: &RunFilter) -> (String, Vec<Value>) {
     let mut sql = format!("SELECT {RUN_COLUMNS} FROM JobRun WHERE 1 = 1");
     let mut args: Vec<Value> = Vec::new();
+    filter_clauses(filter, &mut sql, &mut args);
+    if let Some(before) = filter.before_id {
+        sql.push_str(" AND id < ?");
+        args.push(Value::from(before));
+    }
+    sql.push_str(" ORDER BY id DESC LIMIT ?");
+    args.push(Value::from(filter.limit as i64));
+    (sql, args)
+}
+
+/// Appends the ` AND ...` conditions of `filter` (statuses, name, search,
+/// time range; not the page cursor) to `sql`, and their arguments: the
+/// history and the bulk actions select runs the same way.
+pub(super) fn filter_clauses(filter: &RunFilter, sql: &mut String, args: &mut Vec<Value>) {
     if !filter.statuses.is_empty() {
         let marks = vec!["?"; filter.statuses.len()].join(", ");
         sql.push_str(&format!(" AND status IN ({marks})"));
@@ -232,16 +246,9 @@ pub fn history_query(filter: &RunFilter) -> (String, Vec<Value>) {
         sql.push_str(" AND createdAt < ?");
         args.push(Value::from(until.as_str()));
     }
-    if let Some(before) = filter.before_id {
-        sql.push_str(" AND id < ?");
-        args.push(Value::from(before));
-    }
-    sql.push_str(" ORDER BY id DESC LIMIT ?");
-    args.push(Value::from(filter.limit as i64));
-    (sql, args)
 }
 
-fn sql_value(v: &Value) -> rusqlite::types::Value {
+pub(super) fn sql_value(v: &Value) -> rusqlite::types::Value {
     match v {
         Value::Number(n) => rusqlite::types::Value::Integer(n.as_i64().unwrap_or(0)),
         Value::String(s) => rusqlite::types::Value::Text(s.clone()),

@@ -7,6 +7,7 @@
 //! vendored tiny_http holds every client to the limits set here (request
 //! head, body, deadline, open connections) before a request is handed out.
 
+mod api_bulk;
 mod api_jobs;
 mod api_schedules;
 mod api_worker;

@@ -1,9 +1,11 @@
 // Run history: filters (statuses, job type, text, date range, page size)
 // kept in the page's URL so a reload or a shared link shows the same runs,
 // keyset pagination by cursor, failed runs highlighted, Re-run per
-// finished row, and the keyboard: `/` searches, j/k move, Enter opens.
+// finished row, bulk actions over every run the filters match, and the
+// keyboard: `/` searches, j/k move, Enter opens.
 
 import { api, attempt, query, toast } from './api.js';
+import { confirmAction } from './confirm.js';
 import { zoneMode } from './tz.js';
 import {
   h, replace, statusBadge, runLink, timeEl, duration, runDuration, progressText, counted, num,
@@ -82,6 +84,85 @@ export async function loadHistory() {
   rows = res.runs || [];
   nextCursor = res.nextCursor ?? null;
   render();
+  loadBulk(mine);
+}
+
+// Bulk actions: each button names how many runs it acts on (the server's
+// dry-run count for the current filters) and shows only when a filter is
+// active and that count is not zero. Re-run offers the failed and
+// cancelled matches, cancel the unfinished ones, delete the finished ones.
+const BULK = {
+  rerun: { only: ['FAILED', 'CANCELLED'], label: (n) => `Re-run all ${num(n)} matching`, verb: 'Re-run' },
+  cancel: { only: ['SCHEDULED', 'QUEUED', 'RUNNING'], label: (n) => `Cancel all ${num(n)}`, verb: 'Cancel' },
+  delete: { only: null, label: (n) => `Delete all ${num(n)}`, verb: 'Delete' },
+};
+const bulkCounts = {};
+
+/** The API's filter for `action`, or null when it can match nothing. */
+function bulkFilter(action) {
+  const f = filters();
+  let status = f.status ? f.status.split(',') : [];
+  const only = BULK[action].only;
+  if (only) status = status.length ? status.filter((s) => only.includes(s)) : only;
+  if (only && !status.length) return null;
+  return { status, name: f.name, q: f.q, since: f.since, until: f.until };
+}
+
+function filterActive() {
+  const f = filters();
+  return Boolean(f.status || f.name || f.q || f.since || f.until);
+}
+
+/** Refreshes the bulk buttons for the filters of history request `mine`. */
+async function loadBulk(mine) {
+  const bar = document.getElementById('history-bulk');
+  if (!bar) return;
+  const active = filterActive();
+  bar.hidden = !active;
+  for (const action of Object.keys(BULK)) {
+    const button = document.getElementById(`bulk-${action}`);
+    const filter = active ? bulkFilter(action) : null;
+    let n = 0;
+    if (filter) {
+      const res = await attempt(() => api('/api/jobs/bulk', { body: { action, filter, dryRun: true } }), 'Count matching runs');
+      if (mine !== latest) return;
+      n = res ? res.matched : 0;
+    }
+    bulkCounts[action] = n;
+    button.hidden = n === 0;
+    button.textContent = BULK[action].label(n);
+  }
+}
+
+function bulkMessage(action, n) {
+  const runs = n === 1 ? '1 run' : `${num(n)} runs`;
+  if (action === 'rerun') return `${runs} that failed or were cancelled will be enqueued again, each with the same parameters.`;
+  if (action === 'cancel') return `${runs} will be cancelled: queued ones will not run, running ones are asked to stop.`;
+  return `${runs} and their log lines will be deleted for good. Queued and running runs are kept.`;
+}
+
+async function bulk(action) {
+  const n = bulkCounts[action] || 0;
+  const filter = bulkFilter(action);
+  if (!n || !filter) return;
+  const { verb } = BULK[action];
+  const ok = await confirmAction({
+    title: `${verb} ${n === 1 ? '1 run' : `all ${num(n)} runs`}?`,
+    message: bulkMessage(action, n),
+    yes: `${verb} ${num(n)}`,
+    no: 'Keep them',
+  });
+  if (!ok) return;
+  const button = document.getElementById(`bulk-${action}`);
+  button.disabled = true;
+  const res = await attempt(() => api('/api/jobs/bulk', { body: { action, filter } }), `${verb} all`);
+  button.disabled = false;
+  if (res) {
+    const done = { rerun: 're-run', cancel: 'cancelled', delete: 'deleted' }[action];
+    toast(`${num(res.acted)} of ${num(res.matched)} matching runs ${done}`, 'ok');
+    cursors = [null];
+    loadHistory();
+  }
 }
 
 function finished(run) {
@@ -231,6 +312,9 @@ export function initHistory() {
   };
   document.addEventListener('jobmgr:timezone', zoneLabels);
   zoneLabels();
+  for (const action of Object.keys(BULK)) {
+    document.getElementById(`bulk-${action}`).addEventListener('click', () => bulk(action));
+  }
   document.getElementById('history-prev').addEventListener('click', () => {
     if (cursors.length > 1) { cursors.pop(); loadHistory(); }
   });
