@@ -22,6 +22,7 @@ use crate::store::batch::{Batch, Claimant};
 use crate::store::{self, Connection, workers};
 use crate::worker::WorkerState;
 
+mod cycle;
 mod due;
 mod limits;
 mod retry;
@@ -318,98 +319,6 @@ impl Writer {
                 self.queue_maybe_nonempty = true;
                 self.next_due = NextDue::read(&self.conn)?;
             }
-        }
-        Ok(())
-    }
-
-    fn plan(&mut self, batch: &mut Batch, nudged: bool, fast: usize) {
-        let finished = batch.finishes.len();
-        if finished > 0 {
-            // Claim ahead only while runs are short: a long run claimed
-            // early would sit RUNNING without running.
-            self.prefetch = if fast == finished {
-                (self.concurrency * 4 + fast * 2).min(self.timing.max_prefetch)
-            } else {
-                0
-            };
-        }
-        if nudged || self.last_progress.elapsed() >= self.timing.progress_interval {
-            self.last_progress = Instant::now();
-            for f in self.in_flight.values_mut() {
-                let fp = f.shared.fingerprint();
-                if fp != f.written {
-                    f.written = fp;
-                    batch.progress.push(f.shared.snapshot());
-                }
-            }
-        }
-        self.time_out_overdue();
-        if self.last_heartbeat.elapsed() >= self.timing.heartbeat {
-            self.last_heartbeat = Instant::now();
-            batch.heartbeat = true;
-        }
-        if self.waiting.due(finished > 0) {
-            batch.resolve_waiting = true;
-            self.queue_maybe_nonempty = true;
-        }
-        if self.accepting() && self.next_due.is_due(Timestamp::now()) {
-            batch.queue_due = true;
-            self.queue_maybe_nonempty = true;
-        }
-        if self.accepting() && self.queue_maybe_nonempty {
-            batch.claim = self.free_slots();
-            batch.limits = self.limits();
-        }
-    }
-
-    fn commit(&mut self, batch: Batch) -> Result<()> {
-        let asked = batch.claim;
-        let result = self.commit_retrying(&batch)?;
-        if batch.queue_due {
-            self.next_due.set(result.next_due);
-        }
-        if !batch.retries.is_empty() {
-            // A retry may now be the earliest run due.
-            self.next_due = NextDue::read(&self.conn)?;
-        }
-        if batch.resolve_waiting {
-            self.waiting = limits::Waiting::read(&self.conn)?;
-        }
-        if let Some(m) = self.mark.as_mut() {
-            m.committed(result.claimed.iter().map(|r| r.id).max());
-        }
-        if !result.still_registered {
-            return self.lost_registration();
-        }
-        if asked > 0 && result.claimed.len() < asked {
-            self.queue_maybe_nonempty = false;
-        }
-        for id in result.fenced {
-            if let Some(f) = self.in_flight.get(&id) {
-                log::warn!("run {id} is no longer owned by this worker; cancelling it");
-                f.shared.cancel();
-            }
-        }
-        for run in result.claimed {
-            let shared = RunShared::new(run.id);
-            self.in_flight.insert(
-                run.id,
-                InFlight {
-                    shared: shared.clone(),
-                    job_name: run.job_name.clone(),
-                    attempt: run.attempt,
-                    deadline: self
-                        .registry
-                        .policy(&run.job_name)
-                        .timeout
-                        .map(|t| Instant::now() + t),
-                    written: shared.fingerprint(),
-                    interrupted: false,
-                },
-            );
-            // The executors hold the receiver; they cannot be gone while
-            // the writer runs, and the channel is unbounded.
-            let _ = self.dispatch.send(Assignment { run, shared });
         }
         Ok(())
     }

@@ -43,6 +43,8 @@ pub mod schedules;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+pub(crate) use tests::TestFile;
+#[cfg(test)]
 mod transitions;
 pub mod unique;
 #[cfg(test)]
@@ -390,30 +392,4 @@ pub fn open_writer_connection(path: &Path) -> Result<Connection> {
 pub fn data_version(conn: &Connection) -> Result<i64> {
     conn.query_row("PRAGMA data_version", [], |r| r.get(0))
         .map_err(Error::db("read data version"))
-}
-
-/// A database file in a directory of its own for unit tests, removed on
-/// drop.
-#[cfg(test)]
-pub(crate) struct TestFile(PathBuf);
-
-#[cfg(test)]
-impl TestFile {
-    pub(crate) fn new(name: &str) -> TestFile {
-        let dir = std::env::temp_dir().join(format!("jobmgr-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        TestFile(dir)
-    }
-
-    pub(crate) fn db(&self) -> PathBuf {
-        self.0.join("t.db")
-    }
-}
-
-#[cfg(test)]
-impl Drop for TestFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
