@@ -46,7 +46,12 @@ fn three_failed_runs_are_rerun_from_the_history_filter() {
         "(() => { const x = document.getElementById('bulk-rerun'); \
          return !x.hidden && x.textContent === 'Re-run all 3 matching'; })()",
     );
-    assert_eq!(text_of(&mut b, "#bulk-delete"), "Delete all 3");
+    // Each button's count is its own dry run: wait for this one too.
+    b.wait_js(
+        "the bulk delete button with the count",
+        WAIT,
+        "document.getElementById('bulk-delete').textContent === 'Delete all 3'",
+    );
     assert_eq!(
         b.eval("document.getElementById('bulk-cancel').hidden"),
         true
