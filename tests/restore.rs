@@ -255,14 +255,19 @@ fn restore_refuses_bad_backups_and_changes_nothing() {
 #[test]
 fn a_backup_from_an_older_jobmgr_is_restored_and_migrated_at_the_next_start() {
     let (db, backup, before) = with_backup("restore-older");
-    // The backup as a jobmgr before version 11 wrote it.
+    // The backup as a jobmgr before version 11 wrote it: without what V11
+    // and every later migration made.
     let older = db.dir.join("older.db");
     std::fs::copy(&backup, &older).expect("copy");
     rusqlite::Connection::open(&older)
         .and_then(|c| {
             c.execute_batch(
                 "DROP TABLE Housekeeping; DROP INDEX MediaFile_run; \
-                 DELETE FROM refinery_schema_history WHERE version = 11;",
+                 DROP TABLE JobRunAttempt; ALTER TABLE JobLog DROP COLUMN attempt; \
+                 DROP INDEX JobRun_queue_type; DROP TABLE JobTypePause; \
+                 DROP INDEX JobRun_unique; ALTER TABLE JobRun DROP COLUMN uniqueKey; \
+                 DROP INDEX JobRunDependency_on; DROP TABLE JobRunDependency; \
+                 DELETE FROM refinery_schema_history WHERE version >= 11;",
             )
         })
         .expect("make the backup older");
