@@ -100,6 +100,14 @@ fn cli_cancel_needs_yes_for_many_and_touches_only_unfinished_matches() {
     seed(
         &db,
         "demo-known-total",
+        "WAITING",
+        "2026-12-01T10:00:00.000Z",
+        1,
+        0,
+    );
+    seed(
+        &db,
+        "demo-known-total",
         "COMPLETED",
         "2026-12-01T10:00:00.000Z",
         2,
@@ -118,7 +126,7 @@ fn cli_cancel_needs_yes_for_many_and_touches_only_unfinished_matches() {
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("5 runs match; nothing was changed: add --yes"),
+        err.contains("6 runs match; nothing was changed: add --yes"),
         "{err}"
     );
     assert_eq!(
@@ -131,9 +139,9 @@ fn cli_cancel_needs_yes_for_many_and_touches_only_unfinished_matches() {
     assert_eq!(count(&db, "SELECT count(*) FROM Audit"), 0);
 
     let r = json_out(&db, &["cancel", "--name", "demo-known-total", "--yes"]);
-    assert_eq!(r["matched"], 5, "{r}");
-    assert_eq!(r["acted"], 5, "{r}");
-    assert_eq!(r["cancelled"], 4, "{r}");
+    assert_eq!(r["matched"], 6, "{r}");
+    assert_eq!(r["acted"], 6, "{r}");
+    assert_eq!(r["cancelled"], 5, "{r}");
     assert_eq!(r["cancelRequested"], 1, "{r}");
     let by_status = |s: &str| {
         count(
@@ -143,7 +151,8 @@ fn cli_cancel_needs_yes_for_many_and_touches_only_unfinished_matches() {
             ),
         )
     };
-    assert_eq!(by_status("CANCELLED"), 4);
+    assert_eq!(by_status("CANCELLED"), 5);
+    assert_eq!(by_status("WAITING"), 0);
     assert_eq!(by_status("COMPLETED"), 2);
     assert_eq!(by_status("RUNNING"), 1);
     assert_eq!(
@@ -160,7 +169,7 @@ fn cli_cancel_needs_yes_for_many_and_touches_only_unfinished_matches() {
     let (action, target, detail) = last_audit(&db);
     assert_eq!(action, "runs.bulk-cancel");
     assert_eq!(target["name"], "demo-known-total");
-    assert_eq!(detail["acted"], 5);
+    assert_eq!(detail["acted"], 6);
     assert_eq!(detail["done"], true);
     assert_eq!(
         db.scalar("SELECT source FROM Audit ORDER BY id DESC LIMIT 1"),

@@ -39,7 +39,7 @@ const MAX_REST: Duration = Duration::from_millis(200);
 /// What a bulk action does to each run it selects.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BulkAction {
-    /// QUEUED and SCHEDULED runs are cancelled at once; the worker is
+    /// WAITING, SCHEDULED and QUEUED runs are cancelled at once; the worker is
     /// asked to stop RUNNING ones.
     Cancel,
     /// A new run with the same job and parameters for each finished run.
@@ -71,7 +71,12 @@ impl BulkAction {
     /// The statuses the action applies to.
     pub fn targets(self) -> &'static [JobStatus] {
         match self {
-            BulkAction::Cancel => &[JobStatus::Scheduled, JobStatus::Queued, JobStatus::Running],
+            BulkAction::Cancel => &[
+                JobStatus::Waiting,
+                JobStatus::Scheduled,
+                JobStatus::Queued,
+                JobStatus::Running,
+            ],
             BulkAction::Rerun | BulkAction::Delete => &[
                 JobStatus::Completed,
                 JobStatus::Failed,
@@ -400,7 +405,7 @@ mod tests {
         };
         let err = narrowed(&only_done).unwrap_err().to_string();
         assert!(
-            err.contains("cancel applies only to SCHEDULED, QUEUED, RUNNING"),
+            err.contains("cancel applies only to WAITING, SCHEDULED, QUEUED, RUNNING"),
             "{err}"
         );
     }

@@ -77,7 +77,8 @@ fn id_list(ids: &[i64]) -> String {
     Value::from(ids.to_vec()).to_string()
 }
 
-/// Cancels the runs of `ids` that have not started (QUEUED, SCHEDULED) and
+/// Cancels the runs of `ids` that have not started (QUEUED, SCHEDULED,
+/// WAITING; the worker then cancels the runs that wait for these) and
 /// asks the worker to stop those RUNNING. Returns (cancelled, requested);
 /// runs that moved on meanwhile are left alone.
 pub fn cancel(tx: &Transaction<'_>, ids: &[i64], now: &str) -> Result<(usize, usize)> {
@@ -86,7 +87,8 @@ pub fn cancel(tx: &Transaction<'_>, ids: &[i64], now: &str) -> Result<(usize, us
         .execute(
             "UPDATE JobRun SET status = 'CANCELLED', finishedAt = ?2, updatedAt = ?2, \
              cancelRequestedAt = ?2, error = 'cancelled before it started' \
-             WHERE id IN (SELECT value FROM json_each(?1)) AND status IN ('QUEUED', 'SCHEDULED')",
+             WHERE id IN (SELECT value FROM json_each(?1)) \
+             AND status IN ('QUEUED', 'SCHEDULED', 'WAITING')",
             params![list, now],
         )
         .map_err(Error::db("cancel runs"))?;

@@ -93,7 +93,7 @@ export async function loadHistory() {
 // cancelled matches, cancel the unfinished ones, delete the finished ones.
 const BULK = {
   rerun: { only: ['FAILED', 'CANCELLED'], label: (n) => `Re-run all ${num(n)} matching`, verb: 'Re-run' },
-  cancel: { only: ['SCHEDULED', 'QUEUED', 'RUNNING'], label: (n) => `Cancel all ${num(n)}`, verb: 'Cancel' },
+  cancel: { only: ['WAITING', 'SCHEDULED', 'QUEUED', 'RUNNING'], label: (n) => `Cancel all ${num(n)}`, verb: 'Cancel' },
   delete: { only: null, label: (n) => `Delete all ${num(n)}`, verb: 'Delete' },
 };
 const bulkCounts = {};
