@@ -13,9 +13,8 @@
 //! database, sync the directory, and clear the high-water mark in the lock
 //! file: the restored file is older than the mark on purpose.
 
-use std::fs::{File, OpenOptions, TryLockError};
+use std::fs::{File, OpenOptions};
 use std::io::ErrorKind;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -99,24 +98,14 @@ fn check_backup_file(db: &Path, backup: &Path) -> Result<()> {
 
 /// Holds `<db>.lock` as a worker would, so none starts during the restore.
 fn take_worker_lock(db: &Path) -> Result<File> {
-    let path = lock_path(db);
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .mode(0o600)
-        .open(&path)
-        .map_err(Error::io("open lock file", &path))?;
-    match file.try_lock() {
-        Ok(()) => Ok(file),
-        Err(TryLockError::WouldBlock) => Err(Error::WorkerRunning(format!(
+    crate::runner::try_lock(db)?.ok_or_else(|| {
+        Error::WorkerRunning(format!(
             "a worker is using {} (it holds {}): stop it (`jobmgr worker stop`, or stop \
              jobmgr serve) before restoring; nothing was changed",
             db.display(),
-            path.display()
-        ))),
-        Err(TryLockError::Error(e)) => Err(Error::io("lock", &path)(e)),
-    }
+            lock_path(db).display()
+        ))
+    })
 }
 
 fn copy_and_check(backup: &Path, tmp: &Path) -> Result<Contents> {

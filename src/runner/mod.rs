@@ -48,6 +48,22 @@ pub fn lock_path(db: &Path) -> PathBuf {
 /// Takes the OS lock that proves this is the only worker process. On
 /// failure the error names the worker that holds it.
 pub fn acquire_lock(db: &Path, store: &Store) -> Result<File> {
+    match try_lock(db)? {
+        Some(file) => Ok(file),
+        None => {
+            let active = workers::active_worker(&*store.conn()?)?;
+            Err(Error::WorkerRunning(describe_holder(
+                active.as_ref(),
+                &lock_path(db),
+            )))
+        }
+    }
+}
+
+/// Takes `<db>.lock` without waiting: the file, or None while another
+/// process (a worker, a restore) holds it. Shared by the worker and by
+/// `jobmgr restore`, which holds it so that no worker starts meanwhile.
+pub(crate) fn try_lock(db: &Path) -> Result<Option<File>> {
     let path = lock_path(db);
     // 0600 like the database: the lock is this user's business only.
     let file = OpenOptions::new()
@@ -58,14 +74,8 @@ pub fn acquire_lock(db: &Path, store: &Store) -> Result<File> {
         .open(&path)
         .map_err(Error::io("open lock file", &path))?;
     match file.try_lock() {
-        Ok(()) => Ok(file),
-        Err(TryLockError::WouldBlock) => {
-            let active = workers::active_worker(&*store.conn()?)?;
-            Err(Error::WorkerRunning(describe_holder(
-                active.as_ref(),
-                &path,
-            )))
-        }
+        Ok(()) => Ok(Some(file)),
+        Err(TryLockError::WouldBlock) => Ok(None),
         Err(TryLockError::Error(e)) => Err(Error::io("lock", &path)(e)),
     }
 }

@@ -23,20 +23,7 @@ pub fn insert(tx: &Transaction<'_>, s: &NewSchedule<'_>, now: &str) -> Result<bo
              overlap, enabled, createdAt, updatedAt) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10) ON CONFLICT (name) DO NOTHING",
         )
-        .and_then(|mut st| {
-            st.execute(params![
-                sc.name,
-                sc.job,
-                sc.cron.as_str(),
-                sc.zone.name(),
-                s.parameters,
-                sc.missed.as_str(),
-                sc.max_catch_up,
-                sc.overlap.as_str(),
-                sc.enabled,
-                now
-            ])
-        })
+        .and_then(|mut st| execute(&mut st, s, now))
         .map_err(Error::db(op))?;
     if n == 1 {
         restart(tx, &sc.name, now)?;
@@ -44,27 +31,35 @@ pub fn insert(tx: &Transaction<'_>, s: &NewSchedule<'_>, now: &str) -> Result<bo
     Ok(n == 1)
 }
 
+/// Runs an insert or update whose placeholders are, in order: name, job,
+/// cron, timezone, parameters, missed, maxCatchUp, overlap, enabled, now.
+fn execute(
+    st: &mut rusqlite::Statement<'_>,
+    s: &NewSchedule<'_>,
+    now: &str,
+) -> rusqlite::Result<usize> {
+    let sc = s.schedule;
+    st.execute(params![
+        sc.name,
+        sc.job,
+        sc.cron.as_str(),
+        sc.zone.name(),
+        s.parameters,
+        sc.missed.as_str(),
+        sc.max_catch_up,
+        sc.overlap.as_str(),
+        sc.enabled,
+        now
+    ])
+}
+
 /// Replaces an API schedule's fields. False when there is none.
 pub fn update(tx: &Transaction<'_>, s: &NewSchedule<'_>, now: &str) -> Result<bool> {
-    let sc = s.schedule;
     tx.prepare_cached(
         "UPDATE Schedule SET job = ?2, cron = ?3, timezone = ?4, parameters = ?5, missed = ?6, \
          maxCatchUp = ?7, overlap = ?8, enabled = ?9, updatedAt = ?10 WHERE name = ?1",
     )
-    .and_then(|mut st| {
-        st.execute(params![
-            sc.name,
-            sc.job,
-            sc.cron.as_str(),
-            sc.zone.name(),
-            s.parameters,
-            sc.missed.as_str(),
-            sc.max_catch_up,
-            sc.overlap.as_str(),
-            sc.enabled,
-            now
-        ])
-    })
+    .and_then(|mut st| execute(&mut st, s, now))
     .map(|n| n == 1)
     .map_err(Error::db("update schedule"))
 }
