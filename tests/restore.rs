@@ -262,7 +262,10 @@ fn a_backup_from_an_older_jobmgr_is_restored_and_migrated_at_the_next_start() {
         .and_then(|c| {
             c.execute_batch(
                 "DROP TABLE Housekeeping; DROP INDEX MediaFile_run; \
-                 DELETE FROM refinery_schema_history WHERE version = 11;",
+                 DROP TRIGGER JobRun_stat_finish; DROP TRIGGER JobRun_stat_insert_finished; \
+                 DROP TRIGGER JobLog_stat_insert; DROP TRIGGER ScheduleTick_stat_insert; \
+                 DROP TABLE JobStat; DROP TABLE MetricCounter; DROP TABLE ScheduleTickStat; \
+                 DELETE FROM refinery_schema_history WHERE version >= 11;",
             )
         })
         .expect("make the backup older");

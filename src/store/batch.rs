@@ -147,6 +147,8 @@ pub fn commit(
     for chunk in FINISH.chunks(&ends) {
         write_ends(&tx, me, &mut owned, chunk, &now)?;
     }
+    let ended: Vec<i64> = ends.iter().map(|f| f.progress.run_id).collect();
+    super::stats::count_finished(&tx, me.worker_id, &ended, &now)?;
     let still_registered = if batch.heartbeat {
         super::workers::heartbeat(&tx, me.worker_id, &now)?
     } else {
@@ -258,7 +260,7 @@ fn write_logs(
         stmt.execute(args.as_slice())
             .map_err(Error::db("write log lines"))?;
     }
-    Ok(())
+    super::stats::count_log_lines(tx, kept.len())
 }
 
 fn write_progress(

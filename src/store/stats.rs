@@ -1,0 +1,193 @@
+//! The rollups `GET /metrics` reads (`JobStat`, `MetricCounter`,
+//! `ScheduleTickStat`, see migration V14): written by hand on the bulk
+//! writers' connections, one statement per group per commit, and read with
+//! queries whose cost is bounded by the number of job types, schedules and
+//! unfinished runs, never by the history.
+//!
+//! Connections with triggers on count through the V14 triggers; the bulk
+//! writers (triggers off, see [`super::counts`]) call the functions here.
+
+use std::collections::BTreeMap;
+
+use rusqlite::{Connection, Transaction, params};
+
+use crate::error::{Error, Result};
+
+/// The upper bounds of the duration histogram's buckets, in milliseconds,
+/// in the order of the `le*` columns of `JobStat`.
+pub const BUCKETS_MS: [i64; 10] = [
+    100, 500, 1_000, 5_000, 10_000, 30_000, 60_000, 300_000, 900_000, 3_600_000,
+];
+
+const BUCKET_COLUMNS: &str = "le100ms, le500ms, le1s, le5s, le10s, le30s, le1m, le5m, le15m, le1h";
+
+/// Counts into `JobStat` those of the runs `ids` that `worker_id` finished
+/// in this transaction (a finished status, this commit's `now` as their
+/// `finishedAt`: a run another process resolved meanwhile was fenced off
+/// and counted by that process), with one UPSERT per (job, status) among
+/// them. Reads the rows back by primary key, so the cost is that of the
+/// runs in the commit. A no-op on a connection with triggers on (the
+/// trigger counted them).
+pub fn count_finished(tx: &Transaction<'_>, worker_id: i64, ids: &[i64], now: &str) -> Result<()> {
+    if ids.is_empty() || !super::counts::by_hand(tx)? {
+        return Ok(());
+    }
+    let ids = serde_json::Value::from(ids).to_string();
+    let buckets: Vec<String> = BUCKETS_MS
+        .iter()
+        .map(|ms| format!("count(CASE WHEN d <= {ms} THEN 1 END)"))
+        .collect();
+    let updates: Vec<String> = BUCKET_COLUMNS
+        .split(", ")
+        .map(|c| format!("{c} = {c} + excluded.{c}"))
+        .collect();
+    let sql = format!(
+        "INSERT INTO JobStat (jobName, status, n, timed, durationSumMs, {BUCKET_COLUMNS}) \
+         SELECT jobName, status, count(*), count(d), coalesce(sum(d), 0), {} \
+         FROM (SELECT jobName, status, max(0, CAST(round((unixepoch(finishedAt, 'subsec') \
+               - unixepoch(startedAt, 'subsec')) * 1000) AS INTEGER)) AS d \
+               FROM JobRun WHERE id IN (SELECT value FROM json_each(?1)) \
+               AND workerId = ?2 AND finishedAt = ?3 AND status IN ('COMPLETED', 'FAILED', 'CANCELLED')) \
+         WHERE true GROUP BY jobName, status \
+         ON CONFLICT (jobName, status) DO UPDATE SET n = n + excluded.n, \
+         timed = timed + excluded.timed, durationSumMs = durationSumMs + excluded.durationSumMs, {}",
+        buckets.join(", "),
+        updates.join(", ")
+    );
+    tx.prepare_cached(&sql)
+        .and_then(|mut s| s.execute(params![ids, worker_id, now]))
+        .map(|_| ())
+        .map_err(Error::db("count finished runs"))
+}
+
+/// Counts `n` log lines written by a connection with triggers off.
+pub fn count_log_lines(tx: &Transaction<'_>, n: usize) -> Result<()> {
+    if n == 0 || !super::counts::by_hand(tx)? {
+        return Ok(());
+    }
+    tx.prepare_cached("UPDATE MetricCounter SET n = n + ?1 WHERE name = 'log_lines'")
+        .and_then(|mut s| s.execute([n as i64]))
+        .map(|_| ())
+        .map_err(Error::db("count log lines"))
+}
+
+/// Counts ledger rows written by a connection with triggers off, given as
+/// (schedule, outcome) → rows.
+pub fn count_ticks(tx: &Transaction<'_>, ticks: &BTreeMap<(String, &str), i64>) -> Result<()> {
+    if ticks.is_empty() || !super::counts::by_hand(tx)? {
+        return Ok(());
+    }
+    let mut stmt = tx
+        .prepare_cached(
+            "INSERT INTO ScheduleTickStat (scheduleName, outcome, n) VALUES (?1, ?2, ?3) \
+             ON CONFLICT (scheduleName, outcome) DO UPDATE SET n = n + excluded.n",
+        )
+        .map_err(Error::db("count schedule ticks"))?;
+    for ((name, outcome), n) in ticks {
+        stmt.execute(params![name, outcome, n])
+            .map_err(Error::db("count schedule ticks"))?;
+    }
+    Ok(())
+}
+
+/// One row of `JobStat`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobStatRow {
+    pub job: String,
+    pub status: String,
+    pub n: i64,
+    /// Runs with a duration, and the sum of their durations.
+    pub timed: i64,
+    pub duration_sum_ms: i64,
+    /// Cumulative counts per bucket of [`BUCKETS_MS`].
+    pub buckets: [i64; 10],
+}
+
+/// Every row of `JobStat`, by job and status.
+pub fn job_stats(conn: &Connection) -> Result<Vec<JobStatRow>> {
+    let sql = format!(
+        "SELECT jobName, status, n, timed, durationSumMs, {BUCKET_COLUMNS} FROM JobStat \
+         ORDER BY jobName, status"
+    );
+    conn.prepare_cached(&sql)
+        .and_then(|mut s| {
+            s.query_map([], |r| {
+                let mut buckets = [0; 10];
+                for (i, b) in buckets.iter_mut().enumerate() {
+                    *b = r.get(5 + i)?;
+                }
+                Ok(JobStatRow {
+                    job: r.get(0)?,
+                    status: r.get(1)?,
+                    n: r.get(2)?,
+                    timed: r.get(3)?,
+                    duration_sum_ms: r.get(4)?,
+                    buckets,
+                })
+            })?
+            .collect()
+        })
+        .map_err(Error::db("read run statistics"))
+}
+
+/// Unfinished runs of one job type in one status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unfinished {
+    pub job: String,
+    pub status: String,
+    pub n: i64,
+    /// The oldest run's time: when it became due (`runAt`) or was created.
+    pub oldest: String,
+}
+
+/// Runs per job type in SCHEDULED, QUEUED and RUNNING. One pass over the
+/// `(status, id)` index for those statuses, with a row look-up each for the
+/// job name: its cost grows with the unfinished runs (the backlog), never
+/// with the finished history.
+pub fn unfinished(conn: &Connection) -> Result<Vec<Unfinished>> {
+    conn.prepare_cached(
+        "SELECT jobName, status, count(*), min(coalesce(runAt, createdAt)) FROM JobRun \
+         INDEXED BY JobRun_status_id WHERE status IN ('SCHEDULED', 'QUEUED', 'RUNNING') \
+         GROUP BY jobName, status ORDER BY jobName, status",
+    )
+    .and_then(|mut s| {
+        s.query_map([], |r| {
+            Ok(Unfinished {
+                job: r.get(0)?,
+                status: r.get(1)?,
+                n: r.get(2)?,
+                oldest: r.get(3)?,
+            })
+        })?
+        .collect()
+    })
+    .map_err(Error::db("count unfinished runs"))
+}
+
+/// A label-less counter of `MetricCounter` (0 when missing).
+pub fn counter(conn: &Connection, name: &str) -> Result<i64> {
+    conn.prepare_cached("SELECT coalesce(max(n), 0) FROM MetricCounter WHERE name = ?1")
+        .and_then(|mut s| s.query_row([name], |r| r.get(0)))
+        .map_err(Error::db("read counter"))
+}
+
+/// Ledger rows per (schedule, outcome).
+pub fn schedule_ticks(conn: &Connection) -> Result<Vec<(String, String, i64)>> {
+    conn.prepare_cached(
+        "SELECT scheduleName, outcome, n FROM ScheduleTickStat ORDER BY scheduleName, outcome",
+    )
+    .and_then(|mut s| {
+        s.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            .collect()
+    })
+    .map_err(Error::db("read schedule tick counts"))
+}
+
+/// Runs `f` in one deferred read transaction, so the values it reads come
+/// from one snapshot (the connections default to IMMEDIATE, which would
+/// take the write lock for a read).
+pub fn in_snapshot<T>(conn: &Connection, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+    let tx = Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Deferred)
+        .map_err(Error::db("read metrics"))?;
+    f(&tx)
+}
