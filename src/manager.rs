@@ -11,6 +11,7 @@ mod enqueue;
 mod health;
 mod housekeeping;
 mod insight;
+mod metrics;
 pub mod restore;
 mod schedule_view;
 mod schedules;
@@ -38,6 +39,7 @@ pub use backup::check_backup_destination;
 pub use enqueue::EnqueueRequest;
 pub(crate) use enqueue::enqueue_metadata;
 pub use housekeeping::Housekeeping;
+pub use metrics::Metrics;
 pub use schedule_view::{DueTime, ScheduleDetails, ScheduleView, TickView};
 pub use schedules::ScheduleInput;
 
