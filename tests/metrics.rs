@@ -434,3 +434,19 @@ fn worker_up_is_1_while_a_worker_runs_and_websocket_clients_are_counted() {
         value(&read(), "jobmgr_websocket_clients", &[]) == Some(1.0)
     });
 }
+
+#[test]
+fn an_address_that_cannot_be_bound_is_refused_at_start() {
+    let db = TestDb::new("metrics-bad");
+    let out = db
+        .cmd()
+        .env_remove("JOBMGR_TOKEN")
+        .args(["serve", "--no-worker", "--bind", "127.0.0.1:0"])
+        .args(["--metrics-bind", "not-an-address"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("run serve");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("listen on not-an-address"), "{err}");
+}
