@@ -139,8 +139,7 @@ impl Hub {
         })
     }
 
-    /// Number of subscribers.
-    #[cfg(test)]
+    /// Number of subscribers (`jobmgr_websocket_clients` reports it).
     pub fn len(&self) -> usize {
         self.lock().slots.len()
     }

@@ -78,6 +78,7 @@ fn close_joins_every_thread_serve_started() {
         start_worker: false,
         client_timeout: Duration::from_secs(30),
         maintenance_every: Duration::from_millis(100),
+        metrics_bind: None,
     };
     let registry = Arc::new(jobmgr::jobs::builtin_registry());
     let app = jobmgr::Serve::open(&settings, registry, &opts).expect("open serve");

@@ -221,6 +221,11 @@ fn a_command_that_fails_twice_then_succeeds_completes_on_attempt_three() {
     assert!(logs.contains("(attempt 2)"), "{logs}");
     let counted = db.scalar("SELECT n FROM JobRunCount WHERE status = 'SCHEDULED'");
     assert_eq!(counted, "0", "the SCHEDULED counter is back to 0");
+    // jobmgr_retries_total's rollup, counted by the worker's writer.
+    assert_eq!(
+        db.scalar("SELECT n FROM RetryStat WHERE jobName = 'flaky'"),
+        "2"
+    );
 }
 
 #[test]
@@ -336,6 +341,12 @@ fn a_lost_workers_run_follows_its_types_retry_policy() {
             .as_str()
             .is_some_and(|e| e.starts_with("worker lost: worker ")),
         "{kept:?}"
+    );
+    // jobmgr_retries_total's rollup, counted by the trigger (recovery's
+    // connection has them on).
+    assert_eq!(
+        db.scalar("SELECT n FROM RetryStat WHERE jobName = 'demo-multi-phase'"),
+        "1"
     );
     let spent_row = row(&db, spent, "status, error");
     assert_eq!(spent_row[0], "FAILED");

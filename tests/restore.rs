@@ -263,6 +263,10 @@ fn a_backup_from_an_older_jobmgr_is_restored_and_migrated_at_the_next_start() {
         .and_then(|c| {
             c.execute_batch(
                 "DROP TABLE Housekeeping; DROP INDEX MediaFile_run; \
+                 DROP TRIGGER JobRun_stat_finish; DROP TRIGGER JobRun_stat_insert_finished; \
+                 DROP TRIGGER JobLog_stat_insert; DROP TRIGGER ScheduleTick_stat_insert; \
+                 DROP TABLE JobStat; DROP TABLE MetricCounter; DROP TABLE ScheduleTickStat; \
+                 DROP TRIGGER JobRunAttempt_stat_insert; DROP TABLE RetryStat; \
                  DROP TABLE JobRunAttempt; ALTER TABLE JobLog DROP COLUMN attempt; \
                  DROP INDEX JobRun_queue_type; DROP TABLE JobTypePause; \
                  DROP INDEX JobRun_unique; ALTER TABLE JobRun DROP COLUMN uniqueKey; \

@@ -51,6 +51,8 @@ pub struct ServeOptions {
     pub client_timeout: Duration,
     /// The maintenance ticker's interval.
     pub maintenance_every: Duration,
+    /// A second address serving only `GET /metrics`, without a token.
+    pub metrics_bind: Option<String>,
 }
 
 /// A running `jobmgr serve`: every thread it started, in start order.
@@ -67,6 +69,8 @@ pub struct Serve {
     watcher: JoinHandle<()>,
     ticker: JoinHandle<()>,
     web: WebServer,
+    /// The `--metrics-bind` server and its address, when asked for.
+    scrape: Option<(WebServer, SocketAddr)>,
 }
 
 /// Runs `jobmgr serve` until SIGTERM or SIGINT, then stops everything.
@@ -75,6 +79,10 @@ pub fn serve(settings: &Settings, registry: Arc<Registry>, opts: &ServeOptions) 
     println!("jobmgr admin: {}", app.admin_url());
     let _ = std::io::stdout().flush();
     log::info!("listening on {}", app.addr);
+    if let Some(a) = app.metrics_addr() {
+        println!("jobmgr metrics: http://{a}/metrics");
+        let _ = std::io::stdout().flush();
+    }
     app.wait_for_signal();
     app.close();
     Ok(0)
@@ -95,6 +103,11 @@ impl Serve {
         let env_token = std::env::var("JOBMGR_TOKEN").ok();
         let token = auth::load_token(&settings.db, env_token.as_deref())?;
         let (server, addr) = web::bind(&opts.bind, opts.client_timeout)?;
+        // Bound before any thread starts, so a taken address fails cleanly.
+        let scrape_server = match &opts.metrics_bind {
+            Some(b) => Some(web::bind(b, opts.client_timeout)?),
+            None => None,
+        };
         // Installed before any thread starts, so an early signal is not lost.
         let signals = Signals::new([SIGTERM, SIGINT])
             .map_err(Error::io("install signal handlers", &settings.db))?;
@@ -138,7 +151,17 @@ impl Serve {
         let watcher = spawn("watcher", move || watcher::run(m, h, move || pid.get(), s))?;
         let s = stop_rx;
         let ticker = spawn("maintenance", move || ticker.run(&s))?;
-        let web = match WebServer::start(server, ctx.clone()) {
+        let started = WebServer::start(server, ctx.clone()).and_then(|w| match scrape_server {
+            Some((s, a)) => match WebServer::start_metrics(s, ctx.clone()) {
+                Ok(m) => Ok((w, Some((m, a)))),
+                Err(e) => {
+                    w.stop();
+                    Err(e)
+                }
+            },
+            None => Ok((w, None)),
+        });
+        let (web, scrape) = match started {
             Ok(w) => w,
             Err(e) => {
                 // Stop what was started, so a failed open leaves no thread.
@@ -160,7 +183,13 @@ impl Serve {
             watcher,
             ticker,
             web,
+            scrape,
         })
+    }
+
+    /// The `--metrics-bind` address, when one was asked for.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.scrape.as_ref().map(|(_, a)| *a)
     }
 
     /// The address the server listens on.
@@ -187,6 +216,9 @@ impl Serve {
     /// ticker, and last the supervised worker, which drains its runs.
     pub fn close(self) {
         drop(self.stop);
+        if let Some((scrape, _)) = self.scrape {
+            scrape.stop();
+        }
         self.web.stop();
         self.hub.close();
         self.ctx.sockets.join_all();

@@ -27,6 +27,10 @@ pub struct ServeArgs {
     #[arg(long, env = "JOBMGR_CLIENT_TIMEOUT", default_value_t = config::CLIENT_TIMEOUT_SECS,
           value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub client_timeout: u64,
+    /// Also serve `GET /metrics` on this address, without a token (for a
+    /// Prometheus scraper; bind it where only the scraper can reach it).
+    #[arg(long, env = "JOBMGR_METRICS_BIND", value_name = "ADDR")]
+    pub metrics_bind: Option<String>,
     /// Milliseconds between resolutions of silent workers' runs.
     #[arg(long, hide = true, env = "JOBMGR_MAINTENANCE_MS", default_value_t = config::MAINTENANCE_EVERY_MS)]
     pub maintenance_ms: u64,
@@ -50,6 +54,7 @@ pub fn run(settings: &Settings, registry: Arc<Registry>, args: &ServeArgs) -> Re
         start_worker: !args.no_worker,
         client_timeout: Duration::from_secs(args.client_timeout),
         maintenance_every: Duration::from_millis(args.maintenance_ms),
+        metrics_bind: args.metrics_bind.clone(),
     };
     app::serve(settings, registry, &opts)
 }

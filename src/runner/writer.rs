@@ -47,6 +47,8 @@ const MAX_BATCH_LINES: usize = 20_000;
 struct InFlight {
     shared: Arc<RunShared>,
     job_name: String,
+    /// When the claim that started it committed (its `startedAt`).
+    started: Timestamp,
     /// Its attempt number, for its type's retry policy.
     attempt: i64,
     /// When its type's timeout runs out (real time, like every interval).

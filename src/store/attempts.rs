@@ -108,6 +108,7 @@ pub fn retry_orphan(
     .map_err(Error::db("schedule the next attempt"))?;
     if super::counts::by_hand(tx)? {
         super::counts::add_status(tx, crate::job::JobStatus::Scheduled, 1)?;
+        super::stats::count_retry(tx, &run.job_name)?;
     }
     Ok(true)
 }

@@ -59,6 +59,11 @@ pub struct FinishRecord {
     pub error: Option<String>,
     /// JSON text of the error's context.
     pub error_context: Option<String>,
+    /// The run's type and when this attempt started (the writer knows both
+    /// from its claim), for the metrics' rollups: counting finished runs
+    /// then reads nothing back.
+    pub job_name: String,
+    pub started: Option<Timestamp>,
 }
 
 /// A failed attempt its type tries again at `run_at`.
@@ -133,7 +138,7 @@ pub struct ClaimedRun {
 }
 
 /// What the commit did.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct BatchResult {
     /// Runs claimed, in queue order.
     pub claimed: Vec<ClaimedRun>,
@@ -143,6 +148,8 @@ pub struct BatchResult {
     pub still_registered: bool,
     /// After queueing due runs: the earliest `runAt` still to come.
     pub next_due: Option<Timestamp>,
+    /// The commit's time: the claimed runs' `startedAt`.
+    pub at: Timestamp,
 }
 
 /// Commits `batch` in one transaction.
@@ -150,9 +157,9 @@ pub fn commit(
     conn: &mut Connection,
     me: &Claimant,
     batch: &Batch,
-    now: Timestamp,
+    at: Timestamp,
 ) -> Result<BatchResult> {
-    let now = now.to_text();
+    let now = at.to_text();
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(Error::db("begin batch"))?;
@@ -208,6 +215,7 @@ pub fn commit(
         fenced: owned.refused(),
         still_registered,
         next_due,
+        at,
     })
 }
 
@@ -298,7 +306,7 @@ fn write_logs(
         stmt.execute(args.as_slice())
             .map_err(Error::db("write log lines"))?;
     }
-    Ok(())
+    super::stats::count_log_lines(tx, kept.len())
 }
 
 fn write_progress(

@@ -80,15 +80,22 @@ mod tests {
             .unwrap()
             .collect::<rusqlite::Result<_>>()
             .unwrap();
+        // The run counters, and the metrics' rollups (`stats`): the bulk
+        // writers count finished runs, log lines and ledger rows by hand.
         assert_eq!(
             names,
             [
+                "JobLog_stat_insert",
+                "JobRunAttempt_stat_insert",
                 "JobRun_count_delete",
                 "JobRun_count_delete_finished",
                 "JobRun_count_finish",
                 "JobRun_count_insert",
                 "JobRun_count_insert_finished",
                 "JobRun_count_unfinish",
+                "JobRun_stat_finish",
+                "JobRun_stat_insert_finished",
+                "ScheduleTick_stat_insert",
             ]
         );
         drop(conn);

@@ -40,6 +40,7 @@ pub mod rows;
 pub mod runs;
 pub mod schedule_edits;
 pub mod schedules;
+pub mod stats;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]

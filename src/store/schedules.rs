@@ -297,6 +297,8 @@ pub fn record(
     let mut link = tx
         .prepare_cached("UPDATE ScheduleTick SET runId = ?3 WHERE scheduleName = ?1 AND dueAt = ?2")
         .map_err(Error::db(op))?;
+    // Ledger rows per (schedule, outcome), for the metrics' counters.
+    let mut counted = std::collections::BTreeMap::new();
     for w in writes {
         let mut last_run = None;
         for t in &w.ticks {
@@ -304,6 +306,11 @@ pub fn record(
                 .execute(params![w.name, t.due, now, t.outcome.as_str(), t.reason])
                 .map_err(Error::db(op))?;
             out.ticks += inserted;
+            if inserted > 0 {
+                *counted
+                    .entry((w.name.clone(), t.outcome.as_str()))
+                    .or_insert(0) += inserted as i64;
+            }
             if inserted == 0 || t.outcome != Outcome::Enqueued {
                 continue;
             }
@@ -320,6 +327,7 @@ pub fn record(
     if super::counts::by_hand(tx)? {
         super::counts::add_inserted(tx, out.runs.len())?;
     }
+    super::stats::count_ticks(tx, &counted)?;
     Ok(out)
 }
 

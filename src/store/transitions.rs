@@ -43,6 +43,8 @@ fn finish_record(id: i64, status: JobStatus) -> FinishRecord {
         status,
         error: None,
         error_context: None,
+        job_name: "noop".into(),
+        started: None,
     }
 }
 

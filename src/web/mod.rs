@@ -14,6 +14,7 @@ mod api_worker;
 pub mod assets;
 pub mod auth;
 mod http;
+mod metrics;
 mod router;
 mod ws;
 
@@ -59,6 +60,9 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_CONNECTIONS: usize = 512;
 /// Threads answering plain HTTP requests.
 const HANDLERS: usize = 8;
+/// Threads answering the `--metrics-bind` address: a scraper asks about
+/// once every few seconds.
+const SCRAPE_HANDLERS: usize = 2;
 /// Requests waiting for a handler before new ones get 503.
 const BACKLOG: usize = 64;
 /// Live WebSocket clients at most (each kind). An upgraded socket keeps
@@ -192,19 +196,41 @@ pub fn bind(bind: &str, client_timeout: Duration) -> Result<(Arc<Server>, Socket
 impl WebServer {
     /// Starts the accept thread and the handler pool on a bound server.
     pub fn start(server: Arc<Server>, ctx: Arc<Ctx>) -> Result<WebServer> {
+        WebServer::start_with(server, ctx, HANDLERS, "http", handle)
+    }
+
+    /// The same for the `--metrics-bind` address: a small pool that
+    /// answers `GET /metrics` without a token, and nothing else.
+    pub fn start_metrics(server: Arc<Server>, ctx: Arc<Ctx>) -> Result<WebServer> {
+        WebServer::start_with(
+            server,
+            ctx,
+            SCRAPE_HANDLERS,
+            "metrics",
+            metrics::handle_scrape,
+        )
+    }
+
+    fn start_with(
+        server: Arc<Server>,
+        ctx: Arc<Ctx>,
+        handlers: usize,
+        name: &str,
+        handle: fn(&Ctx, Request),
+    ) -> Result<WebServer> {
         let (tx, rx) = bounded::<Request>(BACKLOG);
         let mut threads = Vec::new();
-        for i in 0..HANDLERS {
+        for i in 0..handlers {
             let (rx, ctx) = (rx.clone(), ctx.clone());
             let t = std::thread::Builder::new()
-                .name(format!("http-{i}"))
+                .name(format!("{name}-{i}"))
                 .spawn(move || serve_requests(rx, |req| handle(&ctx, req)))
                 .map_err(Error::io("spawn http handler", "http"))?;
             threads.push(t);
         }
         let s = server.clone();
         let t = std::thread::Builder::new()
-            .name("http-accept".into())
+            .name(format!("{name}-accept"))
             .spawn(move || accept_loop(&s, tx))
             .map_err(Error::io("spawn http accept", "http"))?;
         threads.push(t);

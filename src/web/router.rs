@@ -7,7 +7,7 @@ use tiny_http::{Method, Request};
 
 use super::auth::{self, Via, header};
 use super::http::{Handler, Pre, Reply, error_reply, segments, split_url, too_large};
-use super::{Ctx, MAX_BODY, api_bulk, api_jobs, api_schedules, api_worker, assets};
+use super::{Ctx, MAX_BODY, api_bulk, api_jobs, api_schedules, api_worker, assets, metrics};
 
 /// Runs every check that does not need the body; on failure, the reply.
 pub fn precheck(ctx: &Ctx, request: &Request) -> std::result::Result<Pre, Reply> {
@@ -96,6 +96,7 @@ fn route(segs: &[&str]) -> Option<Routes> {
         ["api", "worker", "start"] => &[(Post, api_worker::start)],
         ["api", "worker", "stop"] => &[(Post, api_worker::stop)],
         ["api", "stats"] => &[(Get, api_worker::stats)],
+        ["metrics"] => &[(Get, metrics::metrics)],
         ["api", "errors"] => &[(Get, api_worker::errors)],
         ["api", "job-types"] => &[(Get, api_worker::job_types)],
         ["api", "job-types", _, "pause"] => &[(Post, api_worker::pause_type)],

@@ -89,6 +89,7 @@ impl Writer {
                 InFlight {
                     shared: shared.clone(),
                     job_name: run.job_name.clone(),
+                    started: result.at,
                     attempt: run.attempt,
                     deadline: self
                         .registry

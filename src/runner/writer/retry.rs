@@ -44,13 +44,14 @@ impl Writer {
             status,
             error,
             error_context: context,
+            job_name: flight.job_name,
+            started: Some(flight.started),
         };
         if status != JobStatus::Failed {
             return Some(Ended::Finish(rec));
         }
         Some(after_failure(
             &self.registry,
-            &flight.job_name,
             flight.attempt,
             retryable,
             rec,
@@ -62,12 +63,11 @@ impl Writer {
 /// has status FAILED); `retryable` says the job returned `JobError::Retry`.
 pub(super) fn after_failure(
     registry: &Registry,
-    job_name: &str,
     attempt: i64,
     retryable: bool,
     mut rec: FinishRecord,
 ) -> Ended {
-    let policy = registry.policy(job_name);
+    let policy = registry.policy(&rec.job_name);
     if policy.retry.is_none() {
         return Ended::Finish(rec);
     }
@@ -123,7 +123,17 @@ mod tests {
             status: JobStatus::Failed,
             error: Some(error.into()),
             error_context: context.map(str::to_string),
+            job_name: String::new(),
+            started: None,
         }
+    }
+
+    fn after(r: &Registry, name: &str, attempt: i64, retryable: bool, rec: FinishRecord) -> Ended {
+        let rec = FinishRecord {
+            job_name: name.into(),
+            ..rec
+        };
+        after_failure(r, attempt, retryable, rec)
     }
 
     fn registry(any_error: bool, codes: Vec<i64>) -> Registry {
@@ -153,36 +163,18 @@ mod tests {
     fn a_rust_job_is_retried_only_for_job_error_retry_unless_any_error() {
         let r = registry(false, Vec::new());
         let name = "demo-known-total";
-        assert!(retried(&after_failure(
-            &r,
-            name,
-            1,
-            true,
-            failed("x", None)
-        )));
-        assert!(!retried(&after_failure(
-            &r,
-            name,
-            1,
-            false,
-            failed("x", None)
-        )));
+        assert!(retried(&after(&r, name, 1, true, failed("x", None))));
+        assert!(!retried(&after(&r, name, 1, false, failed("x", None))));
         let r = registry(true, Vec::new());
-        assert!(retried(&after_failure(
-            &r,
-            name,
-            1,
-            false,
-            failed("x", None)
-        )));
-        match after_failure(&r, name, 3, false, failed("boom", None)) {
+        assert!(retried(&after(&r, name, 1, false, failed("x", None))));
+        match after(&r, name, 3, false, failed("boom", None)) {
             Ended::Finish(f) => {
                 assert_eq!(f.error.as_deref(), Some("gave up after 3 attempts: boom"))
             }
             Ended::Retry(_) => panic!("the third attempt is the last"),
         }
         // A type without a policy fails as before.
-        let plain = after_failure(&r, "demo-unknown-total", 1, true, failed("x", None));
+        let plain = after(&r, "demo-unknown-total", 1, true, failed("x", None));
         assert!(matches!(plain, Ended::Finish(f) if f.error.as_deref() == Some("x")));
     }
 
@@ -191,14 +183,14 @@ mod tests {
         let r = registry(true, vec![75]);
         let name = "demo-known-total";
         let ctx = |c: i64| format!("{{\"exitCode\": {c}, \"stderrTail\": []}}");
-        assert!(retried(&after_failure(
+        assert!(retried(&after(
             &r,
             name,
             1,
             false,
             failed("x", Some(&ctx(75)))
         )));
-        assert!(!retried(&after_failure(
+        assert!(!retried(&after(
             &r,
             name,
             1,

@@ -108,6 +108,8 @@ impl Writer {
                 status,
                 error,
                 error_context: None,
+                job_name: f.job_name,
+                started: Some(f.started),
             });
         }
         batch::commit(&mut self.conn, &self.me, &batch, Timestamp::now())?;

@@ -7,8 +7,8 @@ use rusqlite::{Transaction, params};
 use super::{Claimant, FinishRecord, Ownership};
 use crate::error::{Error, Result};
 use crate::job::JobStatus;
-use crate::store::counts;
 use crate::store::multirow::{self, Family};
+use crate::store::{counts, stats};
 
 /// Finishes up to 256 runs per UPDATE statement.
 pub(super) static FINISH: Family = Family::new(256, finish_sql);
@@ -51,7 +51,7 @@ pub(super) fn write_ends(
         owned.0.insert(f.progress.run_id, false);
     }
     if changed == ends.len() {
-        return count_finished(tx, ends);
+        return count_finished(tx, ends, now);
     }
     // Some runs were resolved by another process meanwhile (fencing); find
     // which, the rare way: ours now carry this commit's time.
@@ -63,12 +63,12 @@ pub(super) fn write_ends(
             owned.1.push(f.progress.run_id);
         }
     }
-    count_finished(tx, &finished)
+    count_finished(tx, &finished, now)
 }
 
-/// Counts the runs this statement finished, per status, when the
-/// connection's triggers are off.
-fn count_finished(tx: &Transaction<'_>, finished: &[&FinishRecord]) -> Result<()> {
+/// Counts the runs this statement finished, per status and in the metrics'
+/// rollups, when the connection's triggers are off.
+fn count_finished(tx: &Transaction<'_>, finished: &[&FinishRecord], now: &str) -> Result<()> {
     if !counts::by_hand(tx)? {
         return Ok(());
     }
@@ -76,7 +76,10 @@ fn count_finished(tx: &Transaction<'_>, finished: &[&FinishRecord]) -> Result<()
         let n = finished.iter().filter(|f| f.status == status).count();
         counts::add_finished(tx, status, n)?;
     }
-    Ok(())
+    let rows = finished
+        .iter()
+        .map(|f| (f.job_name.as_str(), f.status.as_str(), f.started));
+    stats::count_finished(tx, rows, now)
 }
 
 fn finished_by_me(
@@ -187,6 +190,8 @@ mod tests {
                     status: JobStatus::Completed,
                     error: None,
                     error_context: None,
+                    job_name: "noop".into(),
+                    started: None,
                 })
                 .collect(),
             ..Batch::default()

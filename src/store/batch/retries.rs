@@ -72,6 +72,7 @@ pub(super) fn write_retry(
         owned.1.push(id);
     } else if counts::by_hand(tx)? {
         counts::add_status(tx, JobStatus::Scheduled, 1)?;
+        crate::store::stats::count_retry(tx, &f.job_name)?;
     }
     Ok(())
 }
