@@ -280,11 +280,15 @@ impl Store {
         let report = embedded::migrations::runner().run(&mut *conn);
         fk(&conn, "ON")?;
         let report = report.map_err(|e| migrate_error(&self.path, e))?;
-        Ok(report
+        let applied: Vec<String> = report
             .applied_migrations()
             .iter()
             .map(|m| format!("V{}__{}", m.version(), m.name()))
-            .collect())
+            .collect();
+        if report.applied_migrations().iter().any(|m| m.version() == 16) {
+            bump_schema_version(&conn)?;
+        }
+        Ok(applied)
     }
 
     /// The database file's path.
@@ -309,6 +313,18 @@ impl Store {
         let mut conn = self.conn()?;
         write_on(&mut conn, op, f)
     }
+}
+
+/// Raises `schema_version` after a migration edited `sqlite_schema` by hand
+/// (V16), the last step of SQLite's procedure for it: every connection,
+/// this one included, then reads the tables' new text.
+fn bump_schema_version(conn: &Connection) -> Result<()> {
+    let op = "raise schema_version";
+    let v: i64 = conn
+        .pragma_query_value(None, "schema_version", |r| r.get(0))
+        .map_err(Error::db(op))?;
+    conn.pragma_update(None, "schema_version", v + 1)
+        .map_err(Error::db(op))
 }
 
 /// A failed migration as an error: SQLite's own when the database stayed

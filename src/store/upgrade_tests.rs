@@ -75,3 +75,51 @@ fn the_v9_rebuild_keeps_runs_logs_and_counters() {
     .unwrap();
     assert_eq!(conn.last_insert_rowid(), 5);
 }
+
+/// V16 rewrites the status and level CHECKs as chains of equalities: the
+/// text must really change (its `replace` matched), the rule must still
+/// hold on the connections that read the new text, and the file stays
+/// sound.
+#[test]
+fn the_v16_checks_are_equalities_and_still_refuse_bad_values() {
+    let file = TestFile::new("upgrade-v16");
+    let mut conn = open_connection(&file.db()).unwrap();
+    embedded::migrations::runner()
+        .set_target(Target::Version(15))
+        .run(&mut conn)
+        .unwrap();
+    conn.execute_batch(
+        "INSERT INTO JobRun (id, jobName, status, createdAt, updatedAt) VALUES (1, 'a', 'QUEUED', 't', 't'); \
+         INSERT INTO JobLog (jobRunId, level, message, timestamp) VALUES (1, 'info', 'one', 't');",
+    )
+    .unwrap();
+    let before = scalar(&conn, "PRAGMA schema_version");
+    drop(conn);
+
+    let store = Store::open(&file.db()).unwrap();
+    let conn = store.conn().unwrap();
+    assert!(scalar(&conn, "PRAGMA schema_version") > before);
+    let text = |name: &str| -> String {
+        conn.query_row(
+            "SELECT sql FROM sqlite_schema WHERE type = 'table' AND name = ?1",
+            [name],
+            |r| r.get(0),
+        )
+        .unwrap()
+    };
+    let (runs, logs) = (text("JobRun"), text("JobLog"));
+    assert!(!runs.contains("status IN") && runs.contains("status = 'WAITING'"), "{runs}");
+    assert!(!logs.contains("level IN") && logs.contains("level = 'warning'"), "{logs}");
+    let refused = |sql: &str| {
+        let e = conn.execute(sql, []).unwrap_err().to_string();
+        assert!(e.contains("CHECK constraint failed"), "{sql}: {e}");
+    };
+    refused("UPDATE JobRun SET status = 'BOGUS' WHERE id = 1");
+    refused("INSERT INTO JobLog (jobRunId, level, message, timestamp) VALUES (1, 'loud', 'x', 't')");
+    conn.execute("UPDATE JobRun SET status = 'RUNNING' WHERE id = 1", [])
+        .unwrap();
+    let ok: String = conn
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(ok, "ok");
+}
