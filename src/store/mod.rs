@@ -32,6 +32,7 @@ pub mod insight;
 pub mod logs;
 pub mod media;
 mod multirow;
+pub mod notify;
 mod orphans;
 pub mod pauses;
 pub mod restore;
