@@ -7,69 +7,11 @@ mod common;
 mod notify_support;
 
 use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use common::clock::{DrivenClock, timestamp_text};
-use common::{TestDb, Worker, wait_for};
-use notify_support::{Receiver, Reply};
+use common::clock::timestamp_text;
+use common::{TestDb, wait_for};
+use notify_support::{JOBS, Receiver, Reply, WAIT, outbox, setup, start_worker, webhook};
 use serde_json::Value;
-
-const WAIT: Duration = Duration::from_secs(60);
-
-/// Command job types: `fails` exits 3 at once; `flaky` fails too, and is
-/// tried twice, an hour apart.
-const JOBS: &str = r#"
-[jobs.fails]
-command = ["sh", "-c", "echo boom >&2; exit 3"]
-
-[jobs.flaky]
-command = ["sh", "-c", "echo flaky >&2; exit 4"]
-
-[policies.flaky.retry]
-max_attempts = 2
-initial_secs = 3600
-backoff = "fixed"
-"#;
-
-/// A database on a driven clock (standing at the real time), with `notify`
-/// and [`JOBS`] as its jobmgr.toml.
-fn setup(name: &str, notify: &str) -> (TestDb, DrivenClock) {
-    let db = TestDb::new(name);
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0);
-    let clock = DrivenClock::new(&db, now);
-    std::fs::write(db.dir.join("jobmgr.toml"), format!("{JOBS}\n{notify}")).expect("config");
-    db.ok(&["migrate"]);
-    (db, clock)
-}
-
-/// Starts a worker on the driven clock; each one logs to a file of its own.
-fn start_worker(db: &TestDb, clock: &DrivenClock) -> Worker {
-    static STARTED: AtomicUsize = AtomicUsize::new(0);
-    let mut cmd = db.cmd();
-    clock.apply(&mut cmd);
-    cmd.args(["worker", "--concurrency", "2"]);
-    let n = STARTED.fetch_add(1, Ordering::Relaxed);
-    db.spawn_worker_cmd(cmd, &format!("worker-{n}.log"))
-}
-
-fn webhook(receiver: &Receiver, on: &str, extra: &str) -> String {
-    format!(
-        "[[notify]]\nname = \"ops\"\non = [{on}]\nwebhook = \"{}\"\n{extra}\n",
-        receiver.url
-    )
-}
-
-/// The outbox rows as (event, subject, status, attempts, lastError).
-fn outbox(db: &TestDb) -> Vec<Vec<Value>> {
-    db.query(
-        "SELECT event, subject, status, attempts, coalesce(lastError, ''), nextAttemptAt, id \
-         FROM NotifyOutbox ORDER BY id",
-    )
-}
 
 #[test]
 fn a_run_that_fails_for_good_is_posted_once_and_an_attempt_that_is_retried_is_not() {

@@ -104,6 +104,7 @@ pub fn start_worker(
     let (watcher, switch) = wake::watch(&opts.db, &lock_path(&opts.db), tx.clone()).unzip();
     let registry_for_scheduler = registry.clone();
     let notifiers = registry.notifiers().to_vec();
+    let registry_for_notify = registry.clone();
     let writer = writer::Writer::new(
         conn,
         me,
@@ -129,7 +130,7 @@ pub fn start_worker(
         true => None,
         false => {
             let (stop, stop_rx) = bounded::<()>(0);
-            let t = crate::notify::deliver::spawn(opts.db.clone(), notifiers, stop_rx)?;
+            let t = crate::notify::deliver::spawn(opts.db.clone(), &registry_for_notify, stop_rx)?;
             Some((stop, t))
         }
     };

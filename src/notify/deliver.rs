@@ -20,6 +20,7 @@ use super::{Notifier, Target, http};
 use crate::clock::Timestamp;
 use crate::error::{Error, Result};
 use crate::maintenance::ticker::{Tick, Ticker};
+use crate::registry::Registry;
 use crate::store::notify::{self as queries, Delivery, Outcome};
 use crate::store::{self, Connection};
 
@@ -42,11 +43,17 @@ pub fn backoff_ms(attempt: i64) -> i64 {
         .min(MAX_WAIT_MS)
 }
 
-/// Starts the notify thread for `notifiers` on `db`; it ends when `stop`
-/// is dropped, at the latest after the delivery under way (a command
-/// notifier is killed at once).
-pub fn spawn(db: PathBuf, notifiers: Vec<Notifier>, stop: Receiver<()>) -> Result<JoinHandle<()>> {
-    let scan = NotifyScan::new(db.clone(), notifiers.clone());
+/// Starts the notify thread for the notifiers of `registry` on `db`; it
+/// ends when `stop` is dropped, at the latest after the delivery under way
+/// (a command notifier is killed at once).
+pub fn spawn(db: PathBuf, registry: &Registry, stop: Receiver<()>) -> Result<JoinHandle<()>> {
+    let notifiers = registry.notifiers().to_vec();
+    let schedules = registry
+        .file_schedules()
+        .iter()
+        .map(|s| (s.name.clone(), s.job.clone()))
+        .collect();
+    let scan = NotifyScan::new(db.clone(), notifiers.clone(), schedules);
     let mut ticker = Ticker::new(POLL, POLL, vec![Box::new(scan)]);
     let mut courier = Courier {
         db: db.clone(),

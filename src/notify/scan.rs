@@ -27,8 +27,8 @@ const PAGE: usize = 500;
 /// process (serve's recovery, `give-up`) may commit a run whose
 /// `finishedAt` is older than one the worker committed meanwhile.
 const SLACK_MS: i64 = 300_000;
-/// How often overdue runs are looked for (on real time): a minute's
-/// precision is all `overdue_minutes` asks for.
+/// How often overdue runs are looked for (on real time, or as far on the
+/// clock): a minute's precision is all `overdue_minutes` asks for.
 const OVERDUE_EVERY: Duration = Duration::from_secs(20);
 /// Delivered and failed rows are kept this long, then removed.
 const KEEP_MS: i64 = 30 * 86_400_000;
@@ -46,17 +46,26 @@ pub struct NotifyScan {
     db: PathBuf,
     conn: Option<Connection>,
     notifiers: Vec<Notifier>,
-    overdue_at: Option<Instant>,
+    /// The config file's schedules and their jobs (the `Schedule` table
+    /// holds only the ones made through the API).
+    file_schedules: Vec<(String, String)>,
+    overdue_at: Option<(Instant, Timestamp)>,
     prune_at: Option<Timestamp>,
 }
 
 impl NotifyScan {
-    /// The scan for `notifiers` on `db`.
-    pub fn new(db: PathBuf, notifiers: Vec<Notifier>) -> NotifyScan {
+    /// The scan for `notifiers` on `db`; `file_schedules` are the config
+    /// file's (schedule, job) pairs.
+    pub fn new(
+        db: PathBuf,
+        notifiers: Vec<Notifier>,
+        file_schedules: Vec<(String, String)>,
+    ) -> NotifyScan {
         NotifyScan {
             db,
             conn: None,
             notifiers,
+            file_schedules,
             overdue_at: None,
             prune_at: None,
         }
@@ -110,10 +119,13 @@ impl Task for NotifyScan {
         if self.wanted(Event::ScheduleMissed) {
             self.missed(conn, now, &mut found)?;
         }
+        let every_ms = OVERDUE_EVERY.as_millis() as i64;
         if self.wanted(Event::RunOverdue)
-            && self.overdue_at.is_none_or(|t| t.elapsed() >= OVERDUE_EVERY)
+            && self.overdue_at.is_none_or(|(real, clock)| {
+                real.elapsed() >= OVERDUE_EVERY || now.0 - clock.0 >= every_ms
+            })
         {
-            self.overdue_at = Some(Instant::now());
+            self.overdue_at = Some((Instant::now(), now));
             self.overdue(conn, now, &mut found)?;
         }
         if self.prune_at.is_none_or(|t| now >= t) {
@@ -197,25 +209,52 @@ impl NotifyScan {
             return Ok(());
         }
         let ticks = queries::missed_ticks(conn, cursor, last, PAGE)?;
-        let facts: Vec<Fact> = ticks
+        // One event per schedule and scan, however many due times a gap
+        // held (a week down with a per-minute schedule is one message).
+        let mut by_schedule: Vec<(&str, Vec<&queries::MissedTick>)> = Vec::new();
+        for t in &ticks {
+            match by_schedule.iter_mut().find(|(s, _)| *s == t.schedule) {
+                Some((_, list)) => list.push(t),
+                None => by_schedule.push((&t.schedule, vec![t])),
+            }
+        }
+        let facts: Vec<Fact> = by_schedule
             .iter()
-            .map(|t| {
-                let reason = t.reason.clone().unwrap_or_default();
-                Fact {
-                    event: Event::ScheduleMissed,
-                    subject: format!("tick:{}", t.id),
-                    run_id: None,
-                    job: t.job.clone(),
-                    summary: format!(
-                        "schedule {} missed its due time {} ({reason})",
-                        t.schedule, t.due_at
-                    ),
-                    fields: Default::default(),
-                }
-                .with("schedule", t.schedule.clone())
-                .with("job", t.job.clone())
-                .with("dueAt", t.due_at.clone())
-                .with("reason", reason)
+            .filter_map(|(schedule, list)| {
+                let (first, last) = (list.first()?, list.last()?);
+                let job = last.job.clone().or_else(|| {
+                    self.file_schedules
+                        .iter()
+                        .find(|(s, _)| s == schedule)
+                        .map(|(_, j)| j.clone())
+                });
+                let reason = last.reason.clone().unwrap_or_default();
+                let when = if list.len() == 1 {
+                    format!("its due time {}", last.due_at)
+                } else {
+                    format!(
+                        "{} due times, {} to {}",
+                        list.len(),
+                        first.due_at,
+                        last.due_at
+                    )
+                };
+                Some(
+                    Fact {
+                        event: Event::ScheduleMissed,
+                        subject: format!("tick:{}", last.id),
+                        run_id: None,
+                        job: job.clone(),
+                        summary: format!("schedule {schedule} missed {when} ({reason})"),
+                        fields: Default::default(),
+                    }
+                    .with("schedule", schedule.to_string())
+                    .with("job", job)
+                    .with("dueAt", last.due_at.clone())
+                    .with("firstDueAt", first.due_at.clone())
+                    .with("missed", list.len())
+                    .with("reason", reason),
+                )
             })
             .collect();
         let rows = self.rows(&facts, now);

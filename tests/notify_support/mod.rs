@@ -1,16 +1,22 @@
-//! A local webhook receiver for the notification tests: a std TcpListener
-//! on port 0 whose thread records every request (headers and JSON body)
-//! and answers each with the next reply of its script (200 once the
-//! script is used up), or holds it unanswered.
+//! What the notification tests share: a database on a driven clock with
+//! command job types that fail, a worker on that clock, and a local
+//! webhook receiver: a std TcpListener on port 0 whose thread records
+//! every request (headers and JSON body) and answers each with the next
+//! reply of its script (200 once the script is used up), or holds it
+//! unanswered.
 #![allow(dead_code)]
 
 use std::collections::{HashMap, VecDeque};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
+
+use super::common::clock::DrivenClock;
+use super::common::{TestDb, Worker};
 
 /// How the receiver answers one request.
 #[derive(Debug, Clone, Copy)]
@@ -145,4 +151,60 @@ fn serve_one(
             None
         }
     }
+}
+
+pub const WAIT: Duration = Duration::from_secs(60);
+
+/// Command job types: `fails` exits 3 at once; `flaky` fails too, and is
+/// tried twice, an hour apart.
+pub const JOBS: &str = r#"
+[jobs.fails]
+command = ["sh", "-c", "echo boom >&2; exit 3"]
+
+[jobs.flaky]
+command = ["sh", "-c", "echo flaky >&2; exit 4"]
+
+[policies.flaky.retry]
+max_attempts = 2
+initial_secs = 3600
+backoff = "fixed"
+"#;
+
+/// A database on a driven clock (standing at the real time), with `notify`
+/// and [`JOBS`] as its jobmgr.toml.
+pub fn setup(name: &str, notify: &str) -> (TestDb, DrivenClock) {
+    let db = TestDb::new(name);
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0);
+    let clock = DrivenClock::new(&db, now);
+    std::fs::write(db.dir.join("jobmgr.toml"), format!("{JOBS}\n{notify}")).expect("config");
+    db.ok(&["migrate"]);
+    (db, clock)
+}
+
+/// Starts a worker on the driven clock; each one logs to a file of its own.
+pub fn start_worker(db: &TestDb, clock: &DrivenClock) -> Worker {
+    static STARTED: AtomicUsize = AtomicUsize::new(0);
+    let mut cmd = db.cmd();
+    clock.apply(&mut cmd);
+    cmd.args(["worker", "--concurrency", "2"]);
+    let n = STARTED.fetch_add(1, Ordering::Relaxed);
+    db.spawn_worker_cmd(cmd, &format!("worker-{n}.log"))
+}
+
+pub fn webhook(receiver: &Receiver, on: &str, extra: &str) -> String {
+    format!(
+        "[[notify]]\nname = \"ops\"\non = [{on}]\nwebhook = \"{}\"\n{extra}\n",
+        receiver.url
+    )
+}
+
+/// The outbox rows as (event, subject, status, attempts, lastError).
+pub fn outbox(db: &TestDb) -> Vec<Vec<Value>> {
+    db.query(
+        "SELECT event, subject, status, attempts, coalesce(lastError, ''), nextAttemptAt, id \
+         FROM NotifyOutbox ORDER BY id",
+    )
 }
