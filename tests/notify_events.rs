@@ -11,16 +11,23 @@ use common::wait_for;
 use notify_support::{Receiver, WAIT, outbox, setup, start_worker, webhook};
 
 #[test]
-fn a_run_still_running_past_overdue_minutes_is_posted_once() {
+fn a_run_still_running_past_overdue_minutes_is_posted_once_for_the_types_named() {
     let receiver = Receiver::start(&[]);
     let notify = format!(
-        "[jobs.slow]\ncommand = [\"sleep\", \"300\"]\n\n{}",
-        webhook(&receiver, "\"run_overdue\"", "overdue_minutes = 1")
+        "[jobs.slow]\ncommand = [\"sleep\", \"300\"]\n\n\
+         [jobs.other]\ncommand = [\"sleep\", \"300\"]\n\n{}",
+        webhook(
+            &receiver,
+            "\"run_overdue\"",
+            "overdue_minutes = 1\njobs = [\"slow\"]"
+        )
     );
     let (db, clock) = setup("notify-overdue", &notify);
     let worker = start_worker(&db, &clock);
     let run = db.enqueue("slow", &[]);
+    let other = db.enqueue("other", &[]);
     db.wait_status(run, "RUNNING", WAIT);
+    db.wait_status(other, "RUNNING", WAIT);
     // Not yet overdue: a minute has not passed on the clock.
     assert!(outbox(&db).is_empty());
     clock.advance(61_000);
@@ -41,9 +48,11 @@ fn a_run_still_running_past_overdue_minutes_is_posted_once() {
     wait_for("the delivery to be recorded", WAIT, || {
         outbox(&db).first().is_some_and(|r| r[2] == "DELIVERED")
     });
-    assert_eq!(outbox(&db).len(), 1);
-    db.ok(&["cancel", &run.to_string()]);
-    db.wait_status(run, "CANCELLED", WAIT);
+    assert_eq!(outbox(&db).len(), 1, "nothing for a type outside `jobs`");
+    for id in [run, other] {
+        db.ok(&["cancel", &id.to_string()]);
+        db.wait_status(id, "CANCELLED", WAIT);
+    }
     drop(worker);
 }
 

@@ -279,7 +279,11 @@ impl NotifyScan {
         {
             let ms = i64::try_from(n.overdue.as_millis()).unwrap_or(i64::MAX);
             let cutoff = now.plus_ms(-ms).to_text();
-            for r in queries::overdue(conn, &cutoff, &n.name, PAGE)? {
+            let jobs = n
+                .jobs
+                .as_ref()
+                .map(|j| serde_json::Value::from(j.clone()).to_string());
+            for r in queries::overdue(conn, &cutoff, &n.name, jobs.as_deref(), PAGE)? {
                 let minutes = n.overdue.as_secs() / 60;
                 let since = if r.scheduled_for.is_some() {
                     "its due time"

@@ -260,12 +260,14 @@ pub fn failed_since(
 }
 
 /// Unfinished runs past `cutoff` that `notifier` has no `run_overdue` row
-/// for: RUNNING ones that were due (a schedule's run) or else started
-/// before it, and QUEUED ones a schedule made that were due before it.
+/// for (of the job types in `jobs`, a JSON array, when given): RUNNING
+/// ones that were due (a schedule's run) or else started before it, and
+/// QUEUED ones a schedule made that were due before it.
 pub fn overdue(
     conn: &Connection,
     cutoff: &str,
     notifier: &str,
+    jobs: Option<&str>,
     limit: usize,
 ) -> Result<Vec<RunRow>> {
     runs(
@@ -274,10 +276,11 @@ pub fn overdue(
                 scheduledFor FROM JobRun \
          WHERE ((status = 'RUNNING' AND coalesce(scheduledFor, startedAt) < ?1) \
                 OR (status = 'QUEUED' AND scheduledFor < ?1)) \
+         AND (?3 IS NULL OR jobName IN (SELECT value FROM json_each(?3))) \
          AND NOT EXISTS (SELECT 1 FROM NotifyOutbox o WHERE o.event = 'run_overdue' \
                          AND o.subject = 'run:' || JobRun.id AND o.notifier = ?2) \
-         ORDER BY id LIMIT ?3",
-        params![cutoff, notifier, limit as i64],
+         ORDER BY id LIMIT ?4",
+        params![cutoff, notifier, jobs, limit as i64],
     )
 }
 
