@@ -302,6 +302,8 @@ fn recovery_queues_worker_dead_and_run_stalled_and_both_are_listed_then_delivere
         (400, "invalid_input")
     );
     assert_eq!(serve.api.get("/api/notifications?limit=0").status, 400);
+    let anonymous = common::http::request(&serve.api.addr, "GET", "/api/notifications", &[], None);
+    assert_eq!(anonymous.status, 401, "the outbox needs the token");
 
     let worker = start_worker(&db, &clock);
     let got = receiver.wait_for(2, WAIT, "both recovery events");
