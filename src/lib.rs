@@ -39,6 +39,7 @@ pub mod jobs;
 pub(crate) mod maintenance;
 pub(crate) mod manager;
 pub(crate) mod media;
+pub(crate) mod notify;
 pub mod policies;
 pub(crate) mod query;
 pub mod registry;

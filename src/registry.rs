@@ -305,6 +305,9 @@ pub struct Registry {
     policies: BTreeMap<String, crate::policies::Policy>,
     /// `[groups.NAME]`: limits shared by the types naming the group.
     groups: BTreeMap<String, crate::policies::Group>,
+    /// The config file's `[[notify]]` entries: recovery, run by whichever
+    /// process holds this registry, queues their deliveries.
+    notifiers: Vec<crate::notify::Notifier>,
 }
 
 impl Registry {
@@ -362,6 +365,16 @@ impl Registry {
     /// The config file's schedules, in file order.
     pub fn file_schedules(&self) -> &[crate::schedule::Schedule] {
         &self.schedules
+    }
+
+    /// Sets the config file's notifiers.
+    pub fn set_notifiers(&mut self, notifiers: Vec<crate::notify::Notifier>) {
+        self.notifiers = notifiers;
+    }
+
+    /// The config file's notifiers, in file order.
+    pub fn notifiers(&self) -> &[crate::notify::Notifier] {
+        &self.notifiers
     }
 
     /// Removes a type; returns whether it was there.

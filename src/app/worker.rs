@@ -1,9 +1,10 @@
 //! Start-up and shutdown of `jobmgr worker`: takes the lock file, checks
 //! the high-water mark, registers, then starts in this order the executor
 //! threads, the signal thread, the wake watcher, the scheduler, the
-//! housekeeping thread (disk guard and retention under one ticker) and the
-//! writer; the writer thread, when it ends, stops the scheduler, the
-//! watcher and the housekeeping and joins them and the executors, before it
+//! housekeeping thread (disk guard and retention under one ticker), the
+//! notify thread (when the config file has notifiers) and the writer; the
+//! writer thread, when it ends, stops the scheduler, the watcher, the
+//! housekeeping and the notify thread and joins them and the executors, before it
 //! lets go of the lock file, and
 //! [`RunningWorker::wait`] joins it and the signal thread.
 
@@ -102,6 +103,8 @@ pub fn start_worker(
     };
     let (watcher, switch) = wake::watch(&opts.db, &lock_path(&opts.db), tx.clone()).unzip();
     let registry_for_scheduler = registry.clone();
+    let notifiers = registry.notifiers().to_vec();
+    let registry_for_notify = registry.clone();
     let writer = writer::Writer::new(
         conn,
         me,
@@ -118,8 +121,18 @@ pub fn start_worker(
     // soon as the writer is done, before the executors are joined.
     let scheduler = SchedulerThread::start(readers, registry_for_scheduler, tx.clone())?;
     let housekeeping = match &opts.retention {
-        Some(r) => Some(spawn_housekeeping(opts, r, worker_id)?),
+        Some(r) => Some(spawn_housekeeping(opts, r, worker_id, &notifiers)?),
         None => None,
+    };
+    // The notify thread: the scan for events and the outbox's delivery,
+    // on a connection of its own; only when the file has notifiers.
+    let notify = match notifiers.is_empty() {
+        true => None,
+        false => {
+            let (stop, stop_rx) = bounded::<()>(0);
+            let t = crate::notify::deliver::spawn(opts.db.clone(), &registry_for_notify, stop_rx)?;
+            Some((stop, t))
+        }
     };
     let thread = thread::Builder::new()
         .name("writer".into())
@@ -132,6 +145,10 @@ pub fn start_worker(
                 w.stop();
             }
             if let Some((stop, t)) = housekeeping {
+                drop(stop);
+                let _ = t.join();
+            }
+            if let Some((stop, t)) = notify {
                 drop(stop);
                 let _ = t.join();
             }
@@ -155,9 +172,10 @@ fn spawn_housekeeping(
     opts: &WorkerOptions,
     retention: &Retention,
     worker_id: i64,
+    notifiers: &[crate::notify::Notifier],
 ) -> Result<(Sender<()>, thread::JoinHandle<()>)> {
     let (stop, stop_rx) = bounded::<()>(0);
-    let tasks = worker_tasks(&opts.db, retention, worker_id, stop_rx.clone());
+    let tasks = worker_tasks(&opts.db, retention, worker_id, stop_rx.clone(), notifiers);
     let every = opts.housekeeping_every;
     let mut ticker = Ticker::new(every, opts.timing.write_retry_for, tasks);
     let t = thread::Builder::new()

@@ -3,6 +3,7 @@
 
 mod bulk;
 pub mod check;
+mod notify;
 mod output;
 mod restore;
 mod runs;
@@ -112,6 +113,8 @@ pub enum Command {
     Migrate,
     /// Check the job-type config file and report every problem.
     CheckConfig,
+    /// List the notifiers and the newest notification deliveries.
+    Notifications(notify::NotificationsArgs),
     /// List schedules, or show, run, pause or resume one.
     Schedules(schedules::SchedulesArgs),
     /// Copy the live database to PATH while jobs run (it must not exist).
@@ -238,6 +241,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<i32> {
             Ok(0)
         }
         Command::Schedules(a) => schedules::run(&open_manager(&settings, registry)?, &a, json),
+        Command::Notifications(a) => notify::run(&open_manager(&settings, registry)?, &a, json),
         other => {
             let manager = open_manager(&settings, registry)?;
             runs::run(&manager, other, json)
@@ -272,6 +276,7 @@ fn registry_for(settings: &Settings, command: &Command) -> Result<Registry> {
             | Command::Migrate
             | Command::Bench(_)
             | Command::Backup { .. }
+            | Command::Notifications(_)
     );
     match jobfile::build_registry(settings) {
         Ok(registry) => {

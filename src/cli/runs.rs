@@ -107,6 +107,7 @@ pub fn require_existing_db(db: &Path, command: &Command) -> Result<()> {
             | Command::CleanupStalled
             | Command::Backup { .. }
             | Command::Schedules(_)
+            | Command::Notifications(_)
     );
     match std::fs::symlink_metadata(db) {
         Err(e) if reads_only && e.kind() == std::io::ErrorKind::NotFound => Err(Error::Open {
@@ -205,6 +206,7 @@ pub fn run(m: &Manager, command: Command, json: bool) -> Result<i32> {
         | Command::CheckConfig
         | Command::Check
         | Command::Schedules(_)
+        | Command::Notifications(_)
         | Command::Restore { .. }
         | Command::Bench(_)
         | Command::Completions { .. } => Ok(0),

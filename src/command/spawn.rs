@@ -129,7 +129,7 @@ const FALLBACK_MAX_FD: i32 = 65_536;
 /// Marks every descriptor above 2 close-on-exec in the child. Marking
 /// instead of closing keeps std's own CLOEXEC error pipe working.
 #[allow(unsafe_code)]
-fn close_inherited_fds(c: &mut Command) {
+pub(crate) fn close_inherited_fds(c: &mut Command) {
     let hook = || {
         // close_range(2) with CLOSE_RANGE_CLOEXEC (Linux 5.11+); older
         // kernels get a loop of fcntl calls, both async-signal-safe.

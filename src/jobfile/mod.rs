@@ -4,6 +4,7 @@
 //! location; [`build_registry`] is the one function the commands call.
 
 mod job;
+mod notify;
 mod policies;
 mod retention;
 mod schedule;
@@ -27,6 +28,7 @@ const TOP_KEYS: &[&str] = &[
     "schedules",
     "policies",
     "groups",
+    "notify",
 ];
 const BUILTIN_KEYS: &[&str] = &["enabled", "demos"];
 
@@ -180,6 +182,9 @@ pub fn parse(text: &str, base_dir: &Path) -> (Registry, Vec<String>, Vec<Problem
             .collect();
         registry.set_file_schedules(found);
     }
+    // After the job types: a notifier's `jobs` are checked against them.
+    let notifiers = notify::read(&mut report, &top, &registry, base_dir);
+    registry.set_notifiers(notifiers);
     // In file order; problems without a line (whole-table ones) last.
     report
         .problems

@@ -40,17 +40,26 @@ pub struct DiskGuard {
     threshold_bytes: u64,
     worker_id: i64,
     last: Option<bool>,
+    /// Told when free space falls below the threshold (`disk_low`).
+    notifiers: Vec<crate::notify::Notifier>,
 }
 
 impl DiskGuard {
-    /// A guard warning below `min_mb` MiB free beside `db`.
-    pub fn new(db: PathBuf, min_mb: u64, worker_id: i64) -> DiskGuard {
+    /// A guard warning below `min_mb` MiB free beside `db`, and telling
+    /// `notifiers` that want `disk_low`.
+    pub fn new(
+        db: PathBuf,
+        min_mb: u64,
+        worker_id: i64,
+        notifiers: Vec<crate::notify::Notifier>,
+    ) -> DiskGuard {
         DiskGuard {
             db,
             conn: None,
             threshold_bytes: min_mb.saturating_mul(1024 * 1024),
             worker_id,
             last: None,
+            notifiers,
         }
     }
 }
@@ -95,9 +104,25 @@ impl Task for DiskGuard {
         if self.conn.is_none() {
             self.conn = Some(store::open_connection(&self.db)?);
         }
+        // A crossing below the threshold is queued for the notifiers in
+        // the same transaction as the report that records it.
+        let facts = match low {
+            true => vec![crate::notify::disk_low(
+                free,
+                self.threshold_bytes,
+                &now,
+                &self.db.display().to_string(),
+            )],
+            false => Vec::new(),
+        };
         if let Some(conn) = self.conn.as_mut() {
             let text = serde_json::to_string(&report).unwrap_or_else(|_| "{}".into());
-            housekeeping::put(conn, NAME, self.worker_id, &now, &text)?;
+            let (id, notifiers) = (self.worker_id, &self.notifiers);
+            store::write_on(conn, "record disk report", |tx| {
+                housekeeping::put_in(tx, NAME, id, &now, &text)?;
+                crate::notify::queue(tx, notifiers, &facts, tick.now)?;
+                Ok(())
+            })?;
         }
         self.last = Some(low);
         Ok(Counts::from([(if low { "low" } else { "ok" }, 1)]))

@@ -227,10 +227,14 @@ fn resolve(
             });
         }
     }
-    Ok(Recovery {
+    let recovery = Recovery {
         dead_workers: dead,
         runs: resolved,
-    })
+    };
+    // In the same transaction as the change, so a notification exists
+    // exactly when what it reports does.
+    crate::notify::queue_recovery(tx, registry, &recovery, now)?;
+    Ok(recovery)
 }
 
 /// A lost run of a type that is not retry-safe: retried after its backoff

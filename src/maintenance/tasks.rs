@@ -57,12 +57,14 @@ pub fn worker_tasks(
     retention: &Retention,
     worker_id: i64,
     stop: Receiver<()>,
+    notifiers: &[crate::notify::Notifier],
 ) -> Vec<Box<dyn Task>> {
     vec![
         Box::new(DiskGuard::new(
             db.to_path_buf(),
             retention.disk_free_min_mb,
             worker_id,
+            notifiers.to_vec(),
         )),
         Box::new(RetentionTask::new(
             db.to_path_buf(),

@@ -22,15 +22,21 @@ pub fn put(
     report: &str,
 ) -> Result<()> {
     super::write_on(conn, "record housekeeping report", |tx| {
-        tx.execute(
-            "INSERT INTO Housekeeping (name, workerId, updatedAt, report) VALUES (?1, ?2, ?3, ?4) \
-             ON CONFLICT (name) DO UPDATE SET workerId = excluded.workerId, \
-             updatedAt = excluded.updatedAt, report = excluded.report",
-            params![name, worker_id, at, report],
-        )
-        .map_err(Error::db("record housekeeping report"))?;
-        Ok(())
+        put_in(tx, name, worker_id, at, report)
     })
+}
+
+/// Replaces the report of task `name` inside the caller's transaction (the
+/// disk guard queues its notification in the same one).
+pub fn put_in(conn: &Connection, name: &str, worker_id: i64, at: &str, report: &str) -> Result<()> {
+    conn.execute(
+        "INSERT INTO Housekeeping (name, workerId, updatedAt, report) VALUES (?1, ?2, ?3, ?4) \
+         ON CONFLICT (name) DO UPDATE SET workerId = excluded.workerId, \
+         updatedAt = excluded.updatedAt, report = excluded.report",
+        params![name, worker_id, at, report],
+    )
+    .map_err(Error::db("record housekeeping report"))?;
+    Ok(())
 }
 
 /// Every stored report, by name.

@@ -32,6 +32,7 @@ pub mod insight;
 pub mod logs;
 pub mod media;
 mod multirow;
+pub mod notify;
 mod orphans;
 pub mod pauses;
 pub mod restore;
@@ -285,7 +286,11 @@ impl Store {
             .iter()
             .map(|m| format!("V{}__{}", m.version(), m.name()))
             .collect();
-        if report.applied_migrations().iter().any(|m| m.version() == 16) {
+        if report
+            .applied_migrations()
+            .iter()
+            .any(|m| m.version() == 16)
+        {
             bump_schema_version(&conn)?;
         }
         Ok(applied)

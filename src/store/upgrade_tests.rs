@@ -108,14 +108,22 @@ fn the_v16_checks_are_equalities_and_still_refuse_bad_values() {
         .unwrap()
     };
     let (runs, logs) = (text("JobRun"), text("JobLog"));
-    assert!(!runs.contains("status IN") && runs.contains("status = 'WAITING'"), "{runs}");
-    assert!(!logs.contains("level IN") && logs.contains("level = 'warning'"), "{logs}");
+    assert!(
+        !runs.contains("status IN") && runs.contains("status = 'WAITING'"),
+        "{runs}"
+    );
+    assert!(
+        !logs.contains("level IN") && logs.contains("level = 'warning'"),
+        "{logs}"
+    );
     let refused = |sql: &str| {
         let e = conn.execute(sql, []).unwrap_err().to_string();
         assert!(e.contains("CHECK constraint failed"), "{sql}: {e}");
     };
     refused("UPDATE JobRun SET status = 'BOGUS' WHERE id = 1");
-    refused("INSERT INTO JobLog (jobRunId, level, message, timestamp) VALUES (1, 'loud', 'x', 't')");
+    refused(
+        "INSERT INTO JobLog (jobRunId, level, message, timestamp) VALUES (1, 'loud', 'x', 't')",
+    );
     conn.execute("UPDATE JobRun SET status = 'RUNNING' WHERE id = 1", [])
         .unwrap();
     let ok: String = conn

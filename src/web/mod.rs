@@ -9,6 +9,7 @@
 
 mod api_bulk;
 mod api_jobs;
+mod api_notify;
 mod api_schedules;
 mod api_worker;
 pub mod assets;

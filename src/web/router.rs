@@ -7,7 +7,9 @@ use tiny_http::{Method, Request};
 
 use super::auth::{self, Via, header};
 use super::http::{Handler, Pre, Reply, error_reply, segments, split_url, too_large};
-use super::{Ctx, MAX_BODY, api_bulk, api_jobs, api_schedules, api_worker, assets, metrics};
+use super::{
+    Ctx, MAX_BODY, api_bulk, api_jobs, api_notify, api_schedules, api_worker, assets, metrics,
+};
 
 /// Runs every check that does not need the body; on failure, the reply.
 pub fn precheck(ctx: &Ctx, request: &Request) -> std::result::Result<Pre, Reply> {
@@ -112,6 +114,7 @@ fn route(segs: &[&str]) -> Option<Routes> {
         ["api", "jobs", _, "give-up"] => &[(Post, api_jobs::give_up)],
         ["api", "jobs", _, "logs"] => &[(Get, api_jobs::logs)],
         ["api", "jobs", _, "logs", "export"] => &[(Get, api_jobs::export)],
+        ["api", "notifications"] => &[(Get, api_notify::list)],
         ["api", "schedules"] => &[(Get, api_schedules::list), (Post, api_schedules::create)],
         ["api", "schedules", "preview"] => &[(Get, api_schedules::preview)],
         ["api", "schedules", _] => &[

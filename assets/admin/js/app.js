@@ -12,6 +12,7 @@ import { loadErrors, noteRun } from './errors.js';
 import { initStalled } from './stalled.js';
 import { initZoneSwitch } from './tz.js';
 import { initConfirm } from './confirm.js';
+import { loadNotifications, noteNotifyRun } from './notifications.js';
 import { initSchedules, loadSchedules, noteScheduleRun, reloadSchedulesSoon } from './schedules.js';
 
 function route() {
@@ -27,6 +28,7 @@ function refetchAll() {
   loadHistory();
   loadErrors();
   loadSchedules();
+  loadNotifications();
 }
 
 function init() {
@@ -56,6 +58,7 @@ function init() {
     updateDetails(msg.run);
     noteRun(msg.run);
     noteScheduleRun(msg.run);
+    noteNotifyRun(msg.run);
   });
   on('schedules', reloadSchedulesSoon);
   on('resync', refetchAll);
@@ -72,6 +75,8 @@ function init() {
   connect();
   setInterval(loadErrors, 60000);
   setInterval(loadWorker, 30000);
+  // Deliveries are settled by the worker's own connection: no live event.
+  setInterval(loadNotifications, 10000);
 
   window.addEventListener('hashchange', route);
   route();
