@@ -56,10 +56,7 @@ mod tests {
         let plain = explain(&conn, crate::store::batch::CLAIM_PLAN_SQL)
             .unwrap()
             .join(" | ");
-        assert!(
-            plain.contains("JobRun_queue ") || plain.ends_with("JobRun_queue"),
-            "{plain}"
-        );
+        assert!(plain.contains("JobRun_queue_type"), "{plain}");
         assert!(!plain.contains("TEMP B-TREE"), "{plain}");
     }
 }

@@ -4,7 +4,7 @@
 
 use rusqlite::{Connection, Transaction, params};
 
-use super::{Claimant, ClaimedRun};
+use super::{Claimant, ClaimedRun, Limits, TypeRoom};
 use crate::clock::Timestamp;
 use crate::error::{Error, Result};
 use crate::store::multirow::{self, Family};
@@ -19,40 +19,46 @@ static CLAIM_MARK: Family = Family::new(256, |n| {
     )
 });
 
-/// Claims up to `n` runs in queue order: reads them from the queue index,
-/// then marks them RUNNING. Both happen under this transaction's write
-/// lock, so nothing changes in between. (One UPDATE … RETURNING did the
-/// same through two temporary tables per claim.) The run records only its
-/// worker's id: host, pid and version are on that Worker row.
+/// The job types that have queued runs, in name order: a skip-scan of
+/// `JobRun_queue_type`, one index seek per type, however long the queue.
+const QUEUED_TYPES_SQL: &str = "WITH RECURSIVE t(name) AS ( \
+     SELECT (SELECT jobName FROM JobRun INDEXED BY JobRun_queue_type \
+             WHERE status = 'QUEUED' ORDER BY jobName LIMIT 1) \
+     UNION ALL \
+     SELECT (SELECT jobName FROM JobRun INDEXED BY JobRun_queue_type \
+             WHERE status = 'QUEUED' AND jobName > t.name ORDER BY jobName LIMIT 1) \
+     FROM t WHERE t.name IS NOT NULL) \
+     SELECT name FROM t WHERE name IS NOT NULL";
+
+/// Claims up to `n` runs in queue order (priority, then id) across every
+/// type: the per-type queues are merged by the limited claim with no limit
+/// on any type. One queue index serves both claims; a second, global one
+/// cost each enqueue and each claim one more index entry. Everything
+/// happens under this transaction's write lock, so nothing changes in
+/// between. The run records only its worker's id: host, pid and version
+/// are on that Worker row.
 pub(super) fn claim(
     tx: &Transaction<'_>,
     me: &Claimant,
     n: usize,
     now: &str,
 ) -> Result<Vec<ClaimedRun>> {
-    // INDEXED BY keeps the planner on the partial queue index: with a plain
-    // index on status it would otherwise sort the whole backlog.
-    let runs = tx
-        .prepare_cached(
-            "SELECT id, jobName, attempt, priority, parameters FROM JobRun \
-             INDEXED BY JobRun_queue WHERE status = 'QUEUED' ORDER BY priority DESC, id LIMIT ?1",
-        )
-        .and_then(|mut stmt| {
-            stmt.query_map([n as i64], |r| {
-                Ok(ClaimedRun {
-                    id: r.get(0)?,
-                    worker_id: me.worker_id,
-                    job_name: r.get(1)?,
-                    attempt: r.get(2)?,
-                    priority: r.get(3)?,
-                    parameters: r.get(4)?,
-                })
-            })?
-            .collect::<rusqlite::Result<Vec<_>>>()
-        })
+    let names: Vec<String> = tx
+        .prepare_cached(QUEUED_TYPES_SQL)
+        .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
         .map_err(Error::db("claim runs"))?;
-    mark_claimed(tx, me, &runs, now)?;
-    Ok(runs)
+    let limits = Limits {
+        types: names
+            .into_iter()
+            .map(|name| TypeRoom {
+                name,
+                room: usize::MAX,
+                group: None,
+            })
+            .collect(),
+        groups: Vec::new(),
+    };
+    super::limited::claim_limited(tx, me, &limits, n, now)
 }
 
 /// Marks runs read from the queue RUNNING under this worker.
@@ -81,10 +87,9 @@ pub(super) fn mark_claimed(
     Ok(())
 }
 
-/// The claim's query text, for the query-plan test.
+/// The claim's query for the job types, for the query-plan test.
 #[cfg(test)]
-pub const CLAIM_PLAN_SQL: &str = "SELECT id FROM JobRun INDEXED BY JobRun_queue \
-     WHERE status = 'QUEUED' ORDER BY priority DESC, id LIMIT 10";
+pub const CLAIM_PLAN_SQL: &str = QUEUED_TYPES_SQL;
 
 /// Runs of this worker whose cancellation was requested.
 pub fn cancel_requested(conn: &Connection, worker_id: i64) -> Result<Vec<i64>> {

@@ -31,7 +31,7 @@ fn hot_queries_use_indexes_and_sort_nothing() -> Result<()> {
     let conn = open_connection(&file.db())?;
     let history = |f: RunFilter| history_query(&RunFilter { limit: 50, ..f }).0;
     let cases = [
-        ("claim", CLAIM_PLAN_SQL.to_string(), "JobRun_queue"),
+        ("claim: the queued types", CLAIM_PLAN_SQL.to_string(), "JobRun_queue_type"),
         ("run log", RUN_LOG_PLAN_SQL.to_string(), "JobLog_run_time"),
         ("history", history(RunFilter::default()), "JobRun"),
         (
