@@ -1,13 +1,15 @@
 //! The change watcher: one thread with its own database connection that
-//! polls `PRAGMA data_version`, and when any connection (the worker process,
-//! a CLI, the web server) has committed, reads what changed and publishes
-//! it to the hub. Committed state is the only source of what is broadcast.
+//! looks at `PRAGMA data_version` when the WAL file is written (an inotify
+//! watch, see [`crate::walwatch`]) and at least every [`POLL`], and when
+//! any connection (the worker process, a CLI, the web server) has
+//! committed, reads what changed and publishes it to the hub. Committed
+//! state is the only source of what is broadcast.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError};
+use crossbeam_channel::{Receiver, RecvTimeoutError, TrySendError, bounded, never, select};
 use serde_json::Value;
 
 use crate::clock::Timestamp;
@@ -17,7 +19,8 @@ use crate::job::JobRun;
 use crate::manager::Manager;
 use crate::worker::WorkerView;
 
-/// How often the watcher looks for commits.
+/// How often the watcher looks for commits without a wake-up from the WAL
+/// watch (the fallback where inotify is missing, and a safety net).
 pub const POLL: Duration = Duration::from_millis(20);
 /// Statistics go out at most this often.
 const STATS_EVERY: Duration = Duration::from_millis(500);
@@ -98,16 +101,41 @@ pub fn run(
         hold_until: Instant::now(),
         ticks: manager.newest_schedule_tick().unwrap_or(0),
     };
+    // Started before the first look at data_version, so that no commit
+    // falls between that look and the watch.
+    let (wake_tx, mut woken) = bounded::<()>(1);
+    let db = manager.database_path().to_path_buf();
+    let wal = crate::walwatch::watch(&db, &db, "change-wake", move || {
+        // A full channel already holds a wake-up.
+        !matches!(wake_tx.try_send(()), Err(TrySendError::Disconnected(_)))
+    })
+    .map(|(watch, _always_on)| watch);
+    if wal.is_none() {
+        log::info!("change watcher: no WAL watch; polling every {POLL:?}");
+        woken = never();
+    }
     let mut version = feed.version().unwrap_or(0);
     let _ = publish_worker(&manager, &hub, &supervised_pid, &mut st);
+    // After a wake-up, until when to look again quickly for the commit.
+    let mut recheck_until: Option<Instant> = None;
     loop {
-        match stop.recv_timeout(POLL) {
-            Err(RecvTimeoutError::Timeout) => {}
-            _ => return,
+        let wait = match recheck_until {
+            Some(t) if t > Instant::now() => crate::walwatch::RECHECK_POLL,
+            _ => POLL,
+        };
+        select! {
+            recv(stop) -> _ => break,
+            recv(woken) -> w => match w {
+                Ok(()) => recheck_until = Some(Instant::now() + crate::walwatch::RECHECK),
+                // The watch thread ended: polling alone from now on.
+                Err(_) => woken = never(),
+            },
+            default(wait) => {}
         }
         let changed = match feed.version() {
             Ok(v) if v != version => {
                 version = v;
+                recheck_until = None;
                 true
             }
             Ok(_) => false,
@@ -141,6 +169,9 @@ pub fn run(
                 Err(e) => log::warn!("change watcher: {e}"),
             }
         }
+    }
+    if let Some(w) = wal {
+        w.stop();
     }
 }
 
