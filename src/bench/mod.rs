@@ -5,6 +5,7 @@
 mod drain;
 mod footprint;
 mod jobtypes;
+mod progress;
 mod rounds;
 mod scenarios;
 mod schedules;
@@ -39,13 +40,29 @@ pub const SCENARIOS: [&str; 15] = [
     "schedules",
 ];
 
+/// Runs per scenario without `--n`.
+pub const DEFAULT_N: usize = 100_000;
+/// Runs without `--n` in the scenarios that pay one fsync per run
+/// (`raw-1-per-tx`, `enqueue`, `enqueue-concurrent`, `api-enqueue`), so
+/// that a plain `jobmgr bench` takes seconds there, not minutes.
+pub const SINGLE_DEFAULT_N: usize = 10_000;
+
+/// The scenario names, for `bench --help`: made from [`SCENARIOS`], so
+/// that a new scenario cannot be missing there.
+pub fn scenarios_help() -> String {
+    format!("Scenarios to run (all when none): {}", SCENARIOS.join(", "))
+}
+
 /// Options of one bench invocation.
 #[derive(Debug, Clone)]
 pub struct BenchOptions {
     /// The user's database path: temporary databases go beside it.
     pub db: PathBuf,
-    /// Runs (or lines) per scenario.
+    /// Runs (or lines) per scenario: `--n`, or [`DEFAULT_N`].
     pub n: usize,
+    /// `--n` as given: the scenarios that commit once per run use it as
+    /// it is, and [`SINGLE_DEFAULT_N`] without it.
+    pub n_given: Option<usize>,
     /// Runs queued behind in `process-backlog`, finished runs in `process-history`.
     pub backlog: usize,
     /// Log lines in `process-history`.
@@ -60,7 +77,9 @@ pub struct Measurement {
     pub workers: usize,
     pub seconds: f64,
     pub rate: f64,
-    pub synchronous: &'static str,
+    /// The scenario's database connections' `synchronous`, as SQLite
+    /// reports it.
+    pub synchronous: String,
     /// Peak resident memory: of the bench process, or in `footprint` of
     /// the child process measured.
     pub maxrss_kb: u64,
@@ -120,7 +139,6 @@ impl Measurement {
             } else {
                 0.0
             },
-            synchronous: "FULL",
             maxrss_kb: max_rss_kb(),
             ..Measurement::default()
         }
@@ -300,4 +318,11 @@ pub fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
     }
     let idx = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
     sorted.get(idx.min(sorted.len() - 1)).copied()
+}
+
+impl BenchOptions {
+    /// Runs in a scenario that commits once per run.
+    pub fn single_n(&self) -> usize {
+        self.n_given.unwrap_or(SINGLE_DEFAULT_N)
+    }
 }
