@@ -112,3 +112,41 @@ fn progress_reports_the_coalesced_write_and_synchronous_as_read() {
         assert_eq!(r["synchronous"], "FULL", "{r}");
     }
 }
+
+/// Acknowledged `POST /api/jobs` against a real `serve` child: 1 and 8
+/// keep-alive clients, without a worker and with one.
+#[test]
+fn api_enqueue_posts_from_one_and_eight_clients_with_and_without_a_worker() {
+    let db = TestDb::new("bench-api-enqueue");
+    let out = db.ok(&["bench", "--json", "--n", "20", "api-enqueue"]);
+    let rows = json_lines(&out);
+    let shape: Vec<(&str, u64)> = rows
+        .iter()
+        .map(|r| (r["mode"].as_str().unwrap(), r["workers"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(
+        shape,
+        [
+            ("api-enqueue", 1),
+            ("api-enqueue", 8),
+            ("api-enqueue-worker", 1),
+            ("api-enqueue-worker", 8)
+        ]
+    );
+    for r in &rows {
+        assert_eq!(r["n"], 20, "{r}");
+        assert!(r["rate"].as_f64().unwrap() > 0.0, "{r}");
+        assert!(r["raw_ratio"].as_f64().unwrap() > 0.0, "{r}");
+        let (p50, p95, p99) = (
+            r["lat_p50_ms"].as_f64(),
+            r["lat_p95_ms"].as_f64(),
+            r["lat_p99_ms"].as_f64(),
+        );
+        assert!(p50.unwrap() > 0.0 && p50 <= p95 && p95 <= p99, "{r}");
+        assert_eq!(r["synchronous"], "FULL", "{r}");
+    }
+    // The serve children (and the worker one of them started) are gone
+    // with their temporary databases.
+    let left: Vec<_> = std::fs::read_dir(&db.dir).unwrap().collect();
+    assert!(left.is_empty(), "bench left {left:?}");
+}

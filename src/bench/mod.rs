@@ -2,6 +2,7 @@
 //! scenario, each on a fresh temporary database next to `--db`, and prints a
 //! table or one JSON object per line.
 
+mod api_enqueue;
 mod drain;
 mod footprint;
 mod jobtypes;
@@ -22,7 +23,7 @@ use serde::Serialize;
 use crate::error::{Error, Result};
 
 /// Every scenario, in the order `jobmgr bench` runs them.
-pub const SCENARIOS: [&str; 15] = [
+pub const SCENARIOS: [&str; 16] = [
     "raw",
     "enqueue",
     "enqueue-concurrent",
@@ -36,6 +37,7 @@ pub const SCENARIOS: [&str; 15] = [
     "progress",
     "ws",
     "api",
+    "api-enqueue",
     "footprint",
     "schedules",
 ];

@@ -87,6 +87,7 @@ impl Ctx {
             "progress" => self.progress(),
             "ws" => Ok(vec![self.ws(1)?, self.ws(100)?]),
             "api" => self.api(),
+            "api-enqueue" => self.api_enqueue(),
             "footprint" => self.footprint(),
             "schedules" => self.schedules(),
             other => Err(Error::Invalid(format!("unknown scenario '{other}'"))),

@@ -24,7 +24,9 @@ use crate::store::{self, bench as sb};
 pub const TOKEN: &str = "jobmgr-bench-token";
 const IO_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// A `jobmgr serve --no-worker` child, killed on drop.
+/// A `jobmgr serve` child (`--no-worker` unless asked for one), stopped on
+/// drop: SIGTERM, so that a worker it started stops with it, then SIGKILL
+/// if it is still there after a few seconds.
 pub struct ServeChild {
     child: Child,
     /// host:port
@@ -32,13 +34,23 @@ pub struct ServeChild {
 }
 
 impl ServeChild {
-    /// Starts the server on `db` and waits for its admin URL.
+    /// Starts the server on `db` without a worker and waits for its admin URL.
     pub fn start(db: &Path) -> Result<ServeChild> {
+        ServeChild::start_with(db, false)
+    }
+
+    /// Starts the server on `db`, with the worker it supervises when
+    /// `worker`, and waits for its admin URL.
+    pub fn start_with(db: &Path, worker: bool) -> Result<ServeChild> {
         let exe = super::own_binary()?;
-        let mut child = Command::new(exe)
-            .arg("--db")
+        let mut cmd = Command::new(exe);
+        cmd.arg("--db")
             .arg(db)
-            .args(["serve", "--bind", "127.0.0.1:0", "--no-worker"])
+            .args(["serve", "--bind", "127.0.0.1:0"]);
+        if !worker {
+            cmd.arg("--no-worker");
+        }
+        let mut child = cmd
             .env("JOBMGR_TOKEN", TOKEN)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -110,6 +122,11 @@ impl ServeChild {
 
 impl Drop for ServeChild {
     fn drop(&mut self) {
+        crate::supervisor::send_sigterm(self.child.id());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(5));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
