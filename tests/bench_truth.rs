@@ -150,3 +150,27 @@ fn api_enqueue_posts_from_one_and_eight_clients_with_and_without_a_worker() {
     let left: Vec<_> = std::fs::read_dir(&db.dir).unwrap().collect();
     assert!(left.is_empty(), "bench left {left:?}");
 }
+
+/// The enqueue scenarios report the WAL they write per run: an enqueue
+/// on its own writes its row, its index leaves and the counter page; a
+/// bulk enqueue shares pages between runs.
+#[test]
+fn enqueue_reports_wal_bytes_and_pages_per_run() {
+    let db = TestDb::new("bench-wal");
+    let out = db.ok(&["bench", "--json", "--n", "200", "enqueue", "enqueue-bulk"]);
+    let rows = json_lines(&out);
+    let one = row(&rows, "enqueue");
+    let (bytes, pages) = (
+        one["wal_bytes"].as_f64().unwrap(),
+        one["wal_pages"].as_f64().unwrap(),
+    );
+    assert!((2.0..20.0).contains(&pages), "{one}");
+    // Pages of 4096 bytes, each with its 24-byte frame header.
+    assert!((bytes / pages - 4120.0).abs() < 1.0, "{one}");
+    assert!(
+        one["note"].as_str().unwrap().contains("pages) per run"),
+        "{one}"
+    );
+    let bulk = row(&rows, "enqueue-bulk");
+    assert!(bulk["wal_pages"].as_f64().unwrap() < 1.0, "{bulk}");
+}

@@ -97,6 +97,12 @@ pub struct Measurement {
     /// path committed: group commit at work, or a disk too slow for it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub per_commit: Option<f64>,
+    /// Bytes written to the WAL per run (frames with their 24-byte
+    /// headers), and the same in frames: pages written per run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub wal_bytes: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub wal_pages: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lat_p50_ms: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -125,6 +131,17 @@ impl Measurement {
         let commits = crate::store::commits().saturating_sub(since);
         if commits > 0 {
             self.per_commit = Some(self.n as f64 / commits as f64);
+        }
+        self
+    }
+
+    /// Sets `wal_bytes` and `wal_pages` from the WAL bytes written since
+    /// `since`, for pages of `page_size` bytes.
+    fn with_wal(mut self, since: u64, page_size: i64) -> Measurement {
+        if self.n > 0 {
+            let bytes = crate::store::wal_bytes().saturating_sub(since) as f64 / self.n as f64;
+            self.wal_bytes = Some(bytes);
+            self.wal_pages = Some(bytes / (page_size + 24) as f64);
         }
         self
     }

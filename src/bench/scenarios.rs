@@ -172,12 +172,20 @@ impl Ctx {
         self.ensure_raw()?;
         let dir = TempDir::beside(&self.opts.db, mode)?;
         let m = self.manager(&dir.db())?;
+        let page_size = sb::page_size(&store::open_connection(&dir.db())?)?;
         let (t, cpu, commits) = (Instant::now(), cpu_seconds(), store::commits());
+        let wal = store::wal_bytes();
         enqueue(&m)?;
         let mut out = Measurement::new(mode, n, callers, t.elapsed())
             .with_cpu(cpu)
-            .with_commits(commits);
+            .with_commits(commits)
+            .with_wal(wal, page_size);
         out.raw_ratio = self.ratio(out.rate, bulk);
+        out.note = Some(format!(
+            "WAL {:.0} bytes ({:.2} pages) per run",
+            out.wal_bytes.unwrap_or(0.0),
+            out.wal_pages.unwrap_or(0.0)
+        ));
         Ok(vec![out])
     }
 

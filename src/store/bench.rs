@@ -192,6 +192,12 @@ pub fn running_fixture(conn: &mut Connection, runs: usize) -> Result<(i64, Vec<i
     })
 }
 
+/// The database's page size in bytes.
+pub fn page_size(conn: &Connection) -> Result<i64> {
+    conn.query_row("PRAGMA page_size", [], |r| r.get(0))
+        .map_err(Error::db("read page size"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -75,6 +75,12 @@ pub fn commits() -> u64 {
     COMMITS.load(Ordering::Relaxed)
 }
 
+/// Bytes this process has written to WAL files (frames and their
+/// headers), counted by the VFS layer.
+pub fn wal_bytes() -> u64 {
+    vfs::wal_bytes()
+}
+
 fn count_commit() {
     COMMITS.fetch_add(1, Ordering::Relaxed);
 }
