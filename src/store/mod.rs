@@ -21,6 +21,7 @@ pub mod backup;
 pub mod batch;
 pub mod bench;
 pub mod bulk;
+mod busy;
 pub mod changes;
 pub mod check;
 pub mod committer;
@@ -98,7 +99,7 @@ pub struct Store {
 /// Sets the pragmas every connection needs. `synchronous=FULL` makes each
 /// acknowledged commit survive power loss; speed comes from batching.
 fn configure(conn: &mut Connection) -> rusqlite::Result<()> {
-    conn.busy_timeout(BUSY_TIMEOUT)?;
+    busy::install(conn)?;
     // A new file returns the pages retention frees to the file system
     // (`PRAGMA incremental_vacuum`). The mode can only be chosen before the
     // first table exists; an older file keeps its mode until a VACUUM.
