@@ -22,6 +22,9 @@ use crate::worker::WorkerView;
 /// How often the watcher looks for commits without a wake-up from the WAL
 /// watch (the fallback where inotify is missing, and a safety net).
 pub const POLL: Duration = Duration::from_millis(20);
+/// After reading one change, the watcher reads the next no sooner than
+/// this (the latency target is 3 ms).
+const MIN_GAP: Duration = Duration::from_millis(1);
 /// Statistics go out at most this often.
 const STATS_EVERY: Duration = Duration::from_millis(500);
 /// How often the worker's status is re-read without a commit (it turns
@@ -118,9 +121,13 @@ pub fn run(
     let _ = publish_worker(&manager, &hub, &supervised_pid, &mut st);
     // After a wake-up, until when to look again quickly for the commit.
     let mut recheck_until: Option<Instant> = None;
+    let mut last_change = Instant::now();
     loop {
+        // A busy worker commits hundreds of times a second: changes are
+        // read at most once per MIN_GAP, the commits between coalesced.
+        let gap = MIN_GAP.saturating_sub(last_change.elapsed());
         let wait = match recheck_until {
-            Some(t) if t > Instant::now() => crate::walwatch::RECHECK_POLL,
+            Some(t) if t > Instant::now() => crate::walwatch::RECHECK_POLL.max(gap),
             _ => POLL,
         };
         select! {
@@ -132,10 +139,14 @@ pub fn run(
             },
             default(wait) => {}
         }
+        if last_change.elapsed() < MIN_GAP && recheck_until.is_some() {
+            continue;
+        }
         let changed = match feed.version() {
             Ok(v) if v != version => {
                 version = v;
                 recheck_until = None;
+                last_change = Instant::now();
                 true
             }
             Ok(_) => false,
