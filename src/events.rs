@@ -140,13 +140,12 @@ impl Hub {
     }
 
     /// Number of subscribers.
-    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.lock().slots.len()
     }
 
-    /// Whether there are no subscribers.
-    #[cfg(test)]
+    /// Whether there are no subscribers (the change watcher then need not
+    /// hurry).
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

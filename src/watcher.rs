@@ -23,8 +23,9 @@ use crate::worker::WorkerView;
 /// watch (the fallback where inotify is missing, and a safety net).
 pub const POLL: Duration = Duration::from_millis(20);
 /// After reading one change, the watcher reads the next no sooner than
-/// this (the latency target is 3 ms).
-const MIN_GAP: Duration = Duration::from_millis(1);
+/// this: a look costs a few queries, and a busy worker commits hundreds of
+/// times a second. (A lone commit is read within the recheck, about 1 ms.)
+const MIN_GAP: Duration = Duration::from_millis(2);
 /// Statistics go out at most this often.
 const STATS_EVERY: Duration = Duration::from_millis(500);
 /// How often the worker's status is re-read without a commit (it turns
@@ -122,25 +123,37 @@ pub fn run(
     // After a wake-up, until when to look again quickly for the commit.
     let mut recheck_until: Option<Instant> = None;
     let mut last_change = Instant::now();
+    let mut next_poll = Instant::now() + POLL;
     loop {
+        let now = Instant::now();
         // A busy worker commits hundreds of times a second: changes are
         // read at most once per MIN_GAP, the commits between coalesced.
         let gap = MIN_GAP.saturating_sub(last_change.elapsed());
         let wait = match recheck_until {
-            Some(t) if t > Instant::now() => crate::walwatch::RECHECK_POLL.max(gap),
-            _ => POLL,
+            Some(t) if t > now => crate::walwatch::RECHECK_POLL.max(gap),
+            _ => next_poll.saturating_duration_since(now),
         };
         select! {
             recv(stop) -> _ => break,
             recv(woken) -> w => match w {
-                Ok(()) => recheck_until = Some(Instant::now() + crate::walwatch::RECHECK),
+                // With nobody watching, the poll keeps the state as
+                // cheaply as it always did.
+                Ok(()) if !hub.is_empty() => {
+                    recheck_until = Some(Instant::now() + crate::walwatch::RECHECK);
+                }
+                Ok(()) => {}
                 // The watch thread ended: polling alone from now on.
                 Err(_) => woken = never(),
             },
             default(wait) => {}
         }
-        if last_change.elapsed() < MIN_GAP && recheck_until.is_some() {
+        let now = Instant::now();
+        let rechecking = recheck_until.is_some_and(|t| t > now) && last_change.elapsed() >= MIN_GAP;
+        if !rechecking && now < next_poll {
             continue;
+        }
+        if now >= next_poll {
+            next_poll = now + POLL;
         }
         let changed = match feed.version() {
             Ok(v) if v != version => {
