@@ -397,6 +397,8 @@ pub fn open_writer_connection(path: &Path) -> Result<Connection> {
 
 /// `PRAGMA data_version`: changes when another connection commits.
 pub fn data_version(conn: &Connection) -> Result<i64> {
-    conn.query_row("PRAGMA data_version", [], |r| r.get(0))
+    // Cached: polled every 200 us while a wake-up's commit is awaited.
+    conn.prepare_cached("PRAGMA data_version")
+        .and_then(|mut s| s.query_row([], |r| r.get(0)))
         .map_err(Error::db("read data version"))
 }
