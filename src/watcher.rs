@@ -1,6 +1,7 @@
 //! The change watcher: one thread with its own database connection that
-//! looks at `PRAGMA data_version` when the WAL file is written (an inotify
-//! watch, see [`crate::walwatch`]) and at least every [`POLL`], and when
+//! looks at `PRAGMA data_version` every [`POLL`] and, while anyone is
+//! subscribed, as soon as the WAL file is written (an inotify watch, see
+//! [`crate::walwatch`]), and when
 //! any connection (the worker process, a CLI, the web server) has
 //! committed, reads what changed and publishes it to the hub. Committed
 //! state is the only source of what is broadcast.
