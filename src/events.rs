@@ -144,8 +144,8 @@ impl Hub {
         self.lock().slots.len()
     }
 
-    /// Whether there are no subscribers.
-    #[cfg(test)]
+    /// Whether there are no subscribers (the change watcher then need not
+    /// hurry).
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

@@ -47,6 +47,7 @@ pub(crate) mod runner;
 pub(crate) mod schedule;
 pub(crate) mod store;
 pub(crate) mod supervisor;
+pub(crate) mod walwatch;
 pub(crate) mod watcher;
 pub(crate) mod web;
 pub(crate) mod worker;

@@ -289,9 +289,10 @@ pub fn lock_held(db: &Path) -> bool {
     }
 }
 
-/// Sends SIGTERM to our own child process.
+/// Sends SIGTERM to our own child process (the supervised worker, or the
+/// bench's `serve` child).
 #[allow(unsafe_code)]
-fn send_sigterm(pid: u32) {
+pub(crate) fn send_sigterm(pid: u32) {
     let Ok(pid) = libc::pid_t::try_from(pid) else {
         return;
     };

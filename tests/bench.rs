@@ -57,6 +57,7 @@ fn bench_scenarios_report_the_documented_fields() {
             "latency",
             "logs",
             "progress",
+            "progress-write",
             "ws",
             "ws",
             "api-list",

@@ -1,6 +1,5 @@
 //! The scenarios that run the real worker: draining runs (alone, behind a
-//! backlog, over a large history), enqueue-to-start latency, logging, and
-//! the cost of a progress increment.
+//! backlog, over a large history), enqueue-to-start latency, and logging.
 
 use std::sync::atomic::Ordering;
 use std::thread;
@@ -11,11 +10,10 @@ use serde_json::{Map, Value};
 use super::jobtypes::{noop_request, wall_us};
 use super::scenarios::{Ctx, wait_until};
 use super::{BenchOptions, Measurement, TempDir, cpu_seconds, percentile};
-use crate::context::{JobContext, RunInfo, RunShared};
 use crate::error::{Error, Result};
 use crate::job::{JobStatus, Trigger};
 use crate::manager::EnqueueRequest;
-use crate::store::{self, Store, bench as sb};
+use crate::store::{self, bench as sb};
 
 impl Ctx {
     /// N no-op runs drained by a worker; optionally behind a backlog of
@@ -169,38 +167,6 @@ impl Ctx {
         ));
         Ok(vec![out])
     }
-
-    pub(super) fn progress(&mut self) -> Result<Vec<Measurement>> {
-        let dir = TempDir::beside(&self.opts.db, "progress")?;
-        let store = Store::open(&dir.db())?;
-        let (tx, _rx) = crossbeam_channel::bounded(1);
-        let shared = RunShared::new(1);
-        let ctx = JobContext::new(
-            RunInfo {
-                id: 1,
-                job_name: "bench".into(),
-                attempt: 1,
-                parameters: Map::new(),
-                worker_id: None,
-            },
-            shared.clone(),
-            tx,
-            store,
-        );
-        let n = self.opts.n.max(10_000_000);
-        let t = Instant::now();
-        for _ in 0..n {
-            std::hint::black_box(&ctx).inc();
-        }
-        let took = t.elapsed();
-        let mut out = Measurement::new("progress", n, 1, took);
-        out.note = Some(format!(
-            "{:.2} ns per increment (fingerprint {:?})",
-            took.as_nanos() as f64 / n as f64,
-            shared.fingerprint().0
-        ));
-        Ok(vec![out])
-    }
 }
 
 /// The other process of the `latency` scenario: enqueues `samples` runs at
@@ -209,6 +175,7 @@ pub fn latency_client(db: &std::path::Path, samples: usize) -> Result<()> {
     let ctx = Ctx::new(&BenchOptions {
         db: db.to_path_buf(),
         n: samples.max(1),
+        n_given: Some(samples.max(1)),
         backlog: 0,
         history_lines: 0,
     })?;

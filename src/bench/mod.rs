@@ -2,9 +2,11 @@
 //! scenario, each on a fresh temporary database next to `--db`, and prints a
 //! table or one JSON object per line.
 
+mod api_enqueue;
 mod drain;
 mod footprint;
 mod jobtypes;
+mod progress;
 mod rounds;
 mod scenarios;
 mod schedules;
@@ -21,7 +23,7 @@ use serde::Serialize;
 use crate::error::{Error, Result};
 
 /// Every scenario, in the order `jobmgr bench` runs them.
-pub const SCENARIOS: [&str; 15] = [
+pub const SCENARIOS: [&str; 16] = [
     "raw",
     "enqueue",
     "enqueue-concurrent",
@@ -35,17 +37,34 @@ pub const SCENARIOS: [&str; 15] = [
     "progress",
     "ws",
     "api",
+    "api-enqueue",
     "footprint",
     "schedules",
 ];
+
+/// Runs per scenario without `--n`.
+pub const DEFAULT_N: usize = 100_000;
+/// Runs without `--n` in the scenarios that pay one fsync per run
+/// (`raw-1-per-tx`, `enqueue`, `enqueue-concurrent`, `api-enqueue`), so
+/// that a plain `jobmgr bench` takes seconds there, not minutes.
+pub const SINGLE_DEFAULT_N: usize = 10_000;
+
+/// The scenario names, for `bench --help`: made from [`SCENARIOS`], so
+/// that a new scenario cannot be missing there.
+pub fn scenarios_help() -> String {
+    format!("Scenarios to run (all when none): {}", SCENARIOS.join(", "))
+}
 
 /// Options of one bench invocation.
 #[derive(Debug, Clone)]
 pub struct BenchOptions {
     /// The user's database path: temporary databases go beside it.
     pub db: PathBuf,
-    /// Runs (or lines) per scenario.
+    /// Runs (or lines) per scenario: `--n`, or [`DEFAULT_N`].
     pub n: usize,
+    /// `--n` as given: the scenarios that commit once per run use it as
+    /// it is, and [`SINGLE_DEFAULT_N`] without it.
+    pub n_given: Option<usize>,
     /// Runs queued behind in `process-backlog`, finished runs in `process-history`.
     pub backlog: usize,
     /// Log lines in `process-history`.
@@ -60,7 +79,9 @@ pub struct Measurement {
     pub workers: usize,
     pub seconds: f64,
     pub rate: f64,
-    pub synchronous: &'static str,
+    /// The scenario's database connections' `synchronous`, as SQLite
+    /// reports it.
+    pub synchronous: String,
     /// Peak resident memory: of the bench process, or in `footprint` of
     /// the child process measured.
     pub maxrss_kb: u64,
@@ -76,6 +97,12 @@ pub struct Measurement {
     /// path committed: group commit at work, or a disk too slow for it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub per_commit: Option<f64>,
+    /// Bytes written to the WAL per run (frames with their 24-byte
+    /// headers), and the same in frames: pages written per run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub wal_bytes: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub wal_pages: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lat_p50_ms: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -108,6 +135,17 @@ impl Measurement {
         self
     }
 
+    /// Sets `wal_bytes` and `wal_pages` from the WAL bytes written since
+    /// `since`, for pages of `page_size` bytes.
+    fn with_wal(mut self, since: u64, page_size: i64) -> Measurement {
+        if self.n > 0 {
+            let bytes = crate::store::wal_bytes().saturating_sub(since) as f64 / self.n as f64;
+            self.wal_bytes = Some(bytes);
+            self.wal_pages = Some(bytes / (page_size + 24) as f64);
+        }
+        self
+    }
+
     fn new(mode: &str, n: usize, workers: usize, took: Duration) -> Measurement {
         let seconds = took.as_secs_f64();
         Measurement {
@@ -120,7 +158,6 @@ impl Measurement {
             } else {
                 0.0
             },
-            synchronous: "FULL",
             maxrss_kb: max_rss_kb(),
             ..Measurement::default()
         }
@@ -300,4 +337,11 @@ pub fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
     }
     let idx = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
     sorted.get(idx.min(sorted.len() - 1)).copied()
+}
+
+impl BenchOptions {
+    /// Runs in a scenario that commits once per run.
+    pub fn single_n(&self) -> usize {
+        self.n_given.unwrap_or(SINGLE_DEFAULT_N)
+    }
 }

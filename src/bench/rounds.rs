@@ -83,12 +83,13 @@ pub fn run(
 
 /// One run of the scenarios by `build`, as a child process.
 fn run_once(build: &Build, names: &[String], opts: &BenchOptions) -> Result<Vec<Value>> {
-    let out = Command::new(&build.exe)
-        .arg("--db")
-        .arg(&opts.db)
-        .arg("--json")
-        .arg("bench")
-        .args(["--n", &opts.n.to_string()])
+    let mut cmd = Command::new(&build.exe);
+    cmd.arg("--db").arg(&opts.db).arg("--json").arg("bench");
+    // Only when given: without it, each scenario takes its own default.
+    if let Some(n) = opts.n_given {
+        cmd.args(["--n", &n.to_string()]);
+    }
+    let out = cmd
         .args(["--backlog", &opts.backlog.to_string()])
         .args(["--history-lines", &opts.history_lines.to_string()])
         .args(names)
@@ -137,7 +138,7 @@ fn spread(rows: &[Value], field: &str) -> Option<(f64, f64, f64)> {
 fn print_summary(builds: &[Build], figures: &[Figure], json: bool) {
     if !json {
         println!(
-            "{:<20} {:>4} {:<12} {:>6} {:>11} {:>23} {:>6} {:>8} {:>7} {:>8} {:>8}",
+            "{:<20} {:>4} {:<12} {:>6} {:>11} {:>23} {:>6} {:>8} {:>8} {:>8} {:>7} {:>8} {:>8}",
             "mode",
             "wrk",
             "build",
@@ -145,6 +146,8 @@ fn print_summary(builds: &[Build], figures: &[Figure], json: bool) {
             "median/s",
             "min-max",
             "raw",
+            "p50 ms",
+            "p95 ms",
             "p99 ms",
             "cpu µs",
             "rss KB",
@@ -163,6 +166,8 @@ fn print_summary(builds: &[Build], figures: &[Figure], json: bool) {
                 continue;
             };
             let raw = spread(rows, "raw_ratio").map(|s| s.0);
+            let p50 = spread(rows, "lat_p50_ms").map(|s| s.0);
+            let p95 = spread(rows, "lat_p95_ms").map(|s| s.0);
             let p99 = spread(rows, "lat_p99_ms").map(|s| s.0);
             let cpu = spread(rows, "cpu_us").map(|s| s.0);
             let rss = spread(rows, "maxrss_kb").map(|s| s.0);
@@ -174,14 +179,15 @@ fn print_summary(builds: &[Build], figures: &[Figure], json: bool) {
                 let row = json!({
                     "mode": mode, "workers": workers, "build": build.label,
                     "rounds": rows.len(), "rate_median": median, "rate_min": min,
-                    "rate_max": max, "raw_ratio_median": raw, "lat_p99_ms_median": p99,
+                    "rate_max": max, "raw_ratio_median": raw, "lat_p50_ms_median": p50,
+                    "lat_p95_ms_median": p95, "lat_p99_ms_median": p99,
                     "cpu_us_median": cpu, "maxrss_kb_median": rss, "change_pct": change,
                 });
                 println!("{row}");
                 continue;
             }
             println!(
-                "{:<20} {:>4} {:<12} {:>6} {:>11.0} {:>23} {:>6} {:>8} {:>7} {:>8} {:>8}",
+                "{:<20} {:>4} {:<12} {:>6} {:>11.0} {:>23} {:>6} {:>8} {:>8} {:>8} {:>7} {:>8} {:>8}",
                 mode,
                 workers,
                 short(&build.label),
@@ -189,6 +195,8 @@ fn print_summary(builds: &[Build], figures: &[Figure], json: bool) {
                 median,
                 format!("{min:.0}-{max:.0}"),
                 opt(raw, 2),
+                opt(p50, 2),
+                opt(p95, 2),
                 opt(p99, 2),
                 opt(cpu, 1),
                 opt(rss, 0),

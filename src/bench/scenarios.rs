@@ -3,6 +3,7 @@
 //! worker), and returns figures; this file holds the context, the
 //! dispatch by name, the raw SQLite ceiling and the enqueue scenarios.
 
+use std::cell::RefCell;
 use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
 use std::thread;
@@ -19,10 +20,6 @@ use crate::manager::Manager;
 use crate::runner::WorkerOptions;
 use crate::store::{self, Store, bench as sb};
 
-/// Rows written one per transaction by the raw ceiling (each is an fsync).
-const RAW_SINGLE_MAX: usize = 10_000;
-/// Single enqueues measured (each is acknowledged before the next).
-const SINGLE_MAX: usize = 10_000;
 /// Runs waiting for later beside the drained ones in `process-scheduled`.
 const SCHEDULED_BESIDE: usize = 100_000;
 
@@ -33,6 +30,9 @@ pub struct Ctx {
     pub(super) started: (Sender<Started>, Receiver<Started>),
     raw_single: Option<f64>,
     raw_batch: Option<f64>,
+    /// The `synchronous` the current scenario's connections report, read
+    /// back when it opens its database; every figure it returns carries it.
+    sync: RefCell<String>,
 }
 
 impl Ctx {
@@ -47,11 +47,32 @@ impl Ctx {
             started: unbounded(),
             raw_single: None,
             raw_batch: None,
+            sync: RefCell::new(String::new()),
         })
     }
 
     /// Runs one scenario by name.
     pub fn run(&mut self, name: &str) -> Result<Vec<Measurement>> {
+        self.sync.replace(String::new());
+        let mut out = self.dispatch(name)?;
+        let sync = self.sync.borrow();
+        for m in out.iter_mut().filter(|m| m.synchronous.is_empty()) {
+            m.synchronous = if sync.is_empty() {
+                "-".into()
+            } else {
+                sync.clone()
+            };
+        }
+        Ok(out)
+    }
+
+    /// Records the `synchronous` a scenario's store reports.
+    pub(super) fn note_sync(&self, store: &Store) -> Result<()> {
+        self.sync.replace(store.synchronous()?);
+        Ok(())
+    }
+
+    fn dispatch(&mut self, name: &str) -> Result<Vec<Measurement>> {
         match name {
             "raw" => self.raw(),
             "enqueue" => self.enqueue(),
@@ -66,6 +87,7 @@ impl Ctx {
             "progress" => self.progress(),
             "ws" => Ok(vec![self.ws(1)?, self.ws(100)?]),
             "api" => self.api(),
+            "api-enqueue" => self.api_enqueue(),
             "footprint" => self.footprint(),
             "schedules" => self.schedules(),
             other => Err(Error::Invalid(format!("unknown scenario '{other}'"))),
@@ -73,8 +95,10 @@ impl Ctx {
     }
 
     pub(super) fn manager(&self, db: &std::path::Path) -> Result<Manager> {
+        let store = Store::open(db)?;
+        self.note_sync(&store)?;
         Ok(Manager::new(
-            Store::open(db)?,
+            store,
             registry(&self.done, &self.started.0),
             30_000,
             60_000,
@@ -106,8 +130,9 @@ impl Ctx {
     fn raw(&mut self) -> Result<Vec<Measurement>> {
         let dir = TempDir::beside(&self.opts.db, "raw")?;
         let mut conn = store::open_connection(&dir.db())?;
+        self.sync.replace(sb::synchronous(&conn)?);
         sb::create_raw_table(&conn)?;
-        let single = self.opts.n.min(RAW_SINGLE_MAX);
+        let single = self.opts.single_n();
         let t = Instant::now();
         sb::raw_insert(&mut conn, single, 1)?;
         let a = Measurement::new("raw-1-per-tx", single, 1, t.elapsed());
@@ -147,17 +172,25 @@ impl Ctx {
         self.ensure_raw()?;
         let dir = TempDir::beside(&self.opts.db, mode)?;
         let m = self.manager(&dir.db())?;
+        let page_size = sb::page_size(&store::open_connection(&dir.db())?)?;
         let (t, cpu, commits) = (Instant::now(), cpu_seconds(), store::commits());
+        let wal = store::wal_bytes();
         enqueue(&m)?;
         let mut out = Measurement::new(mode, n, callers, t.elapsed())
             .with_cpu(cpu)
-            .with_commits(commits);
+            .with_commits(commits)
+            .with_wal(wal, page_size);
         out.raw_ratio = self.ratio(out.rate, bulk);
+        out.note = Some(format!(
+            "WAL {:.0} bytes ({:.2} pages) per run",
+            out.wal_bytes.unwrap_or(0.0),
+            out.wal_pages.unwrap_or(0.0)
+        ));
         Ok(vec![out])
     }
 
     fn enqueue(&mut self) -> Result<Vec<Measurement>> {
-        let n = self.opts.n.min(SINGLE_MAX);
+        let n = self.opts.single_n();
         let req = noop_request("bench-noop");
         self.timed_enqueues("enqueue", (n, 1, false), |m| {
             for _ in 0..n {
@@ -168,12 +201,13 @@ impl Ctx {
     }
 
     fn enqueue_concurrent(&mut self) -> Result<Vec<Measurement>> {
-        let threads = 8;
-        let per = self.opts.n.min(SINGLE_MAX) / threads;
-        self.timed_enqueues("enqueue-concurrent", (per * threads, threads, false), |m| {
+        let (threads, n) = (8, self.opts.single_n());
+        self.timed_enqueues("enqueue-concurrent", (n, threads, false), |m| {
             let handles: Vec<_> = (0..threads)
-                .map(|_| {
+                .map(|i| {
                     let m = m.clone();
+                    // The first n % threads callers enqueue one more.
+                    let per = n / threads + usize::from(i < n % threads);
                     thread::spawn(move || -> Result<()> {
                         let req = noop_request("bench-noop");
                         for _ in 0..per {

@@ -26,6 +26,7 @@ impl Ctx {
         let n = self.opts.n.min(SCHEDULES);
         let dir = TempDir::beside(&self.opts.db, "schedules")?;
         let store = Store::open(&dir.db())?;
+        self.note_sync(&store)?;
         let start = Timestamp::parse("2030-01-07T00:00:00Z")
             .ok_or_else(|| Error::Internal("bench start time".into()))?;
         make_schedules(&store, n, start)?;

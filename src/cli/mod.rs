@@ -143,13 +143,13 @@ pub enum Command {
 /// `jobmgr bench [SCENARIO]...`.
 #[derive(Debug, Args)]
 pub struct BenchArgs {
-    /// Scenarios to run (all when none): raw, enqueue, enqueue-concurrent,
-    /// enqueue-bulk, process, process-backlog, process-history, process-scheduled, latency, logs,
-    /// progress, ws, api, footprint, schedules.
+    #[arg(value_name = "SCENARIO", help = crate::bench::scenarios_help())]
     pub scenarios: Vec<String>,
-    /// Runs (or log lines) per scenario.
-    #[arg(long, default_value_t = 100_000)]
-    pub n: usize,
+    /// Runs (or log lines) per scenario [default: 100000; 10000 in the
+    /// scenarios that commit once per run: raw-1-per-tx, enqueue,
+    /// enqueue-concurrent, api-enqueue].
+    #[arg(long)]
+    pub n: Option<usize>,
     /// Runs queued behind (process-backlog) or finished before (process-history).
     #[arg(long, default_value_t = 1_000_000)]
     pub backlog: usize,
@@ -221,13 +221,14 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<i32> {
             output::job_types(&registry, states.as_ref(), json)
         }
         Command::Bench(a) if a.latency_client => {
-            crate::bench::latency_client(&settings.db, a.n)?;
+            crate::bench::latency_client(&settings.db, a.n.unwrap_or(1))?;
             Ok(0)
         }
         Command::Bench(a) => {
             let opts = crate::bench::BenchOptions {
                 db: settings.db.clone(),
-                n: a.n,
+                n: a.n.unwrap_or(crate::bench::DEFAULT_N),
+                n_given: a.n,
                 backlog: a.backlog,
                 history_lines: a.history_lines,
             };

@@ -24,7 +24,7 @@ use std::path::Path;
 #[cfg(test)]
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::error::{Error, Result};
 use driven::Driven;
@@ -187,18 +187,6 @@ pub fn now() -> Timestamp {
         return c.now();
     }
     global().now()
-}
-
-/// The current time by the process clock as a `SystemTime`, for APIs that
-/// take one (a file's modification time).
-pub fn wall_time() -> SystemTime {
-    let ms = now().0;
-    let d = Duration::from_millis(ms.unsigned_abs());
-    if ms >= 0 {
-        UNIX_EPOCH + d
-    } else {
-        UNIX_EPOCH - d
-    }
 }
 
 /// The one read of the system's wall clock.

@@ -111,17 +111,6 @@ fn the_test_clock_settings_are_checked() {
 }
 
 #[test]
-fn wall_time_is_the_process_clock_as_a_system_time() {
-    let before = system_now();
-    let wall = wall_time()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0);
-    // The unit tests run on the system clock (no test-clock variable set).
-    assert!(before.0 <= wall && wall <= system_now().0);
-}
-
-#[test]
 fn a_unit_test_can_run_its_thread_on_a_manual_clock() {
     let hand = ManualClock::new(T0);
     {

@@ -135,3 +135,84 @@ pub fn set_progress(conn: &Connection, run_id: i64, processed: i64) -> Result<()
     .map(|_| ())
     .map_err(Error::db("set progress"))
 }
+
+/// The `synchronous` setting of `conn` as SQLite reports it (not as it was
+/// asked for): what the bench prints beside every figure.
+pub fn synchronous(conn: &Connection) -> Result<String> {
+    let level: i64 = conn
+        .query_row("PRAGMA synchronous", [], |r| r.get(0))
+        .map_err(Error::db("read synchronous"))?;
+    Ok(match level {
+        0 => "OFF".into(),
+        1 => "NORMAL".into(),
+        2 => "FULL".into(),
+        3 => "EXTRA".into(),
+        other => format!("unknown ({other})"),
+    })
+}
+
+impl super::Store {
+    /// The `synchronous` setting of this store's connections.
+    pub fn synchronous(&self) -> Result<String> {
+        synchronous(&*self.conn()?)
+    }
+}
+
+/// A registered worker holding `runs` RUNNING runs, for measuring the
+/// worker's coalesced progress write on its own; returns the worker's id
+/// and the runs'.
+pub fn running_fixture(conn: &mut Connection, runs: usize) -> Result<(i64, Vec<i64>)> {
+    let now = Timestamp::now().to_text();
+    super::write_on(conn, "create running runs", |tx| {
+        let metadata = serde_json::Map::new();
+        let worker = super::workers::insert_worker(
+            tx,
+            &super::workers::NewWorker {
+                hostname: "bench",
+                pid: i64::from(std::process::id()),
+                version: "bench",
+                concurrency: runs as i64,
+                metadata: &metadata,
+            },
+            &now,
+        )?;
+        let mut ids = Vec::with_capacity(runs);
+        let mut stmt = tx
+            .prepare_cached(
+                "INSERT INTO JobRun (jobName, status, createdAt, startedAt, workerId, updatedAt) \
+                 VALUES ('bench-progress', 'RUNNING', ?1, ?1, ?2, ?1)",
+            )
+            .map_err(Error::db("create running runs"))?;
+        for _ in 0..runs {
+            stmt.execute(params![now, worker.id])
+                .map_err(Error::db("create running runs"))?;
+            ids.push(tx.last_insert_rowid());
+        }
+        Ok((worker.id, ids))
+    })
+}
+
+/// The database's page size in bytes.
+pub fn page_size(conn: &Connection) -> Result<i64> {
+    conn.query_row("PRAGMA page_size", [], |r| r.get(0))
+        .map_err(Error::db("read page size"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn synchronous_is_read_back_from_the_connection() {
+        let conn = Connection::open_in_memory().unwrap();
+        for (set, read) in [
+            ("OFF", "OFF"),
+            ("NORMAL", "NORMAL"),
+            ("FULL", "FULL"),
+            ("3", "EXTRA"),
+        ] {
+            conn.pragma_update(None, "synchronous", set).unwrap();
+            assert_eq!(synchronous(&conn).unwrap(), read);
+        }
+    }
+}

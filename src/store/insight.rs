@@ -205,6 +205,8 @@ pub fn queued_among(conn: &Connection, ids: &[i64]) -> Result<Vec<JobRun>> {
 
 /// The highest run id (0 when there are none).
 pub fn max_run_id(conn: &Connection) -> Result<i64> {
-    conn.query_row("SELECT coalesce(max(id), 0) FROM JobRun", [], |r| r.get(0))
+    // Cached: the change watcher asks after every commit it sees.
+    conn.prepare_cached("SELECT coalesce(max(id), 0) FROM JobRun")
+        .and_then(|mut s| s.query_row([], |r| r.get(0)))
         .map_err(Error::db("read the newest run id"))
 }

@@ -21,6 +21,7 @@ pub mod backup;
 pub mod batch;
 pub mod bench;
 pub mod bulk;
+mod busy;
 pub mod changes;
 pub mod check;
 pub mod committer;
@@ -77,6 +78,12 @@ pub fn commits() -> u64 {
     COMMITS.load(Ordering::Relaxed)
 }
 
+/// Bytes this process has written to WAL files (frames and their
+/// headers), counted by the VFS layer.
+pub fn wal_bytes() -> u64 {
+    vfs::wal_bytes()
+}
+
 fn count_commit() {
     COMMITS.fetch_add(1, Ordering::Relaxed);
 }
@@ -94,7 +101,7 @@ pub struct Store {
 /// Sets the pragmas every connection needs. `synchronous=FULL` makes each
 /// acknowledged commit survive power loss; speed comes from batching.
 fn configure(conn: &mut Connection) -> rusqlite::Result<()> {
-    conn.busy_timeout(BUSY_TIMEOUT)?;
+    busy::install(conn)?;
     // A new file returns the pages retention frees to the file system
     // (`PRAGMA incremental_vacuum`). The mode can only be chosen before the
     // first table exists; an older file keeps its mode until a VACUUM.
@@ -412,6 +419,8 @@ pub fn open_writer_connection(path: &Path) -> Result<Connection> {
 
 /// `PRAGMA data_version`: changes when another connection commits.
 pub fn data_version(conn: &Connection) -> Result<i64> {
-    conn.query_row("PRAGMA data_version", [], |r| r.get(0))
+    // Cached: polled every 200 us while a wake-up's commit is awaited.
+    conn.prepare_cached("PRAGMA data_version")
+        .and_then(|mut s| s.query_row([], |r| r.get(0)))
         .map_err(Error::db("read data version"))
 }

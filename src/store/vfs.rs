@@ -26,7 +26,7 @@
 use std::ffi::{c_char, c_int, c_void};
 use std::ptr;
 use std::sync::Once;
-use std::sync::atomic::{AtomicPtr, Ordering};
+use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
 
 use rusqlite::ffi;
 
@@ -34,6 +34,15 @@ use rusqlite::ffi;
 /// unix VFS writes at most 128 KiB - 1 bytes per call (it masks the length
 /// with 0x1ffff), so this stays below that.
 const PENDING_MAX: usize = 120 * 1024;
+
+/// Bytes this process's connections have written to WAL files: what
+/// `jobmgr bench` reports per enqueued run. One relaxed add per write call.
+static WAL_BYTES: AtomicU64 = AtomicU64::new(0);
+
+/// How many bytes this process has written to WAL files.
+pub fn wal_bytes() -> u64 {
+    WAL_BYTES.load(Ordering::Relaxed)
+}
 
 /// The VFS this layer wraps (SQLite's default, "unix" on Linux).
 static REAL_VFS: AtomicPtr<ffi::sqlite3_vfs> = AtomicPtr::new(ptr::null_mut());
@@ -318,6 +327,7 @@ unsafe extern "C" fn x_write(
         let f = p.cast::<File>();
         let n = amt.max(0) as usize;
         if (*f).is_wal {
+            WAL_BYTES.fetch_add(n as u64, Ordering::Relaxed);
             let file = &mut *f;
             let follows =
                 !file.pending.is_empty() && off == file.pending_at + file.pending.len() as i64;

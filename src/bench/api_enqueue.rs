@@ -1,0 +1,160 @@
+//! The `api-enqueue` scenario: acknowledged `POST /api/jobs` from 1 and
+//! from 8 keep-alive HTTP clients against a real `jobmgr serve` child,
+//! without a worker and with one draining what is enqueued. Each answer
+//! (201) means the run and its audit row are committed.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::sync::{Arc, Barrier};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use super::scenarios::{Ctx, wait_until};
+use super::web::{ServeChild, TOKEN};
+use super::{Measurement, TempDir, percentile};
+use crate::error::{Error, Result};
+use crate::worker::WorkerState;
+
+/// The enqueued run: a built-in type (the child has no bench types) that
+/// finishes at once when a worker takes it.
+const BODY: &str = r#"{"jobName":"demo-known-total","parameters":{"count":1,"delay_ms":0}}"#;
+const IO_TIMEOUT: Duration = Duration::from_secs(30);
+
+impl Ctx {
+    /// 1 and 8 clients, without a worker and with one.
+    pub(super) fn api_enqueue(&mut self) -> Result<Vec<Measurement>> {
+        self.ensure_raw()?;
+        let n = self.opts.single_n();
+        let mut out = Vec::new();
+        for worker in [false, true] {
+            for clients in [1, 8] {
+                out.push(self.api_enqueue_with(n, clients, worker)?);
+            }
+        }
+        Ok(out)
+    }
+
+    fn api_enqueue_with(&mut self, n: usize, clients: usize, worker: bool) -> Result<Measurement> {
+        let mode = if worker {
+            "api-enqueue-worker"
+        } else {
+            "api-enqueue"
+        };
+        let dir = TempDir::beside(&self.opts.db, &format!("{mode}-{clients}"))?;
+        let m = self.manager(&dir.db())?;
+        let server = ServeChild::start_with(&dir.db(), worker)?;
+        if worker {
+            wait_until(Duration::from_secs(60), || {
+                Ok(m.worker_status()?
+                    .worker
+                    .is_some_and(|w| w.state == WorkerState::Running))
+            })?;
+        }
+        let start = Arc::new(Barrier::new(clients + 1));
+        let mut handles = Vec::with_capacity(clients);
+        for i in 0..clients {
+            // The first n % clients clients send one more.
+            let requests = n / clients + usize::from(i < n % clients);
+            let mut client = Client::connect(&server.addr)?;
+            let start = start.clone();
+            handles.push(thread::spawn(move || -> Result<Vec<f64>> {
+                start.wait();
+                let mut lat = Vec::with_capacity(requests);
+                for _ in 0..requests {
+                    let t0 = Instant::now();
+                    client.enqueue()?;
+                    lat.push(t0.elapsed().as_secs_f64() * 1000.0);
+                }
+                Ok(lat)
+            }));
+        }
+        start.wait();
+        let t = Instant::now();
+        let mut lat = Vec::with_capacity(n);
+        for h in handles {
+            let mine = h
+                .join()
+                .map_err(|_| Error::Internal("HTTP client panicked".into()))??;
+            lat.extend(mine);
+        }
+        let took = t.elapsed();
+        let cpu = super::proc_cpu_seconds(Some(server.pid()));
+        lat.sort_by(f64::total_cmp);
+        let mut out = Measurement::new(mode, lat.len(), clients, took);
+        out.raw_ratio = self.ratio(out.rate, false);
+        out.lat_p50_ms = percentile(&lat, 50.0);
+        out.lat_p95_ms = percentile(&lat, 95.0);
+        out.lat_p99_ms = percentile(&lat, 99.0);
+        out.note = Some(format!(
+            "{clients} keep-alive client(s), {}; serve CPU {:.0} µs per POST (from its start)",
+            if worker {
+                "a worker draining them"
+            } else {
+                "no worker"
+            },
+            cpu * 1e6 / lat.len().max(1) as f64
+        ));
+        Ok(out)
+    }
+}
+
+/// One keep-alive connection sending `POST /api/jobs`.
+struct Client {
+    reader: BufReader<TcpStream>,
+    writer: TcpStream,
+    request: Vec<u8>,
+}
+
+impl Client {
+    fn connect(addr: &str) -> Result<Client> {
+        let io = |e: std::io::Error| Error::Internal(format!("connect to {addr}: {e}"));
+        let stream = TcpStream::connect(addr).map_err(io)?;
+        stream.set_read_timeout(Some(IO_TIMEOUT)).map_err(io)?;
+        stream.set_nodelay(true).map_err(io)?;
+        let request = format!(
+            "POST /api/jobs HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {TOKEN}\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{BODY}",
+            BODY.len()
+        )
+        .into_bytes();
+        Ok(Client {
+            reader: BufReader::new(stream.try_clone().map_err(io)?),
+            writer: stream,
+            request,
+        })
+    }
+
+    /// Sends one enqueue and reads its whole answer, which must be 201.
+    fn enqueue(&mut self) -> Result<()> {
+        let io = |e: std::io::Error| Error::Internal(format!("POST /api/jobs: {e}"));
+        self.writer.write_all(&self.request).map_err(io)?;
+        let mut line = String::new();
+        self.reader.read_line(&mut line).map_err(io)?;
+        let status = line.split_whitespace().nth(1).unwrap_or("").to_string();
+        let mut length = 0usize;
+        loop {
+            line.clear();
+            if self.reader.read_line(&mut line).map_err(io)? == 0 {
+                return Err(Error::Internal("POST /api/jobs: connection closed".into()));
+            }
+            let header = line.trim_end();
+            if header.is_empty() {
+                break;
+            }
+            if let Some((name, value)) = header.split_once(':')
+                && name.eq_ignore_ascii_case("content-length")
+            {
+                length = value.trim().parse().unwrap_or(0);
+            }
+        }
+        let mut body = vec![0; length];
+        self.reader.read_exact(&mut body).map_err(io)?;
+        if status != "201" {
+            return Err(Error::Internal(format!(
+                "POST /api/jobs answered {status}: {}",
+                String::from_utf8_lossy(&body)
+            )));
+        }
+        Ok(())
+    }
+}

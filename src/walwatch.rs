@@ -1,0 +1,218 @@
+//! Learning at once that another process committed. SQLite has no
+//! cross-process notification, but every commit writes the WAL file, so an
+//! inotify watch on `<db>-wal` turns a commit into a call at once: the
+//! worker's writer starts new runs, and `serve`'s change watcher publishes
+//! what changed, within a millisecond or two, without polling the
+//! database a thousand times a second. Both keep a `PRAGMA data_version`
+//! poll as the fallback for where inotify is missing.
+//!
+//! The wake-up comes as the other process writes its commit's frames; the
+//! commit becomes visible once that write is synced and published in the
+//! wal-index, a moment later. A caller that finds nothing new right after
+//! a wake-up looks again for a short while ([`RECHECK`]).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread;
+use std::time::Duration;
+
+use inotify::{Inotify, WatchDescriptor, WatchMask, Watches};
+
+/// After a wake-up, how long a caller that sees no new commit yet keeps
+/// looking: the commit's fsync, then its publication, follow the write
+/// that woke it.
+pub const RECHECK: Duration = Duration::from_millis(20);
+/// How often to look during that window.
+pub const RECHECK_POLL: Duration = Duration::from_micros(200);
+
+/// The running watch thread; [`WalWatch::stop`] ends and joins it.
+pub struct WalWatch {
+    stop: Arc<AtomicBool>,
+    /// The watch on the anchor file: removing it is what wakes the thread
+    /// to stop (the kernel then queues an `IN_IGNORED` event).
+    watches: Watches,
+    anchor: WatchDescriptor,
+    thread: Option<thread::JoinHandle<()>>,
+    done: crossbeam_channel::Receiver<()>,
+}
+
+/// Turns the watch on the WAL file on and off. A busy writer that will
+/// claim again anyway turns it off: every page it writes to the WAL would
+/// otherwise raise an inotify event (a twentieth of its time went there).
+pub struct Switch {
+    watches: Watches,
+    wal: PathBuf,
+    wd: Option<WatchDescriptor>,
+}
+
+impl Switch {
+    /// Whether the WAL file is watched now.
+    pub fn is_on(&self) -> bool {
+        self.wd.is_some()
+    }
+
+    /// Watches the WAL file or stops watching it; false when watching
+    /// failed (the caller then polls).
+    pub fn set(&mut self, on: bool) -> bool {
+        match (on, self.wd.take()) {
+            (true, None) => match self.watches.add(&self.wal, WatchMask::MODIFY) {
+                Ok(wd) => self.wd = Some(wd),
+                Err(e) => {
+                    log::warn!("cannot watch the WAL file ({e}); polling instead");
+                    return false;
+                }
+            },
+            (false, Some(wd)) => {
+                // A checkpoint that reset the WAL may have dropped the
+                // watch already; either way it is gone.
+                let _ = self.watches.remove(wd);
+            }
+            (_, wd) => self.wd = wd,
+        }
+        true
+    }
+}
+
+/// The WAL file of the database at `db`.
+pub fn wal_path(db: &Path) -> PathBuf {
+    let mut wal = db.as_os_str().to_owned();
+    wal.push("-wal");
+    PathBuf::from(wal)
+}
+
+/// Starts a thread named `name` that calls `wake` whenever `<db>-wal` is
+/// written, until `wake` returns false or the watch is stopped. `anchor`
+/// is a file that outlives the watch (the worker's lock file, or the
+/// database itself); it is watched only for its removal, and the stop
+/// removes that watch to wake the thread, so stopping writes nothing.
+/// None when inotify is unavailable: the caller polls instead.
+pub fn watch(
+    db: &Path,
+    anchor: &Path,
+    name: &str,
+    wake: impl Fn() -> bool + Send + 'static,
+) -> Option<(WalWatch, Switch)> {
+    let inotify = Inotify::init().ok()?;
+    let mut switch = Switch {
+        watches: inotify.watches(),
+        wal: wal_path(db),
+        wd: None,
+    };
+    if !switch.set(true) {
+        return None;
+    }
+    let mut watches = inotify.watches();
+    // Not MODIFY, OPEN or ATTRIB: the writer rewrites the high-water mark in
+    // the lock file after every commit, and `jobmgr status` and `check`
+    // open it to read the mark; none of that may wake anyone.
+    let anchor = watches.add(anchor, WatchMask::DELETE_SELF).ok()?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    let (done_tx, done) = crossbeam_channel::bounded(1);
+    let thread = thread::Builder::new()
+        .name(name.into())
+        .spawn(move || {
+            run(inotify, wake, flag);
+            let _ = done_tx.send(());
+        })
+        .ok()?;
+    let watch = WalWatch {
+        stop,
+        watches,
+        anchor,
+        thread: Some(thread),
+        done,
+    };
+    Some((watch, switch))
+}
+
+fn run(mut inotify: Inotify, wake: impl Fn() -> bool, stop: Arc<AtomicBool>) {
+    let mut buf = [0u8; 4096];
+    loop {
+        if inotify.read_events_blocking(&mut buf).is_err() || stop.load(Ordering::Acquire) {
+            return;
+        }
+        if !wake() {
+            return;
+        }
+    }
+}
+
+impl WalWatch {
+    /// Ends the watch thread and waits for it; false when it could not be
+    /// woken (it is then left blocked: it holds nothing but its inotify
+    /// descriptor, and ends with the process).
+    pub fn stop(mut self) -> bool {
+        self.stop.store(true, Ordering::Release);
+        let removed = self.watches.remove(self.anchor).is_ok();
+        let ended = removed && self.done.recv_timeout(Duration::from_secs(1)).is_ok();
+        match self.thread.take() {
+            Some(t) if ended => {
+                let _ = t.join();
+            }
+            _ => log::warn!("could not wake the WAL watch thread; leaving it"),
+        }
+        ended
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::fs::File;
+    use std::os::unix::fs::FileExt;
+
+    use super::*;
+
+    /// The writer rewrites the high-water mark in the lock file after every
+    /// commit, and `jobmgr status` reads it: neither may wake anyone. A
+    /// commit (a write to the WAL) does, and the stop ends the thread.
+    #[test]
+    fn the_mark_in_the_anchor_wakes_nobody_and_the_wal_does() {
+        let dir = std::env::temp_dir().join(format!("jobmgr-walwatch-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let (db, lock) = (dir.join("t.db"), dir.join("t.db.lock"));
+        std::fs::write(dir.join("t.db-wal"), b"").unwrap();
+        let lock_file = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock)
+            .unwrap();
+        let (tx, rx) = crossbeam_channel::bounded(16);
+        let (watch, _switch) =
+            watch(&db, &lock, "test-watch", move || tx.try_send(()).is_ok()).expect("inotify");
+        for i in 0..20u8 {
+            lock_file.write_all_at(&[b'0' + i % 10; 64], 0).unwrap();
+            lock_file
+                .set_modified(std::time::SystemTime::now())
+                .unwrap();
+            std::fs::read(&lock).unwrap();
+        }
+        let quiet = rx.recv_timeout(Duration::from_millis(300));
+        assert!(quiet.is_err(), "woken by the anchor file: {quiet:?}");
+        std::fs::write(dir.join("t.db-wal"), b"frame").unwrap();
+        let woken = rx.recv_timeout(Duration::from_secs(5));
+        assert!(woken.is_ok(), "{woken:?}");
+        assert!(watch.stop(), "the stop did not wake the thread");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// Stopping works with the WAL watch switched off too (the busy
+    /// writer's case): the thread is woken through the anchor alone.
+    #[test]
+    fn a_watch_switched_off_still_stops() {
+        let dir = std::env::temp_dir().join(format!("jobmgr-walwatch-off-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let db = dir.join("t.db");
+        std::fs::write(&db, b"").unwrap();
+        std::fs::write(dir.join("t.db-wal"), b"").unwrap();
+        let (watch, mut switch) = watch(&db, &db, "test-watch", || true).expect("inotify");
+        assert!(switch.set(false));
+        assert!(!switch.is_on());
+        assert!(watch.stop(), "the stop did not wake the thread");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
