@@ -238,7 +238,7 @@ fn a_run_carries_its_types_usual_and_an_unusual_outcome_is_flagged() {
     assert_eq!(
         texts,
         [
-            "1 errors; usually about 1,000",
+            "1 error; usually about 1,000",
             "3 inserts; usually about 3,000",
             "6 updates; usually about 6,000"
         ],

@@ -188,7 +188,12 @@ pub fn unusual(run: &JobRun, usual: &Usual) -> Vec<Unusual> {
                 key: key.clone(),
                 value: v,
                 usual: m,
-                text: format!("{} {key}; usually about {}", number(v), number(about(m))),
+                text: format!(
+                    "{} {}; usually about {}",
+                    number(v),
+                    singular(key, v),
+                    number(about(m))
+                ),
             });
         }
     }
@@ -215,6 +220,14 @@ fn run_duration_ms(run: &JobRun) -> Option<i64> {
     let start = crate::clock::Timestamp::parse(run.started_at.as_deref()?)?;
     let end = crate::clock::Timestamp::parse(run.finished_at.as_deref()?)?;
     Some(end.0 - start.0)
+}
+
+/// "1 error", not "1 errors": a counter named in the plural, for one.
+fn singular(key: &str, n: f64) -> &str {
+    match key.strip_suffix('s') {
+        Some(one) if n == 1.0 && !one.ends_with('s') => one,
+        _ => key,
+    }
 }
 
 /// `n` rounded to two significant digits: "about 5,000", not "about 4,987".
