@@ -265,4 +265,7 @@ fn a_run_carries_its_types_usual_and_an_unusual_outcome_is_flagged() {
     let run = &s.api.ok(&format!("/api/jobs/{other}"))["run"];
     assert_eq!(run.get("usual"), None, "{run}");
     assert_eq!(run.get("unusual"), None, "{run}");
+    // One item, said so.
+    let log = db.ok(&["logs", &other.to_string()]);
+    assert!(log.contains("done: 1 item processed"), "{log}");
 }

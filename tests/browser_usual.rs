@@ -94,6 +94,19 @@ fn a_run_far_from_the_usual_is_flagged_in_the_history_and_the_details() {
         text_of(&mut b, &flag),
         "⚑ 1 error; usually about 1,000 (+2)"
     );
+    // Its last stage reset its count: the result names its counters.
+    assert!(
+        text_of(
+            &mut b,
+            &format!("#history-rows tr[data-run-id=\"{small}\"] .col-summary")
+        )
+        .starts_with("1 error · 3 inserts · 6 updates ⚑"),
+        "{}",
+        text_of(
+            &mut b,
+            &format!("#history-rows tr[data-run-id=\"{small}\"] .col-summary")
+        )
+    );
     // The usual runs are not flagged.
     assert_eq!(
         b.eval("document.querySelectorAll('#history-rows .unusual-flag').length"),

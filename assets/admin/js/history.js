@@ -231,8 +231,10 @@ function plainSummary(run) {
   if (run.status === 'FAILED' && run.error) return h('span', { class: 'error-text', text: run.error });
   if (['RUNNING', 'QUEUED', 'SCHEDULED'].includes(run.status)) return progressText(run);
   const n = run.entitiesProcessed;
-  if (!n) return '';
-  return run.entitiesUnit ? counted(n, run.entitiesUnit) : `${num(n)} processed`;
+  if (n) return run.entitiesUnit ? counted(n, run.entitiesUnit) : `${num(n)} processed`;
+  // A job whose last stage reset its count still says what it did.
+  const outcome = Object.entries(run.outcomeSummary || {}).filter(([, v]) => typeof v === 'number');
+  return outcome.map(([k, v]) => counted(v, k)).join(' · ');
 }
 
 function row(run) {
