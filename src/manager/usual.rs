@@ -293,6 +293,76 @@ mod tests {
         assert_eq!(u.outcome["inserts"], 5000.0);
     }
 
+    fn completed(ms: i64, inserts: i64) -> JobRun {
+        let mut outcome = serde_json::Map::new();
+        outcome.insert("inserts".into(), inserts.into());
+        JobRun {
+            id: 99,
+            job_name: "t".into(),
+            status: JobStatus::Completed,
+            parameters: serde_json::Map::new(),
+            priority: 0,
+            attempt: 1,
+            created_at: "2026-12-01T10:00:00.000Z".into(),
+            started_at: Some("2026-12-01T10:00:00.000Z".into()),
+            finished_at: Some(crate::clock::Timestamp(1_796_119_200_000 + ms).to_text()),
+            worker_id: None,
+            current_stage: None,
+            entities_processed: 0,
+            entities_total: None,
+            entities_unit: None,
+            outcome_summary: outcome,
+            error: None,
+            error_context: None,
+            rerun_of_id: None,
+            triggered_by: "cli".into(),
+            metadata: serde_json::Map::new(),
+            cancel_requested_at: None,
+            updated_at: "2026-12-01T10:00:00.000Z".into(),
+            run_at: None,
+            schedule_name: None,
+            scheduled_for: None,
+        }
+    }
+
+    #[test]
+    fn far_from_the_usual_is_a_tenth_ten_times_or_five_times_as_long() {
+        let usual = |ms: i64, inserts: f64| Usual {
+            runs: 20,
+            duration_ms: Some(ms),
+            outcome: [("inserts".to_string(), inserts)].into(),
+        };
+        let keys = |run: &JobRun, u: &Usual| -> Vec<String> {
+            unusual(run, u).into_iter().map(|f| f.key).collect()
+        };
+        assert_eq!(
+            crate::clock::Timestamp::parse("2026-12-01T10:00:00.000Z").map(|t| t.0),
+            Some(1_796_119_200_000)
+        );
+        // Within [median / 10, 10 x median] and under 5 x the duration: nothing.
+        assert!(keys(&completed(4_000, 500), &usual(1_000, 5_000.0)).is_empty());
+        assert_eq!(
+            keys(&completed(1_000, 0), &usual(1_000, 5_000.0)),
+            ["inserts"]
+        );
+        assert_eq!(
+            keys(&completed(1_000, 50_001), &usual(1_000, 5_000.0)),
+            ["inserts"]
+        );
+        // A median under 10 is not judged.
+        assert!(keys(&completed(1_000, 0), &usual(1_000, 9.0)).is_empty());
+        assert_eq!(
+            keys(&completed(5_001, 5_000), &usual(1_000, 5_000.0)),
+            ["duration"]
+        );
+        // Five times a tiny duration is not news.
+        assert!(keys(&completed(600, 5_000), &usual(100, 5_000.0)).is_empty());
+        assert_eq!(
+            unusual(&completed(1_000, 0), &usual(1_000, 4_987.0))[0].text,
+            "0 inserts; usually about 5,000"
+        );
+    }
+
     #[test]
     fn the_words_round_the_usual() {
         assert_eq!(number(about(4987.0)), "5,000");

@@ -81,10 +81,14 @@ export async function loadAudit() {
   document.getElementById('audit-next').disabled = nextCursor === null;
 }
 
-/** Refreshes the first page soon, once however many runs change. */
+/**
+ * Refreshes the first page a little later, once however many runs change:
+ * on a busy host runs change all the time, and a filtered page of a long
+ * audit trail is not free to read.
+ */
 export function auditActivity() {
   if (reloadTimer || cursors.length > 1) return;
-  reloadTimer = setTimeout(() => { reloadTimer = null; loadAudit(); }, 1500);
+  reloadTimer = setTimeout(() => { reloadTimer = null; loadAudit(); }, 3000);
 }
 
 /** Wires the filters and the pager. */
