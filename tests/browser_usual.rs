@@ -25,6 +25,14 @@ fn seed_completed(db: &TestDb, name: &str, n: usize, ms: i64, outcome: &str) {
         .expect("seed runs");
 }
 
+/// The same page at a phone's width.
+fn phone(b: &mut common::cdp::Browser) {
+    b.page(
+        "Emulation.setDeviceMetricsOverride",
+        serde_json::json!({"width": 390, "height": 844, "deviceScaleFactor": 1, "mobile": true}),
+    );
+}
+
 #[test]
 fn a_run_without_a_total_shows_the_usual_duration_and_what_is_left() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
@@ -61,6 +69,14 @@ fn a_run_without_a_total_shows_the_usual_duration_and_what_is_left() {
         text_of(&mut b, "#details-timings")
     );
     screenshot(&mut b, &db, "usual-eta-details-1400");
+    phone(&mut b);
+    b.wait_js(
+        "the details' ETA on a phone",
+        WAIT,
+        "/usually about 2 min/.test(document.getElementById('details-rate')?.textContent ?? '') && \
+         document.documentElement.scrollWidth <= 390",
+    );
+    screenshot(&mut b, &db, "usual-eta-details-390");
     db.ok(&["cancel", &id.to_string()]);
     db.wait_status(id, "CANCELLED", WAIT);
 }
@@ -126,4 +142,22 @@ fn a_run_far_from_the_usual_is_flagged_in_the_history_and_the_details() {
     );
     assert!(text_of(&mut b, "#details-unusual").starts_with("Unusual for demo-multi-phase"));
     screenshot(&mut b, &db, "usual-flag-details-1400");
+    phone(&mut b);
+    b.wait_js(
+        "the flags on a phone, inside the screen",
+        WAIT,
+        "(() => { const r = document.getElementById('details-unusual').getBoundingClientRect(); \
+         return r.right <= 390 && document.documentElement.scrollWidth <= 390; })()",
+    );
+    screenshot(&mut b, &db, "usual-flag-details-390");
+    b.eval("location.hash = '#history-panel'");
+    b.wait_js(
+        "the flagged row on a phone",
+        WAIT,
+        &format!(
+            "(() => {{ const f = document.querySelector('{flag}'); \
+             return f !== null && f.getBoundingClientRect().right <= 390; }})()"
+        ),
+    );
+    screenshot(&mut b, &db, "usual-flag-history-390");
 }
