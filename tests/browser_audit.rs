@@ -2,7 +2,8 @@
 //! actions taken in the test, from the CLI and from the page, listed newest
 //! first with where they came from and who took them; the source filter;
 //! a filter the server refuses explained in place; and the run it names
-//! linked to the run's details.
+//! linked to the run's details; and a toast that lets clicks through to the
+//! control under it.
 
 mod common;
 
@@ -83,6 +84,17 @@ fn the_audit_panel_lists_filters_and_links_the_actions_taken() {
     );
     b.eval("document.getElementById('audit-panel').scrollIntoView()");
     screenshot(&mut b, &db, "audit-1400");
+    // A toast does not take the clicks of what is under it (one is added
+    // here: the re-run's may have gone by now).
+    let under = b.eval(
+        "(() => { const t = document.createElement('div'); t.className = 'toast toast-ok'; \
+         const s = document.createElement('span'); s.textContent = 'a toast over the pager'; t.append(s); \
+         document.getElementById('toasts').append(t); \
+         const r = s.getBoundingClientRect(); \
+         const el = document.elementFromPoint(r.left + r.width / 2, r.top + r.height / 2); \
+         const hit = el && el.closest('#toasts') ? 'the toast' : 'the page'; t.remove(); return hit; })()",
+    );
+    assert_eq!(under, "the page");
 
     // Only the CLI's.
     b.eval(
