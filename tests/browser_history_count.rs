@@ -102,6 +102,20 @@ fn the_history_shows_its_filters_total_and_page_count() {
         text_of(&mut b, "#history-filters select[name=size] option:checked"),
         "50 per page"
     );
+    // A new matching run: the row comes live, and the counted total follows
+    // (within the page's ten seconds between counts of this kind).
+    let id = db.enqueue("demo-known-total", &[]);
+    b.wait_js(
+        "the new run's row",
+        WAIT,
+        &format!("document.querySelector('#history-rows tr[data-run-id=\"{id}\"]') !== null"),
+    );
+    shows(
+        &mut b,
+        "the total with the new run",
+        "41 matching",
+        "Page 1 of 1",
+    );
 }
 
 /// Loads the page of a server without a worker (no RUNNING worker to wait

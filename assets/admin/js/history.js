@@ -95,10 +95,28 @@ export async function loadHistory() {
 // otherwise counts up to a cap, past which the total is "more than".
 let total = null; // { count, exact } for the current filters, or null
 
+// A count the server had to make by reading runs (a type, text or dates)
+// costs about what the page did: while runs change and the first page
+// reloads, it is made again at most this often. The counters' is free.
+const RECOUNT_MS = 10000;
+let lastCount = { key: '', at: 0 };
+let recountTimer = null;
+
 async function loadCount(mine) {
-  const res = await attempt(() => api(`/api/jobs/count${query(filters())}`), 'Count matching runs');
+  const key = query(filters());
+  const fresh = key === lastCount.key && Date.now() - lastCount.at < RECOUNT_MS;
+  if (total && fresh && total.counted === 'rows') {
+    // Not now, but soon: the runs that changed meanwhile are counted then.
+    if (!recountTimer) {
+      recountTimer = setTimeout(() => { recountTimer = null; loadCount(latest); }, RECOUNT_MS - (Date.now() - lastCount.at));
+    }
+    renderPage();
+    return;
+  }
+  const res = await attempt(() => api(`/api/jobs/count${key}`), 'Count matching runs');
   if (mine !== latest) return;
   total = res;
+  lastCount = { key, at: Date.now() };
   renderPage();
 }
 
