@@ -28,8 +28,9 @@ pub enum Event {
     /// The worker row changed (state, heartbeat); the value is the
     /// worker status object of `/api/worker`.
     Worker(Value),
-    /// A run row changed.
-    Run(Box<JobRun>),
+    /// A run row changed: its JSON as the API shows it, [`run_json`]
+    /// with what is usual for its type.
+    Run(Box<Value>),
     /// New statistics.
     Stats(Box<Stats>),
     /// Too much changed at once: clients must refetch.
@@ -50,7 +51,7 @@ impl Event {
     pub fn to_text(&self) -> String {
         let v = match self {
             Event::Worker(w) => json!({"type": "worker", "worker": w}),
-            Event::Run(r) => json!({"type": "run", "run": run_json(r)}),
+            Event::Run(r) => json!({"type": "run", "run": r}),
             Event::Stats(s) => json!({"type": "stats", "stats": s}),
             Event::Resync => return RESYNC.to_string(),
         };

@@ -21,6 +21,7 @@ mod retries;
 mod schedule_view;
 mod schedules;
 mod unique;
+mod usual;
 mod view;
 
 use std::sync::{Arc, OnceLock};
@@ -103,6 +104,8 @@ pub struct Manager {
     stale_after_ms: i64,
     drain_timeout_ms: i64,
     committer: Arc<OnceLock<Committer>>,
+    /// Recent COMPLETED runs per type, for what is usual for it.
+    usual: Arc<usual::UsualCache>,
 }
 
 impl Manager {
@@ -119,6 +122,7 @@ impl Manager {
             stale_after_ms,
             drain_timeout_ms,
             committer: Arc::new(OnceLock::new()),
+            usual: Arc::default(),
         }
     }
 

@@ -187,3 +187,66 @@ pub struct RunRef {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub created_at: Option<String>,
 }
+
+/// Where an audited action came from, as the Audit panel filters it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuditSource {
+    /// The admin page (the session cookie).
+    Page,
+    /// The HTTP API with a bearer token.
+    Api,
+    /// The command line.
+    Cli,
+    /// The web server, in a row written before the page and the API were
+    /// told apart.
+    Web,
+}
+
+impl AuditSource {
+    /// Parses a filter value; `web` is not one (it only names old rows).
+    pub fn parse(text: &str) -> Option<AuditSource> {
+        match text {
+            "page" => Some(AuditSource::Page),
+            "api" => Some(AuditSource::Api),
+            "cli" => Some(AuditSource::Cli),
+            _ => None,
+        }
+    }
+}
+
+/// Which audit rows to read: newest first, keyset-paginated by id.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    /// An action (`run.cancel`), or a prefix of actions ending in `*`.
+    pub action: Option<String>,
+    pub source: Option<AuditSource>,
+    /// The OS user of a CLI action.
+    pub user: Option<String>,
+    /// Actions on this run (`target` is `run N`).
+    pub run_id: Option<i64>,
+    /// At or after this timestamp text.
+    pub since: Option<String>,
+    /// Before this timestamp text.
+    pub until: Option<String>,
+    /// Only rows with an id below this (the next page's cursor).
+    pub before_id: Option<i64>,
+    pub limit: usize,
+}
+
+/// One audited admin action.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditEntry {
+    pub id: i64,
+    pub at: String,
+    pub action: String,
+    pub target: Option<String>,
+    pub from: AuditSource,
+    /// The client's address (none for the CLI).
+    pub address: Option<String>,
+    pub user: Option<String>,
+    pub detail: Option<String>,
+    /// The run the action was on, when its target is one.
+    pub run_id: Option<i64>,
+}

@@ -254,7 +254,10 @@ fn publish_runs(manager: &Manager, hub: &Hub, st: &mut State) -> Result<()> {
             st.since = st.since.max(t);
         }
         st.sent.insert(run.id, run.updated_at.clone());
-        hub.publish(&Event::Run(Box::new(run)));
+        // With what is usual for its type: the page's ETA and flags.
+        let mut view = crate::events::run_json(&run);
+        manager.add_usual(&mut view, &run);
+        hub.publish(&Event::Run(Box::new(view)));
     }
     let horizon = st.since.plus_ms(-LOOKBACK_MS).to_text();
     st.sent.retain(|_, at| *at >= horizon);

@@ -32,13 +32,22 @@ fn pause(ctx: &JobContext, ms: i64) -> Result<(), JobError> {
     }
 }
 
+/// "1 item", "2 items".
+fn items(n: i64) -> String {
+    if n == 1 {
+        "1 item".to_string()
+    } else {
+        format!("{n} items")
+    }
+}
+
 /// Logs a line every tenth of `total` (or every 1,000 items when unknown).
 fn milestone(ctx: &JobContext, done: i64, total: Option<i64>) {
     let every = total.map(|t| (t / 10).max(1)).unwrap_or(1000);
     if done % every == 0 {
         ctx.log_with(
             LogLevel::Info,
-            &format!("processed {done} items"),
+            &format!("processed {}", items(done)),
             json!({"processed": done, "total": total}),
         );
     }
@@ -64,7 +73,7 @@ pub fn known_total() -> JobType {
                 ctx.outcome("updates", 1);
                 milestone(ctx, i, Some(count));
             }
-            ctx.info(&format!("done: {count} items processed"));
+            ctx.info(&format!("done: {} processed", items(count)));
             Ok(())
         }),
     }
@@ -89,7 +98,7 @@ pub fn unknown_total() -> JobType {
                 ctx.outcome("found", 1);
                 milestone(ctx, i, None);
             }
-            ctx.info(&format!("stream ended after {count} items"));
+            ctx.info(&format!("stream ended after {}", items(count)));
             Ok(())
         }),
     }

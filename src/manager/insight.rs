@@ -6,6 +6,7 @@ use super::Manager;
 use crate::clock::Timestamp;
 use crate::error::{Error, Result};
 use crate::job::JobRun;
+use crate::query::{AuditEntry, AuditFilter, RunFilter};
 use crate::store::changes::ChangeFeed;
 use crate::store::{insight, workers};
 use crate::worker::WorkerRow;
@@ -27,6 +28,19 @@ pub struct RunDetails {
     /// The runs it waits (or waited) for, and those that wait for it.
     pub after: Vec<crate::store::deps::Linked>,
     pub waited_for_by: Vec<crate::store::deps::Linked>,
+}
+
+/// Most runs [`Manager::count_matching`] counts one by one.
+pub const MAX_COUNTED: usize = 10_000;
+
+/// How many runs a history filter matches.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct MatchCount {
+    /// Exact when `exact`; otherwise the runs are more than this.
+    pub count: u64,
+    pub exact: bool,
+    /// `counters` (the per-status counters) or `rows` (counted).
+    pub counted: &'static str,
 }
 
 /// Longest window the failure groups look back over.
@@ -128,5 +142,39 @@ impl Manager {
         self.store
             .write("record audit entry", |tx| row.insert(tx, &now))?;
         Ok(())
+    }
+    /// The audit rows `filter` selects, newest first.
+    pub fn audit_entries(&self, filter: &AuditFilter) -> Result<Vec<AuditEntry>> {
+        crate::store::audit::list(&*self.store.conn()?, filter)
+    }
+
+    /// How many runs `filter` matches (its cursor and limit aside). With
+    /// statuses alone (or nothing) the answer is the sum of the run counters
+    /// and costs the same at any history size; otherwise the runs are
+    /// counted, up to [`MAX_COUNTED`], past which the count is not exact.
+    pub fn count_matching(&self, filter: &RunFilter) -> Result<MatchCount> {
+        let only_statuses = filter.name.is_none()
+            && filter.q.as_deref().is_none_or(str::is_empty)
+            && filter.since.is_none()
+            && filter.until.is_none();
+        if only_statuses {
+            let rows = crate::store::runs::count_by_status(&*self.store.conn()?)?;
+            let n = rows
+                .iter()
+                .filter(|(s, _)| filter.statuses.is_empty() || filter.statuses.contains(s))
+                .map(|(_, n)| *n)
+                .sum::<i64>();
+            return Ok(MatchCount {
+                count: n.max(0) as u64,
+                exact: true,
+                counted: "counters",
+            });
+        }
+        let n = crate::store::history::count_bounded(&*self.store.conn()?, filter, MAX_COUNTED)?;
+        Ok(MatchCount {
+            count: n.min(MAX_COUNTED) as u64,
+            exact: n <= MAX_COUNTED,
+            counted: "rows",
+        })
     }
 }

@@ -28,6 +28,7 @@ pub mod committer;
 mod counts;
 pub mod deps;
 pub mod due;
+pub mod history;
 pub mod housekeeping;
 pub mod insight;
 pub mod logs;
@@ -52,6 +53,7 @@ mod transitions;
 pub mod unique;
 #[cfg(test)]
 mod upgrade_tests;
+pub mod usual;
 #[allow(unsafe_code)]
 mod vfs;
 pub mod workers;

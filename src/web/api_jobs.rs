@@ -63,8 +63,9 @@ fn runs_json(runs: &[crate::job::JobRun]) -> Vec<Value> {
     runs.iter().map(run_json).collect()
 }
 
-/// `GET /api/jobs`: one page of history, newest first.
-pub fn list(ctx: &Ctx, req: &Req) -> Result<Reply> {
+/// The history filter of a request's query (statuses, name, search, time
+/// range, cursor, limit); the count reads the same filter.
+pub(super) fn run_filter(req: &Req) -> Result<RunFilter> {
     let mut statuses = Vec::new();
     for s in req
         .param("status")
@@ -74,7 +75,7 @@ pub fn list(ctx: &Ctx, req: &Req) -> Result<Reply> {
     {
         statuses.push(JobStatus::parse(s).ok_or_else(|| bad(format!("unknown status '{s}'")))?);
     }
-    let filter = RunFilter {
+    Ok(RunFilter {
         statuses,
         name: req.param("name").map(str::to_string),
         q: req.param("q").map(str::to_string),
@@ -82,15 +83,26 @@ pub fn list(ctx: &Ctx, req: &Req) -> Result<Reply> {
         until: time_param(req, "until")?,
         before_id: int_param(req, "cursor")?,
         limit: limit(req, LIST_DEFAULT, LIST_MAX)?,
-    };
+    })
+}
+
+/// `GET /api/jobs`: one page of history, newest first; each run carries
+/// what is usual for its type (see `Manager::add_usual`).
+pub fn list(ctx: &Ctx, req: &Req) -> Result<Reply> {
+    let filter = run_filter(req)?;
     let runs = ctx.manager.list(&filter)?;
     let next = (runs.len() == filter.limit)
         .then(|| runs.last().map(|r| r.id))
         .flatten();
-    Ok(json_reply(
-        200,
-        &json!({"runs": runs_json(&runs), "nextCursor": next}),
-    ))
+    let views: Vec<Value> = runs.iter().map(|r| run_view(ctx, r)).collect();
+    Ok(json_reply(200, &json!({"runs": views, "nextCursor": next})))
+}
+
+/// A run's JSON with what is usual for its type.
+fn run_view(ctx: &Ctx, run: &crate::job::JobRun) -> Value {
+    let mut v = run_json(run);
+    ctx.manager.add_usual(&mut v, run);
+    v
 }
 
 #[derive(Deserialize)]
@@ -161,7 +173,7 @@ pub fn show(ctx: &Ctx, req: &Req) -> Result<Reply> {
     Ok(json_reply(
         200,
         &json!({
-            "run": run_json(&d.run),
+            "run": run_view(ctx, &d.run),
             "stages": d.stages,
             "reruns": d.reruns,
             "rerunOf": d.rerun_of,

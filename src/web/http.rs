@@ -28,7 +28,9 @@ pub struct Req {
     pub body: Vec<u8>,
     /// How the caller authenticated.
     pub via: Via,
-    /// The client's address, for the audit trail.
+    /// The client's address and the channel, for the audit trail:
+    /// `127.0.0.1:5000 (page)` for the page's cookie, `(api)` for a bearer
+    /// token, so the Audit panel can tell them apart.
     pub source: String,
     pub handler: Handler,
 }
@@ -51,7 +53,15 @@ impl Req {
             query: pre.query,
             body,
             via: pre.via,
-            source: source_of(request),
+            source: format!(
+                "{} ({})",
+                source_of(request),
+                if pre.via == Via::Cookie {
+                    "page"
+                } else {
+                    "api"
+                }
+            ),
             handler: pre.handler,
         }
     }

@@ -8,6 +8,7 @@
 //! head, body, deadline, open connections) before a request is handed out.
 
 mod api_bulk;
+mod api_insight;
 mod api_jobs;
 mod api_notify;
 mod api_schedules;

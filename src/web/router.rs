@@ -8,7 +8,8 @@ use tiny_http::{Method, Request};
 use super::auth::{self, Via, header};
 use super::http::{Handler, Pre, Reply, error_reply, segments, split_url, too_large};
 use super::{
-    Ctx, MAX_BODY, api_bulk, api_jobs, api_notify, api_schedules, api_worker, assets, metrics,
+    Ctx, MAX_BODY, api_bulk, api_insight, api_jobs, api_notify, api_schedules, api_worker, assets,
+    metrics,
 };
 
 /// Runs every check that does not need the body; on failure, the reply.
@@ -107,6 +108,8 @@ fn route(segs: &[&str]) -> Option<Routes> {
         ["api", "jobs", "stalled"] => &[(Get, api_jobs::stalled)],
         ["api", "jobs", "cleanup-stalled"] => &[(Post, api_jobs::cleanup)],
         ["api", "jobs", "bulk"] => &[(Post, api_bulk::bulk)],
+        ["api", "jobs", "count"] => &[(Get, api_insight::count)],
+        ["api", "audit"] => &[(Get, api_insight::audit)],
         ["api", "jobs", _] => &[(Get, api_jobs::show)],
         ["api", "jobs", _, "cancel"] => &[(Post, api_jobs::cancel)],
         ["api", "jobs", _, "rerun"] => &[(Post, api_jobs::rerun)],

@@ -147,7 +147,14 @@ fn snapshot(manager: &crate::manager::Manager, pid: Option<u32>) -> Result<Value
             active.extend(manager.in_status(waiting, room)?);
         }
     }
-    let active: Vec<Value> = active.iter().map(run_json).collect();
+    let active: Vec<Value> = active
+        .iter()
+        .map(|r| {
+            let mut v = run_json(r);
+            manager.add_usual(&mut v, r);
+            v
+        })
+        .collect();
     Ok(json!({"type": "snapshot", "worker": worker, "stats": stats, "active": active}))
 }
 

@@ -3,7 +3,7 @@
 
 import { api, attempt, toast } from './api.js';
 import { h, replace, progressText, statusBadge, runLink, duration, runDuration, ago } from './format.js';
-import { sample, rateText, progressBar } from './progress.js';
+import { sample, etaText, progressBar } from './progress.js';
 import { confirmAction } from './confirm.js';
 
 const MAX_SHOWN = 50;
@@ -97,7 +97,7 @@ function card(run) {
     running ? progressBar(run) : null,
     h('div', { class: 'run-card-foot' },
       h('span', { class: 'progress-text', text: progressText(run) }),
-      h('span', { class: 'rate muted', text: running ? rateText(run) : '' }),
+      h('span', { class: 'rate muted', text: running ? etaText(run) : '' }),
       h('span', { class: 'since muted', text: since }),
       cancelButton(run)));
 }

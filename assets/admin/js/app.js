@@ -14,11 +14,24 @@ import { initZoneSwitch } from './tz.js';
 import { initConfirm } from './confirm.js';
 import { loadNotifications, noteNotifyRun } from './notifications.js';
 import { initSchedules, loadSchedules, noteScheduleRun, reloadSchedulesSoon } from './schedules.js';
+import { initAudit, loadAudit, auditActivity } from './audit.js';
 
 function route() {
   const m = /^#\/runs\/(\d+)$/.exec(location.hash);
   if (m) openDetails(Number(m[1]));
   else closeDetails();
+}
+
+/**
+ * The top bar is sticky and wraps on a phone: the page scrolls a jumped-to
+ * section (or a row moved to with j/k) below it, not under it.
+ */
+function keepBelowTopbar() {
+  const bar = document.querySelector('.topbar');
+  if (!bar) return;
+  const set = () => document.documentElement.style.setProperty('--topbar-h', `${bar.offsetHeight}px`);
+  new ResizeObserver(set).observe(bar);
+  set();
 }
 
 function refetchAll() {
@@ -29,6 +42,7 @@ function refetchAll() {
   loadErrors();
   loadSchedules();
   loadNotifications();
+  loadAudit();
 }
 
 function init() {
@@ -41,6 +55,8 @@ function init() {
   initZoneSwitch();
   initConfirm();
   initSchedules();
+  initAudit();
+  keepBelowTopbar();
   // Every time on the page follows the zone switch.
   document.addEventListener('jobmgr:timezone', () => { refetchAll(); redrawDetails(); });
 
@@ -59,8 +75,9 @@ function init() {
     noteRun(msg.run);
     noteScheduleRun(msg.run);
     noteNotifyRun(msg.run);
+    auditActivity();
   });
-  on('schedules', reloadSchedulesSoon);
+  on('schedules', () => { reloadSchedulesSoon(); auditActivity(); });
   on('resync', refetchAll);
   // After a reconnect, events may have been missed: refresh what the
   // snapshot does not carry.

@@ -5,9 +5,9 @@
 import { api, ApiError } from './api.js';
 import {
   h, replace, statusBadge, runLink, timeEl, duration, runDuration, parseTime,
-  prettyJson, asObject, num, progressText,
+  prettyJson, asObject, num, progressText, roughDuration, unusualFlags,
 } from './format.js';
-import { sample, rateText, progressBar } from './progress.js';
+import { sample, etaText, progressBar } from './progress.js';
 import { cancelButton } from './active.js';
 import { rerunButton } from './history.js';
 import { createLogViewer } from './logs.js';
@@ -42,8 +42,10 @@ function tick() {
   if (!current || !current.detail || current.detail.run.status !== 'RUNNING') return;
   const t = document.getElementById('details-timings');
   const st = document.getElementById('details-stages');
+  const rate = document.getElementById('details-rate');
   if (t) replace(t, timings(current.detail.run));
   if (st) replace(st, stageTimeline(current.detail));
+  if (rate) rate.textContent = etaText(current.detail.run);
 }
 
 /** Draws the open run again, its log included (the time zone changed). */
@@ -147,7 +149,7 @@ function renderSummary() {
     progressBar(run),
     h('div', { class: 'run-card-foot' },
       h('span', { class: 'progress-text', id: 'details-progress', text: progressText(run) }),
-      h('span', { class: 'rate muted', text: rateText(run) }))) : null;
+      h('span', { class: 'rate muted', id: 'details-rate', text: etaText(run) }))) : null;
   const due = run.status === 'SCHEDULED'
     ? h('p', { class: 'muted', id: 'details-due', text: progressText(run) }) : null;
   const finishedText = !['RUNNING', 'QUEUED', 'SCHEDULED'].includes(run.status) && run.entitiesProcessed
@@ -160,7 +162,19 @@ function renderSummary() {
     due,
     finishedText,
     errorBox(run),
+    unusualBox(run),
     outcomeChart(run));
+}
+
+/** What is far from the usual for the run's type, each in words. */
+function unusualBox(run) {
+  const flags = unusualFlags(run);
+  if (!flags.length) return null;
+  const n = run.usual ? run.usual.runs : 0;
+  return h('div', { class: 'unusual-box', id: 'details-unusual', role: 'note' },
+    h('strong', { text: `Unusual for ${run.jobName}` }),
+    h('span', { class: 'muted', text: ` (against the last ${n} completed runs)` }),
+    h('ul', {}, flags.map((f) => h('li', { text: f.text }))));
 }
 
 function errorBox(run) {
@@ -251,6 +265,8 @@ function timings(run) {
     ['Finished', run.finishedAt ? timeEl(run.finishedAt) : null],
     ['Waited in queue', created !== null && started !== null ? duration(started - created) : null],
     ['Duration', run.startedAt ? duration(runDuration(run)) : null],
+    ['Usually', run.usual && run.usual.durationMs
+      ? `about ${roughDuration(run.usual.durationMs)} (median of the last ${run.usual.runs} completed)` : null],
     ['Cancel requested', run.cancelRequestedAt ? timeEl(run.cancelRequestedAt) : null],
   ]);
 }

@@ -213,3 +213,17 @@ export function asObject(value) {
 export function runLink(id, label) {
   return h('a', { href: `#/runs/${id}`, class: 'run-link', text: label ?? `#${id}` });
 }
+
+/** "45 s", "2 min", "3 h": a duration as a person says it roughly (the server words it the same). */
+export function roughDuration(ms) {
+  const s = Math.round(ms / 1000);
+  if (s < 1) return `${Math.max(0, Math.round(ms))} ms`;
+  if (s < 90) return `${s} s`;
+  if (s < 90 * 60) return `${Math.round(s / 60)} min`;
+  return `${Math.round(s / 3600)} h`;
+}
+
+/** The unusual-outcome flags the server found for a finished run ("0 inserts; usually about 5,000"). */
+export function unusualFlags(run) {
+  return Array.isArray(run.unusual) ? run.unusual.filter((f) => f && f.text) : [];
+}

@@ -8,7 +8,7 @@ import { api, attempt, query, toast } from './api.js';
 import { confirmAction } from './confirm.js';
 import { zoneMode } from './tz.js';
 import {
-  h, replace, statusBadge, runLink, timeEl, duration, runDuration, progressText, counted, num,
+  h, replace, statusBadge, runLink, timeEl, duration, runDuration, progressText, counted, num, unusualFlags,
 } from './format.js';
 
 const SIZES = ['25', '50', '100', '200'];
@@ -17,6 +17,7 @@ let nextCursor = null;
 let rows = [];
 let reloadTimer = null;
 let loading = false;
+let reloadAfter = false; // a run changed while a load was out
 // Number of the newest history request. Filters can change while a request
 // is in flight; an answer that arrives after a newer request was made is
 // dropped, or a slow answer for the old filters would replace the rows of
@@ -80,11 +81,55 @@ export async function loadHistory() {
   const res = await attempt(() => api(`/api/jobs${query({ ...filters(), limit: pageSize(), cursor })}`), 'History');
   if (mine !== latest) return;
   loading = false;
+  if (reloadAfter) { reloadAfter = false; scheduleReload(); }
   if (!res) return;
   rows = res.runs || [];
   nextCursor = res.nextCursor ?? null;
   render();
+  loadCount(mine);
   loadBulk(mine);
+}
+
+// The total for the filters ("1,234 matching") and the page count. The
+// server sums its per-status counters when only statuses are chosen, and
+// otherwise counts up to a cap, past which the total is "more than".
+let total = null; // { count, exact } for the current filters, or null
+
+// A count the server had to make by reading runs (a type, text or dates)
+// costs about what the page did: while runs change and the first page
+// reloads, it is made again at most this often. The counters' is free.
+const RECOUNT_MS = 10000;
+let lastCount = { key: '', at: 0 };
+let recountTimer = null;
+
+async function loadCount(mine) {
+  const key = query(filters());
+  const fresh = key === lastCount.key && Date.now() - lastCount.at < RECOUNT_MS;
+  if (total && fresh && total.counted === 'rows') {
+    // Not now, but soon: the runs that changed meanwhile are counted then.
+    if (!recountTimer) {
+      recountTimer = setTimeout(() => { recountTimer = null; loadCount(latest); }, RECOUNT_MS - (Date.now() - lastCount.at));
+    }
+    renderPage();
+    return;
+  }
+  const res = await attempt(() => api(`/api/jobs/count${key}`), 'Count matching runs');
+  if (mine !== latest) return;
+  total = res;
+  lastCount = { key, at: Date.now() };
+  renderPage();
+}
+
+function renderPage() {
+  const page = cursors.length;
+  const count = document.getElementById('history-count');
+  let pages = '';
+  if (total) {
+    const n = Math.max(1, Math.ceil(total.count / pageSize()));
+    pages = ` of ${num(n)}${total.exact ? '' : '+'}`;
+    if (count) count.textContent = `${total.exact ? '' : 'more than '}${num(total.count)} matching`;
+  } else if (count) count.textContent = '';
+  document.getElementById('history-page').textContent = `Page ${page}${pages}`;
 }
 
 // Bulk actions: each button names how many runs it acts on (the server's
@@ -186,12 +231,28 @@ export function rerunButton(run) {
   return b;
 }
 
+/** A flag on a run far from its type's usual, naming the first way it is. */
+function flag(run) {
+  const flags = unusualFlags(run);
+  if (!flags.length) return null;
+  const more = flags.length > 1 ? ` (+${flags.length - 1})` : '';
+  return h('span', { class: 'unusual-flag', title: flags.map((f) => f.text).join('\n'), text: `⚑ ${flags[0].text}${more}` });
+}
+
 function summary(run) {
+  const flagged = flag(run);
+  if (flagged) return h('span', { class: 'summary-flagged' }, plainSummary(run), ' ', flagged);
+  return plainSummary(run);
+}
+
+function plainSummary(run) {
   if (run.status === 'FAILED' && run.error) return h('span', { class: 'error-text', text: run.error });
   if (['RUNNING', 'QUEUED', 'SCHEDULED'].includes(run.status)) return progressText(run);
   const n = run.entitiesProcessed;
-  if (!n) return '';
-  return run.entitiesUnit ? counted(n, run.entitiesUnit) : `${num(n)} processed`;
+  if (n) return run.entitiesUnit ? counted(n, run.entitiesUnit) : `${num(n)} processed`;
+  // A job whose last stage reset its count still says what it did.
+  const outcome = Object.entries(run.outcomeSummary || {}).filter(([, v]) => typeof v === 'number');
+  return outcome.map(([k, v]) => counted(v, k)).join(' · ');
 }
 
 function row(run) {
@@ -213,7 +274,7 @@ function render() {
   } else replace(body, rows.map(row));
   mark(false);
   const page = cursors.length;
-  document.getElementById('history-page').textContent = `Page ${page}`;
+  renderPage();
   document.getElementById('history-prev').disabled = page <= 1;
   document.getElementById('history-next').disabled = nextCursor === null;
 }
@@ -228,8 +289,11 @@ export function updateHistory(run) {
     if (old) { old.replaceWith(row(run)); mark(false); }
     return;
   }
-  // A run we do not show: new runs belong on the first page.
-  if (cursors.length === 1 && !loading) scheduleReload();
+  // A run we do not show: new runs belong on the first page. While a load
+  // is out, its answer may predate this run: load again once it is in.
+  if (cursors.length !== 1) return;
+  if (loading) reloadAfter = true;
+  else scheduleReload();
 }
 
 /** Refetches soon, coalescing bursts of events. */
@@ -291,7 +355,7 @@ function onKey(e) {
 export function initHistory() {
   const form = document.getElementById('history-filters');
   loadFromUrl();
-  const restart = () => { cursors = [null]; saveToUrl(); loadHistory(); };
+  const restart = () => { cursors = [null]; total = null; saveToUrl(); loadHistory(); };
   document.addEventListener('keydown', onKey);
   form.addEventListener('submit', (e) => { e.preventDefault(); restart(); });
   form.addEventListener('change', (e) => { if (e.target.name !== 'q') restart(); });

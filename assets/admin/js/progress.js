@@ -1,7 +1,7 @@
 // Rate and ETA, computed in the browser from successive progress updates
 // of the same run, and the progress bar element shared by the panels.
 
-import { h, num, duration, percent, progressText, parseTime } from './format.js';
+import { h, num, duration, percent, progressText, parseTime, roughDuration, runDuration } from './format.js';
 
 const WINDOW_MS = 30000;
 const samples = new Map();
@@ -54,6 +54,25 @@ export function rateText(run) {
     text += ` · ETA ${duration((left / r) * 1000)}`;
   }
   return text;
+}
+
+/**
+ * Before the run reports a total: "usually about 2 min; ~1 min left", from
+ * the median duration of its type's recent COMPLETED runs (the server's
+ * `usual`). Empty once a total is known, when the rate gives the ETA.
+ */
+export function usualText(run) {
+  const usual = run.usual && run.usual.durationMs;
+  const total = run.entitiesTotal;
+  if (run.status !== 'RUNNING' || !usual || (total !== null && total !== undefined)) return '';
+  const left = usual - (runDuration(run) ?? 0);
+  const rest = left >= 1000 ? `~${roughDuration(left)} left` : 'taking longer than usual';
+  return `usually about ${roughDuration(usual)}; ${rest}`;
+}
+
+/** The rate and ETA of a RUNNING run: from progress with a total, else from its type's usual. */
+export function etaText(run) {
+  return [rateText(run), usualText(run)].filter(Boolean).join(' · ');
 }
 
 /** A progress bar: determinate with a known total, striped otherwise. */
