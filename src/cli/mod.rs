@@ -5,6 +5,7 @@ mod bulk;
 pub mod check;
 mod notify;
 mod output;
+mod report;
 mod restore;
 mod runs;
 mod schedules;
@@ -199,7 +200,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<i32> {
     };
     runs::require_existing_db(&settings.db, &command)?;
     if matches!(command, Command::CheckConfig) {
-        return output::check_config(&jobfile::check(&settings)?, json);
+        return report::check_config(&jobfile::check(&settings)?, json);
     }
     if matches!(command, Command::Check) {
         return check::run(&settings, json);
@@ -218,7 +219,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<i32> {
                 true => Some(open_manager(&settings, registry.clone())?.type_states()?),
                 false => None,
             };
-            output::job_types(&registry, states.as_ref(), json)
+            report::job_types(&registry, states.as_ref(), json)
         }
         Command::Bench(a) if a.latency_client => {
             crate::bench::latency_client(&settings.db, a.n.unwrap_or(1))?;

@@ -9,6 +9,7 @@ use serde_json::{Map, Value, json};
 
 use super::Command;
 use super::output::{self, outln, print_json};
+use super::report;
 use crate::clock::{self, Timestamp};
 use crate::error::{Error, Result};
 use crate::job::{JobStatus, LogLevel, Trigger};
@@ -195,7 +196,7 @@ pub fn run(m: &Manager, command: Command, json: bool) -> Result<i32> {
             if json {
                 print_json(&rec);
             } else {
-                output::recovery(&rec);
+                report::recovery(&rec);
             }
             Ok(0)
         }
@@ -321,8 +322,8 @@ fn status(m: &Manager, json: bool) -> Result<i32> {
             "housekeeping": housekeeping}),
         );
     } else {
-        output::status(&w, &counts);
-        output::housekeeping(&housekeeping);
+        report::status(&w, &counts);
+        report::housekeeping(&housekeeping);
         if mark.behind() {
             println!("WARNING: {mark}");
         }
