@@ -104,6 +104,7 @@ fn route(segs: &[&str]) -> Option<Routes> {
         ["api", "jobs", "stalled"] => &[(Get, api_jobs::stalled)],
         ["api", "jobs", "cleanup-stalled"] => &[(Post, api_jobs::cleanup)],
         ["api", "jobs", "bulk"] => &[(Post, api_bulk::bulk)],
+        ["api", "jobs", "bulk", _] => &[(Get, api_bulk::show)],
         ["api", "jobs", _] => &[(Get, api_jobs::show)],
         ["api", "jobs", _, "cancel"] => &[(Post, api_jobs::cancel)],
         ["api", "jobs", _, "rerun"] => &[(Post, api_jobs::rerun)],
