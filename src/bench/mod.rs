@@ -5,6 +5,7 @@
 mod drain;
 mod footprint;
 mod jobtypes;
+mod policies;
 mod rounds;
 mod scenarios;
 mod schedules;
@@ -21,7 +22,7 @@ use serde::Serialize;
 use crate::error::{Error, Result};
 
 /// Every scenario, in the order `jobmgr bench` runs them.
-pub const SCENARIOS: [&str; 15] = [
+pub const SCENARIOS: [&str; 16] = [
     "raw",
     "enqueue",
     "enqueue-concurrent",
@@ -30,6 +31,7 @@ pub const SCENARIOS: [&str; 15] = [
     "process-backlog",
     "process-history",
     "process-scheduled",
+    "process-policies",
     "latency",
     "logs",
     "progress",

@@ -141,7 +141,8 @@ pub enum Command {
 #[derive(Debug, Args)]
 pub struct BenchArgs {
     /// Scenarios to run (all when none): raw, enqueue, enqueue-concurrent,
-    /// enqueue-bulk, process, process-backlog, process-history, process-scheduled, latency, logs,
+    /// enqueue-bulk, process, process-backlog, process-history, process-scheduled,
+    /// process-policies, latency, logs,
     /// progress, ws, api, footprint, schedules.
     pub scenarios: Vec<String>,
     /// Runs (or log lines) per scenario.
