@@ -129,6 +129,9 @@ fn a_bulk_rerun_of_20000_runs_answers_202_at_once_and_its_progress_reaches_done(
         1
     );
 
+    // Like every API route, progress needs the token.
+    let anon = common::http::request(&s.api.addr, "GET", "/api/jobs/bulk/1", &[], None);
+    assert_eq!(anon.status, 401, "{}", anon.text());
     // Unknown actions are 404, like unknown runs.
     for path in ["/api/jobs/bulk/999", "/api/jobs/bulk/abc"] {
         let r = s.api.get(path);
