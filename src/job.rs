@@ -168,6 +168,20 @@ impl Trigger {
             Trigger::Retry => "retry",
         }
     }
+
+    /// The trigger stored as `text`.
+    pub fn parse(text: &str) -> Option<Trigger> {
+        [
+            Trigger::Cli,
+            Trigger::Api,
+            Trigger::Ui,
+            Trigger::Schedule,
+            Trigger::Rerun,
+            Trigger::Retry,
+        ]
+        .into_iter()
+        .find(|t| t.as_str() == text)
+    }
 }
 
 /// One row of `JobRun`, as shown by the CLI and the API.

@@ -56,7 +56,7 @@ pub(crate) mod worker;
 /// admin server and stops it with [`Serve::close`].
 pub use app::{Serve, ServeOptions};
 /// The command line: what `main` runs.
-pub use cli::run;
+pub use cli::{run, run_with};
 /// The settings [`Serve::open`] takes: database, config file and timings.
 pub use config::Settings;
 pub use context::{JobContext, JobError};

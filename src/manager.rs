@@ -6,6 +6,9 @@
 mod actor;
 mod backup;
 mod bulk;
+mod bulk_recover;
+mod bulk_run;
+mod bulk_view;
 pub mod database;
 mod delayed;
 mod deps;
@@ -44,6 +47,7 @@ pub use crate::query::Counts;
 pub use actor::Actor;
 pub use backup::check_backup_destination;
 pub use bulk::{BulkAction, BulkRequest};
+pub use bulk_view::{BulkRunner, BulkState};
 pub use enqueue::EnqueueRequest;
 pub(crate) use enqueue::enqueue_metadata;
 pub use housekeeping::Housekeeping;

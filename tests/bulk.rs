@@ -454,14 +454,20 @@ fn api_bulk_actions_count_act_and_refuse_bad_input() {
         let r = a.post("/api/jobs/bulk", &body);
         (r.status, r.json())
     };
+    // A bulk action answers 202 at once; its progress says when it is done.
+    let act = |body: Value| {
+        let (st, r) = post(body);
+        assert_eq!(st, 202, "{r}");
+        assert_eq!(r["status"], "RUNNING", "{r}");
+        finished(a, &r)
+    };
 
     let (st, r) =
         post(json!({"action": "rerun", "filter": {"status": ["FAILED"]}, "dryRun": true}));
     assert_eq!((st, r["matched"].clone()), (200, json!(3)), "{r}");
     assert_eq!(count(&db, "SELECT count(*) FROM JobRun"), 7);
-    let (st, r) =
-        post(json!({"action": "rerun", "filter": {"status": ["FAILED"], "name": "", "q": "boom"}}));
-    assert_eq!(st, 200, "{r}");
+    let r =
+        act(json!({"action": "rerun", "filter": {"status": ["FAILED"], "name": "", "q": "boom"}}));
     assert_eq!(
         (r["matched"].clone(), r["acted"].clone()),
         (json!(3), json!(3)),
@@ -475,18 +481,17 @@ fn api_bulk_actions_count_act_and_refuse_bad_input() {
         3
     );
 
-    let (st, r) = post(json!({"action": "cancel", "filter": {"name": "demo-multi-phase"}}));
-    assert_eq!(st, 200, "{r}");
+    let r = act(json!({"action": "cancel", "filter": {"name": "demo-multi-phase"}}));
     assert_eq!(
         (r["matched"].clone(), r["cancelled"].clone()),
         (json!(2), json!(2)),
         "{r}"
     );
 
-    let (st, r) = post(json!({"action": "delete", "filter": {"until": "2026-11-15"}}));
+    let r = act(json!({"action": "delete", "filter": {"until": "2026-11-15"}}));
     assert_eq!(
-        (st, r["acted"].clone(), r["logLinesDeleted"].clone()),
-        (200, json!(2), json!(2)),
+        (r["acted"].clone(), r["logLinesDeleted"].clone()),
+        (json!(2), json!(2)),
         "{r}"
     );
     assert_eq!(
@@ -548,8 +553,8 @@ fn api_bulk_actions_count_act_and_refuse_bad_input() {
         "/api/jobs/bulk",
         &json!({"action": "delete", "filter": {}, "all": true}),
     );
-    assert_eq!(r.status, 200, "{}", r.text());
-    assert_eq!(r.json()["acted"], 5);
+    assert_eq!(r.status, 202, "{}", r.text());
+    assert_eq!(finished(a, &r.json())["acted"], 5);
     assert_eq!(
         count(
             &db,
@@ -558,6 +563,19 @@ fn api_bulk_actions_count_act_and_refuse_bad_input() {
         0
     );
     assert_eq!(count(&db, "SELECT count(*) FROM JobRun"), 3);
+}
+
+/// Bulk action `started` (a 202 answer) once it is no longer RUNNING.
+fn finished(a: &common::http::Api, started: &Value) -> Value {
+    let path = format!("/api/jobs/bulk/{}", started["id"]);
+    let mut last = Value::Null;
+    let done = poll_until(WAIT, || {
+        last = a.ok(&path);
+        last["status"] != "RUNNING"
+    });
+    assert!(done, "bulk action still running: {last}");
+    assert_eq!(last["status"], "DONE", "{last}");
+    last
 }
 
 /// Starts `jobmgr args...` and kills it with SIGKILL once `started` is

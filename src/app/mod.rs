@@ -5,6 +5,7 @@
 //! one (WebSocket and log-follow threads included). The worker's threads
 //! are started and joined in [`worker`]. `cli/` only parses and calls here.
 
+mod bulk;
 pub mod worker;
 
 use std::io::Write;
@@ -68,6 +69,7 @@ pub struct Serve {
     ctx: Arc<Ctx>,
     watcher: JoinHandle<()>,
     ticker: JoinHandle<()>,
+    bulk: JoinHandle<()>,
     web: WebServer,
     /// The `--metrics-bind` server and its address, when asked for.
     scrape: Option<(WebServer, SocketAddr)>,
@@ -90,7 +92,8 @@ pub fn serve(settings: &Settings, registry: Arc<Registry>, opts: &ServeOptions) 
 
 impl Serve {
     /// Opens the store and starts, in this order: the worker supervisor,
-    /// the change watcher, the maintenance ticker and the web server.
+    /// the change watcher, the maintenance ticker, the bulk thread and the
+    /// web server.
     pub fn open(
         settings: &Settings,
         registry: Arc<Registry>,
@@ -123,6 +126,8 @@ impl Serve {
         let supervisor = Arc::new(Supervisor::spawn(settings, opts.start_worker, on_exit)?);
         let hub = Hub::new(MAX_SOCKETS, CLIENT_QUEUE);
         let (stop, stop_rx) = bounded::<()>(0);
+        // One pending wake is enough: the thread looks at every action.
+        let (bulk_wake, bulk_woken) = bounded::<()>(1);
 
         let child = supervisor.child_pid();
         let ticker = Ticker::new(
@@ -145,12 +150,15 @@ impl Serve {
             shutdown: stop_rx.clone(),
             sockets: Sockets::default(),
             tasks: ticker.reports(),
+            bulk_wake,
         });
         let pid = supervisor.child_pid();
         let (m, h, s) = (manager.clone(), hub.clone(), stop_rx.clone());
         let watcher = spawn("watcher", move || watcher::run(m, h, move || pid.get(), s))?;
-        let s = stop_rx;
+        let s = stop_rx.clone();
         let ticker = spawn("maintenance", move || ticker.run(&s))?;
+        let (m, s) = (manager.clone(), stop_rx);
+        let bulk = spawn("bulk", move || bulk::run(m, bulk_woken, s))?;
         let started = WebServer::start(server, ctx.clone()).and_then(|w| match scrape_server {
             Some((s, a)) => match WebServer::start_metrics(s, ctx.clone()) {
                 Ok(m) => Ok((w, Some((m, a)))),
@@ -168,6 +176,7 @@ impl Serve {
                 drop(stop);
                 let _ = watcher.join();
                 let _ = ticker.join();
+                let _ = bulk.join();
                 supervisor.shutdown();
                 return Err(e);
             }
@@ -182,6 +191,7 @@ impl Serve {
             ctx,
             watcher,
             ticker,
+            bulk,
             web,
             scrape,
         })
@@ -212,8 +222,9 @@ impl Serve {
 
     /// Stops every thread, in the reverse of the start order, and joins it:
     /// the web server (no new requests or sockets), the live sockets (the
-    /// hub is closed, follow sockets see the stop), the watcher and the
-    /// ticker, and last the supervised worker, which drains its runs.
+    /// hub is closed, follow sockets see the stop), the bulk thread (it
+    /// stops between two batches), the watcher and the ticker, and last the
+    /// supervised worker, which drains its runs.
     pub fn close(self) {
         drop(self.stop);
         if let Some((scrape, _)) = self.scrape {
@@ -222,6 +233,7 @@ impl Serve {
         self.web.stop();
         self.hub.close();
         self.ctx.sockets.join_all();
+        let _ = self.bulk.join();
         let _ = self.watcher.join();
         let _ = self.ticker.join();
         self.supervisor.shutdown();

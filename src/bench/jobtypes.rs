@@ -10,6 +10,7 @@ use crate::context::JobContext;
 use crate::job::{LogLevel, Trigger};
 use crate::jobs::builtin_registry;
 use crate::manager::EnqueueRequest;
+use crate::policies::{Group, Policy};
 use crate::registry::{JobType, ParamKind, ParamSpec, Registry};
 
 /// A latency run's id and how many milliseconds after its enqueue it began.
@@ -31,7 +32,15 @@ pub(super) fn registry(done: &Arc<AtomicUsize>, started: &Sender<Started>) -> Ar
     r.register(simple("bench-noop", move |_| {
         done.fetch_add(1, Ordering::Relaxed);
     }));
-    r.register(simple("bench-backlog", |_| {}));
+    for name in [
+        "bench-backlog",
+        "bench-paused",
+        "bench-waiting",
+        "bench-limited-a",
+        "bench-limited-b",
+    ] {
+        r.register(simple(name, |_| {}));
+    }
     let tx = started.clone();
     r.register(JobType {
         name: "bench-latency".into(),
@@ -70,6 +79,23 @@ pub(super) fn registry(done: &Arc<AtomicUsize>, started: &Sender<Started>) -> Ar
             Ok(())
         }),
     });
+    Arc::new(r)
+}
+
+/// [`registry`] with the policies of `process-policies`: the two limited
+/// types share the group `bench-disk`, at most one of them running.
+pub(super) fn policy_registry(done: &Arc<AtomicUsize>, started: &Sender<Started>) -> Arc<Registry> {
+    let mut r = (*registry(done, started)).clone();
+    for name in ["bench-limited-a", "bench-limited-b"] {
+        r.set_policy(
+            name,
+            Policy {
+                group: Some("bench-disk".into()),
+                ..Policy::default()
+            },
+        );
+    }
+    r.set_group("bench-disk", Group { max_running: 1 });
     Arc::new(r)
 }
 

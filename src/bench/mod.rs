@@ -6,6 +6,7 @@ mod api_enqueue;
 mod drain;
 mod footprint;
 mod jobtypes;
+mod policies;
 mod progress;
 mod rounds;
 mod scenarios;
@@ -23,7 +24,7 @@ use serde::Serialize;
 use crate::error::{Error, Result};
 
 /// Every scenario, in the order `jobmgr bench` runs them.
-pub const SCENARIOS: [&str; 16] = [
+pub const SCENARIOS: [&str; 17] = [
     "raw",
     "enqueue",
     "enqueue-concurrent",
@@ -32,6 +33,7 @@ pub const SCENARIOS: [&str; 16] = [
     "process-backlog",
     "process-history",
     "process-scheduled",
+    "process-policies",
     "latency",
     "logs",
     "progress",

@@ -17,6 +17,7 @@ use crate::app::worker::{RunningWorker, start_worker};
 use crate::config::Settings;
 use crate::error::{Error, Result};
 use crate::manager::Manager;
+use crate::registry::Registry;
 use crate::runner::WorkerOptions;
 use crate::store::{self, Store, bench as sb};
 
@@ -79,6 +80,7 @@ impl Ctx {
             "enqueue-concurrent" => self.enqueue_concurrent(),
             "enqueue-bulk" => self.enqueue_bulk(),
             "process" => Ok(vec![self.process(1, 0, 0)?, self.process(4, 0, 0)?]),
+            "process-policies" => Ok(vec![self.process_policies(1)?, self.process_policies(4)?]),
             "process-backlog" => Ok(vec![self.process(4, self.opts.backlog, 0)?]),
             "process-history" => Ok(vec![self.process(4, 0, self.opts.backlog)?]),
             "process-scheduled" => Ok(vec![self.process_beside(4, 0, 0, SCHEDULED_BESIDE)?]),
@@ -95,20 +97,33 @@ impl Ctx {
     }
 
     pub(super) fn manager(&self, db: &std::path::Path) -> Result<Manager> {
+        self.manager_with(db, registry(&self.done, &self.started.0))
+    }
+
+    pub(super) fn manager_with(
+        &self,
+        db: &std::path::Path,
+        registry: Arc<Registry>,
+    ) -> Result<Manager> {
         let store = Store::open(db)?;
         self.note_sync(&store)?;
-        Ok(Manager::new(
-            store,
-            registry(&self.done, &self.started.0),
-            30_000,
-            60_000,
-        ))
+        Ok(Manager::new(store, registry, 30_000, 60_000))
     }
 
     pub(super) fn start_worker(
         &self,
         db: &std::path::Path,
         concurrency: usize,
+    ) -> Result<RunningWorker> {
+        self.start_worker_with(db, concurrency, registry(&self.done, &self.started.0))
+    }
+
+    /// A worker on `db` with the job types (and policies) of `registry`.
+    pub(super) fn start_worker_with(
+        &self,
+        db: &std::path::Path,
+        concurrency: usize,
+        registry: Arc<Registry>,
     ) -> Result<RunningWorker> {
         let settings = Settings {
             db: db.to_path_buf(),
@@ -124,7 +139,7 @@ impl Ctx {
             housekeeping_every: std::time::Duration::from_secs(60),
             timing: settings.timing(),
         };
-        start_worker(&opts, registry(&self.done, &self.started.0), false)
+        start_worker(&opts, registry, false)
     }
 
     fn raw(&mut self) -> Result<Vec<Measurement>> {

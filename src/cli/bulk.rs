@@ -2,6 +2,8 @@
 //! the count printed first, and the `--yes` rule (more than one matching
 //! run is acted on only with `--yes`; without it nothing changes).
 
+use std::time::{Duration, Instant};
+
 use clap::Args;
 use serde_json::json;
 
@@ -10,7 +12,7 @@ use super::runs::parse_status;
 use crate::clock::Timestamp;
 use crate::error::{Error, Result};
 use crate::job::Trigger;
-use crate::manager::{Actor, BulkAction, BulkRequest, Manager};
+use crate::manager::{Actor, BulkAction, BulkRequest, BulkRunner, BulkState, Manager};
 use crate::query::RunFilter;
 
 /// The filter of a bulk `cancel`, `rerun` or `delete`.
@@ -92,7 +94,14 @@ fn verb(action: BulkAction) -> &'static str {
     }
 }
 
-/// Carries out `action` over the runs `args` selects.
+/// How often the progress line is printed while an action runs.
+const PROGRESS_EVERY: Duration = Duration::from_secs(1);
+
+/// Carries out `action` over the runs `args` selects, here in the
+/// foreground: the action is recorded first (so `GET /api/jobs/bulk/ID`
+/// and the page see it), its progress goes to stderr once a second, the
+/// final count to stdout. Killed mid-way, it is marked INTERRUPTED with
+/// what it did, and the same command again finishes the rest.
 pub fn run(m: &Manager, action: BulkAction, args: &BulkArgs, json: bool) -> Result<i32> {
     if !args.has_filter() {
         return Err(Error::Invalid(format!(
@@ -107,13 +116,18 @@ pub fn run(m: &Manager, action: BulkAction, args: &BulkArgs, json: bool) -> Resu
         all: args.all,
     };
     let n = m.bulk_preview(&req)?;
-    if n > 1 && !args.yes {
+    if n.matched > 1 && !args.yes {
+        let many = if n.capped {
+            format!("more than {}", n.matched)
+        } else {
+            n.matched.to_string()
+        };
         return Err(Error::Invalid(format!(
-            "{n} runs match; nothing was changed: add --yes to {} them all",
+            "{many} runs match; nothing was changed: add --yes to {} them all",
             verb(action)
         )));
     }
-    if n == 0 {
+    if n.matched == 0 {
         if json {
             print_json(&json!({"action": action.as_str(), "matched": 0, "acted": 0}));
         } else {
@@ -121,37 +135,57 @@ pub fn run(m: &Manager, action: BulkAction, args: &BulkArgs, json: bool) -> Resu
         }
         return Ok(0);
     }
+    // Actions of CLI processes that died are marked INTERRUPTED first, so
+    // the history of actions tells the truth before this one joins it.
+    m.bulk_recover(false)?;
+    let started = m.bulk_start(&req, Trigger::Cli, &Actor::cli(), BulkRunner::Cli)?;
+    let total = started.total;
     if !json {
         outln!(
-            "{n} matching run{} to {}",
-            if n == 1 { "" } else { "s" },
-            verb(action)
+            "{total} matching run{} to {} (bulk action {})",
+            if total == 1 { "" } else { "s" },
+            verb(action),
+            started.id
         );
     }
-    let report = m.bulk(&req, Trigger::Cli, &Actor::cli())?;
+    let mut shown = Instant::now();
+    let report = m.bulk_carry_on(
+        started.id,
+        &mut |d| {
+            std::thread::sleep(d);
+            true
+        },
+        &mut |v| {
+            if !json && shown.elapsed() >= PROGRESS_EVERY && v.status == BulkState::Running {
+                eprintln!("{}: {} of {} runs done", verb(action), v.done, v.total);
+                shown = Instant::now();
+            }
+        },
+    )?;
     if json {
         print_json(&report);
         return Ok(0);
     }
+    let c = &report.counts;
     match action {
         BulkAction::Cancel => outln!(
             "{} cancelled, {} running asked to stop",
-            report.cancelled,
-            report.cancel_requested
+            c.cancelled,
+            c.cancel_requested
         ),
         BulkAction::Rerun => {
-            outln!("{} re-run", report.acted);
-            if report.skipped > 0 {
+            outln!("{} re-run", c.acted);
+            if c.skipped > 0 {
                 outln!(
                     "{} skipped: their job type is gone or their parameters no longer fit it",
-                    report.skipped
+                    c.skipped
                 );
             }
         }
         BulkAction::Delete => outln!(
             "{} deleted, with {} log lines",
-            report.acted,
-            report.log_lines_deleted
+            c.acted,
+            c.log_lines_deleted
         ),
     }
     Ok(0)

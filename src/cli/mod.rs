@@ -172,6 +172,16 @@ pub struct BenchArgs {
 
 /// Parses `args` and runs the command. Returns the process exit code.
 pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<i32> {
+    run_with(args, jobs::builtin_registry())
+}
+
+/// [`run`] for a program with its own Rust job types: `base` holds every
+/// type compiled into the program (start from
+/// [`jobs::builtin_registry`]); the config file is read over it, so its
+/// `[policies.X]` can set a policy for any of them. The worker `serve`
+/// starts runs this same executable, which must call `run_with` with the
+/// same types.
+pub fn run_with(args: impl IntoIterator<Item = OsString>, base: Registry) -> Result<i32> {
     let cli = match Cli::try_parse_from(args) {
         Ok(c) => c,
         Err(e) => {
@@ -200,7 +210,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<i32> {
     };
     runs::require_existing_db(&settings.db, &command)?;
     if matches!(command, Command::CheckConfig) {
-        return report::check_config(&jobfile::check(&settings)?, json);
+        return report::check_config(&jobfile::check(&settings, &base)?, json);
     }
     if matches!(command, Command::Check) {
         return check::run(&settings, json);
@@ -208,10 +218,10 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<i32> {
     if let Command::Restore { backup } = &command {
         return restore::run(&settings.db, backup, json);
     }
-    let registry = Arc::new(registry_for(&settings, &command)?);
+    let registry = Arc::new(registry_for(&settings, &command, &base)?);
     match command {
         Command::Serve(args) => serve::run(&settings, registry, &args),
-        Command::Worker(args) => worker::run(&settings, registry, &args, json),
+        Command::Worker(args) => worker::run(&settings, registry, &base, &args, json),
         Command::Migrate => migrate(&settings, json),
         Command::JobTypes => {
             // The database adds paused types and waiting runs, when there is one.
@@ -266,7 +276,7 @@ fn completions(shell: clap_complete::Shell) -> Result<i32> {
 /// resolve runs refuse an invalid config file; commands that only read or
 /// cancel runs fall back to the built-ins with a warning, so a broken file
 /// never stops anyone from looking at or cancelling runs.
-fn registry_for(settings: &Settings, command: &Command) -> Result<Registry> {
+fn registry_for(settings: &Settings, command: &Command, base: &Registry) -> Result<Registry> {
     let lenient = matches!(
         command,
         Command::Status
@@ -280,7 +290,7 @@ fn registry_for(settings: &Settings, command: &Command) -> Result<Registry> {
             | Command::Backup { .. }
             | Command::Notifications(_)
     );
-    match jobfile::build_registry(settings) {
+    match jobfile::build_registry(settings, base) {
         Ok(registry) => {
             if matches!(command, Command::Worker(w) if w.action.is_none()) {
                 let (path, _) = settings.config_path();
@@ -296,7 +306,7 @@ fn registry_for(settings: &Settings, command: &Command) -> Result<Registry> {
         }
         Err(e) if lenient => {
             log::warn!("{e}; using the built-in job types only");
-            Ok(jobs::builtin_registry())
+            Ok(base.clone())
         }
         Err(e) => Err(e),
     }

@@ -33,10 +33,12 @@ pub enum WorkerAction {
     Stop,
 }
 
-/// Runs the worker, or writes a stop request.
+/// Runs the worker, or writes a stop request; `base` holds the job types
+/// compiled in, for reading the config file's `[retention]`.
 pub fn run(
     settings: &Settings,
     registry: Arc<Registry>,
+    base: &Registry,
     args: &WorkerArgs,
     json: bool,
 ) -> Result<i32> {
@@ -68,7 +70,7 @@ pub fn run(
                 db: settings.db.clone(),
                 concurrency: args.concurrency,
                 timing: settings.timing(),
-                retention: Some(crate::jobfile::retention(settings)?),
+                retention: Some(crate::jobfile::retention(settings, base)?),
                 housekeeping_every: Duration::from_millis(args.housekeeping_ms.max(10)),
             };
             app::worker::run_worker(&opts, registry)?;

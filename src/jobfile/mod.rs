@@ -2,6 +2,9 @@
 //! `--config`/`JOBMGR_CONFIG`): command job types and which built-ins are
 //! on. Reading it checks everything and reports every problem with its
 //! location; [`build_registry`] is the one function the commands call.
+//! The file is read over the job types compiled into the program (the
+//! built-ins, plus a program's own Rust types when it runs
+//! [`crate::run_with`]), so `[policies.X]` and `[builtins]` know them.
 
 mod job;
 mod notify;
@@ -48,8 +51,9 @@ pub struct Checked {
     pub retention: Retention,
 }
 
-/// Reads and checks the config file `settings` points at.
-pub fn check(settings: &Settings) -> Result<Checked> {
+/// Reads and checks the config file `settings` points at, over the
+/// compiled-in job types `base`.
+pub fn check(settings: &Settings, base: &Registry) -> Result<Checked> {
     let (path, explicit) = settings.config_path();
     let text = match std::fs::read_to_string(&path) {
         Ok(t) => t,
@@ -58,7 +62,7 @@ pub fn check(settings: &Settings) -> Result<Checked> {
                 path,
                 exists: false,
                 problems: Vec::new(),
-                registry: jobs::builtin_registry(),
+                registry: base.clone(),
                 command_jobs: Vec::new(),
                 retention: Retention::default(),
             });
@@ -71,7 +75,7 @@ pub fn check(settings: &Settings) -> Result<Checked> {
         .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from("."));
     let base_dir = std::fs::canonicalize(&base_dir).unwrap_or(base_dir);
-    let (registry, command_jobs, problems, retention) = parse(&text, &base_dir);
+    let (registry, command_jobs, problems, retention) = parse_over(&text, &base_dir, base);
     Ok(Checked {
         path,
         exists: true,
@@ -82,10 +86,11 @@ pub fn check(settings: &Settings) -> Result<Checked> {
     })
 }
 
-/// The registry the commands use: built-ins as selected plus the file's
-/// job types. An invalid file is an error listing every problem.
-pub fn build_registry(settings: &Settings) -> Result<Registry> {
-    let checked = check(settings)?;
+/// The registry the commands use: the compiled-in types `base` as
+/// selected plus the file's job types. An invalid file is an error listing
+/// every problem.
+pub fn build_registry(settings: &Settings, base: &Registry) -> Result<Registry> {
+    let checked = check(settings, base)?;
     if checked.problems.is_empty() {
         Ok(checked.registry)
     } else {
@@ -108,8 +113,8 @@ pub fn describe(checked: &Checked) -> String {
 
 /// The worker's `[retention]` settings. The worker has already refused an
 /// invalid file when it built its registry from the same file.
-pub fn retention(settings: &Settings) -> Result<Retention> {
-    let checked = check(settings)?;
+pub fn retention(settings: &Settings, base: &Registry) -> Result<Retention> {
+    let checked = check(settings, base)?;
     if checked.problems.is_empty() {
         Ok(checked.retention)
     } else {
@@ -117,11 +122,22 @@ pub fn retention(settings: &Settings) -> Result<Retention> {
     }
 }
 
-/// Parses `text`: returns the registry, the command job names, the
-/// problems and the retention settings.
+/// [`parse_over`] the built-in job types.
+#[cfg(test)]
 pub fn parse(text: &str, base_dir: &Path) -> (Registry, Vec<String>, Vec<Problem>, Retention) {
+    parse_over(text, base_dir, &jobs::builtin_registry())
+}
+
+/// Parses `text` over the compiled-in job types `base`: returns the
+/// registry, the command job names, the problems and the retention
+/// settings.
+pub fn parse_over(
+    text: &str,
+    base_dir: &Path,
+    base: &Registry,
+) -> (Registry, Vec<String>, Vec<Problem>, Retention) {
     let mut report = Report::new(text);
-    let mut registry = jobs::builtin_registry();
+    let mut registry = base.clone();
     let mut names = Vec::new();
     let doc = match DeTable::parse(text) {
         Ok(d) => d,
@@ -139,11 +155,7 @@ pub fn parse(text: &str, base_dir: &Path) -> (Registry, Vec<String>, Vec<Problem
         .table(&mut report, "retention", retention::KEYS)
         .map(|r| retention::read(&mut report, &r))
         .unwrap_or_default();
-    let builtin_names: Vec<String> = jobs::builtin_registry()
-        .infos()
-        .into_iter()
-        .map(|i| i.name)
-        .collect();
+    let builtin_names: Vec<String> = base.infos().into_iter().map(|i| i.name).collect();
     let mut job_types: Vec<JobType> = Vec::new();
     if let Some(jobs_table) = top.raw("jobs").and_then(|v| as_map(&mut report, "jobs", v)) {
         for (name, value) in jobs_table.entries() {

@@ -1,5 +1,6 @@
-//! Demo job types: a known total, an unknown total, and several phases with
-//! outcome counters, warnings and an optional failure.
+//! Demo job types: a known total, an unknown total, several phases with
+//! outcome counters, warnings and an optional failure, and a flaky job for
+//! retries and timeouts.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -176,5 +177,57 @@ fn multi_phase_run(ctx: &JobContext) -> Result<(), JobError> {
     ctx.stage("Phase 3: Finalizing");
     pause(ctx, delay)?;
     ctx.info("summary written");
+    Ok(())
+}
+
+/// `demo-flaky`: fails on its first attempts, then succeeds; for watching
+/// retries with backoff and timeouts on a Rust job.
+pub fn flaky() -> JobType {
+    JobType {
+        name: "demo-flaky".into(),
+        description: "Demo: fails on its first `fail_attempts` attempts (with an error marked \
+                      retryable unless `retryable` is false), then succeeds. Each attempt first \
+                      works `work_ms` without looking for a cancel or its timeout. Give it a \
+                      retry policy to watch retries with backoff."
+            .into(),
+        params: vec![
+            ParamSpec::new("fail_attempts", ParamKind::Integer)
+                .default(2)
+                .range(0, 1000)
+                .help("How many attempts fail before one succeeds."),
+            ParamSpec::new("retryable", ParamKind::Boolean)
+                .default(true)
+                .help("Fail with an error marked retryable (JobError::Retry)."),
+            ParamSpec::new("work_ms", ParamKind::Integer)
+                .default(0)
+                .range(0, 3_600_000)
+                .help("Milliseconds each attempt works, deaf to a cancel or its timeout."),
+        ],
+        retry_safe: true,
+        handler: Arc::new(flaky_run),
+    }
+}
+
+fn flaky_run(ctx: &JobContext) -> Result<(), JobError> {
+    let attempt = ctx.attempt();
+    ctx.stage("Working");
+    ctx.info(&format!("attempt {attempt} started"));
+    let work = ctx.param_i64("work_ms")?;
+    if work > 0 {
+        // Deliberately deaf: shows how a job that ignores its stop request
+        // is recorded once it returns.
+        std::thread::sleep(Duration::from_millis(work as u64));
+    }
+    if attempt <= ctx.param_i64("fail_attempts")? {
+        let message = format!("flaky failure on attempt {attempt}");
+        let retryable = ctx.params().get("retryable").and_then(|v| v.as_bool()) != Some(false);
+        return Err(if retryable {
+            JobError::retry(message)
+        } else {
+            JobError::new(message)
+        }
+        .with_context(json!({"attempt": attempt})));
+    }
+    ctx.info(&format!("attempt {attempt} succeeded"));
     Ok(())
 }

@@ -11,7 +11,12 @@ mod prune;
 use crate::registry::Registry;
 
 /// Names of the demo types, which a config file may turn off.
-pub const DEMO_TYPES: [&str; 3] = ["demo-known-total", "demo-unknown-total", "demo-multi-phase"];
+pub const DEMO_TYPES: [&str; 4] = [
+    "demo-known-total",
+    "demo-unknown-total",
+    "demo-multi-phase",
+    "demo-flaky",
+];
 
 /// A registry holding every built-in job type.
 pub fn builtin_registry() -> Registry {
@@ -19,6 +24,7 @@ pub fn builtin_registry() -> Registry {
     r.register(demo::known_total());
     r.register(demo::unknown_total());
     r.register(demo::multi_phase());
+    r.register(demo::flaky());
     r.register(prune::prune_history());
     r.register(backup::backup_database());
     r.register(media::media_metadata_batch());

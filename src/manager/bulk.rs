@@ -1,40 +1,30 @@
-//! Bulk actions over a history filter: cancel, re-run or delete every run
-//! the filter matches, and deleting one finished run. The runs are walked
-//! in id order, 500 per short write transaction, each batch continuing
-//! after the last id of the one before, so 100,000 matching runs never hold
-//! the write lock for long. Each batch commits with the action's one audit
-//! row brought up to date, so the row always says what was done.
+//! Bulk actions over a history filter: what they are (cancel, re-run or
+//! delete every run a filter matches), which runs each applies to, the
+//! dry-run count, and deleting one finished run. Carrying an action out in
+//! the background, batch by batch, is [`super::bulk_run`]'s; finding the
+//! actions a dead process left is [`super::bulk_recover`]'s.
 //!
-//! Nothing is done twice when a bulk action is killed and issued again:
-//! cancel and delete change only runs still in a state they apply to, and
-//! a bulk re-run re-runs only runs that have no re-run yet (by anyone),
-//! checked in the transaction that makes the re-runs. That rule, rather
-//! than a bulk-action id to resume, makes a re-issued action finish the
-//! interrupted one whatever process issues it, and keeps two concurrent
-//! "re-run all failed" from re-running a run twice; after a completed bulk
-//! re-run, the same filter again re-runs only the re-runs that failed in
-//! turn. Each new run names the action in its metadata (`bulkActionId`,
-//! the audit row's id).
+//! Nothing is done twice: cancel and delete change only runs still in a
+//! state they apply to, and a bulk re-run re-runs only runs that have no
+//! re-run yet (by anyone), checked in the transaction that makes the
+//! re-runs. So two concurrent "re-run all failed" never re-run a run
+//! twice, and after a completed bulk re-run the same filter again re-runs
+//! only the re-runs that failed in turn. Each new run names the action in
+//! its metadata (`bulkActionId`, the action's audit row id).
 
-use std::sync::Arc;
-use std::time::{Duration, Instant};
-
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::{Actor, Manager};
 use crate::clock::Timestamp;
 use crate::error::{Error, Result};
-use crate::job::{JobStatus, Trigger};
+use crate::job::JobStatus;
 use crate::query::RunFilter;
 use crate::store::bulk::{self, Selection};
-use crate::store::runs::{self, NewRun};
-use crate::worker;
 
-/// Runs per transaction.
-pub const BULK_BATCH: usize = 500;
-/// Longest rest between two batches (see [`Manager::bulk`]).
-const MAX_REST: Duration = Duration::from_millis(200);
+/// Most runs a dry run counts: past it the page says "100,000+", so the
+/// count stays one bounded index walk however large the history grows.
+pub const PREVIEW_CAP: i64 = 100_000;
 
 /// What a bulk action does to each run it selects.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,7 +75,7 @@ impl BulkAction {
         }
     }
 
-    fn audit_action(self) -> &'static str {
+    pub(super) fn audit_action(self) -> &'static str {
         match self {
             BulkAction::Cancel => "runs.bulk-cancel",
             BulkAction::Rerun => "runs.bulk-rerun",
@@ -104,25 +94,10 @@ pub struct BulkRequest {
     pub all: bool,
 }
 
-/// One batch to carry out: where it continues, and what it records.
-struct Batch<'a> {
-    req: &'a BulkRequest,
-    sel: &'a Selection<'a>,
-    after: i64,
-    /// Whether this is the last status walked (its end ends the action).
-    last_status: bool,
-    trigger: Trigger,
-    by: &'a Actor,
-    target: &'a str,
-}
-
-/// What a bulk action did.
-#[derive(Debug, Clone, Default, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct BulkReport {
-    pub action: &'static str,
-    /// Runs the filter selected when the action began.
-    pub matched: i64,
+/// What a bulk action has done so far.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct BulkCounts {
     /// Runs acted on: cancelled or asked to stop, re-run, or deleted.
     pub acted: i64,
     /// Cancel: runs cancelled before they started.
@@ -136,8 +111,16 @@ pub struct BulkReport {
     pub log_lines_deleted: i64,
     /// Transactions the action took.
     pub batches: i64,
-    /// The action's audit row.
-    pub audit_id: Option<i64>,
+}
+
+/// A dry run's answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Preview {
+    /// Runs the action would act on now, at most [`PREVIEW_CAP`].
+    pub matched: i64,
+    /// Whether more than [`PREVIEW_CAP`] match.
+    pub capped: bool,
 }
 
 fn filter_is_empty(f: &RunFilter) -> bool {
@@ -148,18 +131,44 @@ fn filter_is_empty(f: &RunFilter) -> bool {
         && f.until.is_none()
 }
 
-/// The filter as the audit row records it.
-fn filter_json(req: &BulkRequest) -> Value {
+/// The filter as the audit row and the action's row record it.
+pub(super) fn filter_json(req: &BulkRequest) -> Value {
     let f = &req.filter;
     let statuses: Vec<&str> = f.statuses.iter().map(|s| s.as_str()).collect();
     json!({"status": statuses, "name": f.name, "q": f.q, "since": f.since,
            "until": f.until, "all": req.all})
 }
 
+/// The request [`filter_json`] recorded, for resuming an action.
+pub(super) fn request_from_json(action: BulkAction, text: &str) -> Result<BulkRequest> {
+    let bad = |e: String| Error::Internal(format!("a bulk action's recorded filter: {e}"));
+    let v: Value = serde_json::from_str(text).map_err(|e| bad(e.to_string()))?;
+    let text_of = |k: &str| v[k].as_str().map(str::to_string);
+    let statuses = v["status"]
+        .as_array()
+        .map(|a| a.iter().filter_map(Value::as_str).collect::<Vec<_>>())
+        .unwrap_or_default()
+        .into_iter()
+        .map(|s| JobStatus::parse(s).ok_or_else(|| bad(format!("unknown status '{s}'"))))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(BulkRequest {
+        action,
+        filter: RunFilter {
+            statuses,
+            name: text_of("name"),
+            q: text_of("q"),
+            since: text_of("since"),
+            until: text_of("until"),
+            ..RunFilter::default()
+        },
+        all: v["all"].as_bool().unwrap_or(false),
+    })
+}
+
 /// The request's filter with its statuses narrowed to those the action
 /// applies to; refuses a delete of everything without `all`, and statuses
 /// the action never applies to.
-fn narrowed(req: &BulkRequest) -> Result<RunFilter> {
+pub(super) fn narrowed(req: &BulkRequest) -> Result<RunFilter> {
     if req.action == BulkAction::Delete && filter_is_empty(&req.filter) && !req.all {
         return Err(Error::Invalid(
             "refusing to delete every finished run: give a filter (status, name, q, since, \
@@ -187,8 +196,8 @@ fn narrowed(req: &BulkRequest) -> Result<RunFilter> {
 }
 
 impl Manager {
-    /// How many runs `req` would act on now.
-    pub fn bulk_preview(&self, req: &BulkRequest) -> Result<i64> {
+    /// How many runs `req` would act on now, counted up to [`PREVIEW_CAP`].
+    pub fn bulk_preview(&self, req: &BulkRequest) -> Result<Preview> {
         let filter = narrowed(req)?;
         let conn = self.store.conn()?;
         let sel = Selection {
@@ -196,139 +205,10 @@ impl Manager {
             upto: bulk::newest_run_id(&conn)?,
             not_rerun: req.action == BulkAction::Rerun,
         };
-        bulk::count(&conn, &sel)
-    }
-
-    /// Carries out `req` for `by`, batch by batch (new runs get `trigger`).
-    /// The runs of each status are walked in turn, in id order along the
-    /// `(status, id)` index: a batch over several statuses at once would
-    /// have SQLite sort every remaining match to find the next 500, which
-    /// made each batch cost as much as all the rest.
-    /// Between two batches it rests as long as the last one held the write
-    /// lock (at most 200 ms): SQLite's busy handler polls, and a writer
-    /// that takes the lock again at once could keep the worker's commits
-    /// waiting for the whole action.
-    pub fn bulk(&self, req: &BulkRequest, trigger: Trigger, by: &Actor) -> Result<BulkReport> {
-        let filter = narrowed(req)?;
-        let not_rerun = req.action == BulkAction::Rerun;
-        let (upto, matched) = {
-            let conn = self.store.conn()?;
-            let upto = bulk::newest_run_id(&conn)?;
-            let sel = Selection {
-                filter: &filter,
-                upto,
-                not_rerun,
-            };
-            (upto, bulk::count(&conn, &sel)?)
-        };
-        let mut report = BulkReport {
-            action: req.action.as_str(),
-            matched,
-            ..BulkReport::default()
-        };
-        let target = filter_json(req).to_string();
-        let statuses = filter.statuses.clone();
-        for (i, status) in statuses.iter().enumerate() {
-            let one = RunFilter {
-                statuses: vec![*status],
-                ..filter.clone()
-            };
-            let sel = Selection {
-                filter: &one,
-                upto,
-                not_rerun,
-            };
-            let last_status = i + 1 == statuses.len();
-            let mut after = 0;
-            loop {
-                let started = Instant::now();
-                let step = Batch {
-                    req,
-                    sel: &sel,
-                    after,
-                    last_status,
-                    trigger,
-                    by,
-                    target: &target,
-                };
-                let (next, more) = self.bulk_batch(&step, &mut report)?;
-                after = next;
-                if !more {
-                    break;
-                }
-                std::thread::sleep(started.elapsed().min(MAX_REST));
-            }
-        }
-        Ok(report)
-    }
-
-    /// One batch of a bulk action in one transaction, with the audit row
-    /// (made by the first batch) brought up to date; `report` is updated
-    /// only once it committed. Returns the batch's last id and whether
-    /// this status has more.
-    fn bulk_batch(&self, b: &Batch<'_>, report: &mut BulkReport) -> Result<(i64, bool)> {
-        self.store.write("bulk action", |tx| {
-            let now = Timestamp::now().to_text();
-            let batch = bulk::next_batch(tx, b.sel, b.after, BULK_BATCH)?;
-            let audit_id = match report.audit_id {
-                Some(id) => id,
-                None => {
-                    b.by.row(
-                        b.req.action.audit_action(),
-                        Some(b.target.to_string()),
-                        None,
-                    )
-                    .insert(tx, &now)?
-                }
-            };
-            let ids: Vec<i64> = batch.iter().map(|r| r.id).collect();
-            let mut step = report.clone();
-            step.audit_id = Some(audit_id);
-            step.batches += 1;
-            match b.req.action {
-                BulkAction::Cancel => {
-                    let (c, r) = bulk::cancel(tx, &ids, &now)?;
-                    step.cancelled += c as i64;
-                    step.cancel_requested += r as i64;
-                    step.acted += (c + r) as i64;
-                }
-                BulkAction::Delete => {
-                    let (runs, logs) = bulk::delete(tx, &ids)?;
-                    step.acted += runs as i64;
-                    step.log_lines_deleted += logs as i64;
-                }
-                BulkAction::Rerun => {
-                    let meta: Arc<str> = json!({"enqueuedByVersion": worker::VERSION,
-                                                "bulkActionId": audit_id})
-                    .to_string()
-                    .into();
-                    let mut rows = Vec::with_capacity(batch.len());
-                    for old in &batch {
-                        let checked = self
-                            .registry
-                            .get(&old.job_name)
-                            .and_then(|t| t.validate(&old.parameters));
-                        match checked {
-                            Ok(params) => rows.push(NewRun::new(
-                                old.job_name.as_str().into(),
-                                &params,
-                                old.priority,
-                                b.trigger.as_str(),
-                                Some(old.id),
-                                meta.clone(),
-                            )),
-                            Err(_) => step.skipped += 1,
-                        }
-                    }
-                    step.acted += runs::insert_runs(tx, &rows, &now)?.len() as i64;
-                }
-            }
-            let more = batch.len() == BULK_BATCH;
-            let mut detail = serde_json::to_value(&step).unwrap_or_default();
-            detail["done"] = Value::from(!more && b.last_status);
-            bulk::update_audit_detail(tx, audit_id, &detail.to_string())?;
-            *report = step;
-            Ok((ids.last().copied().unwrap_or(b.after), more))
+        let n = bulk::count(&conn, &sel, Some(PREVIEW_CAP + 1))?;
+        Ok(Preview {
+            matched: n.min(PREVIEW_CAP),
+            capped: n > PREVIEW_CAP,
         })
     }
 
@@ -358,6 +238,23 @@ impl Manager {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_recorded_filter_gives_the_request_back() {
+        let req = BulkRequest {
+            action: BulkAction::Rerun,
+            filter: RunFilter {
+                statuses: vec![JobStatus::Failed, JobStatus::Cancelled],
+                name: Some("x".into()),
+                q: None,
+                since: Some("2026-12-01T00:00:00.000Z".into()),
+                ..RunFilter::default()
+            },
+            all: true,
+        };
+        let back = request_from_json(req.action, &filter_json(&req).to_string()).unwrap();
+        assert_eq!(filter_json(&back), filter_json(&req));
+    }
 
     #[test]
     fn a_delete_needs_a_filter_or_all() {

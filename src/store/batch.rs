@@ -102,9 +102,20 @@ pub struct Batch {
     pub pgids: Vec<(i64, i64)>,
     /// Whether to queue the SCHEDULED runs that are due, before claiming.
     pub queue_due: bool,
-    /// Whether to queue (or cancel) WAITING runs whose runs ended, after
-    /// the finishes and before claiming.
-    pub resolve_waiting: bool,
+    /// Which WAITING runs to queue (or cancel) because their runs ended,
+    /// after the finishes and before claiming.
+    pub resolve_waiting: ResolveWaiting,
+}
+
+/// Which WAITING runs a commit resolves.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub enum ResolveWaiting {
+    #[default]
+    No,
+    /// Those waiting for the runs this commit ends.
+    After,
+    /// Every one: another process may have ended a run they wait for.
+    All,
 }
 
 impl Batch {
@@ -118,7 +129,7 @@ impl Batch {
             && !self.heartbeat
             && self.pgids.is_empty()
             && !self.queue_due
-            && !self.resolve_waiting
+            && self.resolve_waiting == ResolveWaiting::No
     }
 }
 
@@ -186,8 +197,15 @@ pub fn commit(
     for r in &batch.retries {
         retries::write_retry(&tx, me, &mut owned, r, &now)?;
     }
-    if batch.resolve_waiting {
-        super::deps::resolve_waiting(&tx, &now)?;
+    match batch.resolve_waiting {
+        ResolveWaiting::No => {}
+        ResolveWaiting::After => {
+            let ended: Vec<i64> = ends.iter().map(|f| f.progress.run_id).collect();
+            super::deps::resolve_waiting_after(&tx, &now, &ended)?;
+        }
+        ResolveWaiting::All => {
+            super::deps::resolve_waiting(&tx, &now)?;
+        }
     }
     let still_registered = if batch.heartbeat {
         super::workers::heartbeat(&tx, me.worker_id, &now)?

@@ -136,6 +136,18 @@ pub fn set_progress(conn: &Connection, run_id: i64, processed: i64) -> Result<()
     .map_err(Error::db("set progress"))
 }
 
+/// Gives every run of `job_name` its own unique key (`bench-ID`), as if
+/// each had been enqueued with `--unique-key`: the unique index then holds
+/// them while they wait or run.
+pub fn key_runs(conn: &Connection, job_name: &str) -> Result<()> {
+    conn.execute(
+        "UPDATE JobRun SET uniqueKey = 'bench-' || id WHERE jobName = ?1",
+        [job_name],
+    )
+    .map(|_| ())
+    .map_err(Error::db("key runs"))
+}
+
 /// The `synchronous` setting of `conn` as SQLite reports it (not as it was
 /// asked for): what the bench prints beside every figure.
 pub fn synchronous(conn: &Connection) -> Result<String> {

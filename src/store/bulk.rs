@@ -43,9 +43,15 @@ pub fn newest_run_id(conn: &Connection) -> Result<i64> {
         .map_err(Error::db("read newest run id"))
 }
 
-/// How many runs `sel` selects now.
-pub fn count(conn: &Connection, sel: &Selection<'_>) -> Result<i64> {
-    let (sql, args) = sel.sql("SELECT count(*)");
+/// How many runs `sel` selects now, counting no further than `cap` when
+/// given (a dry run's count stays bounded however large the history).
+pub fn count(conn: &Connection, sel: &Selection<'_>, cap: Option<i64>) -> Result<i64> {
+    let (mut sql, mut args) = sel.sql("SELECT 1");
+    if let Some(cap) = cap {
+        sql.push_str(" LIMIT ?");
+        args.push(Value::from(cap));
+    }
+    let sql = format!("SELECT count(*) FROM ({sql})");
     conn.prepare(&sql)
         .and_then(|mut s| s.query_row(params_from_iter(args.iter().map(sql_value)), |r| r.get(0)))
         .map_err(Error::db("count matching runs"))

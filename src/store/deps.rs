@@ -3,7 +3,10 @@
 //! COMPLETED, or cancels it, naming the run, once one of them failed or was
 //! cancelled (and so on down a chain). The worker's writer runs it in its
 //! group commit while any run waits, so a waiting run is queued and can be
-//! claimed in the same transaction as the finish it waited for.
+//! claimed in the same transaction as the finish it waited for: for only
+//! the runs that wait for the runs the commit ends ([`resolve_waiting_after`],
+//! a probe of `JobRunDependency_on` per ended run), or for every waiting
+//! run when another process may have ended one.
 
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
@@ -57,6 +60,47 @@ const QUEUE_SQL: &str = "UPDATE JobRun SET status = 'QUEUED', updatedAt = ?1 \
      WHERE status = 'WAITING' AND NOT EXISTS (SELECT 1 FROM JobRunDependency d \
               JOIN JobRun r ON r.id = d.dependsOn WHERE d.runId = JobRun.id \
               AND r.status <> 'COMPLETED')";
+
+/// Restricts an update of WAITING runs to those waiting for the runs in
+/// the JSON array `?2`.
+const AFTER: &str = " AND id IN (SELECT d.runId FROM JobRunDependency d \
+     WHERE d.dependsOn IN (SELECT value FROM json_each(?2)))";
+
+/// [`resolve_waiting`] for only the runs waiting for `ended` (runs this
+/// transaction finished) and, down a chain, for the runs that cancels:
+/// the cost follows the runs that ended, not how many wait. Returns how
+/// many were queued.
+pub fn resolve_waiting_after(tx: &Transaction<'_>, now: &str, ended: &[i64]) -> Result<usize> {
+    let by_hand = super::counts::by_hand(tx)?;
+    let cancel = format!("{CANCEL_SQL}{AFTER} RETURNING id");
+    let queue = format!("{QUEUE_SQL}{AFTER}");
+    let mut frontier = ended.to_vec();
+    let mut queued = 0;
+    while !frontier.is_empty() {
+        let list = serde_json::Value::from(frontier).to_string();
+        let cancelled: Vec<i64> = tx
+            .prepare_cached(&cancel)
+            .and_then(|mut s| s.query_map(params![now, list], |r| r.get(0))?.collect())
+            .map_err(Error::db("cancel waiting runs"))?;
+        let n = tx
+            .prepare_cached(&queue)
+            .and_then(|mut s| s.execute(params![now, list]))
+            .map_err(Error::db("queue waiting runs"))?;
+        if by_hand {
+            let gone = (cancelled.len() + n) as i64;
+            if gone > 0 {
+                super::counts::add_status(tx, JobStatus::Waiting, -gone)?;
+            }
+            if !cancelled.is_empty() {
+                super::counts::add_finished(tx, JobStatus::Cancelled, cancelled.len())?;
+            }
+        }
+        queued += n;
+        // The runs waiting for a cancelled one are cancelled in turn.
+        frontier = cancelled;
+    }
+    Ok(queued)
+}
 
 /// Queues the waiting runs whose runs all completed and cancels those one
 /// of whose runs failed or was cancelled (again until a chain is done);

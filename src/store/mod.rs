@@ -21,6 +21,7 @@ pub mod backup;
 pub mod batch;
 pub mod bench;
 pub mod bulk;
+pub mod bulk_actions;
 mod busy;
 pub mod changes;
 pub mod check;

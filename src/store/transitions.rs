@@ -66,6 +66,24 @@ fn waits_for(conn: &mut Connection, id: i64, status: JobStatus) -> Result<()> {
     })
 }
 
+/// [`waits_for`], resolved only for the runs waiting for the one that ended.
+fn waits_for_after(conn: &mut Connection, id: i64, status: JobStatus) -> Result<()> {
+    conn.execute(
+        "INSERT INTO JobRun (jobName, status, createdAt, updatedAt) VALUES ('b', ?1, ?2, ?2)",
+        [status.as_str(), NOW],
+    )
+    .expect("insert the run waited for");
+    let dep = conn.last_insert_rowid();
+    conn.execute(
+        "INSERT INTO JobRunDependency (runId, dependsOn) VALUES (?1, ?2)",
+        [id, dep],
+    )
+    .expect("insert the dependency");
+    in_tx(conn, |tx| {
+        super::deps::resolve_waiting_after(tx, NOW, &[dep]).map(|_| true)
+    })
+}
+
 fn orphan(id: i64) -> OrphanRun {
     OrphanRun {
         id,
@@ -167,6 +185,16 @@ fn moves() -> Vec<(&'static str, Move, Rows)> {
         (
             "resolve_waiting, its run failed",
             |c, id| waits_for(c, id, Failed),
+            vec![(Waiting, Cancelled)],
+        ),
+        (
+            "resolve_waiting_after, its run completed",
+            |c, id| waits_for_after(c, id, Completed),
+            vec![(Waiting, Queued)],
+        ),
+        (
+            "resolve_waiting_after, its run was cancelled",
+            |c, id| waits_for_after(c, id, Cancelled),
             vec![(Waiting, Cancelled)],
         ),
         (

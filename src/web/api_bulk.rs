@@ -1,7 +1,8 @@
 //! `POST /api/jobs/bulk`: cancel, re-run or delete every run a history
 //! filter matches, or with `dryRun` only count them (the page's
-//! confirmation names that count). The action runs within the request, in
-//! the engine's short batches.
+//! confirmation names that count), and `GET /api/jobs/bulk/ID`, how far an
+//! action got. The request only records the action and answers 202: the
+//! server's bulk thread carries it out in the engine's short batches.
 
 use serde::Deserialize;
 use serde_json::json;
@@ -11,7 +12,7 @@ use super::http::{Reply, Req, json_reply};
 use crate::clock::Timestamp;
 use crate::error::{Error, Result};
 use crate::job::{JobStatus, Trigger};
-use crate::manager::{Actor, BulkAction, BulkRequest};
+use crate::manager::{Actor, BulkAction, BulkRequest, BulkRunner};
 use crate::query::RunFilter;
 
 #[derive(Deserialize)]
@@ -87,8 +88,10 @@ impl FilterBody {
     }
 }
 
-/// `POST /api/jobs/bulk {action, filter, all?, dryRun?}`: 200 with how
-/// many runs matched and how many were acted on.
+/// `POST /api/jobs/bulk {action, filter, all?, dryRun?}`: a dry run
+/// answers 200 with how many runs match (`capped`: more than that, the
+/// count stops there); otherwise 202 with the recorded
+/// action (its `id`, `total` and `status`), carried out in the background.
 pub fn bulk(ctx: &Ctx, req: &Req) -> Result<Reply> {
     let body: BulkBody = serde_json::from_slice(&req.body).map_err(|e| {
         bad(format!(
@@ -110,14 +113,35 @@ pub fn bulk(ctx: &Ctx, req: &Req) -> Result<Reply> {
         let n = ctx.manager.bulk_preview(&request)?;
         return Ok(json_reply(
             200,
-            &json!({"action": action.as_str(), "matched": n, "dryRun": true}),
+            &json!({"action": action.as_str(), "matched": n.matched, "capped": n.capped,
+                    "dryRun": true}),
         ));
     }
-    let report = ctx
-        .manager
-        .bulk(&request, Trigger::Rerun, &Actor::web(&req.source))?;
+    let view = ctx.manager.bulk_start(
+        &request,
+        Trigger::Rerun,
+        &Actor::web(&req.source),
+        BulkRunner::Serve,
+    )?;
+    // Full means a wake is already pending, which is as good.
+    let _ = ctx.bulk_wake.try_send(());
+    Ok(json_reply(
+        202,
+        &serde_json::to_value(view).unwrap_or_default(),
+    ))
+}
+
+/// `GET /api/jobs/bulk/ID`: the action, its counts so far and its status
+/// (RUNNING, DONE, FAILED or INTERRUPTED).
+pub fn show(ctx: &Ctx, req: &Req) -> Result<Reply> {
+    let text = req.segments.get(3).map(String::as_str).unwrap_or("");
+    let id = text.parse().map_err(|_| Error::NotFound {
+        what: "bulk action",
+        id: text.to_string(),
+    })?;
+    let view = ctx.manager.bulk_view(id)?;
     Ok(json_reply(
         200,
-        &serde_json::to_value(report).unwrap_or_default(),
+        &serde_json::to_value(view).unwrap_or_default(),
     ))
 }

@@ -116,6 +116,8 @@ pub struct Ctx {
     pub sockets: Sockets,
     /// What the maintenance tasks have done, for `GET /api/worker`.
     pub tasks: Reports,
+    /// Wakes the bulk thread when a handler recorded a bulk action.
+    pub bulk_wake: Sender<()>,
 }
 
 /// The threads serving upgraded WebSocket connections. Each is kept until

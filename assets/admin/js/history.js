@@ -133,15 +133,25 @@ function renderPage() {
 }
 
 // Bulk actions: each button names how many runs it acts on (the server's
-// dry-run count for the current filters) and shows only when a filter is
-// active and that count is not zero. Re-run offers the failed and
-// cancelled matches, cancel the unfinished ones, delete the finished ones.
+// dry-run count for the current filters, "100,000+" past its cap) and shows
+// only when a filter is active and that count is not zero. Re-run offers
+// the failed and cancelled matches, cancel the unfinished ones, delete the
+// finished ones. The server carries an action out in the background: the
+// page follows its progress until it is done, then names the final count.
 const BULK = {
-  rerun: { only: ['FAILED', 'CANCELLED'], label: (n) => `Re-run all ${num(n)} matching`, verb: 'Re-run' },
-  cancel: { only: ['WAITING', 'SCHEDULED', 'QUEUED', 'RUNNING'], label: (n) => `Cancel all ${num(n)}`, verb: 'Cancel' },
-  delete: { only: null, label: (n) => `Delete all ${num(n)}`, verb: 'Delete' },
+  rerun: { only: ['FAILED', 'CANCELLED'], label: (n) => `Re-run all ${n} matching`, verb: 'Re-run', doing: 'Re-running' },
+  cancel: { only: ['WAITING', 'SCHEDULED', 'QUEUED', 'RUNNING'], label: (n) => `Cancel all ${n}`, verb: 'Cancel', doing: 'Cancelling' },
+  delete: { only: null, label: (n) => `Delete all ${n}`, verb: 'Delete', doing: 'Deleting' },
 };
 const bulkCounts = {};
+const bulkCapped = {};
+// How often a running bulk action's progress is asked for.
+const BULK_POLL_MS = 500;
+
+/** The count as a button names it: "100,000+" when the server stopped counting. */
+function countText(action) {
+  return `${num(bulkCounts[action] || 0)}${bulkCapped[action] ? '+' : ''}`;
+}
 
 /** The API's filter for `action`, or null when it can match nothing. */
 function bulkFilter(action) {
@@ -168,19 +178,22 @@ async function loadBulk(mine) {
     const button = document.getElementById(`bulk-${action}`);
     const filter = active ? bulkFilter(action) : null;
     let n = 0;
+    let capped = false;
     if (filter) {
       const res = await attempt(() => api('/api/jobs/bulk', { body: { action, filter, dryRun: true } }), 'Count matching runs');
       if (mine !== latest) return;
       n = res ? res.matched : 0;
+      capped = Boolean(res && res.capped);
     }
     bulkCounts[action] = n;
+    bulkCapped[action] = capped;
     button.hidden = n === 0;
-    button.textContent = BULK[action].label(n);
+    button.textContent = BULK[action].label(countText(action));
   }
 }
 
 function bulkMessage(action, n) {
-  const runs = n === 1 ? '1 run' : `${num(n)} runs`;
+  const runs = n === 1 ? '1 run' : `${countText(action)} runs`;
   if (action === 'rerun') return `${runs} that failed or were cancelled will be enqueued again, each with the same parameters.`;
   if (action === 'cancel') return `${runs} will be cancelled: queued ones will not run, running ones are asked to stop.`;
   return `${runs} and their log lines will be deleted for good. Queued and running runs are kept.`;
@@ -192,22 +205,41 @@ async function bulk(action) {
   if (!n || !filter) return;
   const { verb } = BULK[action];
   const ok = await confirmAction({
-    title: `${verb} ${n === 1 ? '1 run' : `all ${num(n)} runs`}?`,
+    title: `${verb} ${n === 1 ? '1 run' : `all ${countText(action)} runs`}?`,
     message: bulkMessage(action, n),
-    yes: `${verb} ${num(n)}`,
+    yes: `${verb} ${countText(action)}`,
     no: 'Keep them',
   });
   if (!ok) return;
   const button = document.getElementById(`bulk-${action}`);
   button.disabled = true;
-  const res = await attempt(() => api('/api/jobs/bulk', { body: { action, filter } }), `${verb} all`);
+  const started = await attempt(() => api('/api/jobs/bulk', { body: { action, filter } }), `${verb} all`);
+  const res = started && await followBulk(action, started);
   button.disabled = false;
-  if (res) {
+  if (res && res.status === 'DONE') {
     const done = { rerun: 're-run', cancel: 'cancelled', delete: 'deleted' }[action];
     toast(`${num(res.acted)} of ${num(res.matched)} matching runs ${done}`, 'ok');
+  } else if (res) {
+    toast(`${verb} all stopped after ${num(res.done)} of ${num(res.total)} runs: ${res.error || res.status}`, 'error');
+  }
+  if (res) {
     cursors = [null];
     loadHistory();
   }
+}
+
+/** Shows the progress of bulk action `view` until it ends; its last state, or null. */
+async function followBulk(action, view) {
+  const line = document.getElementById('bulk-progress');
+  let v = view;
+  line.hidden = false;
+  while (v && v.status === 'RUNNING') {
+    line.textContent = `${BULK[action].doing}: ${num(v.done)} of ${num(v.total)} runs`;
+    await new Promise((r) => setTimeout(r, BULK_POLL_MS));
+    v = await attempt(() => api(`/api/jobs/bulk/${view.id}`), 'Bulk action progress');
+  }
+  line.hidden = true;
+  return v;
 }
 
 function finished(run) {

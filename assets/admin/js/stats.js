@@ -4,7 +4,7 @@
 import { api, attempt } from './api.js';
 import { h, replace, num } from './format.js';
 
-const STATUSES = ['SCHEDULED', 'QUEUED', 'RUNNING', 'COMPLETED', 'FAILED', 'CANCELLED'];
+const STATUSES = ['WAITING', 'SCHEDULED', 'QUEUED', 'RUNNING', 'COMPLETED', 'FAILED', 'CANCELLED'];
 
 /** Shows a stats object (GET /api/stats or a WebSocket "stats" message). */
 export function setStats(stats) {

@@ -11,7 +11,7 @@ use crate::clock::Timestamp;
 use crate::context::RunShared;
 use crate::error::Result;
 use crate::runner::executor::Assignment;
-use crate::store::batch::Batch;
+use crate::store::batch::{Batch, ResolveWaiting};
 
 impl Writer {
     pub(super) fn plan(&mut self, batch: &mut Batch, nudged: bool, fast: usize) {
@@ -40,8 +40,8 @@ impl Writer {
             self.last_heartbeat = Instant::now();
             batch.heartbeat = true;
         }
-        if self.waiting.due(finished > 0) {
-            batch.resolve_waiting = true;
+        batch.resolve_waiting = self.waiting.due(finished > 0);
+        if batch.resolve_waiting != ResolveWaiting::No {
             self.queue_maybe_nonempty = true;
         }
         if self.accepting() && self.next_due.is_due(Timestamp::now()) {
@@ -64,7 +64,7 @@ impl Writer {
             // A retry may now be the earliest run due.
             self.next_due = NextDue::read(&self.conn)?;
         }
-        if batch.resolve_waiting {
+        if batch.resolve_waiting != ResolveWaiting::No {
             self.waiting = limits::Waiting::read(&self.conn)?;
         }
         if let Some(m) = self.mark.as_mut() {

@@ -8,7 +8,7 @@ use std::collections::{HashMap, HashSet};
 
 use super::Writer;
 use crate::error::Result;
-use crate::store::batch::{Limits, TypeRoom};
+use crate::store::batch::{Limits, ResolveWaiting, TypeRoom};
 use crate::store::pauses;
 
 /// The paused types, as last read.
@@ -45,10 +45,15 @@ impl Waiting {
         self
     }
 
-    /// Whether the next commit resolves waiting runs (`finished`: it
-    /// records finished runs).
-    pub(super) fn due(&self, finished: bool) -> bool {
-        self.any && (finished || self.changed)
+    /// Which waiting runs the next commit resolves (`finished`: it
+    /// records finished runs): after another process's commit every one,
+    /// else those waiting for the runs it ends.
+    pub(super) fn due(&self, finished: bool) -> ResolveWaiting {
+        match (self.any, self.changed, finished) {
+            (false, _, _) | (true, false, false) => ResolveWaiting::No,
+            (true, true, _) => ResolveWaiting::All,
+            (true, false, true) => ResolveWaiting::After,
+        }
     }
 }
 
