@@ -2,6 +2,7 @@
 //! maintenance jobs on jobmgr's own database.
 
 mod backup;
+mod backup_rotation;
 mod demo;
 pub(crate) mod imagehead;
 mod media;
