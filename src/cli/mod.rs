@@ -3,6 +3,7 @@
 
 mod bulk;
 pub mod check;
+mod enqueue;
 mod notify;
 mod output;
 mod report;
@@ -68,7 +69,7 @@ pub enum Command {
     /// Run the worker (only one per database), or stop the running one.
     Worker(worker::WorkerArgs),
     /// Enqueue a run: NAME [-p key=value]...
-    Enqueue(runs::EnqueueArgs),
+    Enqueue(enqueue::EnqueueArgs),
     /// Show the worker and the number of runs per status.
     Status,
     /// List runs, newest first.

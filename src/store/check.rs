@@ -64,7 +64,7 @@ pub struct SchemaReport {
 /// Reads refinery's migration table and compares it with the embedded
 /// migrations.
 pub fn schema(conn: &Connection) -> Result<SchemaReport> {
-    let runner = super::embedded::migrations::runner();
+    let runner = super::migrate::embedded::migrations::runner();
     let mut report = SchemaReport::default();
     let mut applied: BTreeMap<i64, (String, String)> = BTreeMap::new();
     let has_table: bool = conn

@@ -6,7 +6,8 @@
 use refinery::Target;
 use rusqlite::Connection;
 
-use super::{Store, TestFile, embedded, open_connection};
+use super::migrate::embedded;
+use super::{Store, TestFile, open_connection};
 
 fn scalar(conn: &Connection, sql: &str) -> i64 {
     conn.query_row(sql, [], |r| r.get(0)).unwrap()
