@@ -4,9 +4,8 @@
 use serde_json::json;
 
 use super::Ctx;
-use super::api_jobs::run_filter;
+use super::api_jobs::{run_filter, time_param};
 use super::http::{Reply, Req, json_reply};
-use crate::clock::Timestamp;
 use crate::error::{Error, Result};
 use crate::query::{AuditFilter, AuditSource};
 
@@ -71,15 +70,6 @@ pub fn audit(ctx: &Ctx, req: &Req) -> Result<Reply> {
             })
             .transpose()
     };
-    let time = |name: &str| -> Result<Option<String>> {
-        req.param(name)
-            .map(|t| {
-                Timestamp::parse(t)
-                    .map(Timestamp::to_text)
-                    .ok_or_else(|| bad(format!("{name} must be a date or timestamp, got '{t}'")))
-            })
-            .transpose()
-    };
     let limit = match req.param("limit") {
         None => AUDIT_DEFAULT,
         Some(t) => match t.parse::<usize>() {
@@ -96,8 +86,8 @@ pub fn audit(ctx: &Ctx, req: &Req) -> Result<Reply> {
         source,
         user,
         run_id: whole("run")?,
-        since: time("since")?,
-        until: time("until")?,
+        since: time_param(req, "since")?,
+        until: time_param(req, "until")?,
         before_id: whole("cursor")?,
         limit,
     };

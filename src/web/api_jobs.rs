@@ -49,7 +49,7 @@ fn int_param(req: &Req, name: &str) -> Result<Option<i64>> {
         .transpose()
 }
 
-fn time_param(req: &Req, name: &str) -> Result<Option<String>> {
+pub(super) fn time_param(req: &Req, name: &str) -> Result<Option<String>> {
     req.param(name)
         .map(|t| {
             Timestamp::parse(t)

@@ -102,10 +102,12 @@ fn finished_by_me(
     .map_err(Error::db("check finished runs"))
 }
 
-/// The UPDATE that finishes `n` runs: ?1 is `now`, ?2 the worker id.
+/// The UPDATE that finishes `n` runs: ?1 is `now`, ?2 the worker id. NOT
+/// INDEXED, like the claim's: each run is found by its id, never by a walk
+/// of an index on its status.
 fn finish_sql(n: usize) -> String {
     format!(
-        "UPDATE JobRun SET status = v.column2, finishedAt = ?1, updatedAt = ?1, \
+        "UPDATE JobRun NOT INDEXED SET status = v.column2, finishedAt = ?1, updatedAt = ?1, \
          currentStage = v.column3, entitiesProcessed = v.column4, entitiesTotal = v.column5, \
          entitiesUnit = v.column6, outcomeSummary = v.column7, error = v.column8, \
          errorContext = v.column9 FROM (VALUES {}) AS v \
@@ -140,6 +142,27 @@ mod tests {
     use super::super::*;
     use crate::clock::Timestamp;
     use crate::store::Store;
+
+    /// The claim's and the finish's updates find each run by its id, never
+    /// by walking an index on the status (which, beside a long queue or a
+    /// large history, costs a walk per listed run).
+    #[test]
+    fn the_claim_and_the_finish_find_their_runs_by_id() {
+        let file = crate::store::TestFile::new("mark-plans");
+        let store = Store::open(&file.db()).unwrap();
+        let conn = store.conn().unwrap();
+        for (what, sql) in [
+            ("claim", super::super::claims::CLAIM_MARK.sql(3)),
+            ("finish", super::FINISH.sql(3)),
+        ] {
+            let plan = crate::store::tests::plans::explain(&conn, sql)
+                .unwrap()
+                .join(" | ");
+            assert!(plan.contains("INTEGER PRIMARY KEY"), "{what}: {plan}");
+            assert!(!plan.contains("SCAN JobRun"), "{what}: {plan}");
+            assert!(!plan.contains("INDEX JobRun_"), "{what}: {plan}");
+        }
+    }
 
     fn progress(run_id: i64) -> ProgressRecord {
         ProgressRecord {
