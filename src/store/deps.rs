@@ -8,6 +8,8 @@
 //! a probe of `JobRunDependency_on` per ended run), or for every waiting
 //! run when another process may have ended one.
 
+use std::sync::LazyLock;
+
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 use super::runs::{NewRun, insert_runs};
@@ -66,24 +68,28 @@ const QUEUE_SQL: &str = "UPDATE JobRun SET status = 'QUEUED', updatedAt = ?1 \
 const AFTER: &str = " AND id IN (SELECT d.runId FROM JobRunDependency d \
      WHERE d.dependsOn IN (SELECT value FROM json_each(?2)))";
 
+/// The two statements of [`resolve_waiting_after`], made once.
+static CANCEL_AFTER_SQL: LazyLock<String> =
+    LazyLock::new(|| format!("{CANCEL_SQL}{AFTER} RETURNING id"));
+static QUEUE_AFTER_SQL: LazyLock<String> = LazyLock::new(|| format!("{QUEUE_SQL}{AFTER}"));
+
 /// [`resolve_waiting`] for only the runs waiting for `ended` (runs this
 /// transaction finished) and, down a chain, for the runs that cancels:
 /// the cost follows the runs that ended, not how many wait. Returns how
 /// many were queued.
 pub fn resolve_waiting_after(tx: &Transaction<'_>, now: &str, ended: &[i64]) -> Result<usize> {
     let by_hand = super::counts::by_hand(tx)?;
-    let cancel = format!("{CANCEL_SQL}{AFTER} RETURNING id");
-    let queue = format!("{QUEUE_SQL}{AFTER}");
+    let (cancel, queue) = (&*CANCEL_AFTER_SQL, &*QUEUE_AFTER_SQL);
     let mut frontier = ended.to_vec();
     let mut queued = 0;
     while !frontier.is_empty() {
         let list = serde_json::Value::from(frontier).to_string();
         let cancelled: Vec<i64> = tx
-            .prepare_cached(&cancel)
+            .prepare_cached(cancel)
             .and_then(|mut s| s.query_map(params![now, list], |r| r.get(0))?.collect())
             .map_err(Error::db("cancel waiting runs"))?;
         let n = tx
-            .prepare_cached(&queue)
+            .prepare_cached(queue)
             .and_then(|mut s| s.execute(params![now, list]))
             .map_err(Error::db("queue waiting runs"))?;
         if by_hand {
