@@ -132,3 +132,40 @@ fn the_v16_checks_are_equalities_and_still_refuse_bad_values() {
         .unwrap();
     assert_eq!(ok, "ok");
 }
+
+/// V18 holds a unique key until `finishedAt` is set: a finished run that
+/// lacks one (written by hand) gets its last update as `finishedAt`, so it
+/// does not hold its key, and a live run still does.
+#[test]
+fn the_v18_unique_index_frees_the_keys_of_finished_runs() {
+    let file = TestFile::new("upgrade-v18");
+    let mut conn = open_connection(&file.db()).unwrap();
+    embedded::migrations::runner()
+        .set_target(Target::Version(17))
+        .run(&mut conn)
+        .unwrap();
+    conn.execute_batch(
+        "INSERT INTO JobRun (id, jobName, status, createdAt, updatedAt, uniqueKey) VALUES \
+           (1, 'a', 'COMPLETED', 't', 'u1', 'done'), (2, 'a', 'QUEUED', 't', 't', 'live');",
+    )
+    .unwrap();
+    drop(conn);
+
+    let store = Store::open(&file.db()).unwrap();
+    let conn = store.conn().unwrap();
+    let finished: String = conn
+        .query_row("SELECT finishedAt FROM JobRun WHERE id = 1", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(finished, "u1");
+    let insert = |key: &str| {
+        conn.execute(
+            "INSERT INTO JobRun (jobName, status, createdAt, updatedAt, uniqueKey) \
+             VALUES ('a', 'QUEUED', 't', 't', ?1)",
+            [key],
+        )
+    };
+    insert("done").expect("a finished run's key is free");
+    assert!(insert("live").is_err(), "a queued run holds its key");
+}
