@@ -200,7 +200,13 @@ pub fn commit(
     match batch.resolve_waiting {
         ResolveWaiting::No => {}
         ResolveWaiting::After => {
-            let ended: Vec<i64> = ends.iter().map(|f| f.progress.run_id).collect();
+            let mut ended = super::deps::Ended::default();
+            for f in &ends {
+                match f.status {
+                    JobStatus::Completed => ended.completed.push(f.progress.run_id),
+                    _ => ended.not_completed.push(f.progress.run_id),
+                }
+            }
             super::deps::resolve_waiting_after(&tx, &now, &ended)?;
         }
         ResolveWaiting::All => {

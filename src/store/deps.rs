@@ -73,36 +73,46 @@ static CANCEL_AFTER_SQL: LazyLock<String> =
     LazyLock::new(|| format!("{CANCEL_SQL}{AFTER} RETURNING id"));
 static QUEUE_AFTER_SQL: LazyLock<String> = LazyLock::new(|| format!("{QUEUE_SQL}{AFTER}"));
 
-/// [`resolve_waiting`] for only the runs waiting for `ended` (runs this
-/// transaction finished) and, down a chain, for the runs that cancels:
-/// the cost follows the runs that ended, not how many wait. Returns how
-/// many were queued.
-pub fn resolve_waiting_after(tx: &Transaction<'_>, now: &str, ended: &[i64]) -> Result<usize> {
+/// The runs a transaction ended, by outcome: only a completed run can let
+/// a waiting run be queued, and only one that did not complete can cancel
+/// one, so each statement of [`resolve_waiting_after`] reads its own list
+/// and is skipped when that list is empty.
+#[derive(Debug, Default)]
+pub struct Ended {
+    pub completed: Vec<i64>,
+    pub not_completed: Vec<i64>,
+}
+
+/// [`resolve_waiting`] for only the runs waiting for the runs in `ended`
+/// (runs this transaction finished) and, down a chain, for the runs that
+/// cancels: the cost follows the runs that ended, not how many wait.
+/// Returns how many were queued.
+pub fn resolve_waiting_after(tx: &Transaction<'_>, now: &str, ended: &Ended) -> Result<usize> {
     let by_hand = super::counts::by_hand(tx)?;
     let (cancel, queue) = (&*CANCEL_AFTER_SQL, &*QUEUE_AFTER_SQL);
-    let mut frontier = ended.to_vec();
     let mut queued = 0;
+    if !ended.completed.is_empty() {
+        let list = serde_json::Value::from(ended.completed.as_slice()).to_string();
+        queued = tx
+            .prepare_cached(queue)
+            .and_then(|mut s| s.execute(params![now, list]))
+            .map_err(Error::db("queue waiting runs"))?;
+        if by_hand && queued > 0 {
+            super::counts::add_status(tx, JobStatus::Waiting, -(queued as i64))?;
+        }
+    }
+    // The runs waiting for a cancelled one are cancelled in turn.
+    let mut frontier = ended.not_completed.clone();
     while !frontier.is_empty() {
         let list = serde_json::Value::from(frontier).to_string();
         let cancelled: Vec<i64> = tx
             .prepare_cached(cancel)
             .and_then(|mut s| s.query_map(params![now, list], |r| r.get(0))?.collect())
             .map_err(Error::db("cancel waiting runs"))?;
-        let n = tx
-            .prepare_cached(queue)
-            .and_then(|mut s| s.execute(params![now, list]))
-            .map_err(Error::db("queue waiting runs"))?;
-        if by_hand {
-            let gone = (cancelled.len() + n) as i64;
-            if gone > 0 {
-                super::counts::add_status(tx, JobStatus::Waiting, -gone)?;
-            }
-            if !cancelled.is_empty() {
-                super::counts::add_finished(tx, JobStatus::Cancelled, cancelled.len())?;
-            }
+        if by_hand && !cancelled.is_empty() {
+            super::counts::add_status(tx, JobStatus::Waiting, -(cancelled.len() as i64))?;
+            super::counts::add_finished(tx, JobStatus::Cancelled, cancelled.len())?;
         }
-        queued += n;
-        // The runs waiting for a cancelled one are cancelled in turn.
         frontier = cancelled;
     }
     Ok(queued)

@@ -80,7 +80,12 @@ fn waits_for_after(conn: &mut Connection, id: i64, status: JobStatus) -> Result<
     )
     .expect("insert the dependency");
     in_tx(conn, |tx| {
-        super::deps::resolve_waiting_after(tx, NOW, &[dep]).map(|_| true)
+        let mut ended = super::deps::Ended::default();
+        match status {
+            JobStatus::Completed => ended.completed.push(dep),
+            _ => ended.not_completed.push(dep),
+        }
+        super::deps::resolve_waiting_after(tx, NOW, &ended).map(|_| true)
     })
 }
 

@@ -45,8 +45,13 @@ pub(super) fn claim_limited(
         .prepare_cached(TYPE_QUEUE_SQL)
         .map_err(Error::db("claim runs"))?;
     for (i, t) in limits.types.iter().enumerate() {
-        let room = t.room.min(n);
-        if room == 0 || t.group.is_some_and(|g| limits.groups.get(g) == Some(&0)) {
+        // A type never starts more than its group has room for: reading
+        // `n` candidates to start one cost a full claim's reads per type.
+        let group_room = t.group.map_or(usize::MAX, |g| {
+            limits.groups.get(g).copied().unwrap_or(usize::MAX)
+        });
+        let room = t.room.min(n).min(group_room);
+        if room == 0 {
             continue;
         }
         let rows = stmt
