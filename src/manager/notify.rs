@@ -66,7 +66,7 @@ impl Manager {
             .iter()
             .map(|n| {
                 let (kind, target) = match &n.target {
-                    Target::Webhook(u) => ("webhook", u.text.clone()),
+                    Target::Webhook(w) => ("webhook", w.url.text.clone()),
                     Target::Command(c) => ("command", c.argv.join(" ")),
                 };
                 NotifierView {
