@@ -1,9 +1,11 @@
 //! https webhooks: a TLS receiver in the test (rustls, with a CA and
 //! server certificates made by rcgen for this run only), reached by the
 //! real worker. A notifier that names the CA in `ca_file` delivers once,
-//! with the JSON body and SNI; one without it, and one whose receiver's
-//! certificate is for another name, record a certificate error, deliver
-//! nothing, and stay pending for a retry. `check-config` checks the file.
+//! with the JSON body and SNI, and so does one that names a self-signed
+//! receiver's own certificate; one without `ca_file`, one whose receiver's
+//! certificate is for another name, and one whose self-signed certificate
+//! is marked as a CA record a certificate error, deliver nothing, and stay
+//! pending for a retry. `check-config` checks the file.
 
 mod common;
 mod notify_support;
@@ -54,17 +56,35 @@ impl TestCa {
         let cert = params
             .signed_by(&key, &self.issuer)
             .expect("server certificate");
-        let chain = vec![CertificateDer::from(cert.der().to_vec())];
-        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let config = ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .expect("protocol versions")
-            .with_no_client_auth()
-            .with_single_cert(chain, key)
-            .expect("server config");
-        Arc::new(config)
+        server_config(cert.der(), &key)
     }
+}
+
+/// A rustls server configuration presenting `cert`.
+fn server_config(cert: &CertificateDer<'_>, key: &KeyPair) -> Arc<ServerConfig> {
+    let chain = vec![CertificateDer::from(cert.to_vec())];
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("protocol versions")
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .expect("server config");
+    Arc::new(config)
+}
+
+/// A self-signed certificate for `names`, marked as a CA when `ca`: its
+/// PEM, and a server configuration that presents it.
+fn self_signed(names: &[&str], ca: bool) -> (String, Arc<ServerConfig>) {
+    let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+    let mut params = CertificateParams::new(names).expect("params");
+    if ca {
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    }
+    let key = KeyPair::generate().expect("key");
+    let cert = params.self_signed(&key).expect("self-signed certificate");
+    (cert.pem(), server_config(cert.der(), &key))
 }
 
 /// What a TLS receiver saw.
@@ -182,6 +202,10 @@ fn an_https_receiver_is_trusted_through_ca_file_and_refused_without_it() {
     let ca = TestCa::new();
     let good = TlsReceiver::start(ca.server(&["localhost", "127.0.0.1"]));
     let misnamed = TlsReceiver::start(ca.server(&["other.example"]));
+    let (own_pem, own) = self_signed(&["127.0.0.1"], false);
+    let own = TlsReceiver::start(own);
+    let (own_ca_pem, own_ca) = self_signed(&["127.0.0.1"], true);
+    let own_ca = TlsReceiver::start(own_ca);
     let config = [
         notifier(
             "trusted",
@@ -198,11 +222,23 @@ fn an_https_receiver_is_trusted_through_ca_file_and_refused_without_it() {
             &format!("https://127.0.0.1:{}/hook", misnamed.port),
             "ca_file = \"ca.pem\"",
         ),
+        notifier(
+            "selfsigned",
+            &format!("https://127.0.0.1:{}/hook", own.port),
+            "ca_file = \"self.pem\"",
+        ),
+        notifier(
+            "selfsignedca",
+            &format!("https://127.0.0.1:{}/hook", own_ca.port),
+            "ca_file = \"selfca.pem\"",
+        ),
     ]
     .concat();
     let (db, clock) = setup("notify-tls", &config);
     // Relative to the config file's folder.
     std::fs::write(db.dir.join("ca.pem"), &ca.pem).expect("write ca.pem");
+    std::fs::write(db.dir.join("self.pem"), &own_pem).expect("write self.pem");
+    std::fs::write(db.dir.join("selfca.pem"), &own_ca_pem).expect("write selfca.pem");
     db.ok(&["check-config"]);
 
     let worker = start_worker(&db, &clock);
@@ -212,9 +248,15 @@ fn an_https_receiver_is_trusted_through_ca_file_and_refused_without_it() {
         "every notifier's first attempt to be recorded",
         WAIT,
         || {
-            ["trusted", "untrusted", "misnamed"]
-                .iter()
-                .all(|n| row_of(&db, n).is_some_and(|(_, attempts, _)| attempts >= 1))
+            [
+                "trusted",
+                "untrusted",
+                "misnamed",
+                "selfsigned",
+                "selfsignedca",
+            ]
+            .iter()
+            .all(|n| row_of(&db, n).is_some_and(|(_, attempts, _)| attempts >= 1))
         },
     );
 
@@ -272,8 +314,23 @@ fn an_https_receiver_is_trusted_through_ca_file_and_refused_without_it() {
     );
     assert_eq!(misnamed.with(|s| s.requests.len()), 0);
 
+    // A self-signed certificate in ca_file is trusted for itself...
+    let (status, _, error) = row_of(&db, "selfsigned").expect("selfsigned row");
+    assert_eq!(status, "DELIVERED", "{error}");
+    assert_eq!(own.with(|s| s.requests.len()), 1);
+    // ... unless it is marked as a CA, as `openssl req -x509` does; the
+    // error says what to do.
+    let (status, _, error) = row_of(&db, "selfsignedca").expect("selfsignedca row");
+    assert_eq!(status, "PENDING");
+    assert!(
+        error.starts_with("certificate not trusted for 127.0.0.1: its certificate is a CA")
+            && error.contains("CA:FALSE"),
+        "{error}"
+    );
+    assert_eq!(own_ca.with(|s| s.requests.len()), 0);
+
     // `jobmgr notifications` shows the errors as the outbox has them.
-    assert_eq!(outbox(&db).len(), 3);
+    assert_eq!(outbox(&db).len(), 5);
     let listed: Value = serde_json::from_str(&db.ok(&["notifications", "--json"])).expect("JSON");
     let errors: Vec<&str> = listed["deliveries"]
         .as_array()
@@ -281,7 +338,7 @@ fn an_https_receiver_is_trusted_through_ca_file_and_refused_without_it() {
         .flatten()
         .filter_map(|d| d["lastError"].as_str())
         .collect();
-    assert_eq!(errors.len(), 2, "{listed}");
+    assert_eq!(errors.len(), 3, "{listed}");
     assert!(
         errors
             .iter()

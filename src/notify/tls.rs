@@ -139,6 +139,16 @@ fn handshake_error(host: &str, e: &io::Error, ca_file: Option<&Path>) -> String 
                         f.display()
                     ),
                 },
+                // webpki's CaUsedAsEndEntity reaches us only as text inside
+                // CertificateError::Other (rustls does not re-export the
+                // webpki error type). It is what a self-signed certificate
+                // made by `openssl req -x509` gets: openssl marks it CA:TRUE.
+                other if format!("{other:?}").contains("CaUsedAsEndEntity") => {
+                    "its certificate is a CA certificate (CA:TRUE) used as the server's own; \
+                     a self-signed certificate must be made with basicConstraints CA:FALSE, \
+                     or signed by a CA named in ca_file"
+                        .to_string()
+                }
                 other => other.to_string(),
             };
             format!("certificate not trusted for {host}: {why}")
