@@ -52,7 +52,7 @@ pub use enqueue::EnqueueRequest;
 pub(crate) use enqueue::enqueue_metadata;
 pub use housekeeping::Housekeeping;
 pub use metrics::Metrics;
-pub use notify::NOTIFICATIONS_MAX;
+pub use notify::{NOTIFICATIONS_MAX, NotifySummary};
 pub use pauses::TypeState;
 pub use retries::WaitingAction;
 pub use schedule_view::{DueTime, ScheduleDetails, ScheduleView, TickView};

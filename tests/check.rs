@@ -206,3 +206,24 @@ fn a_migration_missing_from_the_history_is_reported_and_a_missing_file_is_an_err
     assert!(err.contains("no such database file"), "{err}");
     assert!(!gone.path.exists(), "check created the file");
 }
+
+#[test]
+fn check_names_the_highest_version_as_the_latest_migration() {
+    // By name V9 sorts after V17; the latest is the highest version.
+    let db = TestDb::new("checklatest");
+    db.ok(&["migrate"]);
+    let latest = db.scalar(
+        "SELECT 'V' || version || '__' || name FROM refinery_schema_history \
+         ORDER BY version DESC LIMIT 1",
+    );
+    let (code, text) = check(&db, false);
+    assert_eq!(code, 0, "{text}");
+    let schema = text
+        .lines()
+        .find(|l| l.starts_with("schema"))
+        .unwrap_or_default();
+    assert!(
+        schema.ends_with(&format!("(latest {latest})")),
+        "expected the latest to be {latest}: {schema}"
+    );
+}

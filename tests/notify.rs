@@ -226,7 +226,7 @@ fn check_config_reports_unknown_events_jobs_and_targets_with_their_lines() {
         "line 14: notify[0].on: unknown event 'run_faild' (did you mean 'run_failed'?)",
         "line 15: notify[0].jobs: 'fail' is not a job type (did you mean 'fails'?)",
         "line 21: notify[1].command: give either webhook or command, not both",
-        "line 23: notify[2]: needs a target: webhook = \"http://...\" or command = [\"program\", ...]",
+        "line 23: notify[2]: needs a target: webhook = \"https://...\" or command = [\"program\", ...]",
     ] {
         assert!(err.contains(want), "missing {want:?} in:\n{err}");
     }

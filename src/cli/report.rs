@@ -1,10 +1,11 @@
-//! What the operational commands print: the worker's status and the
-//! housekeeping report, recovery, the job types, and `check-config`.
+//! What the operational commands print: the worker's status, the
+//! housekeeping report and the notification outbox, recovery, the job
+//! types, and `check-config`.
 
 use super::output::{outln, print_json};
 use crate::error::Result;
 use crate::maintenance::Recovery;
-use crate::manager::{Counts, WorkerStatus};
+use crate::manager::{Counts, NotifySummary, WorkerStatus};
 use crate::registry::{ParamKind, Registry};
 use crate::worker::human_ms;
 
@@ -43,6 +44,27 @@ pub fn status(w: &WorkerStatus, counts: &Counts) {
         .map(|(k, v)| format!("{k} {v}"))
         .collect();
     outln!("runs: {} ({})", counts.total, parts.join(", "));
+}
+
+/// The outbox's totals, and its newest undelivered failure.
+pub fn notifications(s: &NotifySummary) {
+    outln!(
+        "notifications: {} pending, {} delivered, {} failed",
+        s.pending,
+        s.delivered,
+        s.failed
+    );
+    if let Some(d) = &s.last_failure {
+        outln!(
+            "  last failure: {} of {} to '{}' ({}, attempt {}): {}",
+            d.event,
+            d.subject,
+            d.notifier,
+            d.status.as_str(),
+            d.attempts,
+            d.last_error.as_deref().unwrap_or("")
+        );
+    }
 }
 
 /// What cleanup-stalled changed.

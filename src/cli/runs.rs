@@ -218,6 +218,7 @@ fn status(m: &Manager, json: bool) -> Result<i32> {
     let counts = m.counts()?;
     let mark = m.high_water()?;
     let housekeeping = m.housekeeping()?;
+    let notifications = m.notify_summary()?;
     if json {
         let behind = mark.behind().then(|| mark.to_string());
         if let Some(b) = &behind {
@@ -225,11 +226,12 @@ fn status(m: &Manager, json: bool) -> Result<i32> {
         }
         print_json(
             &json!({"worker": w, "counts": counts, "behindHighWaterMark": behind,
-            "housekeeping": housekeeping}),
+            "housekeeping": housekeeping, "notifications": notifications}),
         );
     } else {
         report::status(&w, &counts);
         report::housekeeping(&housekeeping);
+        report::notifications(&notifications);
         if mark.behind() {
             println!("WARNING: {mark}");
         }

@@ -1,6 +1,7 @@
 //! `[[notify]]`: who hears about which events. Each entry names its
 //! events (`on`), optionally the job types it cares about (`jobs`), and
-//! exactly one target: `webhook = "http://..."` or `command = [...]`.
+//! exactly one target: `webhook = "http[s]://..."` (with `ca_file` for an
+//! https receiver whose CA is not one of Mozilla's) or `command = [...]`.
 //! Every problem is recorded with its line and a "did you mean".
 
 use std::path::Path;
@@ -11,7 +12,8 @@ use toml::de::DeValue;
 use super::walk::{Report, Section, as_section};
 use crate::error::suggest;
 use crate::notify::command::{NotifyCommand, TIMEOUT_SECS};
-use crate::notify::http::Url;
+use crate::notify::http::{Url, Webhook};
+use crate::notify::tls::Trust;
 use crate::notify::{Event, Notifier, OVERDUE_MINUTES, Target};
 use crate::registry::Registry;
 
@@ -20,6 +22,7 @@ const KEYS: &[&str] = &[
     "on",
     "jobs",
     "webhook",
+    "ca_file",
     "command",
     "env",
     "timeout_secs",
@@ -201,7 +204,7 @@ fn target(report: &mut Report<'_>, s: &Section<'_, '_>, base_dir: &Path) -> Opti
             report.add(
                 &s.loc,
                 Some(&s.span),
-                "needs a target: webhook = \"http://...\" or command = [\"program\", ...]",
+                "needs a target: webhook = \"https://...\" or command = [\"program\", ...]",
             );
             None
         }
@@ -217,7 +220,10 @@ fn target(report: &mut Report<'_>, s: &Section<'_, '_>, base_dir: &Path) -> Opti
             }
             let url = s.string(report, "webhook")?;
             match Url::parse(&url) {
-                Ok(u) => Some(Target::Webhook(u)),
+                Ok(url) => {
+                    let trust = trust(report, s, &url, base_dir)?;
+                    Some(Target::Webhook(Webhook { url, trust }))
+                }
                 Err(e) => {
                     report.add(&s.at("webhook"), Some(&w.span()), e);
                     None
@@ -225,6 +231,13 @@ fn target(report: &mut Report<'_>, s: &Section<'_, '_>, base_dir: &Path) -> Opti
             }
         }
         (None, Some(c)) => {
+            if let Some(v) = s.raw("ca_file") {
+                report.add(
+                    &s.at("ca_file"),
+                    Some(&v.span()),
+                    "applies to https:// webhooks only",
+                );
+            }
             let argv: Vec<String> = s
                 .strings(report, "command")?
                 .into_iter()
@@ -248,6 +261,38 @@ fn target(report: &mut Report<'_>, s: &Section<'_, '_>, base_dir: &Path) -> Opti
                     .collect(),
                 timeout: Duration::from_secs(timeout.unwrap_or(TIMEOUT_SECS)),
             }))
+        }
+    }
+}
+
+/// An https webhook's trust: Mozilla's roots and `ca_file` (relative to
+/// the config file's folder), read and parsed now so that a bad file is
+/// refused with its line. None for http://; an outer None is a problem.
+fn trust(
+    report: &mut Report<'_>,
+    s: &Section<'_, '_>,
+    url: &Url,
+    base_dir: &Path,
+) -> Option<Option<Trust>> {
+    let ca_file = s.string(report, "ca_file");
+    let span = s.raw("ca_file").map(|v| v.span());
+    if !url.is_https() {
+        if ca_file.is_some() {
+            report.add(
+                &s.at("ca_file"),
+                span.as_ref(),
+                "applies to https:// webhooks only",
+            );
+            return None;
+        }
+        return Some(None);
+    }
+    let path = ca_file.map(|f| base_dir.join(f));
+    match Trust::new(path.as_deref()) {
+        Ok(t) => Some(Some(t)),
+        Err(e) => {
+            report.add(&s.at("ca_file"), span.as_ref(), e);
+            None
         }
     }
 }
@@ -295,7 +340,9 @@ mod tests {
             "[[notify]]\non = [\"run_faild\"]\njobs = [\"demo-known-totl\"]\n\
              webhook = \"http://x/\"\ncommand = [\"true\"]\n\n\
              [[notify]]\non = [\"disk_low\"]\n\n\
-             [[notify]]\non = [\"run_failed\"]\nwebhook = \"https://x/\"\nwebhok = 1\n",
+             [[notify]]\non = [\"run_failed\"]\nwebhook = \"https://x/\"\nwebhok = 1\n\
+             ca_file = \"jobmgr-no-such-ca.pem\"\n\n\
+             [[notify]]\non = [\"run_failed\"]\nwebhook = \"http://x/\"\nca_file = \"ca.pem\"\n",
         );
         assert_eq!(
             got,
@@ -303,9 +350,10 @@ mod tests {
                 "line 2: notify[0].on: unknown event 'run_faild' (did you mean 'run_failed'?)",
                 "line 3: notify[0].jobs: 'demo-known-totl' is not a job type (did you mean 'demo-known-total'?)",
                 "line 5: notify[0].command: give either webhook or command, not both",
-                "line 7: notify[1]: needs a target: webhook = \"http://...\" or command = [\"program\", ...]",
-                "line 12: notify[2].webhook: https:// is not supported (jobmgr has no TLS client); use http:// to a local relay, or a command notifier such as [\"curl\", ...]",
+                "line 7: notify[1]: needs a target: webhook = \"https://...\" or command = [\"program\", ...]",
                 "line 13: notify[2].webhok: unknown key 'webhok' (did you mean 'webhook'?)",
+                "line 14: notify[2].ca_file: read /tmp/jobmgr-no-such-ca.pem: No such file or directory (os error 2)",
+                "line 19: notify[3].ca_file: applies to https:// webhooks only",
             ]
         );
     }

@@ -40,7 +40,38 @@ pub struct NotifierView {
     pub target: String,
 }
 
+/// The outbox in `jobmgr status`: rows by status, and the newest
+/// failure that is not delivered.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NotifySummary {
+    pub pending: i64,
+    pub delivered: i64,
+    pub failed: i64,
+    pub last_failure: Option<Delivery>,
+}
+
 impl Manager {
+    /// The outbox's totals and its newest undelivered failure.
+    pub fn notify_summary(&self) -> Result<NotifySummary> {
+        let conn = self.store.conn()?;
+        let mut summary = NotifySummary {
+            pending: 0,
+            delivered: 0,
+            failed: 0,
+            last_failure: queries::last_failure(&conn)?,
+        };
+        for (status, n) in queries::counts(&conn)? {
+            match DeliveryStatus::parse(&status) {
+                Ok(DeliveryStatus::Pending) => summary.pending = n,
+                Ok(DeliveryStatus::Delivered) => summary.delivered = n,
+                Ok(DeliveryStatus::Failed) => summary.failed = n,
+                Err(_) => {}
+            }
+        }
+        Ok(summary)
+    }
+
     /// The newest outbox rows (of `status`, below id `before`, at most
     /// `limit`), with the totals and the notifiers.
     pub fn notifications(
@@ -66,7 +97,7 @@ impl Manager {
             .iter()
             .map(|n| {
                 let (kind, target) = match &n.target {
-                    Target::Webhook(u) => ("webhook", u.text.clone()),
+                    Target::Webhook(w) => ("webhook", w.url.text.clone()),
                     Target::Command(c) => ("command", c.argv.join(" ")),
                 };
                 NotifierView {

@@ -174,7 +174,7 @@ fn send(
         m.insert("attempt".into(), attempt.into());
     }
     match &n.target {
-        Target::Webhook(url) => {
+        Target::Webhook(hook) => {
             let id = row.id.to_string();
             let headers = [
                 ("Idempotency-Key", format!("jobmgr-{id}")),
@@ -183,9 +183,9 @@ fn send(
                 ("X-Jobmgr-Attempt", attempt.to_string()),
             ];
             let body = payload.to_string();
-            match http::post_json(url, &headers, body.as_bytes())? {
+            match http::post_json(hook, &headers, body.as_bytes())? {
                 code if (200..300).contains(&code) => Ok(Sent::Done),
-                code => Err(format!("{} answered HTTP {code}", url.text)),
+                code => Err(format!("{} answered HTTP {code}", hook.url.text)),
             }
         }
         Target::Command(cmd) => {

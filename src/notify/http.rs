@@ -1,12 +1,14 @@
 //! A tiny blocking HTTP/1.1 client for webhooks: one POST per connection
-//! over a std `TcpStream`, with connect, write and read timeouts, reading
-//! only the status line of the answer. Plain `http://` only: no TLS crate
-//! is in the dependency tree, and a webhook to an HTTPS service goes
-//! through a local relay (or a `command` notifier running `curl`).
+//! over a std `TcpStream` (wrapped in TLS for `https://`, see [`super::tls`]),
+//! with a bounded name lookup ([`super::resolve`]), connect, write and read
+//! timeouts, reading only the status line of the answer.
 
 use std::io::{Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
+use std::net::TcpStream;
 use std::time::Duration;
+
+use super::resolve;
+use super::tls::Trust;
 
 /// How long connecting to one address may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -15,11 +17,12 @@ const IO_TIMEOUT: Duration = Duration::from_secs(10);
 /// The longest status line read.
 const MAX_HEAD: usize = 8 * 1024;
 
-/// A webhook address: `http://host[:port][/path][?query]`.
+/// A webhook address: `http[s]://host[:port][/path][?query]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Url {
     /// As written, for messages.
     pub text: String,
+    https: bool,
     host: String,
     port: u16,
     /// The path and query, at least "/".
@@ -29,16 +32,12 @@ pub struct Url {
 impl Url {
     /// Parses `text`, saying what is wrong with it.
     pub fn parse(text: &str) -> Result<Url, String> {
-        let rest = if let Some(r) = text.strip_prefix("http://") {
-            r
-        } else if text.starts_with("https://") {
-            return Err(
-                "https:// is not supported (jobmgr has no TLS client); use http:// to a \
-                        local relay, or a command notifier such as [\"curl\", ...]"
-                    .into(),
-            );
+        let (https, rest) = if let Some(r) = text.strip_prefix("http://") {
+            (false, r)
+        } else if let Some(r) = text.strip_prefix("https://") {
+            (true, r)
         } else {
-            return Err(format!("'{text}' is not an http:// URL"));
+            return Err(format!("'{text}' is not an http:// or https:// URL"));
         };
         let (authority, target) = match rest.find(['/', '?']) {
             Some(i) if rest[i..].starts_with('/') => (&rest[..i], rest[i..].to_string()),
@@ -48,7 +47,7 @@ impl Url {
         if authority.contains('@') {
             return Err("a URL with user:password@ is not supported".into());
         }
-        let (host, port) = split_port(authority)?;
+        let (host, port) = split_port(authority, if https { 443 } else { 80 })?;
         if host.is_empty() {
             return Err(format!("'{text}' has no host"));
         }
@@ -60,15 +59,21 @@ impl Url {
         }
         Ok(Url {
             text: text.to_string(),
+            https,
             host,
             port,
             target,
         })
     }
 
+    /// Whether it is an `https://` URL.
+    pub fn is_https(&self) -> bool {
+        self.https
+    }
+
     /// The Host header's value.
     fn host_header(&self) -> String {
-        if self.port == 80 {
+        if self.port == if self.https { 443 } else { 80 } {
             self.host.clone()
         } else {
             format!("{}:{}", self.host, self.port)
@@ -76,7 +81,7 @@ impl Url {
     }
 }
 
-fn split_port(authority: &str) -> Result<(String, u16), String> {
+fn split_port(authority: &str, default: u16) -> Result<(String, u16), String> {
     // An IPv6 literal keeps its brackets in the Host header.
     let (host, port) = if authority.starts_with('[') {
         match authority.find(']') {
@@ -90,7 +95,7 @@ fn split_port(authority: &str) -> Result<(String, u16), String> {
         }
     };
     let port = match port {
-        None => 80,
+        None => default,
         Some(p) => p
             .parse::<u16>()
             .ok()
@@ -100,29 +105,55 @@ fn split_port(authority: &str) -> Result<(String, u16), String> {
     Ok((host.to_string(), port))
 }
 
-/// POSTs `body` as JSON to `url` with `headers`; the answer's status code,
-/// or why there was none.
-pub fn post_json(url: &Url, headers: &[(&str, String)], body: &[u8]) -> Result<u16, String> {
-    let host = url.host.trim_start_matches('[').trim_end_matches(']');
-    let addrs: Vec<_> = (host, url.port)
-        .to_socket_addrs()
-        .map_err(|e| format!("resolve {}: {e}", url.host))?
-        .collect();
+/// A webhook target: where, and for `https://`, whom to trust.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Webhook {
+    pub url: Url,
+    /// Set for `https://` URLs, and only for them.
+    pub trust: Option<Trust>,
+}
+
+/// POSTs `body` as JSON to `hook` with `headers`; the answer's status
+/// code, or why there was none.
+pub fn post_json(hook: &Webhook, headers: &[(&str, String)], body: &[u8]) -> Result<u16, String> {
+    let url = &hook.url;
+    let mut tcp = connect(url)?;
+    let io = |e: std::io::Error| format!("{}: {e}", url.text);
+    // Set before the handshake, so a receiver that stalls it is timed out.
+    tcp.set_read_timeout(Some(IO_TIMEOUT)).map_err(io)?;
+    tcp.set_write_timeout(Some(IO_TIMEOUT)).map_err(io)?;
+    match (&hook.trust, url.https) {
+        (Some(trust), true) => {
+            let host = url.host.trim_start_matches('[').trim_end_matches(']');
+            let mut tls = trust.connect(tcp, host)?;
+            exchange(&mut tls, url, headers, body)
+        }
+        (None, true) => Err(format!("{}: no TLS set-up for an https:// URL", url.text)),
+        (_, false) => exchange(&mut tcp, url, headers, body),
+    }
+}
+
+/// A TCP connection to the first of `url`'s addresses that answers.
+fn connect(url: &Url) -> Result<TcpStream, String> {
+    let addrs = resolve::resolve(&url.host, url.port)?;
     let mut last = format!("resolve {}: no address", url.host);
-    let mut stream = None;
     for a in &addrs {
         match TcpStream::connect_timeout(a, CONNECT_TIMEOUT) {
-            Ok(s) => {
-                stream = Some(s);
-                break;
-            }
+            Ok(s) => return Ok(s),
             Err(e) => last = format!("connect to {a}: {e}"),
         }
     }
-    let mut stream = stream.ok_or(last)?;
+    Err(last)
+}
+
+/// Writes the request on `stream` and reads the answer's status code.
+fn exchange(
+    stream: &mut (impl Read + Write),
+    url: &Url,
+    headers: &[(&str, String)],
+    body: &[u8],
+) -> Result<u16, String> {
     let io = |e: std::io::Error| format!("{}: {e}", url.text);
-    stream.set_read_timeout(Some(IO_TIMEOUT)).map_err(io)?;
-    stream.set_write_timeout(Some(IO_TIMEOUT)).map_err(io)?;
     let mut head = format!(
         "POST {} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
          User-Agent: jobmgr/{}\r\nConnection: close\r\n",
@@ -138,7 +169,7 @@ pub fn post_json(url: &Url, headers: &[(&str, String)], body: &[u8]) -> Result<u
     stream.write_all(head.as_bytes()).map_err(io)?;
     stream.write_all(body).map_err(io)?;
     stream.flush().map_err(io)?;
-    status_line(&mut stream).map_err(|e| format!("{}: {e}", url.text))
+    status_line(stream).map_err(|e| format!("{}: {e}", url.text))
 }
 
 /// Reads the status line and returns its code.
@@ -185,7 +216,14 @@ mod tests {
         );
         let u = Url::parse("http://[::1]:9/").expect("url");
         assert_eq!(u.host_header(), "[::1]:9");
-        assert!(Url::parse("https://x").is_err_and(|e| e.contains("https:// is not supported")));
+        let u = Url::parse("https://hooks.example/services/T0/B0").expect("url");
+        assert_eq!(
+            (u.is_https(), u.port, u.host_header(), u.target.as_str()),
+            (true, 443, "hooks.example".into(), "/services/T0/B0")
+        );
+        let u = Url::parse("https://127.0.0.1:8443/hook").expect("url");
+        assert_eq!((u.port, u.host_header()), (8443, "127.0.0.1:8443".into()));
+        assert!(!Url::parse("http://x:443/").expect("url").is_https());
         assert!(Url::parse("ftp://x").is_err());
         assert!(Url::parse("http://x:0/").is_err());
         assert!(Url::parse("http://x/a b").is_err());

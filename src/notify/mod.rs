@@ -15,7 +15,9 @@
 pub mod command;
 pub mod deliver;
 pub mod http;
+pub mod resolve;
 pub mod scan;
+pub mod tls;
 
 use std::time::Duration;
 
@@ -126,8 +128,8 @@ impl DeliveryStatus {
 /// Where a notifier delivers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Target {
-    /// A JSON POST to a plain-HTTP URL.
-    Webhook(http::Url),
+    /// A JSON POST to an `http://` or `https://` URL.
+    Webhook(http::Webhook),
     /// A program run with the event in its environment (argv, no shell).
     Command(command::NotifyCommand),
 }

@@ -7,7 +7,10 @@ fn notifier(public_url: Option<&str>) -> Notifier {
         name: "ops".into(),
         on: vec![Event::RunFailed],
         jobs: Some(vec!["feed".into()]),
-        target: Target::Webhook(http::Url::parse("http://127.0.0.1:9/hook").expect("url")),
+        target: Target::Webhook(http::Webhook {
+            url: http::Url::parse("http://127.0.0.1:9/hook").expect("url"),
+            trust: None,
+        }),
         overdue: Duration::from_secs(60),
         public_url: public_url.map(str::to_string),
     }

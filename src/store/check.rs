@@ -51,7 +51,7 @@ pub fn integrity(conn: &Connection) -> Result<Vec<String>> {
 /// How the applied migrations compare with the ones built in.
 #[derive(Debug, Default)]
 pub struct SchemaReport {
-    /// Built-in migrations, as `V1__init`.
+    /// Built-in migrations, as `V1__init`, by version.
     pub embedded: Vec<String>,
     /// Built in but not applied.
     pub missing: Vec<String>,
@@ -87,7 +87,11 @@ pub fn schema(conn: &Connection) -> Result<SchemaReport> {
             applied.insert(v, rest);
         }
     }
-    for m in runner.get_migrations() {
+    // refinery hands them over in file-name order (V10 before V9): sorted
+    // by version, the last one is the latest.
+    let mut embedded: Vec<_> = runner.get_migrations().iter().collect();
+    embedded.sort_by_key(|m| m.version());
+    for m in embedded {
         let version = i64::from(m.version());
         let label = format!("V{version}__{}", m.name());
         match applied.remove(&version) {

@@ -184,6 +184,21 @@ pub fn counts(conn: &Connection) -> Result<Vec<(String, i64)>> {
     rows.collect::<rusqlite::Result<_>>().map_err(Error::db(OP))
 }
 
+/// The newest row whose last attempt failed and that is not delivered
+/// (FAILED, or PENDING for a retry), if any.
+pub fn last_failure(conn: &Connection) -> Result<Option<Delivery>> {
+    Ok(collect(
+        conn,
+        "read the last failed notification",
+        &format!(
+            "SELECT {COLUMNS} FROM NotifyOutbox WHERE lastError IS NOT NULL \
+             AND status IN ('PENDING', 'FAILED') ORDER BY id DESC LIMIT 1"
+        ),
+        [],
+    )?
+    .pop())
+}
+
 /// The cursor `name`, if set.
 pub fn cursor(conn: &Connection, name: &str) -> Result<Option<String>> {
     conn.query_row(
