@@ -46,12 +46,8 @@ pub(super) fn claim(
     n: usize,
     now: &str,
 ) -> Result<Vec<ClaimedRun>> {
-    let names: Vec<String> = tx
-        .prepare_cached(QUEUED_TYPES_SQL)
-        .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
-        .map_err(Error::db("claim runs"))?;
     let limits = Limits {
-        types: names
+        types: queued_types(tx)?
             .into_iter()
             .map(|name| TypeRoom {
                 name,
@@ -61,7 +57,15 @@ pub(super) fn claim(
             .collect(),
         groups: Vec::new(),
     };
-    super::limited::claim_limited(tx, me, &limits, n, now)
+    let with_runs = vec![true; limits.types.len()];
+    super::limited::claim_in_order(tx, me, &limits, &with_runs, n, now)
+}
+
+/// The names of the job types that have queued runs, in name order.
+pub(super) fn queued_types(tx: &Transaction<'_>) -> Result<Vec<String>> {
+    tx.prepare_cached(QUEUED_TYPES_SQL)
+        .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+        .map_err(Error::db("claim runs"))
 }
 
 /// Marks runs read from the queue RUNNING under this worker.
