@@ -55,10 +55,10 @@ function drawChart() {
     const hBad = (p.failed / max) * HEIGHT;
     const g = s('g', { class: 'chart-bucket', 'data-at': p.at, 'data-finished': p.finished, 'data-failed': p.failed });
     if (p.finished > 0) {
-      g.appendChild(s('rect', { class: 'bar bar-ok', x, y: HEIGHT - hAll, width: BAR_W - 2, height: hAll - hBad }));
+      g.appendChild(s('rect', { class: 'chart-ok', x, y: HEIGHT - hAll, width: BAR_W - 2, height: hAll - hBad }));
     }
     if (p.failed > 0) {
-      g.appendChild(s('rect', { class: 'bar bar-failed', x, y: HEIGHT - hBad, width: BAR_W - 2, height: hBad }));
+      g.appendChild(s('rect', { class: 'chart-failed', x, y: HEIGHT - hBad, width: BAR_W - 2, height: hBad }));
     }
     svg.appendChild(g);
   });
