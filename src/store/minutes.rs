@@ -183,6 +183,20 @@ pub fn types(conn: &Connection) -> Result<Vec<String>> {
     }
 }
 
+/// [`window`]'s statement: ?1 the job, ?2 and ?3 the minutes, ?4 the step.
+static WINDOW: LazyLock<String> = LazyLock::new(|| {
+    let sums: Vec<String> = BUCKET_COLUMNS
+        .split(", ")
+        .map(|c| format!("sum({c})"))
+        .collect();
+    format!(
+        "SELECT (minute - ?2) / ?4 AS k, sum(completed), sum(failed), sum(cancelled), \
+         sum(timed), sum(durationSumMs), {} FROM RunMinute \
+         WHERE jobName = ?1 AND minute >= ?2 AND minute < ?3 GROUP BY k ORDER BY k",
+        sums.join(", ")
+    )
+});
+
 /// `job`'s figures in the minutes `[from, to)`, summed per bucket of
 /// `step` minutes counted from `from`: (bucket index, figures), by index.
 pub fn window(
@@ -192,17 +206,7 @@ pub fn window(
     to: i64,
     step: i64,
 ) -> Result<Vec<(i64, Figures)>> {
-    let sums: Vec<String> = BUCKET_COLUMNS
-        .split(", ")
-        .map(|c| format!("sum({c})"))
-        .collect();
-    let sql = format!(
-        "SELECT (minute - ?2) / ?4 AS k, sum(completed), sum(failed), sum(cancelled), \
-         sum(timed), sum(durationSumMs), {} FROM RunMinute \
-         WHERE jobName = ?1 AND minute >= ?2 AND minute < ?3 GROUP BY k ORDER BY k",
-        sums.join(", ")
-    );
-    conn.prepare_cached(&sql)
+    conn.prepare_cached(&WINDOW)
         .and_then(|mut s| {
             s.query_map(params![job, from, to, step.max(1)], |r| {
                 let mut f = Figures {
