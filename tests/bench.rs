@@ -68,7 +68,9 @@ fn bench_scenarios_report_the_documented_fields() {
             "api-details",
             "api-logs",
             "api-stats",
-            "api-errors"
+            "api-errors",
+            "api-insight-day",
+            "api-insight-week"
         ]
     );
     for r in &rows {

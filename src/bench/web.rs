@@ -236,7 +236,9 @@ impl Ctx {
         self.manager(&dir.db())?;
         let runs = self.opts.backlog.max(10);
         let lines = (self.opts.history_lines / runs).max(1);
-        sb::generate_history(&mut store::open_connection(&dir.db())?, runs, lines)?;
+        // Over the last week, so that the insight cases read a full
+        // rollup (a row per type and minute) rather than an empty window.
+        sb::generate_week(&mut store::open_connection(&dir.db())?, runs, lines)?;
         sb::checkpoint(&store::open_connection(&dir.db())?)?;
         let server = ServeChild::start(&dir.db())?;
         // A failed run from the middle of the history (every tenth fails).
@@ -251,6 +253,8 @@ impl Ctx {
             ("api-logs", format!("/api/jobs/{id}/logs")),
             ("api-stats", "/api/stats".to_string()),
             ("api-errors", "/api/errors?hours=24".to_string()),
+            ("api-insight-day", "/api/insight?window=day".to_string()),
+            ("api-insight-week", "/api/insight?window=week".to_string()),
         ];
         let requests = self.opts.n.clamp(20, 200);
         let mut out = Vec::new();

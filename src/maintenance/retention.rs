@@ -46,6 +46,10 @@ const PAUSE_FACTOR: u32 = 9;
 const PAUSE_MIN: Duration = Duration::from_millis(20);
 const PAUSE_MAX: Duration = Duration::from_secs(1);
 const DAY_MS: i64 = 86_400_000;
+/// Days of the charts' per-minute rollup kept: the week they show, and a
+/// day more. Removed even when retention of runs is off: the rollup is
+/// not history, only what the charts read.
+pub const ROLLUP_DAYS: i64 = 8;
 /// How soon a failed pass is tried again.
 const RETRY_AFTER_MS: i64 = 300_000;
 
@@ -67,6 +71,8 @@ pub struct RetentionReport {
     pub runs_removed: u64,
     pub log_lines_removed: u64,
     pub audit_rows_removed: u64,
+    /// Rows of the charts' per-minute rollup older than [`ROLLUP_DAYS`].
+    pub rollup_rows_removed: u64,
     /// Of the runs: past their age, beyond `max_runs`, over `max_database_mb`.
     pub by_age: u64,
     pub by_max_runs: u64,
@@ -145,7 +151,8 @@ impl Task for RetentionTask {
             pass.remove(&self.settings, tick.now)
         } else {
             Ok(())
-        };
+        }
+        .and_then(|()| pass.remove_rollup(tick.now));
         let mut report = pass.report;
         if let Err(e) = &outcome {
             report.stopped = Some(e.to_string());
@@ -177,6 +184,7 @@ impl Task for RetentionTask {
                 ("runsRemoved", report.runs_removed),
                 ("logLinesRemoved", report.log_lines_removed),
                 ("auditRowsRemoved", report.audit_rows_removed),
+                ("rollupRowsRemoved", report.rollup_rows_removed),
             ])),
         }
     }
@@ -273,6 +281,21 @@ impl Pass<'_> {
             self.report.audit_rows_removed += n as u64;
         }
         self.vacuum()
+    }
+
+    /// Removes the charts' rollup rows older than [`ROLLUP_DAYS`] (a
+    /// range delete per job type, at most an hour's rows each after the
+    /// first pass).
+    fn remove_rollup(&mut self, now: Timestamp) -> Result<()> {
+        let minute = crate::store::minutes::minute_of(now.plus_ms(-ROLLUP_DAYS * DAY_MS));
+        if !crate::store::minutes::has_before(self.conn, minute)? {
+            return Ok(());
+        }
+        let n = self.timed("delete rollup rows", |c| {
+            crate::store::minutes::delete_before(c, minute)
+        })?;
+        self.report.rollup_rows_removed = n as u64;
+        Ok(())
     }
 
     /// Removes up to `most` runs of `which`, oldest first, in batches.

@@ -62,6 +62,29 @@ pub fn count_completed(conn: &Connection, job_name: &str) -> Result<i64> {
 /// not spend the scenario deleting it.
 pub fn generate_history(conn: &mut Connection, runs: usize, lines_per_run: usize) -> Result<()> {
     let old = Timestamp::now().plus_ms(-10 * 86_400_000);
+    generate_history_from(conn, runs, lines_per_run, old, 1)
+}
+
+/// [`generate_history`] spread evenly over the last week (the charts'
+/// longest window), so that the per-minute rollup has a row per type and
+/// minute as a busy week would leave it.
+pub fn generate_week(conn: &mut Connection, runs: usize, lines_per_run: usize) -> Result<()> {
+    let week = 7 * 86_400_000;
+    let step = (week / runs.max(1) as i64).max(1);
+    let start = Timestamp::now().plus_ms(-week);
+    generate_history_from(conn, runs, lines_per_run, start, step)
+}
+
+/// The runs finish `step_ms` apart from `start`, each having taken up to
+/// half a second. The connection has triggers on, so the run counters and
+/// the rollups (`JobStat`, `RunMinute`) count them as the server's would.
+fn generate_history_from(
+    conn: &mut Connection,
+    runs: usize,
+    lines_per_run: usize,
+    start: Timestamp,
+    step_ms: i64,
+) -> Result<()> {
     let chunk = 5_000;
     let mut done = 0;
     while done < runs {
@@ -71,8 +94,8 @@ pub fn generate_history(conn: &mut Connection, runs: usize, lines_per_run: usize
                 .prepare_cached(
                     "INSERT INTO JobRun (jobName, status, parameters, createdAt, startedAt, \
                      finishedAt, entitiesProcessed, entitiesTotal, outcomeSummary, error, \
-                     triggeredBy, updatedAt) VALUES (?1, ?2, '{\"count\":10}', ?3, ?3, ?3, 10, \
-                     10, '{\"updates\":10}', ?4, 'cli', ?3)",
+                     triggeredBy, updatedAt) VALUES (?1, ?2, '{\"count\":10}', ?3, ?3, ?4, 10, \
+                     10, '{\"updates\":10}', ?5, 'cli', ?4)",
                 )
                 .map_err(Error::db("generate runs"))?;
             let mut line = tx
@@ -83,13 +106,15 @@ pub fn generate_history(conn: &mut Connection, runs: usize, lines_per_run: usize
                 .map_err(Error::db("generate log lines"))?;
             for i in 0..k {
                 let n = done + i;
-                let ts = old.plus_ms(n as i64).to_text();
+                let end = start.plus_ms(n as i64 * step_ms);
+                let began = end.plus_ms(-((n % 50) as i64) * 10).to_text();
+                let ts = end.to_text();
                 let (name, status, error) = match n % 10 {
                     0 => ("history-import", "FAILED", Some("connection reset by peer")),
                     1..=3 => ("history-feed", "COMPLETED", None),
                     _ => ("history-scores", "COMPLETED", None),
                 };
-                run.execute(params![name, status, ts, error])
+                run.execute(params![name, status, began, ts, error])
                     .map_err(Error::db("generate runs"))?;
                 let id = tx.last_insert_rowid();
                 for _ in 0..lines_per_run {
@@ -215,6 +240,32 @@ pub fn page_size(conn: &Connection) -> Result<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The bench's history is counted in the charts' rollup as the
+    /// worker's finishes would be: per type and minute, with durations.
+    #[test]
+    fn the_generated_week_fills_the_rollup() {
+        let file = crate::store::TestFile::new("bench-week");
+        crate::store::Store::open(&file.db()).unwrap();
+        let mut conn = crate::store::open_connection(&file.db()).unwrap();
+        generate_week(&mut conn, 2_000, 1).unwrap();
+        let (rows, finished, failed, timed): (i64, i64, i64, i64) = conn
+            .query_row(
+                "SELECT count(*), sum(completed + failed + cancelled), sum(failed), sum(timed) \
+                 FROM RunMinute",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )
+            .unwrap();
+        assert_eq!((finished, failed, timed), (2_000, 200, 2_000));
+        // A run every ~5 minutes, of three types: a row for each.
+        assert!(rows > 1_900, "{rows} rows");
+        let sum: i64 = conn
+            .query_row("SELECT sum(durationSumMs) FROM RunMinute", [], |r| r.get(0))
+            .unwrap();
+        let want: i64 = (0..2_000).map(|n| (n % 50) * 10).sum();
+        assert_eq!(sum, want);
+    }
 
     #[test]
     fn synchronous_is_read_back_from_the_connection() {

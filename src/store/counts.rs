@@ -80,8 +80,9 @@ mod tests {
             .unwrap()
             .collect::<rusqlite::Result<_>>()
             .unwrap();
-        // The run counters, and the metrics' rollups (`stats`): the bulk
-        // writers count finished runs, log lines and ledger rows by hand.
+        // The run counters, the metrics' rollups (`stats`) and the charts'
+        // (`minutes`): the bulk writers count finished runs, log lines and
+        // ledger rows by hand.
         assert_eq!(
             names,
             [
@@ -93,6 +94,8 @@ mod tests {
                 "JobRun_count_insert",
                 "JobRun_count_insert_finished",
                 "JobRun_count_unfinish",
+                "JobRun_minute_finish",
+                "JobRun_minute_insert_finished",
                 "JobRun_stat_finish",
                 "JobRun_stat_insert_finished",
                 "ScheduleTick_stat_insert",

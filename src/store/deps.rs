@@ -70,7 +70,10 @@ const AFTER: &str = " AND id IN (SELECT d.runId FROM JobRunDependency d \
 
 /// The two statements of [`resolve_waiting_after`], made once.
 static CANCEL_AFTER_SQL: LazyLock<String> =
-    LazyLock::new(|| format!("{CANCEL_SQL}{AFTER} RETURNING id"));
+    LazyLock::new(|| format!("{CANCEL_SQL}{AFTER} RETURNING id, jobName"));
+/// [`resolve_waiting`]'s cancel, naming the types it cancelled runs of.
+static CANCEL_NAMED_SQL: LazyLock<String> =
+    LazyLock::new(|| format!("{CANCEL_SQL} RETURNING jobName"));
 static QUEUE_AFTER_SQL: LazyLock<String> = LazyLock::new(|| format!("{QUEUE_SQL}{AFTER}"));
 
 /// The runs a transaction ended, by outcome: only a completed run can let
@@ -105,15 +108,19 @@ pub fn resolve_waiting_after(tx: &Transaction<'_>, now: &str, ended: &Ended) -> 
     let mut frontier = ended.not_completed.clone();
     while !frontier.is_empty() {
         let list = serde_json::Value::from(frontier).to_string();
-        let cancelled: Vec<i64> = tx
+        let cancelled: Vec<(i64, String)> = tx
             .prepare_cached(cancel)
-            .and_then(|mut s| s.query_map(params![now, list], |r| r.get(0))?.collect())
+            .and_then(|mut s| {
+                s.query_map(params![now, list], |r| Ok((r.get(0)?, r.get(1)?)))?
+                    .collect()
+            })
             .map_err(Error::db("cancel waiting runs"))?;
         if by_hand && !cancelled.is_empty() {
             super::counts::add_status(tx, JobStatus::Waiting, -(cancelled.len() as i64))?;
             super::counts::add_finished(tx, JobStatus::Cancelled, cancelled.len())?;
+            count_cancelled(tx, cancelled.iter().map(|(_, job)| job.as_str()), now)?;
         }
-        frontier = cancelled;
+        frontier = cancelled.into_iter().map(|(id, _)| id).collect();
     }
     Ok(queued)
 }
@@ -124,13 +131,15 @@ pub fn resolve_waiting_after(tx: &Transaction<'_>, now: &str, ended: &Ended) -> 
 pub fn resolve_waiting(tx: &Transaction<'_>, now: &str) -> Result<usize> {
     let by_hand = super::counts::by_hand(tx)?;
     loop {
-        let n = tx
-            .prepare_cached(CANCEL_SQL)
-            .and_then(|mut s| s.execute([now]))
+        let names: Vec<String> = tx
+            .prepare_cached(&CANCEL_NAMED_SQL)
+            .and_then(|mut s| s.query_map([now], |r| r.get(0))?.collect())
             .map_err(Error::db("cancel waiting runs"))?;
+        let n = names.len();
         if by_hand && n > 0 {
             super::counts::add_status(tx, JobStatus::Waiting, -(n as i64))?;
             super::counts::add_finished(tx, JobStatus::Cancelled, n)?;
+            count_cancelled(tx, names.iter().map(String::as_str), now)?;
         }
         if n == 0 {
             break;
@@ -144,6 +153,18 @@ pub fn resolve_waiting(tx: &Transaction<'_>, now: &str) -> Result<usize> {
         super::counts::add_status(tx, JobStatus::Waiting, -(queued as i64))?;
     }
     Ok(queued)
+}
+
+/// Counts waiting runs cancelled (never started) in the metrics' and the
+/// charts' rollups, on a connection with triggers off.
+fn count_cancelled<'a>(
+    tx: &Transaction<'_>,
+    jobs: impl Iterator<Item = &'a str> + Clone,
+    now: &str,
+) -> Result<()> {
+    let runs = jobs.map(|j| (j, "CANCELLED", None));
+    super::stats::count_finished(tx, runs.clone(), now)?;
+    super::minutes::count_finished(tx, runs, now)
 }
 
 /// A run named with its status, for "waits for" and "waited for by".

@@ -34,6 +34,7 @@ pub mod housekeeping;
 pub mod insight;
 pub mod logs;
 pub mod media;
+pub mod minutes;
 mod multirow;
 pub mod notify;
 mod orphans;

@@ -1,5 +1,6 @@
-//! Routes of the page's insight: the audit trail (`GET /api/audit`) and the
-//! total a history filter matches (`GET /api/jobs/count`).
+//! Routes of the page's insight: the audit trail (`GET /api/audit`), the
+//! total a history filter matches (`GET /api/jobs/count`), and the charts
+//! with the per-type table (`GET /api/insight`).
 
 use serde_json::json;
 
@@ -109,5 +110,22 @@ pub fn count(ctx: &Ctx, req: &Req) -> Result<Reply> {
     Ok(json_reply(
         200,
         &serde_json::to_value(n).unwrap_or_default(),
+    ))
+}
+
+/// `GET /api/insight?window=hour|day|week` (default `day`): runs finished
+/// and failed per bucket, and the per-type table, from the per-minute
+/// rollup.
+pub fn insight(ctx: &Ctx, req: &Req) -> Result<Reply> {
+    if let Some(k) = req.query.keys().find(|k| k.as_str() != "window") {
+        return Err(bad(format!(
+            "unknown parameter '{k}'; the only one is window"
+        )));
+    }
+    let window = crate::manager::Window::parse(req.param("window").unwrap_or("day"))?;
+    let view = ctx.manager.insight(window)?;
+    Ok(json_reply(
+        200,
+        &serde_json::to_value(view).unwrap_or_default(),
     ))
 }

@@ -110,6 +110,7 @@ fn route(segs: &[&str]) -> Option<Routes> {
         ["api", "jobs", "bulk"] => &[(Post, api_bulk::bulk)],
         ["api", "jobs", "count"] => &[(Get, api_insight::count)],
         ["api", "audit"] => &[(Get, api_insight::audit)],
+        ["api", "insight"] => &[(Get, api_insight::insight)],
         ["api", "jobs", "bulk", _] => &[(Get, api_bulk::show)],
         ["api", "jobs", _] => &[(Get, api_jobs::show)],
         ["api", "jobs", _, "cancel"] => &[(Post, api_jobs::cancel)],

@@ -141,7 +141,7 @@ fn snapshot(manager: &crate::manager::Manager, pid: Option<u32>) -> Result<Value
     let worker = worker_json(&manager.worker_status()?, pid);
     let stats = manager.stats()?;
     let mut active = manager.in_status(JobStatus::Running, SNAPSHOT_ACTIVE)?;
-    for waiting in [JobStatus::Queued, JobStatus::Scheduled] {
+    for waiting in [JobStatus::Queued, JobStatus::Waiting, JobStatus::Scheduled] {
         let room = SNAPSHOT_ACTIVE - active.len();
         if room > 0 {
             active.extend(manager.in_status(waiting, room)?);

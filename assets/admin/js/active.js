@@ -1,5 +1,7 @@
-// Active runs (running, queued and scheduled), updated live from "run" events: stage,
-// progress bar and text, rate and ETA, and a Cancel button.
+// Active runs (running, queued, waiting and scheduled), updated live from
+// "run" events: stage, progress bar and text, rate and ETA, and a Cancel
+// button. A waiting run names the runs it waits for (read once per run
+// from its details, since the run events do not carry them).
 
 import { api, attempt, toast } from './api.js';
 import { h, replace, progressText, statusBadge, runLink, duration, runDuration, ago } from './format.js';
@@ -9,8 +11,34 @@ import { confirmAction } from './confirm.js';
 const MAX_SHOWN = 50;
 const runs = new Map();
 
+const ACTIVE = ['RUNNING', 'QUEUED', 'WAITING', 'SCHEDULED'];
+// Run id → the runs it waits for ([{id, jobName, status}]), or 'loading'.
+const waitsFor = new Map();
+
 function isActive(run) {
-  return run.status === 'RUNNING' || run.status === 'QUEUED' || run.status === 'SCHEDULED';
+  return ACTIVE.includes(run.status);
+}
+
+/** What a waiting run waits for, fetched once; re-rendered when it arrives. */
+function dependencies(run) {
+  const known = waitsFor.get(run.id);
+  if (known === undefined) {
+    waitsFor.set(run.id, 'loading');
+    api(`/api/jobs/${run.id}`).then((d) => {
+      waitsFor.set(run.id, Array.isArray(d.after) ? d.after : []);
+      scheduleRender();
+    }).catch(() => waitsFor.delete(run.id));
+  }
+  return Array.isArray(known) ? known : null;
+}
+
+function waitingLine(run) {
+  const deps = dependencies(run);
+  if (!deps) return h('span', { class: 'progress-text', text: progressText(run) });
+  const open = deps.filter((d) => d.status !== 'COMPLETED');
+  const shown = open.length ? open : deps;
+  return h('span', { class: 'progress-text waits-for' }, 'Waits for ',
+    shown.flatMap((d, i) => [i ? ', ' : '', runLink(d.id, `${d.jobName} #${d.id}`), ` (${d.status.toLowerCase()})`]));
 }
 
 /** Replaces the whole list (snapshot or refetch). */
@@ -35,6 +63,7 @@ export function updateActive(run) {
   sample(run);
   if (isActive(run)) runs.set(run.id, run);
   else runs.delete(run.id);
+  if (run.status !== 'WAITING') waitsFor.delete(run.id);
   scheduleRender();
 }
 
@@ -48,12 +77,13 @@ function scheduleRender() {
 
 /** Fetches running and queued runs over HTTP (when there is no snapshot). */
 export async function loadActive() {
-  const [running, queued, scheduled] = await Promise.all([
+  const [running, queued, waiting, scheduled] = await Promise.all([
     attempt(() => api('/api/jobs?status=RUNNING&limit=100'), 'Active runs'),
     attempt(() => api('/api/jobs?status=QUEUED&limit=100'), 'Queued runs'),
+    attempt(() => api('/api/jobs?status=WAITING&limit=100'), 'Waiting runs'),
     attempt(() => api('/api/jobs?status=SCHEDULED&limit=100'), 'Scheduled runs'),
   ]);
-  setActive([running, queued, scheduled].flatMap((r) => (r ? r.runs : [])));
+  setActive([running, queued, waiting, scheduled].flatMap((r) => (r ? r.runs : [])));
 }
 
 async function cancel(run, button) {
@@ -88,7 +118,7 @@ export function cancelButton(run) {
 function card(run) {
   const running = run.status === 'RUNNING';
   const since = running ? `running for ${duration(runDuration(run))}`
-    : `${run.status === 'SCHEDULED' ? 'scheduled' : 'queued'} ${ago(run.createdAt)}`;
+    : `${run.status.toLowerCase()} ${ago(run.createdAt)}`;
   return h('li', { class: `run-card run-${run.status.toLowerCase()}`, dataset: { runId: String(run.id) } },
     h('div', { class: 'run-card-head' },
       h('div', { class: 'run-title' }, runLink(run.id, run.jobName), ' ',
@@ -96,7 +126,7 @@ function card(run) {
       statusBadge(run.status)),
     running ? progressBar(run) : null,
     h('div', { class: 'run-card-foot' },
-      h('span', { class: 'progress-text', text: progressText(run) }),
+      run.status === 'WAITING' ? waitingLine(run) : h('span', { class: 'progress-text', text: progressText(run) }),
       h('span', { class: 'rate muted', text: running ? etaText(run) : '' }),
       h('span', { class: 'since muted', text: since }),
       cancelButton(run)));
@@ -106,12 +136,12 @@ function render() {
   const list = document.getElementById('active-list');
   const count = document.getElementById('active-count');
   if (!list) return;
-  // Running first, then the queue in claim order, then scheduled runs by
-  // their time.
-  const rank = { RUNNING: 0, QUEUED: 1, SCHEDULED: 2 };
+  // Running first, then the queue in claim order, then the runs waiting
+  // for others (oldest first), then scheduled runs by their time.
+  const rank = { RUNNING: 0, QUEUED: 1, WAITING: 2, SCHEDULED: 3 };
   const sorted = [...runs.values()].sort((a, b) => {
     if (a.status !== b.status) return rank[a.status] - rank[b.status];
-    if (a.status === 'RUNNING') return a.id - b.id;
+    if (a.status === 'RUNNING' || a.status === 'WAITING') return a.id - b.id;
     if (a.status === 'SCHEDULED') return String(a.runAt).localeCompare(String(b.runAt)) || (a.id - b.id);
     return (b.priority - a.priority) || (a.id - b.id);
   });

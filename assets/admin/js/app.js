@@ -15,6 +15,7 @@ import { initConfirm } from './confirm.js';
 import { loadNotifications, noteNotifyRun } from './notifications.js';
 import { initSchedules, loadSchedules, noteScheduleRun, reloadSchedulesSoon } from './schedules.js';
 import { initAudit, loadAudit, auditActivity } from './audit.js';
+import { initCharts, loadInsight, noteInsightRun } from './charts.js';
 
 function route() {
   const m = /^#\/runs\/(\d+)$/.exec(location.hash);
@@ -43,6 +44,7 @@ function refetchAll() {
   loadSchedules();
   loadNotifications();
   loadAudit();
+  loadInsight();
 }
 
 function init() {
@@ -56,6 +58,7 @@ function init() {
   initConfirm();
   initSchedules();
   initAudit();
+  initCharts();
   keepBelowTopbar();
   // Every time on the page follows the zone switch.
   document.addEventListener('jobmgr:timezone', () => { refetchAll(); redrawDetails(); });
@@ -75,6 +78,7 @@ function init() {
     noteRun(msg.run);
     noteScheduleRun(msg.run);
     noteNotifyRun(msg.run);
+    noteInsightRun(msg.run);
     auditActivity();
   });
   on('schedules', () => { reloadSchedulesSoon(); auditActivity(); });

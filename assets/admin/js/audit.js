@@ -1,12 +1,15 @@
 // The Audit panel: who did what from where (the page, the API or the CLI),
 // newest first, filterable by action, source, user, run and time range,
-// with every run it names linked. Keyset-paged like the history; the first
-// page refreshes when runs change (most actions change runs) and each
-// minute. A filter the server refuses is explained under the form.
+// with every run it names linked. The filters are kept in the URL like the
+// history's (`audit-action`, `audit-source`, ...), so a reload or a shared
+// link keeps them. Keyset-paged like the history; the first page refreshes
+// when runs change (most actions change runs) and each minute. A filter
+// the server refuses is explained under the form.
 
 import { api, ApiError, query } from './api.js';
 import { zoneMode } from './tz.js';
 import { h, replace, timeEl, runLink } from './format.js';
+import { readParams, writeParams } from './urlstate.js';
 
 const PAGE = 50;
 let cursors = [null];
@@ -28,6 +31,24 @@ function filters() {
     action: val('action'), source: val('source'), user: val('user'), run: val('run'),
     since: instant(val('since')), until: instant(val('until')),
   };
+}
+
+const FIELDS = ['action', 'source', 'user', 'run', 'since', 'until'];
+const urlKey = (name) => `audit-${name}`;
+
+/** Writes the form's values into the URL, under the panel's own keys. */
+function saveToUrl() {
+  const form = document.getElementById('audit-filters');
+  const values = {};
+  for (const name of FIELDS) values[urlKey(name)] = form.elements[name].value.trim();
+  writeParams(FIELDS.map(urlKey), values);
+}
+
+/** Sets the form from the URL. */
+function loadFromUrl() {
+  const form = document.getElementById('audit-filters');
+  const p = readParams();
+  for (const name of FIELDS) form.elements[name].value = p.get(urlKey(name)) || '';
 }
 
 /** Text with each "run N" in it a link to that run. */
@@ -95,7 +116,8 @@ export function auditActivity() {
 export function initAudit() {
   const form = document.getElementById('audit-filters');
   if (!form) return;
-  const restart = () => { cursors = [null]; loadAudit(); };
+  loadFromUrl();
+  const restart = () => { cursors = [null]; saveToUrl(); loadAudit(); };
   let typing = null;
   form.addEventListener('submit', (e) => { e.preventDefault(); restart(); });
   form.addEventListener('change', restart);

@@ -7,6 +7,7 @@
 import { api, attempt, query, toast } from './api.js';
 import { confirmAction } from './confirm.js';
 import { zoneMode } from './tz.js';
+import { writeParams } from './urlstate.js';
 import {
   h, replace, statusBadge, runLink, timeEl, duration, runDuration, progressText, counted, num, unusualFlags,
 } from './format.js';
@@ -31,7 +32,9 @@ function formValues() {
   const statuses = [...form.querySelectorAll('input[name="status"]:checked')].map((c) => c.value);
   return {
     status: statuses.join(','),
-    name: val('name'),
+    // Until the type list arrives the select has no options: the type
+    // named in the URL is the filter meanwhile (the first load uses it).
+    name: val('name') || form.dataset.wantName || '',
     q: val('q'),
     since: val('since'),
     until: val('until'),
@@ -55,10 +58,11 @@ function pageSize() {
   return Number(formValues().size || SIZES[0]);
 }
 
-/** Writes the filters into the URL (replacing, so Back leaves the page). */
+const URL_KEYS = ['status', 'name', 'q', 'since', 'until', 'size'];
+
+/** Writes the filters into the URL (its own keys only, see urlstate.js). */
 function saveToUrl() {
-  const url = `${location.pathname}${query(formValues())}${location.hash}`;
-  history.replaceState(history.state, '', url);
+  writeParams(URL_KEYS, formValues());
 }
 
 /** Sets the form from the URL, so a reload or a shared link keeps it. */
@@ -345,6 +349,7 @@ export function setHistoryJobTypes(types) {
   replace(select, h('option', { value: '', text: 'All job types' }),
     names.map((n) => h('option', { value: n, text: n })));
   select.value = current;
+  delete form.dataset.wantName;
 }
 
 /** The row the keyboard is on, as a zero-based index, or -1. */

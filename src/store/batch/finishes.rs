@@ -8,7 +8,7 @@ use super::{Claimant, FinishRecord, Ownership};
 use crate::error::{Error, Result};
 use crate::job::JobStatus;
 use crate::store::multirow::{self, Family};
-use crate::store::{counts, stats};
+use crate::store::{counts, minutes, stats};
 
 /// Finishes up to 256 runs per UPDATE statement.
 pub(super) static FINISH: Family = Family::new(256, finish_sql);
@@ -67,7 +67,8 @@ pub(super) fn write_ends(
 }
 
 /// Counts the runs this statement finished, per status and in the metrics'
-/// rollups, when the connection's triggers are off.
+/// and the charts' rollups (one UPSERT per job type each), when the
+/// connection's triggers are off.
 fn count_finished(tx: &Transaction<'_>, finished: &[&FinishRecord], now: &str) -> Result<()> {
     if !counts::by_hand(tx)? {
         return Ok(());
@@ -79,7 +80,8 @@ fn count_finished(tx: &Transaction<'_>, finished: &[&FinishRecord], now: &str) -
     let rows = finished
         .iter()
         .map(|f| (f.job_name.as_str(), f.status.as_str(), f.started));
-    stats::count_finished(tx, rows, now)
+    stats::count_finished(tx, rows.clone(), now)?;
+    minutes::count_finished(tx, rows, now)
 }
 
 fn finished_by_me(
