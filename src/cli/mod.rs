@@ -50,6 +50,10 @@ pub struct Global {
     /// Print JSON instead of text.
     #[arg(long, global = true)]
     pub json: bool,
+    /// Print times in this machine's time zone (with its offset) instead of
+    /// UTC; JSON stays UTC.
+    #[arg(long, global = true, env = "JOBMGR_LOCAL_TIME")]
+    pub local: bool,
     /// Heartbeat interval in milliseconds.
     #[arg(long, global = true, hide = true, env = "JOBMGR_HEARTBEAT_MS", default_value_t = config::HEARTBEAT_MS)]
     pub heartbeat_ms: u64,
@@ -204,6 +208,7 @@ pub fn run_with(args: impl IntoIterator<Item = OsString>, base: Registry) -> Res
     settings.validate()?;
     crate::clock::init_from_env()?;
     let json = cli.global.json;
+    output::set_local_time(cli.global.local);
     // Plain `jobmgr` serves.
     let command = match cli.command {
         Some(c) => c,

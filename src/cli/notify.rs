@@ -77,9 +77,9 @@ pub fn run(m: &Manager, args: &NotificationsArgs, json: bool) -> Result<i32> {
     );
     for d in &page.deliveries {
         let when = match d.status {
-            DeliveryStatus::Delivered => d.delivered_at.clone().unwrap_or_default(),
-            DeliveryStatus::Pending => format!("next {}", d.next_attempt_at),
-            DeliveryStatus::Failed => d.created_at.clone(),
+            DeliveryStatus::Delivered => super::output::when_opt(d.delivered_at.as_deref()),
+            DeliveryStatus::Pending => format!("next {}", super::output::when(&d.next_attempt_at)),
+            DeliveryStatus::Failed => super::output::when(&d.created_at),
         };
         let error = d
             .last_error

@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::io::{self, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde::Serialize;
 
@@ -44,6 +45,36 @@ macro_rules! outln {
 }
 pub(crate) use outln;
 
+/// Whether text output shows times in the local zone (`--local`).
+static LOCAL_TIME: AtomicBool = AtomicBool::new(false);
+
+/// Sets the zone of the times text output prints: local or UTC.
+pub fn set_local_time(local: bool) {
+    LOCAL_TIME.store(local, Ordering::Relaxed);
+}
+
+/// A stored time (`2026-12-01T20:00:00.000Z`) as text output shows it: as
+/// stored, its `Z` saying UTC, or with `--local` in this machine's zone
+/// with its offset (`2026-12-01 21:00:00.000 +01:00`), the same choice the
+/// page's time-zone switch makes. Text that is not a time is left as is.
+pub fn when(stored: &str) -> String {
+    if !LOCAL_TIME.load(Ordering::Relaxed) {
+        return stored.to_string();
+    }
+    match chrono::DateTime::parse_from_rfc3339(stored) {
+        Ok(t) => t
+            .with_timezone(&chrono::Local)
+            .format("%Y-%m-%d %H:%M:%S%.3f %:z")
+            .to_string(),
+        Err(_) => stored.to_string(),
+    }
+}
+
+/// [`when`] of an optional time, "-" when there is none.
+pub fn when_opt(stored: Option<&str>) -> String {
+    stored.map_or_else(|| "-".to_string(), when)
+}
+
 /// Prints `v` as pretty JSON on stdout.
 pub fn print_json<T: Serialize>(v: &T) {
     match serde_json::to_string_pretty(v) {
@@ -69,8 +100,14 @@ pub fn run_table(runs: &[JobRun]) {
         outln!("no runs");
         return;
     }
+    // A local time carries its offset: six characters more than UTC's.
+    let w = if LOCAL_TIME.load(Ordering::Relaxed) {
+        30
+    } else {
+        24
+    };
     outln!(
-        "{:>7}  {:<9}  {:<20}  {:<24}  {:<38}  ERROR",
+        "{:>7}  {:<9}  {:<20}  {:<w$}  {:<38}  ERROR",
         "ID",
         "STATUS",
         "JOB",
@@ -79,11 +116,11 @@ pub fn run_table(runs: &[JobRun]) {
     );
     for r in runs {
         outln!(
-            "{:>7}  {:<9}  {:<20}  {:<24}  {:<38}  {}",
+            "{:>7}  {:<9}  {:<20}  {:<w$}  {:<38}  {}",
             r.id,
             r.status.as_str(),
             cut(&r.job_name, 20),
-            r.created_at,
+            when(&r.created_at),
             cut(&r.progress_text(), 38),
             cut(r.error.as_deref().unwrap_or(""), 60)
         );
@@ -92,7 +129,7 @@ pub fn run_table(runs: &[JobRun]) {
 
 /// One run, field by field.
 pub fn run_details(r: &JobRun, worker: Option<&WorkerRow>) {
-    let opt = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
+    let opt = |v: &Option<String>| when_opt(v.as_deref());
     outln!("run {}: {} ({})", r.id, r.job_name, r.status);
     outln!(
         "  parameters:  {}",
@@ -103,7 +140,7 @@ pub fn run_details(r: &JobRun, worker: Option<&WorkerRow>) {
     if let Some(of) = r.rerun_of_id {
         outln!("  re-run of:   {of}");
     }
-    outln!("  created:     {}", r.created_at);
+    outln!("  created:     {}", when(&r.created_at));
     outln!("  started:     {}", opt(&r.started_at));
     outln!("  finished:    {}", opt(&r.finished_at));
     match (r.worker_id, worker) {
@@ -147,8 +184,8 @@ pub fn attempts(list: &[crate::store::attempts::Attempt]) {
         outln!(
             "    {}: {} → {}: {}",
             a.attempt,
-            a.started_at.as_deref().unwrap_or("-"),
-            a.finished_at,
+            when_opt(a.started_at.as_deref()),
+            when(&a.finished_at),
             a.error.as_deref().unwrap_or("-")
         );
     }
@@ -174,6 +211,12 @@ pub fn links(after: &[crate::store::deps::Linked], by: &[crate::store::deps::Lin
 pub fn log_line(l: &LogLine, json: bool) {
     if json {
         outln!("{}", serde_json::to_string(l).unwrap_or_default());
+        return;
+    }
+    if LOCAL_TIME.load(Ordering::Relaxed) {
+        let mut local = l.clone();
+        local.timestamp = when(&l.timestamp);
+        outln!("{}", local.to_text());
         return;
     }
     outln!("{}", l.to_text());

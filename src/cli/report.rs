@@ -241,12 +241,12 @@ pub fn housekeeping(h: &crate::manager::Housekeeping) {
     }
     outln!(
         "  last run {}: removed {} runs, {} log lines, {} audit rows; {} finished runs kept; next {}",
-        r.ran_at,
+        super::output::when(&r.ran_at),
         r.runs_removed,
         r.log_lines_removed,
         r.audit_rows_removed,
         r.finished_runs,
-        r.next_run_at
+        super::output::when(&r.next_run_at)
     );
     if let Some(why) = &r.stopped {
         outln!("  stopped early: {why}");

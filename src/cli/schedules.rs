@@ -107,7 +107,7 @@ fn table(list: &[ScheduleView]) {
             v.cron,
             v.timezone,
             state(v),
-            v.next_due_at.as_deref().unwrap_or("-"),
+            super::output::when_opt(v.next_due_at.as_deref()),
             last_run(v)
         );
     }
@@ -149,7 +149,7 @@ fn details(d: &ScheduleDetails) {
         let run = t.run_id.map_or("-".to_string(), |id| format!("run {id}"));
         outln!(
             "  {}  {:<15}  {:<8}  {}",
-            t.due_at,
+            super::output::when(&t.due_at),
             t.outcome.as_str(),
             run,
             t.reason.as_deref().unwrap_or("")
