@@ -14,7 +14,7 @@ use crate::job::{JobStatus, LogLevel};
 pub use claims::CLAIM_PLAN_SQL;
 use claims::claim;
 pub use claims::{cancel_requested, release};
-use finishes::{FINISH, write_ends, write_requeue};
+use finishes::{write_ends, write_requeue};
 #[cfg(test)]
 pub use limited::TYPE_QUEUE_SQL;
 pub use limited::{Limits, TypeRoom};
@@ -193,9 +193,7 @@ pub fn commit(
     for f in requeues {
         write_requeue(&tx, me, &mut owned, f, &now)?;
     }
-    for chunk in FINISH.chunks(&ends) {
-        write_ends(&tx, me, &mut owned, chunk, &now)?;
-    }
+    write_ends(&tx, me, &mut owned, &ends, &now)?;
     // The refusals listed so far include the early lines' and the
     // requeues' runs, which own no late line: filtering by them is harmless.
     lines.write_late(&tx, &owned.1)?;
