@@ -28,7 +28,7 @@ const CONCURRENCY: usize = 4;
 /// threads have started and its first requests or heartbeat are done.
 const SETTLE: Duration = Duration::from_secs(1);
 /// The longest the worker may take to register or to drain the queue.
-const PATIENCE: Duration = Duration::from_secs(600);
+pub(super) const PATIENCE: Duration = Duration::from_secs(600);
 
 impl Ctx {
     pub(super) fn footprint(&mut self) -> Result<Vec<Measurement>> {
@@ -36,7 +36,7 @@ impl Ctx {
         // Migrated first: the starts below are restarts, as a user's are.
         let m = self.manager(&dir.db())?;
         let mut out = vec![serve_start(&dir.db())?, serve_idle(&dir.db())?];
-        let mut worker = WorkerChild::start(&dir.db())?;
+        let mut worker = WorkerChild::start(&dir.db(), CONCURRENCY)?;
         wait_until(PATIENCE, || {
             worker.check_alive()?;
             let w = m.worker_status()?.worker;
@@ -118,17 +118,18 @@ fn child_figure(mode: &str, n: usize, pid: u32, took: Duration) -> Measurement {
 }
 
 /// A `jobmgr worker` child, killed on drop.
-struct WorkerChild {
+pub(super) struct WorkerChild {
     child: Child,
 }
 
 impl WorkerChild {
-    fn start(db: &Path) -> Result<WorkerChild> {
+    /// Starts `jobmgr worker --concurrency N` on `db`.
+    pub(super) fn start(db: &Path, concurrency: usize) -> Result<WorkerChild> {
         let exe = own_binary()?;
         let child = Command::new(exe)
             .arg("--db")
             .arg(db)
-            .args(["worker", "--concurrency", &CONCURRENCY.to_string()])
+            .args(["worker", "--concurrency", &concurrency.to_string()])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -137,9 +138,14 @@ impl WorkerChild {
         Ok(WorkerChild { child })
     }
 
+    /// The child's process id.
+    pub(super) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Fails at once when the worker has exited, instead of waiting out
     /// the patience for a figure that will never come.
-    fn check_alive(&mut self) -> Result<()> {
+    pub(super) fn check_alive(&mut self) -> Result<()> {
         match self.child.try_wait() {
             Ok(Some(status)) => Err(Error::Internal(format!(
                 "the bench's worker exited ({status})"
@@ -199,7 +205,8 @@ impl Drop for WorkerChild {
     }
 }
 
-fn completed(m: &Manager) -> Result<i64> {
+/// Runs COMPLETED in all, from the run counters.
+pub(super) fn completed(m: &Manager) -> Result<i64> {
     Ok(m.counts()?
         .by_status
         .get("COMPLETED")

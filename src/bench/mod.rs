@@ -8,6 +8,7 @@ mod footprint;
 mod jobtypes;
 mod policies;
 mod progress;
+mod real;
 mod rounds;
 mod scenarios;
 mod schedules;
@@ -24,7 +25,7 @@ use serde::Serialize;
 use crate::error::{Error, Result};
 
 /// Every scenario, in the order `jobmgr bench` runs them.
-pub const SCENARIOS: [&str; 17] = [
+pub const SCENARIOS: [&str; 18] = [
     "raw",
     "enqueue",
     "enqueue-concurrent",
@@ -34,6 +35,7 @@ pub const SCENARIOS: [&str; 17] = [
     "process-history",
     "process-scheduled",
     "process-policies",
+    "process-real",
     "latency",
     "logs",
     "progress",

@@ -13,10 +13,13 @@ use serde_json::{Value, json};
 use super::{BenchOptions, opt};
 use crate::error::{Error, Result};
 
-/// One build under test: the label printed, and its executable.
+/// One build under test: the label printed, its executable, and the
+/// scenarios it runs of those asked for (all when empty; None when it has
+/// none of them).
 struct Build {
     label: String,
     exe: PathBuf,
+    names: Option<Vec<String>>,
 }
 
 /// One figure (a mode and its worker count) across rounds: per build, the
@@ -40,11 +43,13 @@ pub fn run(
     let mut builds = vec![Build {
         label: "this".into(),
         exe: this,
+        names: Some(names.to_vec()),
     }];
     if let Some(o) = other {
         builds.push(Build {
             label: o.display().to_string(),
             exe: o.to_path_buf(),
+            names: known_by(o, names),
         });
     }
     // In the order the scenarios print them.
@@ -56,7 +61,7 @@ pub fn run(
             (0..builds.len()).rev().collect()
         };
         for b in order {
-            for row in run_once(&builds[b], names, opts)? {
+            for row in run_once(&builds[b], opts)? {
                 let mode = row["mode"].as_str().unwrap_or("?").to_string();
                 let workers = row["workers"].as_u64().unwrap_or(0);
                 match figures
@@ -81,8 +86,43 @@ pub fn run(
     Ok(())
 }
 
+/// Of `names`, those the build at `exe` has (an older build lacks newer
+/// scenarios), from the list its `bench --help` prints; all of them when
+/// it prints none; None when it has none of them. The ones left out are
+/// said on stderr, once.
+fn known_by(exe: &Path, names: &[String]) -> Option<Vec<String>> {
+    const LIST: &str = "Scenarios to run (all when none): ";
+    let help = Command::new(exe).args(["bench", "--help"]).output();
+    let text = help
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    let Some(list) = text
+        .lines()
+        .find_map(|l| l.split_once(LIST).map(|(_, r)| r))
+    else {
+        return Some(names.to_vec());
+    };
+    let known: Vec<&str> = list.split(',').map(str::trim).collect();
+    let (kept, left): (Vec<String>, Vec<String>) = names
+        .iter()
+        .cloned()
+        .partition(|n| known.contains(&n.as_str()));
+    if !left.is_empty() {
+        eprintln!(
+            "{} has no scenario {}: measured with this build only",
+            exe.display(),
+            left.join(", ")
+        );
+    }
+    (names.is_empty() || !kept.is_empty()).then_some(kept)
+}
+
 /// One run of the scenarios by `build`, as a child process.
-fn run_once(build: &Build, names: &[String], opts: &BenchOptions) -> Result<Vec<Value>> {
+fn run_once(build: &Build, opts: &BenchOptions) -> Result<Vec<Value>> {
+    // Every scenario asked for is one this build lacks: nothing to run.
+    let Some(names) = &build.names else {
+        return Ok(Vec::new());
+    };
     let mut cmd = Command::new(&build.exe);
     cmd.arg("--db").arg(&opts.db).arg("--json").arg("bench");
     // Only when given: without it, each scenario takes its own default.
@@ -231,6 +271,27 @@ mod tests {
         assert_eq!(spread(&rows, "rate"), Some((2.5, 1.0, 4.0)));
         assert_eq!(spread(&rows[..3], "rate"), Some((3.0, 1.0, 4.0)));
         assert_eq!(spread(&rows, "lat_p99_ms"), None);
+    }
+
+    /// An older build is asked only for the scenarios its help lists.
+    #[test]
+    fn another_build_runs_only_the_scenarios_it_has() {
+        use std::os::unix::fs::PermissionsExt;
+        let file = crate::store::TestFile::new("rounds-known");
+        let exe = file.db().with_file_name("old-jobmgr");
+        std::fs::write(
+            &exe,
+            "#!/bin/sh\necho '  [SCENARIOS]...  Scenarios to run (all when none): raw, process'\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            known_by(&exe, &names(&["process", "process-real"])),
+            Some(names(&["process"]))
+        );
+        assert_eq!(known_by(&exe, &names(&["process-real"])), None);
+        assert_eq!(known_by(&exe, &[]), Some(Vec::new()), "all of its own");
     }
 
     #[test]

@@ -81,6 +81,7 @@ impl Ctx {
             "enqueue-bulk" => self.enqueue_bulk(),
             "process" => Ok(vec![self.process(1, 0, 0)?, self.process(4, 0, 0)?]),
             "process-policies" => Ok(vec![self.process_policies(1)?, self.process_policies(4)?]),
+            "process-real" => Ok(vec![self.process_real(1)?, self.process_real(4)?]),
             "process-backlog" => Ok(vec![self.process(4, self.opts.backlog, 0)?]),
             "process-history" => Ok(vec![self.process(4, 0, self.opts.backlog)?]),
             "process-scheduled" => Ok(vec![self.process_beside(4, 0, 0, SCHEDULED_BESIDE)?]),

@@ -80,6 +80,40 @@ pub fn known_total() -> JobType {
     }
 }
 
+/// `demo-quick`: the smallest real run, a total, progress and two log
+/// lines with context; `bench process-real` drains thousands of them.
+pub fn quick() -> JobType {
+    JobType {
+        name: "demo-quick".into(),
+        description: "Demo: the smallest real run: declares a total of `count` items (one by \
+                      default), counts each as processed, and logs a line with context when it \
+                      starts and when it ends."
+            .into(),
+        params: vec![count_param(1), delay_param(0)],
+        retry_safe: true,
+        handler: Arc::new(|ctx| {
+            let count = ctx.param_i64("count")?;
+            let delay = ctx.param_i64("delay_ms")?;
+            ctx.set_total(count, "items");
+            ctx.log_with(
+                LogLevel::Info,
+                &format!("processing {}", items(count)),
+                json!({"total": count}),
+            );
+            for _ in 0..count {
+                pause(ctx, delay)?;
+                ctx.inc();
+            }
+            ctx.log_with(
+                LogLevel::Info,
+                &format!("done: {} processed", items(count)),
+                json!({"processed": count}),
+            );
+            Ok(())
+        }),
+    }
+}
+
 /// `demo-unknown-total`: "Scanning (1,250 processed)".
 pub fn unknown_total() -> JobType {
     JobType {

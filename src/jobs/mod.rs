@@ -12,8 +12,9 @@ mod prune;
 use crate::registry::Registry;
 
 /// Names of the demo types, which a config file may turn off.
-pub const DEMO_TYPES: [&str; 4] = [
+pub const DEMO_TYPES: [&str; 5] = [
     "demo-known-total",
+    "demo-quick",
     "demo-unknown-total",
     "demo-multi-phase",
     "demo-flaky",
@@ -23,6 +24,7 @@ pub const DEMO_TYPES: [&str; 4] = [
 pub fn builtin_registry() -> Registry {
     let mut r = Registry::new();
     r.register(demo::known_total());
+    r.register(demo::quick());
     r.register(demo::unknown_total());
     r.register(demo::multi_phase());
     r.register(demo::flaky());

@@ -7,7 +7,6 @@ use std::collections::HashMap;
 
 use rusqlite::{Connection, Transaction, TransactionBehavior, params};
 
-use super::multirow::{self, Family};
 use crate::clock::Timestamp;
 use crate::error::{Error, Result};
 use crate::job::{JobStatus, LogLevel};
@@ -15,14 +14,16 @@ use crate::job::{JobStatus, LogLevel};
 pub use claims::CLAIM_PLAN_SQL;
 use claims::claim;
 pub use claims::{cancel_requested, release};
-use finishes::{FINISH, write_ends, write_requeue};
+use finishes::{write_ends, write_requeue};
 #[cfg(test)]
 pub use limited::TYPE_QUEUE_SQL;
 pub use limited::{Limits, TypeRoom};
+use logs::Lines;
 
 mod claims;
 mod finishes;
 mod limited;
+mod logs;
 mod retries;
 
 /// One log line waiting to be written.
@@ -175,7 +176,12 @@ pub fn commit(
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(Error::db("begin batch"))?;
     let mut owned = Ownership::default();
-    write_logs(&tx, me, &mut owned, &batch.logs)?;
+    let (requeues, ends): (Vec<&FinishRecord>, Vec<&FinishRecord>) = batch
+        .finishes
+        .iter()
+        .partition(|f| f.status == JobStatus::Queued);
+    let mut lines = Lines::split(&batch.logs, &ends);
+    lines.write_early(&tx, me, &mut owned)?;
     // Before the finishes: a run that started and ended within one batch
     // is still RUNNING here, which the fenced update asks for.
     for &(run_id, pgid) in &batch.pgids {
@@ -184,16 +190,13 @@ pub fn commit(
     for p in &batch.progress {
         write_progress(&tx, me, &mut owned, p, &now)?;
     }
-    let (requeues, ends): (Vec<&FinishRecord>, Vec<&FinishRecord>) = batch
-        .finishes
-        .iter()
-        .partition(|f| f.status == JobStatus::Queued);
     for f in requeues {
         write_requeue(&tx, me, &mut owned, f, &now)?;
     }
-    for chunk in FINISH.chunks(&ends) {
-        write_ends(&tx, me, &mut owned, chunk, &now)?;
-    }
+    write_ends(&tx, me, &mut owned, &ends, &now)?;
+    // The refusals listed so far include the early lines' and the
+    // requeues' runs, which own no late line: filtering by them is harmless.
+    lines.write_late(&tx, &owned.1)?;
     for r in &batch.retries {
         retries::write_retry(&tx, me, &mut owned, r, &now)?;
     }
@@ -274,63 +277,6 @@ impl Ownership {
         v.sort_unstable();
         v
     }
-}
-
-/// Inserts up to 128 log lines per statement.
-static LOG_INSERT: Family = Family::new(128, |n| {
-    format!(
-        "INSERT INTO JobLog (jobRunId, level, stage, message, context, timestamp, attempt) \
-         VALUES {}",
-        multirow::values(n, 7, 1)
-    )
-});
-
-fn write_logs(
-    tx: &Transaction<'_>,
-    me: &Claimant,
-    owned: &mut Ownership,
-    logs: &[LogRecord],
-) -> Result<()> {
-    let mut kept = Vec::with_capacity(logs.len());
-    for l in logs {
-        if owned.owns(tx, me, l.run_id)? {
-            kept.push(l);
-        }
-    }
-    // Lines of one batch mostly share their millisecond: format it once.
-    let mut stamps: Vec<String> = Vec::with_capacity(kept.len());
-    let mut last = Timestamp(i64::MIN);
-    for l in &kept {
-        let text = match stamps.last() {
-            Some(t) if last == l.timestamp => t.clone(),
-            _ => l.timestamp.to_text(),
-        };
-        last = l.timestamp;
-        stamps.push(text);
-    }
-    let levels: Vec<&str> = kept.iter().map(|l| l.level.as_str()).collect();
-    let mut at = 0;
-    for chunk in LOG_INSERT.chunks(&kept) {
-        let mut stmt = tx
-            .prepare_cached(LOG_INSERT.sql(chunk.len()))
-            .map_err(Error::db("write log lines"))?;
-        let mut args: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(chunk.len() * 7);
-        for ((l, stamp), level) in chunk.iter().zip(&stamps[at..]).zip(&levels[at..]) {
-            args.extend_from_slice(&[
-                &l.run_id as &dyn rusqlite::ToSql,
-                level,
-                &l.stage,
-                &l.message,
-                &l.context,
-                stamp,
-                &l.attempt,
-            ]);
-        }
-        at += chunk.len();
-        stmt.execute(args.as_slice())
-            .map_err(Error::db("write log lines"))?;
-    }
-    super::stats::count_log_lines(tx, kept.len())
 }
 
 fn write_progress(

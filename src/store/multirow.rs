@@ -80,6 +80,21 @@ pub fn values(rows: usize, cols: usize, first: usize) -> String {
     out
 }
 
+/// `?a, ?b, …`: `n` numbered placeholders from `first`, for an `IN` list:
+/// an `UPDATE … WHERE id IN (…)` that sets the same values on every listed
+/// row, without the temporary table `UPDATE … FROM (VALUES …)` fills first.
+pub fn list(n: usize, first: usize) -> String {
+    let mut out = String::with_capacity(n * 6);
+    for i in 0..n {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        out.push('?');
+        out.push_str(&(first + i).to_string());
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -97,5 +112,6 @@ mod tests {
     #[test]
     fn values_numbers_every_placeholder() {
         assert_eq!(values(2, 2, 3), "(?3, ?4), (?5, ?6)");
+        assert_eq!(list(3, 2), "?2, ?3, ?4");
     }
 }

@@ -13,7 +13,9 @@ use crate::store::multirow::{self, Family};
 /// ?2 `now`. NOT INDEXED: each listed run is found by its id; without it
 /// the planner may walk the queue index and probe the list for every
 /// queued run (seen: 2 ms a run with 100,000 queued beside 1,000,000
-/// finished).
+/// finished). `WHERE id IN (…)` would do without the VALUES join, but
+/// measured no cheaper with the bundled SQLite (callgrind, 10,000 runs
+/// drained: 26.3k instructions a run in this statement against 25.9k).
 pub(in crate::store) static CLAIM_MARK: Family = Family::new(256, |n| {
     format!(
         "UPDATE JobRun NOT INDEXED SET status = 'RUNNING', workerId = ?1, startedAt = ?2, updatedAt = ?2 \
