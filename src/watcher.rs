@@ -249,11 +249,18 @@ fn publish_runs(manager: &Manager, hub: &Hub, st: &mut State) -> Result<()> {
     let mut fresh: Vec<JobRun> = fresh.into_values().collect();
     fresh.sort_by(|a, b| (&a.updated_at, a.id).cmp(&(&b.updated_at, b.id)));
     st.stats_due |= !fresh.is_empty();
+    // With nobody subscribed the state is kept, but no event is made: each
+    // cost a run's JSON and its type's usual figures, a tenth of the CPU
+    // of an HTTP enqueue while no page was open.
+    let listened = !hub.is_empty();
     for run in fresh {
         if let Some(t) = Timestamp::parse(&run.updated_at) {
             st.since = st.since.max(t);
         }
         st.sent.insert(run.id, run.updated_at.clone());
+        if !listened {
+            continue;
+        }
         // With what is usual for its type: the page's ETA and flags.
         let mut view = crate::events::run_json(&run);
         manager.add_usual(&mut view, &run);
