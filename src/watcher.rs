@@ -189,7 +189,12 @@ pub fn run(
         st.runs_pending |= changed;
         if st.runs_pending && Instant::now() >= st.hold_until {
             st.runs_pending = false;
-            if let Err(e) = publish_runs(&manager, &hub, &mut st) {
+            let done = if hub.is_empty() {
+                rebase(&manager, &mut st)
+            } else {
+                publish_runs(&manager, &hub, &mut st)
+            };
+            if let Err(e) = done {
                 log::warn!("change watcher: {e}");
             }
         }
@@ -320,6 +325,20 @@ fn look(manager: &Manager, st: &mut State, at: &str) -> Result<Option<Vec<JobRun
     st.newest = newest;
     st.running = running;
     Ok(Some(found))
+}
+
+/// Nobody is subscribed: instead of reading every run that changed (and
+/// making its event), the watcher moves its state to now, two queries. The
+/// first look after someone subscribes then reads what changed since the
+/// last commit seen here, and the subscriber's snapshot, read after it
+/// subscribed, holds everything before. Reading every change cost a
+/// tenth of `serve`'s CPU under HTTP enqueues with no page open.
+fn rebase(manager: &Manager, st: &mut State) -> Result<()> {
+    st.since = st.since.max(Timestamp::now());
+    st.newest = newest_run(manager)?;
+    st.running = running_ids(manager)?;
+    st.sent.clear();
+    Ok(())
 }
 
 /// Too much changed at once: clients are told to resync instead of

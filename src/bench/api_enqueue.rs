@@ -79,6 +79,8 @@ impl Ctx {
         }
         let took = t.elapsed();
         let cpu = super::proc_cpu_seconds(Some(server.pid()));
+        let (runs, rounds) =
+            crate::store::bench::commit_rounds(&crate::store::open_connection(&dir.db())?)?;
         lat.sort_by(f64::total_cmp);
         let mut out = Measurement::new(mode, lat.len(), clients, took);
         out.raw_ratio = self.ratio(out.rate, false);
@@ -86,13 +88,15 @@ impl Ctx {
         out.lat_p95_ms = percentile(&lat, 95.0);
         out.lat_p99_ms = percentile(&lat, 99.0);
         out.note = Some(format!(
-            "{clients} keep-alive client(s), {}; serve CPU {:.0} µs per POST (from its start)",
+            "{clients} keep-alive client(s), {}; serve CPU {:.0} µs per POST (from its start); \
+             at most {:.1} POSTs per commit (runs per distinct commit time)",
             if worker {
                 "a worker draining them"
             } else {
                 "no worker"
             },
-            cpu * 1e6 / lat.len().max(1) as f64
+            cpu * 1e6 / lat.len().max(1) as f64,
+            runs as f64 / rounds.max(1) as f64
         ));
         Ok(out)
     }

@@ -46,10 +46,18 @@ struct Request {
 /// (known only inside the round's transaction).
 pub type NewRunsAudit = Box<dyn Fn(i64) -> AuditRow + Send>;
 
+/// A caller's committed runs, as inserted.
+pub struct Committed {
+    /// The new runs' ids, in the caller's order.
+    pub ids: Vec<i64>,
+    /// Their `createdAt` (and `updatedAt`): the round's time.
+    pub at: String,
+}
+
 /// What a waiting caller is told.
 enum Reply {
     /// Its runs are committed (or failed).
-    Done(Result<Vec<i64>>),
+    Done(Result<Committed>),
     /// The leader finished a round: this caller leads the next one.
     Lead,
 }
@@ -89,16 +97,17 @@ impl Committer {
 
     /// Inserts `runs` and returns their ids once they are committed.
     pub fn insert(&self, runs: Vec<NewRun>) -> Result<Vec<i64>> {
-        self.insert_audited(runs, None)
+        self.insert_audited(runs, None).map(|c| c.ids)
     }
 
     /// Inserts `runs` and, in the same transaction, the audit row `audit`
-    /// makes from the first new id; returns the ids once both are committed.
+    /// makes from the first new id; returns the ids and their time once both
+    /// are committed.
     pub fn insert_audited(
         &self,
         runs: Vec<NewRun>,
         audit: Option<NewRunsAudit>,
-    ) -> Result<Vec<i64>> {
+    ) -> Result<Committed> {
         // Room for a hand-off and the answer both: a sender never blocks.
         let (reply, answer) = bounded(2);
         lock(&self.queue).push(Request { runs, audit, reply });
@@ -184,7 +193,8 @@ fn commit(conn: &mut Connection, batch: Vec<Request>) {
             let mut ids = ids.into_iter();
             for r in batch {
                 let mine: Vec<i64> = ids.by_ref().take(r.runs.len()).collect();
-                let _ = r.reply.send(Reply::Done(Ok(mine)));
+                let at = now.clone();
+                let _ = r.reply.send(Reply::Done(Ok(Committed { ids: mine, at })));
             }
         }
         Err(e) => {

@@ -4,6 +4,7 @@
 use rusqlite::Row;
 use serde_json::{Map, Value};
 
+use super::runs::NewRun;
 use crate::job::{JobRun, JobStatus, LogLevel, LogLine};
 use crate::worker::{WorkerRow, WorkerState};
 
@@ -71,6 +72,43 @@ pub fn run_from_row(r: &Row<'_>) -> rusqlite::Result<JobRun> {
         schedule_name: r.get(23)?,
         scheduled_for: r.get(24)?,
     })
+}
+
+/// The run `new` became when it was inserted as `id` at `now`: what
+/// [`run_from_row`] would read back at once (every other column has its
+/// default), so an enqueue can answer without reading its row again.
+pub fn inserted_run(new: &NewRun, id: i64, now: &str) -> JobRun {
+    JobRun {
+        id,
+        job_name: new.job_name.to_string(),
+        status: if new.run_at.is_some() {
+            JobStatus::Scheduled
+        } else {
+            JobStatus::Queued
+        },
+        parameters: object(Some(new.parameters.clone())),
+        priority: new.priority,
+        attempt: 1,
+        created_at: now.to_string(),
+        started_at: None,
+        finished_at: None,
+        worker_id: None,
+        current_stage: None,
+        entities_processed: 0,
+        entities_total: None,
+        entities_unit: None,
+        outcome_summary: Map::new(),
+        error: None,
+        error_context: None,
+        rerun_of_id: new.rerun_of,
+        triggered_by: new.trigger.to_string(),
+        metadata: object(Some(new.metadata.to_string())),
+        cancel_requested_at: None,
+        updated_at: now.to_string(),
+        run_at: new.run_at.clone(),
+        schedule_name: None,
+        scheduled_for: None,
+    }
 }
 
 /// Reads a `Worker` row selected with [`WORKER_COLUMNS`].

@@ -1,6 +1,6 @@
-//! The HTTP server of `jobmgr serve`: accepts requests on one thread, hands
-//! them to a fixed pool of handler threads over a bounded channel (a full
-//! pool answers 503, which caps the work in flight), checks Host, auth,
+//! The HTTP server of `jobmgr serve`: a fixed pool of handler threads takes
+//! the requests tiny_http's connection threads have read (past a backlog
+//! they are answered 503, which caps the work in flight), checks Host, auth,
 //! Origin, method and size limits, and routes each request to a plain
 //! `fn(&Ctx, &Req) -> Result<Reply>`; a handler's panic is caught and
 //! answered 500. WebSocket upgrades get their own thread. Below that, the
@@ -29,7 +29,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crossbeam_channel::{Receiver, Sender, TrySendError, bounded};
+use crossbeam_channel::{Receiver, Sender};
 use serde_json::Value;
 use tiny_http::{Limits, Method, Request, Server};
 
@@ -65,7 +65,7 @@ const HANDLERS: usize = 8;
 /// Threads answering the `--metrics-bind` address: a scraper asks about
 /// once every few seconds.
 const SCRAPE_HANDLERS: usize = 2;
-/// Requests waiting for a handler before new ones get 503.
+/// Requests waiting for a handler before the oldest get 503.
 const BACKLOG: usize = 64;
 /// Live WebSocket clients at most (each kind). An upgraded socket keeps
 /// its connection's place under `MAX_CONNECTIONS`, so both kinds together
@@ -222,54 +222,53 @@ impl WebServer {
         name: &str,
         handle: fn(&Ctx, Request),
     ) -> Result<WebServer> {
-        let (tx, rx) = bounded::<Request>(BACKLOG);
         let mut threads = Vec::new();
         for i in 0..handlers {
-            let (rx, ctx) = (rx.clone(), ctx.clone());
+            let (server, ctx) = (server.clone(), ctx.clone());
             let t = std::thread::Builder::new()
                 .name(format!("{name}-{i}"))
-                .spawn(move || serve_requests(rx, |req| handle(&ctx, req)))
+                .spawn(move || serve_requests(|| next_request(&server), |req| handle(&ctx, req)))
                 .map_err(Error::io("spawn http handler", "http"))?;
             threads.push(t);
         }
-        let s = server.clone();
-        let t = std::thread::Builder::new()
-            .name(format!("{name}-accept"))
-            .spawn(move || accept_loop(&s, tx))
-            .map_err(Error::io("spawn http accept", "http"))?;
-        threads.push(t);
         Ok(WebServer { server, threads })
     }
 
     /// Stops accepting, lets the handlers finish, and joins every thread.
     pub fn stop(self) {
-        self.server.unblock();
+        // Each unblock ends one thread's `recv`, after the requests
+        // already queued.
+        for _ in &self.threads {
+            self.server.unblock();
+        }
         for t in self.threads {
             let _ = t.join();
         }
     }
 }
 
-fn accept_loop(server: &Server, tx: Sender<Request>) {
+/// The next request for a handler thread, None at shutdown. Handlers take
+/// requests straight from tiny_http's queue: a hand-off through a queue of
+/// our own cost every request one more thread wake-up (and its spinning),
+/// a fifth of a one-client enqueue's CPU. A request with more than
+/// [`BACKLOG`] others waiting behind it is answered 503 at once.
+fn next_request(server: &Server) -> Option<Request> {
     loop {
         let req = match server.recv() {
             Ok(r) => r,
             Err(e) => {
-                log::debug!("http accept ended: {e}");
-                return;
+                log::debug!("http handler ended: {e}");
+                return None;
             }
         };
-        match tx.try_send(req) {
-            Ok(()) => {}
-            Err(TrySendError::Full(req)) => {
-                let _ = req.respond(http::error_reply(
-                    503,
-                    "busy",
-                    "too many requests in flight",
-                ));
-            }
-            Err(TrySendError::Disconnected(_)) => return,
+        if server.queued_requests() < BACKLOG {
+            return Some(req);
         }
+        let _ = req.respond(http::error_reply(
+            503,
+            "busy",
+            "too many requests in flight",
+        ));
     }
 }
 
@@ -277,8 +276,8 @@ fn accept_loop(server: &Server, tx: Sender<Request>) {
 /// panic (a bug) costs that request, not the thread: the pool would
 /// otherwise shrink by one per panic until nothing answered. A panic past
 /// [`caught`] drops the request, which tiny_http answers 500.
-fn serve_requests<T>(rx: Receiver<T>, handle: impl Fn(T)) {
-    for item in rx {
+fn serve_requests<T>(mut next: impl FnMut() -> Option<T>, handle: impl Fn(T)) {
+    while let Some(item) = next() {
         if std::panic::catch_unwind(AssertUnwindSafe(|| handle(item))).is_err() {
             log::error!("an HTTP handler panicked; the request was answered 500");
         }
@@ -359,16 +358,15 @@ mod tests {
 
     #[test]
     fn a_handler_thread_survives_a_panic() {
-        let (tx, rx) = bounded::<u32>(4);
-        for i in [1, 2, 3] {
-            tx.send(i).unwrap();
-        }
-        drop(tx);
+        let mut queue = vec![1, 2, 3].into_iter();
         let done = std::sync::Mutex::new(Vec::new());
-        serve_requests(rx, |i| {
-            assert_ne!(i, 2, "a bug in request 2");
-            done.lock().unwrap().push(i);
-        });
+        serve_requests(
+            || queue.next(),
+            |i| {
+                assert_ne!(i, 2, "a bug in request 2");
+                done.lock().unwrap().push(i);
+            },
+        );
         assert_eq!(
             *done.lock().unwrap(),
             [1, 3],

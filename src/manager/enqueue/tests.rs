@@ -205,3 +205,25 @@ fn mixed_and_uniform_chunks_store_every_runs_own_columns() {
         assert_eq!(Value::from(row.clone()), want);
     }
 }
+
+/// An enqueue answers with the run it inserted without reading it back:
+/// what it returns must be exactly the stored row, for a queued run, a
+/// scheduled one and a re-run.
+#[test]
+fn an_enqueue_returns_the_run_exactly_as_stored() {
+    let db = TestDb::new("asstored");
+    let m = manager(&db);
+    let by = crate::manager::Actor::cli();
+    let mut req = request(3);
+    req.priority = 7;
+    let queued = m.enqueue_at(&req, None, &by).unwrap();
+    assert_eq!(queued, m.get(queued.id).unwrap());
+    let later = crate::clock::Timestamp::now().plus_ms(3_600_000);
+    let scheduled = m.enqueue_at(&request(4), Some(later), &by).unwrap();
+    assert_eq!(scheduled.status, crate::job::JobStatus::Scheduled);
+    assert_eq!(scheduled, m.get(scheduled.id).unwrap());
+    m.cancel(queued.id, &by).unwrap();
+    let rerun = m.rerun(queued.id, Trigger::Rerun, &by).unwrap();
+    assert_eq!(rerun.rerun_of_id, Some(queued.id));
+    assert_eq!(rerun, m.get(rerun.id).unwrap());
+}

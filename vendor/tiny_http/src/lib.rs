@@ -453,6 +453,14 @@ impl Server {
         }
     }
 
+    /// jobmgr: requests waiting for a `recv`. Threads that take requests
+    /// straight from the server (no hand-off through a queue of their own,
+    /// which costs every request a thread wake-up) can answer a request
+    /// 503 when too many wait behind it.
+    pub fn queued_requests(&self) -> usize {
+        self.messages.len()
+    }
+
     /// Unblock thread stuck in recv() or incoming_requests().
     /// If there are several such threads, only one is unblocked.
     /// This method allows graceful shutdown of server.

@@ -56,6 +56,12 @@ where
         }
     }
 
+    /// jobmgr: how many elements wait to be popped, so that an application
+    /// whose threads pop requests straight from the queue can shed load.
+    pub fn len(&self) -> usize {
+        self.queue.lock().unwrap().len()
+    }
+
     /// Tries to pop an element without blocking.
     pub fn try_pop(&self) -> Option<T> {
         let mut queue = self.queue.lock().unwrap();
