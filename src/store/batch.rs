@@ -307,3 +307,45 @@ fn write_progress(
     .map_err(Error::db("write progress"))?;
     Ok(())
 }
+
+/// What the commit tests start from: worker 1 RUNNING, `n` runs of type
+/// `a` claimed by it on the writer connection, and a second connection
+/// with triggers on, as another process would have.
+#[cfg(test)]
+pub(super) struct Claimed {
+    pub file: crate::store::TestFile,
+    pub conn: Connection,
+    pub other: Connection,
+    pub me: Claimant,
+}
+
+#[cfg(test)]
+pub(super) fn claimed(name: &str, n: usize) -> Claimed {
+    let file = crate::store::TestFile::new(name);
+    let db = file.db();
+    crate::store::Store::open(&db).unwrap();
+    let mut conn = crate::store::open_writer_connection(&db).unwrap();
+    let other = crate::store::open_connection(&db).unwrap();
+    other
+        .execute_batch(&format!(
+            "INSERT INTO Worker (id, hostname, pid, version, state, startedAt, heartbeatAt) \
+             VALUES (1, 'h', 1, 'v', 'RUNNING', 'x', 'x');
+             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {n})
+             INSERT INTO JobRun (jobName, status, createdAt, updatedAt)
+             SELECT 'a', 'QUEUED', 'x', 'x' FROM n;"
+        ))
+        .unwrap();
+    let me = Claimant { worker_id: 1 };
+    let claim = Batch {
+        claim: n,
+        ..Batch::default()
+    };
+    let got = commit(&mut conn, &me, &claim, Timestamp::now()).unwrap();
+    assert_eq!(got.claimed.len(), n);
+    Claimed {
+        file,
+        conn,
+        other,
+        me,
+    }
+}

@@ -304,28 +304,12 @@ mod tests {
 
     #[test]
     fn finishes_are_fenced_and_refusals_reported() {
-        let file = crate::store::TestFile::new("batch");
-        let db = file.db();
-        Store::open(&db).unwrap();
-        let mut conn = crate::store::open_writer_connection(&db).unwrap();
-        // Another process, with triggers on like every connection but the
-        // bulk writers'.
-        let other = crate::store::open_connection(&db).unwrap();
-        other
-            .execute_batch(
-                "INSERT INTO Worker (id, hostname, pid, version, state, startedAt, heartbeatAt) \
-             VALUES (1, 'h', 1, 'v', 'RUNNING', 'x', 'x');
-             INSERT INTO JobRun (jobName, status, createdAt, updatedAt) VALUES
-               ('a', 'QUEUED', 'x', 'x'), ('a', 'QUEUED', 'x', 'x'), ('a', 'QUEUED', 'x', 'x');",
-            )
-            .unwrap();
-        let me = Claimant { worker_id: 1 };
-        let claim = Batch {
-            claim: 3,
-            ..Batch::default()
-        };
-        let got = commit(&mut conn, &me, &claim, Timestamp::now()).unwrap();
-        assert_eq!(got.claimed.len(), 3);
+        let super::super::Claimed {
+            file: _file,
+            mut conn,
+            other,
+            me,
+        } = super::super::claimed("batch", 3);
         // Another process resolves run 2 meanwhile.
         other
             .execute(
@@ -380,32 +364,12 @@ mod tests {
     /// alone, reported, and not counted.
     #[test]
     fn alike_and_other_finishes_are_fenced_alike() {
-        let file = crate::store::TestFile::new("batch-alike");
-        let db = file.db();
-        Store::open(&db).unwrap();
-        let mut conn = crate::store::open_writer_connection(&db).unwrap();
-        let other = crate::store::open_connection(&db).unwrap();
-        other
-            .execute_batch(
-                "INSERT INTO Worker (id, hostname, pid, version, state, startedAt, heartbeatAt) \
-                 VALUES (1, 'h', 1, 'v', 'RUNNING', 'x', 'x');
-                 WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 12)
-                 INSERT INTO JobRun (jobName, status, createdAt, updatedAt)
-                 SELECT 'a', 'QUEUED', 'x', 'x' FROM n;",
-            )
-            .unwrap();
-        let me = Claimant { worker_id: 1 };
-        let claim = Batch {
-            claim: 12,
-            ..Batch::default()
-        };
-        assert_eq!(
-            commit(&mut conn, &me, &claim, Timestamp::now())
-                .unwrap()
-                .claimed
-                .len(),
-            12
-        );
+        let super::super::Claimed {
+            file: _file,
+            mut conn,
+            other,
+            me,
+        } = super::super::claimed("batch-alike", 12);
         other
             .execute(
                 "UPDATE JobRun SET status = 'FAILED', error = 'worker lost' WHERE id IN (2, 12)",

@@ -123,7 +123,6 @@ fn insert(tx: &Transaction<'_>, lines: &[&LogRecord]) -> Result<usize> {
 mod tests {
     use super::super::*;
     use crate::clock::Timestamp;
-    use crate::store::Store;
 
     fn line(run_id: i64, message: &str) -> LogRecord {
         LogRecord {
@@ -160,32 +159,12 @@ mod tests {
     /// resolved gets no line, and is reported.
     #[test]
     fn lines_are_written_only_for_runs_this_worker_still_owns() {
-        let file = crate::store::TestFile::new("batch-logs");
-        let db = file.db();
-        Store::open(&db).unwrap();
-        let mut conn = crate::store::open_writer_connection(&db).unwrap();
-        let other = crate::store::open_connection(&db).unwrap();
-        other
-            .execute_batch(
-                "INSERT INTO Worker (id, hostname, pid, version, state, startedAt, heartbeatAt) \
-                 VALUES (1, 'h', 1, 'v', 'RUNNING', 'x', 'x');
-                 WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 4)
-                 INSERT INTO JobRun (jobName, status, createdAt, updatedAt)
-                 SELECT 'a', 'QUEUED', 'x', 'x' FROM n;",
-            )
-            .unwrap();
-        let me = Claimant { worker_id: 1 };
-        let claim = Batch {
-            claim: 4,
-            ..Batch::default()
-        };
-        assert_eq!(
-            commit(&mut conn, &me, &claim, Timestamp::now())
-                .unwrap()
-                .claimed
-                .len(),
-            4
-        );
+        let super::super::Claimed {
+            file: _file,
+            mut conn,
+            other,
+            me,
+        } = super::super::claimed("batch-logs", 4);
         // Another process resolves run 2 (which ends in the commit) and
         // run 4 (which goes on).
         other
