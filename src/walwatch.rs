@@ -15,16 +15,60 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use inotify::{Inotify, WatchDescriptor, WatchMask, Watches};
 
 /// After a wake-up, how long a caller that sees no new commit yet keeps
 /// looking: the commit's fsync, then its publication, follow the write
-/// that woke it.
-pub const RECHECK: Duration = Duration::from_millis(20);
-/// How often to look during that window.
+/// that woke it, and an fsync on a busy disk can take tens of
+/// milliseconds; a commit missed here waits for the caller's fallback
+/// poll instead.
+pub const RECHECK: Duration = Duration::from_secs(1);
+/// The first look's delay after a wake-up; each look that finds nothing
+/// doubles it, up to [`RECHECK_MAX_STEP`].
 pub const RECHECK_POLL: Duration = Duration::from_micros(200);
+/// The longest delay between two looks during the window: a slow fsync
+/// is seen within this of its end, and a whole window costs a few hundred
+/// cheap `PRAGMA data_version` reads at most.
+pub const RECHECK_MAX_STEP: Duration = Duration::from_millis(5);
+
+/// The look-again window after a wake-up: quick looks at first (a commit
+/// on an idle disk is visible within a millisecond), then slower ones, so
+/// that a commit whose fsync is slow is still seen without the poll.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Recheck {
+    until: Option<Instant>,
+    step: Duration,
+}
+
+impl Recheck {
+    /// A wake-up came: look again soon, for up to [`RECHECK`].
+    pub fn start(&mut self) {
+        self.until = Some(Instant::now() + RECHECK);
+        self.step = RECHECK_POLL;
+    }
+
+    /// A new commit was seen (or another reason to stop looking).
+    pub fn end(&mut self) {
+        self.until = None;
+    }
+
+    /// Whether the window is open now.
+    pub fn is_on(&self) -> bool {
+        self.until.is_some_and(|t| t > Instant::now())
+    }
+
+    /// How long to wait before the next look while the window is open.
+    pub fn step(&self) -> Duration {
+        self.step
+    }
+
+    /// A look found nothing new: the next one waits twice as long.
+    pub fn missed(&mut self) {
+        self.step = (self.step * 2).min(RECHECK_MAX_STEP);
+    }
+}
 
 /// The running watch thread; [`WalWatch::stop`] ends and joins it.
 pub struct WalWatch {
@@ -197,6 +241,27 @@ mod tests {
         assert!(woken.is_ok(), "{woken:?}");
         assert!(watch.stop(), "the stop did not wake the thread");
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// The window opens on a wake-up, backs off to its longest step while
+    /// nothing is seen, and closes on a commit seen.
+    #[test]
+    fn the_recheck_backs_off_and_ends() {
+        let mut r = Recheck::default();
+        assert!(!r.is_on());
+        r.start();
+        assert!(r.is_on());
+        assert_eq!(r.step(), RECHECK_POLL);
+        r.missed();
+        assert_eq!(r.step(), RECHECK_POLL * 2);
+        for _ in 0..20 {
+            r.missed();
+        }
+        assert_eq!(r.step(), RECHECK_MAX_STEP);
+        r.start();
+        assert_eq!(r.step(), RECHECK_POLL, "a new wake-up looks quickly again");
+        r.end();
+        assert!(!r.is_on());
     }
 
     /// Stopping works with the WAL watch switched off too (the busy

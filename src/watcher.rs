@@ -84,12 +84,17 @@ struct State {
     ticks: i64,
 }
 
-/// Runs the watcher until `stop` receives a message or is dropped.
+/// Runs the watcher until `stop` receives a message or is dropped. It
+/// sends on `ready` once it has its starting point (the data version, the
+/// newest run, the WAL watch): every commit after that is published, so
+/// the server answers no one before it, or a client subscribed at once
+/// could miss a commit that fell between its snapshot and that point.
 pub fn run(
     manager: Manager,
     hub: Arc<Hub>,
     supervised_pid: impl Fn() -> Option<u32>,
     stop: Receiver<()>,
+    ready: crossbeam_channel::Sender<()>,
 ) {
     let feed = loop {
         match manager.change_feed() {
@@ -137,28 +142,28 @@ pub fn run(
     }
     let mut version = feed.version().unwrap_or(0);
     let _ = publish_worker(&manager, &hub, &supervised_pid, &mut st);
-    // After a wake-up, until when to look again quickly for the commit.
-    let mut recheck_until: Option<Instant> = None;
+    // After a wake-up, looking again for the commit it announced.
+    let mut recheck = crate::walwatch::Recheck::default();
     let mut last_change = Instant::now();
     let poll = poll_period();
     let mut next_poll = Instant::now() + poll;
+    let _ = ready.send(());
     loop {
         let now = Instant::now();
         // A busy worker commits hundreds of times a second: changes are
         // read at most once per MIN_GAP, the commits between coalesced.
         let gap = MIN_GAP.saturating_sub(last_change.elapsed());
-        let wait = match recheck_until {
-            Some(t) if t > now => crate::walwatch::RECHECK_POLL.max(gap),
-            _ => next_poll.saturating_duration_since(now),
+        let wait = if recheck.is_on() {
+            recheck.step().max(gap)
+        } else {
+            next_poll.saturating_duration_since(now)
         };
         select! {
             recv(stop) -> _ => break,
             recv(woken) -> w => match w {
                 // With nobody watching, the poll keeps the state as
                 // cheaply as it always did.
-                Ok(()) if !hub.is_empty() => {
-                    recheck_until = Some(Instant::now() + crate::walwatch::RECHECK);
-                }
+                Ok(()) if !hub.is_empty() => recheck.start(),
                 Ok(()) => {}
                 // The watch thread ended: polling alone from now on.
                 Err(_) => woken = never(),
@@ -166,7 +171,7 @@ pub fn run(
             default(wait) => {}
         }
         let now = Instant::now();
-        let rechecking = recheck_until.is_some_and(|t| t > now) && last_change.elapsed() >= MIN_GAP;
+        let rechecking = recheck.is_on() && last_change.elapsed() >= MIN_GAP;
         if !rechecking && now < next_poll {
             continue;
         }
@@ -176,11 +181,14 @@ pub fn run(
         let changed = match feed.version() {
             Ok(v) if v != version => {
                 version = v;
-                recheck_until = None;
+                recheck.end();
                 last_change = Instant::now();
                 true
             }
-            Ok(_) => false,
+            Ok(_) => {
+                recheck.missed();
+                false
+            }
             Err(e) => {
                 log::warn!("change watcher: {e}");
                 false

@@ -31,6 +31,10 @@ use crate::supervisor::Supervisor;
 use crate::watcher;
 use crate::web::{self, Ctx, MAX_SOCKETS, Sockets, WebServer, auth};
 
+/// How long `serve` waits for the change watcher's starting point before
+/// answering requests anyway.
+const WATCHER_READY: Duration = Duration::from_secs(10);
+
 /// The domain API over `store`, with the timings of `settings`.
 fn manager_over(store: Store, settings: &Settings, registry: Arc<Registry>) -> Manager {
     Manager::new(
@@ -154,7 +158,16 @@ impl Serve {
         });
         let pid = supervisor.child_pid();
         let (m, h, s) = (manager.clone(), hub.clone(), stop_rx.clone());
-        let watcher = spawn("watcher", move || watcher::run(m, h, move || pid.get(), s))?;
+        let (ready, watching) = bounded::<()>(1);
+        let watcher = spawn("watcher", move || {
+            watcher::run(m, h, move || pid.get(), s, ready)
+        })?;
+        // Requests wait until the watcher has its starting point (see
+        // watcher::run); a database it cannot read yet does not hold the
+        // server back for long (the watcher keeps trying).
+        if watching.recv_timeout(WATCHER_READY).is_err() {
+            log::warn!("change watcher not ready after {WATCHER_READY:?}; serving anyway");
+        }
         let s = stop_rx.clone();
         let ticker = spawn("maintenance", move || ticker.run(&s))?;
         let (m, s) = (manager.clone(), stop_rx);

@@ -97,8 +97,8 @@ pub struct Writer {
     /// Turns the WAL watch that wakes this writer on and off; without it
     /// the writer polls.
     watch: Option<super::wake::Switch>,
-    /// After a wake-up whose commit was not visible yet, look again briefly.
-    recheck_until: Option<Instant>,
+    /// After a wake-up whose commit was not visible yet, look again.
+    recheck: crate::walwatch::Recheck,
     /// SIGTERM/SIGINT received so far. The signal also arrives as
     /// [`Msg::Stop`], but a writer retrying a refused write reads no
     /// messages; it looks here instead.
@@ -116,10 +116,8 @@ pub struct Writer {
     waiting: limits::Waiting,
 }
 
-/// How long to keep looking after a WAL wake-up showed no new commit.
-const RECHECK: Duration = Duration::from_millis(20);
-/// How often to look during that window.
-const RECHECK_POLL: Duration = Duration::from_micros(200);
+/// The shortest wait between two passes.
+const RECHECK_POLL: Duration = crate::walwatch::RECHECK_POLL;
 
 impl Writer {
     /// A writer for the registered worker `me`.
@@ -163,7 +161,7 @@ impl Writer {
             last_heartbeat: Instant::now(),
             last_progress: Instant::now(),
             watch: None,
-            recheck_until: None,
+            recheck: Default::default(),
             signals: Arc::new(AtomicUsize::new(0)),
             mark: None,
         })
@@ -249,11 +247,10 @@ impl Writer {
 
     fn next_wait(&self) -> Duration {
         let looking = self.accepting() && self.free_slots() > 0;
-        let rechecking = self.recheck_until.is_some_and(|t| t > Instant::now());
-        let mut wait = if looking && rechecking {
+        let mut wait = if looking && self.recheck.is_on() {
             // The wake-up came as the other process wrote its commit; it
             // becomes visible as soon as that commit's fsync returns.
-            RECHECK_POLL
+            self.recheck.step()
         } else if looking && !self.watching() {
             self.timing.idle_poll
         } else {
@@ -312,7 +309,7 @@ impl Writer {
             }
             Msg::Nudge => *nudged = true,
             Msg::Stop => self.begin_stopping()?,
-            Msg::DbChanged => self.recheck_until = Some(Instant::now() + RECHECK),
+            Msg::DbChanged => self.recheck.start(),
             Msg::Pgid { run_id, pgid } => batch.pgids.push((run_id, pgid)),
             Msg::Apply(write) => {
                 write.apply(&mut self.conn);

@@ -283,6 +283,11 @@ impl TestDb {
 
 impl Drop for TestDb {
     fn drop(&mut self) {
+        // A failed test leaves its database and logs for a look.
+        if std::thread::panicking() {
+            eprintln!("test files kept in {}", self.dir.display());
+            return;
+        }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

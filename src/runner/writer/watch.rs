@@ -17,10 +17,11 @@ impl Writer {
     pub(super) fn watch_database(&mut self) -> Result<()> {
         let v = store::data_version(&self.conn)?;
         if v == self.data_version {
+            self.recheck.missed();
             return Ok(());
         }
         self.data_version = v;
-        self.recheck_until = None;
+        self.recheck.end();
         self.queue_maybe_nonempty = true;
         self.next_due = NextDue::read(&self.conn)?;
         self.paused = super::limits::Paused::read(&self.conn)?;
