@@ -13,66 +13,25 @@ fn json_lines(out: &str) -> Vec<Value> {
         .collect()
 }
 
-#[test]
-fn bench_scenarios_report_the_documented_fields() {
-    let db = TestDb::new("bench");
-    let out = db.ok(&[
+/// Runs `scenarios` at `n` and checks the fields every row carries; the
+/// rows, once their modes are `modes`. The scenarios are split over three
+/// tests so that they run side by side (most of them wait on fsync).
+fn run_scenarios(name: &str, n: &str, scenarios: &[&str], modes: &[&str]) -> Vec<Value> {
+    let db = TestDb::new(name);
+    let mut args = vec![
         "bench",
         "--json",
         "--n",
-        "300",
+        n,
         "--backlog",
         "500",
         "--history-lines",
         "1000",
-        "raw",
-        "enqueue",
-        "enqueue-concurrent",
-        "enqueue-bulk",
-        "process",
-        "process-backlog",
-        "process-history",
-        "process-scheduled",
-        "latency",
-        "logs",
-        "progress",
-        "ws",
-        "api",
-    ]);
-    let rows = json_lines(&out);
-    let modes: Vec<&str> = rows.iter().map(|r| r["mode"].as_str().unwrap()).collect();
-    assert_eq!(
-        modes,
-        [
-            "raw-1-per-tx",
-            "raw-1000-per-tx",
-            "enqueue",
-            "enqueue-concurrent",
-            "enqueue-bulk",
-            "process",
-            "process",
-            "process-backlog",
-            "process-history",
-            "process-scheduled",
-            "latency",
-            "logs",
-            "progress",
-            "progress-write",
-            "ws",
-            "ws",
-            "api-list",
-            "api-by-status",
-            "api-by-type",
-            "api-search",
-            "api-page-2",
-            "api-details",
-            "api-logs",
-            "api-stats",
-            "api-errors",
-            "api-insight-day",
-            "api-insight-week"
-        ]
-    );
+    ];
+    args.extend_from_slice(scenarios);
+    let rows = json_lines(&db.ok(&args));
+    let got: Vec<&str> = rows.iter().map(|r| r["mode"].as_str().unwrap()).collect();
+    assert_eq!(got, modes);
     for r in &rows {
         for key in [
             "n",
@@ -86,13 +45,6 @@ fn bench_scenarios_report_the_documented_fields() {
         }
         assert_eq!(r["synchronous"], "FULL");
     }
-    let process: Vec<&Value> = rows.iter().filter(|r| r["mode"] == "process").collect();
-    assert_eq!(process[0]["workers"], 1);
-    assert_eq!(process[1]["workers"], 4);
-    assert_eq!(process[0]["n"], 300);
-    let latency = rows.iter().find(|r| r["mode"] == "latency").unwrap();
-    assert!(latency["lat_p50_ms"].as_f64().unwrap() <= latency["lat_p99_ms"].as_f64().unwrap());
-    assert!(rows.iter().find(|r| r["mode"] == "enqueue").unwrap()["raw_ratio"].is_number());
     // CPU per item is reported for the enqueue and process modes (it can
     // be 0 at this tiny N: the clock ticks in hundredths of a second).
     for r in rows.iter().filter(|r| {
@@ -101,6 +53,48 @@ fn bench_scenarios_report_the_documented_fields() {
     }) {
         assert!(r["cpu_us"].as_f64().is_some_and(|c| c >= 0.0), "{r}");
     }
+    // Temporary databases are removed; only the directory's own files remain.
+    let left: Vec<_> = std::fs::read_dir(&db.dir).unwrap().collect();
+    assert!(left.is_empty(), "bench left {left:?}");
+    rows
+}
+
+#[test]
+fn the_write_scenarios_report_the_documented_fields() {
+    let rows = run_scenarios(
+        "bench",
+        "300",
+        &[
+            "raw",
+            "enqueue",
+            "enqueue-concurrent",
+            "enqueue-bulk",
+            "process",
+            "process-backlog",
+            "process-history",
+            "logs",
+            "progress",
+        ],
+        &[
+            "raw-1-per-tx",
+            "raw-1000-per-tx",
+            "enqueue",
+            "enqueue-concurrent",
+            "enqueue-bulk",
+            "process",
+            "process",
+            "process-backlog",
+            "process-history",
+            "logs",
+            "progress",
+            "progress-write",
+        ],
+    );
+    let process: Vec<&Value> = rows.iter().filter(|r| r["mode"] == "process").collect();
+    assert_eq!(process[0]["workers"], 1);
+    assert_eq!(process[1]["workers"], 4);
+    assert_eq!(process[0]["n"], 300);
+    assert!(rows.iter().find(|r| r["mode"] == "enqueue").unwrap()["raw_ratio"].is_number());
     // Runs per commit: one acknowledged enqueue is one commit, a bulk
     // enqueue is one transaction, and the worker commits each run once at
     // most (a claim and a finish can share a transaction).
@@ -116,9 +110,45 @@ fn bench_scenarios_report_the_documented_fields() {
         let per = p["per_commit"].as_f64().unwrap();
         assert!((0.5..=300.0).contains(&per), "{p}");
     }
-    // Temporary databases are removed; only the directory's own files remain.
-    let left: Vec<_> = std::fs::read_dir(&db.dir).unwrap().collect();
-    assert!(left.is_empty(), "bench left {left:?}");
+}
+
+#[test]
+fn the_latency_and_scheduled_scenarios_report_the_documented_fields() {
+    let rows = run_scenarios(
+        "bench-lat",
+        "50",
+        &["process-scheduled", "latency"],
+        &["process-scheduled", "latency"],
+    );
+    let latency = rows.iter().find(|r| r["mode"] == "latency").unwrap();
+    assert!(latency["lat_p50_ms"].as_f64().unwrap() <= latency["lat_p99_ms"].as_f64().unwrap());
+}
+
+#[test]
+fn the_http_scenarios_report_the_documented_fields() {
+    let rows = run_scenarios(
+        "bench-web",
+        "20",
+        &["ws", "api"],
+        &[
+            "ws",
+            "ws",
+            "api-list",
+            "api-by-status",
+            "api-by-type",
+            "api-search",
+            "api-page-2",
+            "api-details",
+            "api-logs",
+            "api-stats",
+            "api-errors",
+            "api-insight-day",
+            "api-insight-week",
+        ],
+    );
+    for r in &rows {
+        assert!(r["lat_p50_ms"].as_f64().is_some(), "{r}");
+    }
 }
 
 /// `footprint` measures real `serve` and `worker` children and the binary.
