@@ -91,7 +91,7 @@ fn the_history_shows_its_filters_total_and_page_count() {
     b.eval("document.getElementById('history-panel').scrollIntoView()");
     screenshot(&mut b, &db, "history-count-1400");
     // A reload keeps the filters and the page size.
-    b.eval("location.reload()");
+    b.reload();
     shows(
         &mut b,
         "the same total after a reload",

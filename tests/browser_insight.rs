@@ -124,7 +124,7 @@ fn the_charts_draw_the_runs_and_the_table_links_to_the_history() {
     // The window survives a reload.
     b.eval("document.querySelector('#chart-window [data-window=\"week\"]').click()");
     b.wait_js("the week's URL", WAIT, "location.search === '?chart=week'");
-    b.eval("location.reload()");
+    b.reload();
     b.wait_js(
         "the week after the reload",
         WAIT,
@@ -208,7 +208,7 @@ fn audit_filters_stay_in_the_url_and_waiting_runs_are_active() {
         "new URLSearchParams(location.search).get('audit-source') === 'cli' && \
          new URLSearchParams(location.search).get('q') === 'demo'",
     );
-    b.eval("location.reload()");
+    b.reload();
     b.wait_js(
         "the audit filter after the reload",
         WAIT,

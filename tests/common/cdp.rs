@@ -112,6 +112,18 @@ impl Browser {
     /// Sends a command (to the page session when `session` is given) and
     /// returns its result, panicking on a protocol error.
     fn call(&mut self, session: Option<&str>, method: &str, params: Value) -> Value {
+        self.try_call(session, method, params)
+            .unwrap_or_else(|err| panic!("devtools {method} failed: {err}"))
+    }
+
+    /// Like [`Self::call`], with a protocol error (such as an evaluation
+    /// cut short by a navigation) returned instead.
+    fn try_call(
+        &mut self,
+        session: Option<&str>,
+        method: &str,
+        params: Value,
+    ) -> Result<Value, String> {
         self.next_id += 1;
         let id = self.next_id;
         let mut msg = json!({"id": id, "method": method, "params": params});
@@ -132,9 +144,9 @@ impl Browser {
                 continue; // an event, or an answer to an earlier command
             }
             if let Some(err) = v.get("error") {
-                panic!("devtools {method} failed: {err}");
+                return Err(err.to_string());
             }
-            return v["result"].clone();
+            return Ok(v["result"].clone());
         }
     }
 
@@ -149,13 +161,27 @@ impl Browser {
         self.page("Page.navigate", json!({"url": url}));
     }
 
+    /// Reloads the page and waits until the new document has loaded: a
+    /// check made right after `location.reload()` could still read the old
+    /// document, which shows what the reload should show too.
+    pub fn reload(&mut self) {
+        self.eval("window.__jobmgrBeforeReload = true; location.reload()");
+        self.wait_js(
+            "the reloaded document",
+            Duration::from_secs(30),
+            "window.__jobmgrBeforeReload === undefined && document.readyState === 'complete'",
+        );
+    }
+
     /// Evaluates `expr` (awaiting promises) and returns its value; a thrown
     /// exception comes back as `Err` with its description.
     pub fn try_eval(&mut self, expr: &str) -> Result<Value, String> {
-        let r = self.page(
+        let session = self.session.clone();
+        let r = self.try_call(
+            Some(&session),
             "Runtime.evaluate",
             json!({"expression": expr, "returnByValue": true, "awaitPromise": true}),
-        );
+        )?;
         if let Some(ex) = r.get("exceptionDetails") {
             let text = ex["exception"]["description"]
                 .as_str()
