@@ -587,3 +587,36 @@ fn a_panic_is_one_log_line_and_a_backtrace_only_on_request() {
         );
     }
 }
+
+/// The worker's group commits skip SQLite's foreign-key checks, relying on
+/// their fences: a run deleted while it runs gets no more log lines, and
+/// the file never holds a row that refers to a missing one.
+#[test]
+fn a_run_deleted_while_it_runs_gets_no_lines_and_no_reference_dangles() {
+    let db = TestDb::new("trusted-references");
+    let quick: Vec<i64> = (0..3).map(|_| db.enqueue("demo-quick", &[])).collect();
+    // The newest run: deleted, its id is not given to another.
+    let doomed = db.enqueue("demo-known-total", &["count=200", "delay_ms=10"]);
+    let w = db.spawn_worker(&[]);
+    db.wait_status(doomed, "RUNNING", WAIT);
+    db.conn()
+        .execute_batch(&format!(
+            "PRAGMA foreign_keys = ON; DELETE FROM JobRun WHERE id = {doomed}"
+        ))
+        .unwrap();
+    wait_for("the worker to find the run gone", WAIT, || {
+        w.log_text().contains("no longer owned by this worker")
+    });
+    let lines = |id: i64| {
+        db.scalar(&format!(
+            "SELECT count(*) FROM JobLog WHERE jobRunId = {id}"
+        ))
+    };
+    assert_eq!(lines(doomed), "0", "lines written for the deleted run");
+    for id in &quick {
+        assert_eq!(db.status_of(*id), "COMPLETED");
+        assert_eq!(lines(*id), "2");
+    }
+    let dangling = db.query("PRAGMA foreign_key_check");
+    assert!(dangling.is_empty(), "{dangling:?}");
+}

@@ -79,6 +79,8 @@ pub fn start_worker(
         .map(|f| mark::MarkFile::new(f, floor, worker_id))
         .map_err(Error::io("open lock file", lock_path(&opts.db)))?;
     let conn = store::open_writer_connection(&opts.db)?;
+    // Its group commits write only rows whose references they fenced.
+    store::trusted::trust_references(&conn)?;
     // What jobs read through: connections that refuse writes, so that the
     // writer stays the process's only writer.
     let readers = Store::open_readers(&opts.db)?;

@@ -312,7 +312,8 @@ impl Writer {
             Msg::DbChanged => self.recheck.start(),
             Msg::Pgid { run_id, pgid } => batch.pgids.push((run_id, pgid)),
             Msg::Apply(write) => {
-                write.apply(&mut self.conn);
+                // A job's write is checked like any other connection's.
+                store::trusted::with_reference_checks(&mut self.conn, |c| write.apply(c))?;
                 // The write may have added runs (the scheduler's do); this
                 // connection's own commits do not move its data version.
                 self.queue_maybe_nonempty = true;

@@ -52,6 +52,7 @@ mod tests;
 pub(crate) use tests::TestFile;
 #[cfg(test)]
 mod transitions;
+pub mod trusted;
 pub mod unique;
 #[cfg(test)]
 mod upgrade_tests;

@@ -27,10 +27,14 @@ pub struct Limits {
     pub groups: Vec<usize>,
 }
 
-/// The queued runs of one type, in queue order.
+/// The queued runs of one type, in queue order; the claim reads only as
+/// many as it may start (the index gives them in order, nothing is
+/// sorted). No `LIMIT ?`: SQLite plans with a bound LIMIT's value, so a
+/// new value expired the statement and every commit compiled it again
+/// (callgrind: 81k instructions a commit, 3k a `process-real` run).
 pub const TYPE_QUEUE_SQL: &str = "SELECT id, jobName, attempt, priority, parameters FROM JobRun \
      INDEXED BY JobRun_queue_type WHERE status = 'QUEUED' AND jobName = ?1 \
-     ORDER BY priority DESC, id LIMIT ?2";
+     ORDER BY priority DESC, id";
 
 /// Claims up to `n` runs within `limits`.
 pub(super) fn claim_limited(
@@ -80,7 +84,7 @@ pub(super) fn claim_in_order(
             continue;
         }
         let rows = stmt
-            .query_map(rusqlite::params![t.name, room as i64], |r| {
+            .query_map([&t.name], |r| {
                 Ok(ClaimedRun {
                     id: r.get(0)?,
                     worker_id: me.worker_id,
@@ -90,7 +94,7 @@ pub(super) fn claim_in_order(
                     parameters: r.get(4)?,
                 })
             })
-            .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
+            .and_then(|rows| rows.take(room).collect::<rusqlite::Result<Vec<_>>>())
             .map_err(Error::db("claim runs"))?;
         candidates.extend(rows.into_iter().map(|r| (i, r)));
     }
@@ -169,5 +173,11 @@ mod tests {
         let got = commit(&mut conn, &Claimant { worker_id: 1 }, &b, Timestamp::now()).unwrap();
         let names: Vec<&str> = got.claimed.iter().map(|r| r.job_name.as_str()).collect();
         assert_eq!(names, ["a", "a", "b"]);
+        // Claims of other sizes run the per-type query as compiled.
+        let reprepared = conn
+            .prepare_cached(TYPE_QUEUE_SQL)
+            .unwrap()
+            .get_status(rusqlite::StatementStatus::RePrepare);
+        assert_eq!(reprepared, 0, "the per-type query was compiled again");
     }
 }
