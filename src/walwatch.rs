@@ -26,11 +26,7 @@ use inotify::{Inotify, WatchDescriptor, WatchMask, Watches};
 /// poll instead.
 pub const RECHECK: Duration = Duration::from_secs(1);
 /// The first look's delay after a wake-up; each look that finds nothing
-/// makes the next a quarter later, up to [`RECHECK_MAX_STEP`]. A quarter,
-/// not double: a commit's fsync here takes 1-2 ms, and doubling looked at
-/// 0.2, 0.6, 1.4 and then 3.0 ms, so a commit visible at 1.6 ms waited
-/// until 3.0 (half the `ws` figure's budget); a quarter looks at 1.15,
-/// 1.6, 2.3 ms, about 15 cheap looks in the first 10 ms instead of 6.
+/// doubles it, up to [`RECHECK_MAX_STEP`].
 pub const RECHECK_POLL: Duration = Duration::from_micros(200);
 /// The longest delay between two looks during the window: a slow fsync
 /// is seen within this of its end, and a whole window costs a few hundred
@@ -68,9 +64,9 @@ impl Recheck {
         self.step
     }
 
-    /// A look found nothing new: the next one waits a quarter longer.
+    /// A look found nothing new: the next one waits twice as long.
     pub fn missed(&mut self) {
-        self.step = (self.step * 5 / 4).min(RECHECK_MAX_STEP);
+        self.step = (self.step * 2).min(RECHECK_MAX_STEP);
     }
 }
 
@@ -257,7 +253,7 @@ mod tests {
         assert!(r.is_on());
         assert_eq!(r.step(), RECHECK_POLL);
         r.missed();
-        assert_eq!(r.step(), RECHECK_POLL * 5 / 4);
+        assert_eq!(r.step(), RECHECK_POLL * 2);
         for _ in 0..20 {
             r.missed();
         }
