@@ -2,8 +2,9 @@
 //! `Open`/`Close` style: [`Serve::open`] opens and migrates the store,
 //! makes the channels and starts every thread of `jobmgr serve` in a fixed
 //! order; [`Serve::close`] stops them in the reverse order and joins every
-//! one (WebSocket and log-follow threads included). The worker's threads
-//! are started and joined in [`worker`]. `cli/` only parses and calls here.
+//! one (the live sockets' writer and log-follow threads included). The
+//! worker's threads are started and joined in [`worker`]. `cli/` only
+//! parses and calls here.
 
 mod bulk;
 pub mod worker;

@@ -123,7 +123,8 @@ pub struct Ctx {
     pub bulk_wake: Sender<()>,
 }
 
-/// The threads serving upgraded WebSocket connections. Each is kept until
+/// The threads serving log-follow WebSockets (live ones are all written by
+/// [`live::Live`]). Each is kept until
 /// it ends, so shutdown can wait for every one; handles of threads that
 /// have ended are dropped as new ones arrive.
 #[derive(Default)]
