@@ -1,14 +1,15 @@
 //! Live events and their fan-out: the change watcher publishes each event
 //! once, serialized once, and the hub offers it to every subscriber's bounded
-//! queue without ever blocking. A subscriber whose queue is full is told to
-//! resynchronise (its stale queue is emptied and replaced by one `resync`,
-//! followed by the message that overflowed); one that made no progress
-//! since its last resync is dropped.
+//! queue without ever blocking, then wakes the one consumer (the live
+//! sockets' writer, `web::live`), which makes its WebSocket frame once for
+//! all of them. A subscriber whose queue is full is told to resynchronise
+//! (its stale queue is emptied and replaced by one `resync`, followed by
+//! the message that overflowed); one that made no progress since its last
+//! resync is dropped.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use serde_json::{Value, json};
 
@@ -65,20 +66,40 @@ struct Slot {
     resynced_at: Option<u64>,
 }
 
-/// One subscriber's bounded queue: a list under a lock and a condition
-/// variable. Not a channel whose receiver spins and yields before it
-/// sleeps: one change wakes every live socket's thread at once, and with
-/// 100 of them on 2 cores that spinning was a fifth of `serve`'s CPU,
-/// taken from the very threads writing the change out.
+/// One message as every subscriber gets it: the JSON text, and the bytes
+/// the consumer makes of it once (a WebSocket frame), shared by all.
+pub struct Published {
+    text: Arc<str>,
+    encoded: OnceLock<Box<[u8]>>,
+}
+
+impl Published {
+    fn new(text: Arc<str>) -> Arc<Published> {
+        Arc::new(Published {
+            text,
+            encoded: OnceLock::new(),
+        })
+    }
+
+    /// The message encoded by `encode`, which runs for the first caller
+    /// only: with 100 clients, one encoding instead of 100.
+    pub fn encoded(&self, encode: impl FnOnce(&str) -> Vec<u8>) -> &[u8] {
+        self.encoded
+            .get_or_init(|| encode(&self.text).into_boxed_slice())
+    }
+}
+
+/// One subscriber's bounded queue, a list under a lock. Nobody waits on
+/// it: the hub wakes the one consumer after each publish, and that
+/// consumer takes from every queue in turn.
 struct Mailbox {
     queue: Mutex<Queue>,
-    ready: Condvar,
     capacity: usize,
 }
 
 #[derive(Default)]
 struct Queue {
-    items: VecDeque<Arc<str>>,
+    items: VecDeque<Arc<Published>>,
     /// The hub dropped the subscriber: once empty, `next` says so.
     closed: bool,
 }
@@ -87,7 +108,6 @@ impl Mailbox {
     fn new(capacity: usize) -> Mailbox {
         Mailbox {
             queue: Mutex::new(Queue::default()),
-            ready: Condvar::new(),
             capacity,
         }
     }
@@ -98,50 +118,32 @@ impl Mailbox {
     }
 
     /// Queues `m`; false (and nothing queued) when the queue is full.
-    fn offer(&self, m: Arc<str>) -> bool {
+    fn offer(&self, m: Arc<Published>) -> bool {
         let mut q = self.lock();
         if q.items.len() >= self.capacity {
             return false;
         }
         q.items.push_back(m);
-        drop(q);
-        self.ready.notify_one();
         true
     }
 
     /// Replaces everything queued by `msgs`.
-    fn replace(&self, msgs: [Arc<str>; 2]) {
+    fn replace(&self, msgs: [Arc<Published>; 2]) {
         let mut q = self.lock();
         q.items.clear();
         q.items.extend(msgs);
-        drop(q);
-        self.ready.notify_one();
     }
 
     fn close(&self) {
         self.lock().closed = true;
-        self.ready.notify_one();
     }
 
-    fn next(&self, timeout: Duration) -> Next {
-        let deadline = Instant::now() + timeout;
+    fn next(&self) -> Next {
         let mut q = self.lock();
-        loop {
-            if let Some(m) = q.items.pop_front() {
-                return Next::Message(m);
-            }
-            if q.closed {
-                return Next::Dropped;
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Next::Idle;
-            }
-            q = self
-                .ready
-                .wait_timeout(q, left)
-                .map(|(q, _)| q)
-                .unwrap_or_else(|e| e.into_inner().0);
+        match q.items.pop_front() {
+            Some(m) => Next::Message(m),
+            None if q.closed => Next::Dropped,
+            None => Next::Idle,
         }
     }
 }
@@ -157,6 +159,9 @@ pub struct Hub {
     inner: Mutex<Inner>,
     max_clients: usize,
     capacity: usize,
+    /// Tells the consumer that queues changed (set once, by the consumer).
+    waker: OnceLock<Box<dyn Fn() + Send + Sync>>,
+    closed: AtomicBool,
 }
 
 /// One subscriber's end of its queue; unsubscribes on drop.
@@ -167,10 +172,10 @@ pub struct Subscription {
     delivered: Arc<AtomicU64>,
 }
 
-/// What waiting on a subscription gave.
+/// What taking from a subscription gave.
 pub enum Next {
-    Message(Arc<str>),
-    /// Nothing within the timeout.
+    Message(Arc<Published>),
+    /// Nothing queued.
     Idle,
     /// The hub dropped this subscriber (or shut down).
     Dropped,
@@ -183,7 +188,26 @@ impl Hub {
             inner: Mutex::new(Inner::default()),
             max_clients,
             capacity: capacity.max(2),
+            waker: OnceLock::new(),
+            closed: AtomicBool::new(false),
         })
+    }
+
+    /// Sets what the hub calls after each publish and at close: the
+    /// consumer's wake-up. Only the first call counts.
+    pub fn on_publish(&self, wake: impl Fn() + Send + Sync + 'static) {
+        let _ = self.waker.set(Box::new(wake));
+    }
+
+    fn wake(&self) {
+        if let Some(w) = self.waker.get() {
+            w();
+        }
+    }
+
+    /// Whether [`Hub::close`] was called.
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::SeqCst)
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -191,10 +215,10 @@ impl Hub {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// A new subscriber, or None when the hub is full.
+    /// A new subscriber, or None when the hub is full or closed.
     pub fn subscribe(self: &Arc<Self>) -> Option<Subscription> {
         let mut inner = self.lock();
-        if inner.slots.len() >= self.max_clients {
+        if inner.slots.len() >= self.max_clients || self.is_closed() {
             return None;
         }
         let mailbox = Arc::new(Mailbox::new(self.capacity));
@@ -235,6 +259,7 @@ impl Hub {
 
     /// Offers an already serialized message to every subscriber.
     pub fn publish_text(&self, text: Arc<str>) {
+        let text = Published::new(text);
         let mut inner = self.lock();
         let mut gone = Vec::new();
         for (id, slot) in inner.slots.iter_mut() {
@@ -248,7 +273,8 @@ impl Hub {
                 continue;
             }
             // The resync, then this newest message: it is still news.
-            slot.mailbox.replace([RESYNC.into(), text.clone()]);
+            slot.mailbox
+                .replace([Published::new(RESYNC.into()), text.clone()]);
             slot.resynced_at = Some(delivered);
             log::info!("live client {id} lagged; told to resync");
         }
@@ -257,20 +283,24 @@ impl Hub {
                 slot.mailbox.close();
             }
         }
+        drop(inner);
+        self.wake();
     }
 
-    /// Drops every subscriber (shutdown).
+    /// Drops every subscriber and refuses new ones (shutdown).
     pub fn close(&self) {
+        self.closed.store(true, Ordering::SeqCst);
         for (_, slot) in self.lock().slots.drain() {
             slot.mailbox.close();
         }
+        self.wake();
     }
 }
 
 impl Subscription {
-    /// Waits up to `timeout` for the next message.
-    pub fn next(&self, timeout: Duration) -> Next {
-        self.mailbox.next(timeout)
+    /// The next queued message, without waiting.
+    pub fn next(&self) -> Next {
+        self.mailbox.next()
     }
 
     /// Records that a message reached the client's socket.
@@ -294,8 +324,8 @@ mod tests {
     }
 
     fn take(sub: &Subscription) -> Option<String> {
-        match sub.next(Duration::from_millis(1)) {
-            Next::Message(m) => Some(m.to_string()),
+        match sub.next() {
+            Next::Message(m) => Some(m.text.to_string()),
             _ => None,
         }
     }
@@ -325,7 +355,7 @@ mod tests {
         }
         assert_eq!(hub.len(), 1);
         while take(&slow).is_some() {}
-        assert!(matches!(slow.next(Duration::from_millis(1)), Next::Dropped));
+        assert!(matches!(slow.next(), Next::Dropped));
         drop(fast);
         assert!(hub.is_empty());
     }
@@ -334,11 +364,39 @@ mod tests {
     fn a_closed_hub_delivers_what_was_queued_then_drops_its_clients() {
         let hub = Hub::new(4, 4);
         let sub = hub.subscribe().expect("slot");
-        assert!(matches!(sub.next(Duration::from_millis(1)), Next::Idle));
+        assert!(matches!(sub.next(), Next::Idle));
         hub.publish_text(text(1));
         hub.close();
         assert_eq!(take(&sub).as_deref(), Some("{\"n\":1}"));
-        assert!(matches!(sub.next(Duration::from_secs(5)), Next::Dropped));
+        assert!(matches!(sub.next(), Next::Dropped));
+        assert!(hub.subscribe().is_none(), "a closed hub takes no one new");
+    }
+
+    #[test]
+    fn a_message_is_encoded_once_for_every_subscriber_and_wakes_the_consumer() {
+        let hub = Hub::new(4, 4);
+        let wakes = Arc::new(AtomicU64::new(0));
+        let counted = wakes.clone();
+        hub.on_publish(move || {
+            counted.fetch_add(1, Ordering::SeqCst);
+        });
+        let subs: Vec<Subscription> = (0..3).map(|_| hub.subscribe().expect("slot")).collect();
+        hub.publish_text(text(1));
+        assert_eq!(wakes.load(Ordering::SeqCst), 1);
+        let mut encodings = 0;
+        for sub in &subs {
+            let Next::Message(m) = sub.next() else {
+                panic!("the message was queued for every subscriber");
+            };
+            let bytes = m.encoded(|t| {
+                encodings += 1;
+                t.as_bytes().to_vec()
+            });
+            assert_eq!(bytes, b"{\"n\":1}");
+        }
+        assert_eq!(encodings, 1, "one encoding shared by all");
+        hub.close();
+        assert_eq!(wakes.load(Ordering::SeqCst), 2, "close wakes the consumer");
     }
 
     #[test]

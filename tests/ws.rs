@@ -376,23 +376,39 @@ fn a_new_run_reusing_a_deleted_runs_id_shows_up_live() {
 }
 
 /// Threads of the server process whose name is `name`.
-fn threads_named(s: &Serve, name: &str) -> usize {
-    let dir = format!("/proc/{}/task", s.child.id());
-    std::fs::read_dir(dir)
-        .map(|tasks| {
-            tasks
-                .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
-                .filter(|comm| comm.trim() == name)
-                .count()
-        })
-        .unwrap_or(0)
+/// Live sockets the server counts (`jobmgr_websocket_clients`).
+fn live_clients(s: &Serve) -> f64 {
+    let text = s.api.get("/metrics").text();
+    text.lines()
+        .find_map(|l| l.strip_prefix("jobmgr_websocket_clients "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(-1.0)
 }
 
-/// A client that stops reading fills the socket buffers and then blocks
-/// the server's write to it. `--client-timeout` bounds that write: the
-/// connection is closed and its thread ends, instead of waiting for the
-/// peer forever. A connection that sends nothing (idle keep-alive
-/// included) is closed after the same time.
+/// `n` queued runs of about `kb` KB each, in one transaction.
+fn bulky_runs(db: &TestDb, n: usize, kb: usize) {
+    let params = json!({ "padding": "x".repeat(kb * 1024) }).to_string();
+    let mut c = db.conn();
+    let tx = c.transaction().expect("tx");
+    for _ in 0..n {
+        tx.execute(
+            "INSERT INTO JobRun (jobName, status, parameters, createdAt, updatedAt) \
+             VALUES ('demo-known-total', 'QUEUED', ?1, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), \
+             strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))",
+            [&params],
+        )
+        .expect("insert");
+    }
+    tx.commit().expect("commit");
+}
+
+/// A client that stops reading fills the socket buffers, and then the
+/// server has bytes for it that its socket does not take. `--client-timeout`
+/// bounds that: the client is dropped, instead of being held forever. Here
+/// the one message is a snapshot of 200 bulky runs (about 20 MB, more than
+/// loopback's buffers), so no queue overflows: the timeout is what drops
+/// it. A connection that sends nothing (idle keep-alive included) is
+/// closed after the same time.
 #[test]
 fn a_client_that_stops_reading_or_sending_is_disconnected_after_the_client_timeout() {
     let db = TestDb::new("wstimeout");
@@ -408,16 +424,74 @@ fn a_client_that_stops_reading_or_sending_is_disconnected_after_the_client_timeo
         matches!(n, Ok(0)) && started.elapsed() < WAIT,
         "a silent connection is closed by the server: {n:?}"
     );
+    bulky_runs(&db, 200, 100);
     let slow = s.api.ws("/ws");
-    wait_for("the live thread", WAIT, || {
-        threads_named(&s, "ws-live") == 1
+    let opened = Instant::now();
+    assert_eq!(live_clients(&s), 1.0, "the stuck client counted");
+    wait_for("the stuck client to be dropped", WAIT, || {
+        live_clients(&s) == 0.0
     });
-    flood(&db);
-    wait_for("the stuck client's thread to end", WAIT, || {
-        threads_named(&s, "ws-live") == 0
-    });
+    assert!(
+        opened.elapsed() >= Duration::from_millis(900),
+        "dropped after the 1 s client timeout, not before: {:?}",
+        opened.elapsed()
+    );
     assert_eq!(s.api.ok("/healthz")["ok"], true, "the server still answers");
     drop(slow);
+}
+
+/// One writer serves every live socket: a client that never reads is told
+/// to resync and then dropped, and meanwhile, and after, a reading client
+/// gets every change.
+#[test]
+fn a_slow_client_is_dropped_with_a_resync_while_another_keeps_receiving() {
+    let db = TestDb::new("wsdrop");
+    let s = db.spawn_serve(&["--no-worker"]);
+    let mut slow = s.api.ws("/ws");
+    let mut fast = s.api.ws("/ws");
+    assert_eq!(next_json(&mut fast).expect("snapshot")["type"], "snapshot");
+    assert_eq!(live_clients(&s), 2.0);
+    let reading = Arc::new(AtomicBool::new(true));
+    let still = reading.clone();
+    let reader = std::thread::spawn(move || {
+        let mut marker = false;
+        while let Some(m) = next_json(&mut fast) {
+            if m["type"] == "run" && m["run"]["jobName"] == "demo-multi-phase" {
+                marker = true;
+                break;
+            }
+        }
+        still.store(false, Ordering::SeqCst);
+        marker
+    });
+    // Changes until the slow client is dropped (its socket buffers, then
+    // its queue twice over: a resync, then the drop).
+    wait_for("the slow client to be dropped", WAIT, || {
+        if live_clients(&s) <= 1.0 {
+            return true;
+        }
+        bulky_runs(&db, 300, 2);
+        false
+    });
+    assert!(
+        reading.load(Ordering::SeqCst),
+        "the reading client is still on"
+    );
+    assert_eq!(live_clients(&s), 1.0, "the reading client is still counted");
+    db.enqueue("demo-multi-phase", &[]);
+    let Ok(marker) = reader.join() else {
+        panic!("the reading client failed; server log:\n{}", s.log_text());
+    };
+    assert!(
+        marker,
+        "the reading client got the change made after the drop"
+    );
+    // What the slow client was sent ends with a resync, then the close.
+    let mut last = Value::Null;
+    while let Some(m) = next_json(&mut slow) {
+        last = m;
+    }
+    assert_eq!(last["type"], "resync", "the slow client's last message");
 }
 
 /// Opens a live WebSocket; its handshake's HTTP status (101 when it opened).

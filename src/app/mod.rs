@@ -2,8 +2,9 @@
 //! `Open`/`Close` style: [`Serve::open`] opens and migrates the store,
 //! makes the channels and starts every thread of `jobmgr serve` in a fixed
 //! order; [`Serve::close`] stops them in the reverse order and joins every
-//! one (WebSocket and log-follow threads included). The worker's threads
-//! are started and joined in [`worker`]. `cli/` only parses and calls here.
+//! one (the live sockets' writer and log-follow threads included). The
+//! worker's threads are started and joined in [`worker`]. `cli/` only
+//! parses and calls here.
 
 mod bulk;
 pub mod worker;
@@ -29,7 +30,7 @@ use crate::registry::Registry;
 use crate::store::Store;
 use crate::supervisor::Supervisor;
 use crate::watcher;
-use crate::web::{self, Ctx, MAX_SOCKETS, Sockets, WebServer, auth};
+use crate::web::{self, Ctx, MAX_SOCKETS, Sockets, WebServer, auth, live::Live};
 
 /// How long `serve` waits for the change watcher's starting point before
 /// answering requests anyway.
@@ -118,6 +119,8 @@ impl Serve {
         // Installed before any thread starts, so an early signal is not lost.
         let signals = Signals::new([SIGTERM, SIGINT])
             .map_err(Error::io("install signal handlers", &settings.db))?;
+        let hub = Hub::new(MAX_SOCKETS, CLIENT_QUEUE);
+        let live = Live::start(hub.clone(), opts.client_timeout)?;
         let gone = manager.clone();
         let on_exit = Box::new(move |pid| match gone.worker_exited(pid) {
             Ok(r) if !r.dead_workers.is_empty() => log::warn!(
@@ -128,7 +131,6 @@ impl Serve {
             Err(e) => log::warn!("record that worker process {pid} is gone: {e}"),
         });
         let supervisor = Arc::new(Supervisor::spawn(settings, opts.start_worker, on_exit)?);
-        let hub = Hub::new(MAX_SOCKETS, CLIENT_QUEUE);
         let (stop, stop_rx) = bounded::<()>(0);
         // One pending wake is enough: the thread looks at every action.
         let (bulk_wake, bulk_woken) = bounded::<()>(1);
@@ -153,6 +155,7 @@ impl Serve {
             followers: Arc::new(AtomicUsize::new(0)),
             shutdown: stop_rx.clone(),
             sockets: Sockets::default(),
+            live,
             tasks: ticker.reports(),
             bulk_wake,
         });
@@ -187,6 +190,8 @@ impl Serve {
             Err(e) => {
                 // Stop what was started, so a failed open leaves no thread.
                 drop(stop);
+                hub.close();
+                ctx.live.join();
                 let _ = watcher.join();
                 let _ = ticker.join();
                 let _ = bulk.join();
@@ -235,7 +240,8 @@ impl Serve {
 
     /// Stops every thread, in the reverse of the start order, and joins it:
     /// the web server (no new requests or sockets), the live sockets (the
-    /// hub is closed, follow sockets see the stop), the bulk thread (it
+    /// hub is closed and their writer ends, follow sockets see the stop),
+    /// the bulk thread (it
     /// stops between two batches), the watcher and the ticker, and last the
     /// supervised worker, which drains its runs.
     pub fn close(self) {
@@ -245,6 +251,7 @@ impl Serve {
         }
         self.web.stop();
         self.hub.close();
+        self.ctx.live.join();
         self.ctx.sockets.join_all();
         let _ = self.bulk.join();
         let _ = self.watcher.join();

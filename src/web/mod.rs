@@ -16,6 +16,7 @@ mod api_worker;
 pub mod assets;
 pub mod auth;
 mod http;
+pub mod live;
 mod metrics;
 mod router;
 mod ws;
@@ -112,15 +113,18 @@ pub struct Ctx {
     pub followers: Arc<AtomicUsize>,
     /// Dropped at shutdown: follow sockets watch it to end.
     pub shutdown: Receiver<()>,
-    /// The WebSocket threads, joined at shutdown.
+    /// The log-follow sockets' threads, joined at shutdown.
     pub sockets: Sockets,
+    /// The live sockets' writer, joined at shutdown once the hub is closed.
+    pub live: live::Live,
     /// What the maintenance tasks have done, for `GET /api/worker`.
     pub tasks: Reports,
     /// Wakes the bulk thread when a handler recorded a bulk action.
     pub bulk_wake: Sender<()>,
 }
 
-/// The threads serving upgraded WebSocket connections. Each is kept until
+/// The threads serving log-follow WebSockets (live ones are all written by
+/// [`live::Live`]). Each is kept until
 /// it ends, so shutdown can wait for every one; handles of threads that
 /// have ended are dropped as new ones arrive.
 #[derive(Default)]

@@ -1,6 +1,7 @@
-//! The WebSocket endpoint. `/ws` sends a snapshot, then forwards the hub's
-//! events from this client's bounded queue; `/ws?follow=ID&after=LINE`
-//! sends one run's log lines as they are committed, then `end`. Both are
+//! The WebSocket endpoint. `/ws` sends a snapshot, then the hub's events
+//! from this client's bounded queue, written by the one live writer
+//! ([`super::live`]); `/ws?follow=ID&after=LINE` sends one run's log lines
+//! as they are committed, then `end`, from a thread of its own. Both are
 //! server-to-client only: an upgraded tiny_http stream cannot be read and
 //! written from two threads, so client requests go over the HTTP API.
 
@@ -15,16 +16,15 @@ use tungstenite::{Message, WebSocket};
 
 use super::auth::header;
 use super::http::{Pre, error_from, error_reply, hdr};
+use super::live::{self, Client};
 use super::{Ctx, MAX_SOCKETS, worker_json};
 use crate::error::{Error, Result};
-use crate::events::{Next, RESYNC, Subscription, run_json};
+use crate::events::{Subscription, run_json};
 use crate::job::JobStatus;
 use crate::query::LogFilter;
 
 /// Active runs in the snapshot, at most.
 const SNAPSHOT_ACTIVE: usize = 200;
-/// A ping goes out after this long without a message, to notice dead peers.
-const PING_EVERY: Duration = Duration::from_secs(20);
 /// How often a follow socket looks for new lines.
 const FOLLOW_POLL: Duration = Duration::from_millis(100);
 /// Lines per `log` message.
@@ -32,8 +32,9 @@ const FOLLOW_PAGE: usize = 500;
 
 type Socket = WebSocket<Box<dyn ReadWrite + Send>>;
 
-/// Upgrades `request` and serves it on a thread of its own, which
-/// [`super::Sockets`] keeps so that shutdown joins it.
+/// Upgrades `request`: a live socket goes to the live writer, a follow
+/// socket to a thread of its own, which [`super::Sockets`] keeps so that
+/// shutdown joins it.
 pub fn upgrade(ctx: &Ctx, request: Request, pre: Pre) {
     let key = header(&request, "Sec-WebSocket-Key");
     let is_upgrade =
@@ -73,35 +74,68 @@ pub fn upgrade(ctx: &Ctx, request: Request, pre: Pre) {
     let accept = tungstenite::handshake::derive_accept_key(key.trim().as_bytes());
     let response =
         Response::new_empty(StatusCode(101)).with_header(hdr("Sec-WebSocket-Accept", &accept));
+    let (id, after) = match job {
+        Job::Live(sub) => return upgrade_live(ctx, request, response, sub),
+        Job::Follow(id, after) => (id, after),
+    };
     let stream = request.upgrade("websocket", response);
     let ws = WebSocket::from_raw_socket(stream, Role::Server, None);
     // The thread borrows nothing from the handler: it gets its own handles.
-    let manager = ctx.manager.clone();
-    let (child_pid, stop) = (ctx.supervisor.child_pid(), ctx.shutdown.clone());
+    let (manager, stop) = (ctx.manager.clone(), ctx.shutdown.clone());
     let followers = ctx.followers.clone();
-    let is_follow = matches!(job, Job::Follow(..));
-    let spawned = match job {
-        Job::Live(sub) => std::thread::Builder::new()
-            .name("ws-live".into())
-            .spawn(move || live(ws, sub, &manager, move || child_pid.get())),
-        Job::Follow(id, after) => {
-            let followers = followers.clone();
-            std::thread::Builder::new()
-                .name("ws-follow".into())
-                .spawn(move || {
-                    follow(ws, &manager, id, after, &stop);
-                    followers.fetch_sub(1, Ordering::SeqCst);
-                })
-        }
-    };
+    let spawned = std::thread::Builder::new()
+        .name("ws-follow".into())
+        .spawn(move || {
+            follow(ws, &manager, id, after, &stop);
+            followers.fetch_sub(1, Ordering::SeqCst);
+        });
     match spawned {
         Ok(thread) => ctx.sockets.add(thread),
         Err(e) => {
             log::error!("spawn WebSocket thread: {e}");
-            if is_follow {
-                followers.fetch_sub(1, Ordering::SeqCst);
-            }
+            ctx.followers.fetch_sub(1, Ordering::SeqCst);
         }
+    }
+}
+
+/// A live socket: the snapshot is read here, after subscribing (so no
+/// change committed after it is missed) and before the upgrade (so a
+/// failure still gets an HTTP answer), then the socket goes to the live
+/// writer with the snapshot as its first message.
+fn upgrade_live(
+    ctx: &Ctx,
+    request: Request,
+    response: Response<std::io::Empty>,
+    sub: Subscription,
+) {
+    let first = match snapshot(&ctx.manager, ctx.supervisor.child_pid().get()) {
+        Ok(s) => s.to_string(),
+        Err(e) => {
+            let _ = request.respond(error_from(&e));
+            return;
+        }
+    };
+    let socket = match request.socket_fd().map(live::duplicate_socket) {
+        Some(Ok(s)) => s,
+        Some(Err(e)) => {
+            // Most likely out of descriptors.
+            log::warn!("live socket: {e}");
+            let _ = request.respond(error_reply(503, "busy", "too many live connections"));
+            return;
+        }
+        None => {
+            let _ = request.respond(error_reply(
+                500,
+                "internal_error",
+                "live updates need a plain TCP connection",
+            ));
+            return;
+        }
+    };
+    let stream = request.upgrade("websocket", response);
+    match Client::new(sub, stream, socket, &first) {
+        Ok(client) => ctx.live.add(client),
+        Err(e) => log::warn!("live socket: {e}"),
     }
 }
 
@@ -156,47 +190,6 @@ fn snapshot(manager: &crate::manager::Manager, pid: Option<u32>) -> Result<Value
         })
         .collect();
     Ok(json!({"type": "snapshot", "worker": worker, "stats": stats, "active": active}))
-}
-
-fn live(
-    mut ws: Socket,
-    sub: Subscription,
-    manager: &crate::manager::Manager,
-    pid: impl Fn() -> Option<u32>,
-) {
-    match snapshot(manager, pid()) {
-        Ok(s) => {
-            if !send(&mut ws, s.to_string()) {
-                return;
-            }
-        }
-        Err(e) => {
-            log::warn!("WebSocket snapshot: {e}");
-            let _ = ws.close(None);
-            return;
-        }
-    }
-    loop {
-        match sub.next(PING_EVERY) {
-            Next::Message(m) => {
-                if !send(&mut ws, m.to_string()) {
-                    return;
-                }
-                sub.delivered();
-            }
-            Next::Idle => {
-                if ws.send(Message::Ping(Vec::new().into())).is_err() {
-                    return;
-                }
-            }
-            Next::Dropped => {
-                let _ = send(&mut ws, RESYNC.to_string());
-                let _ = ws.close(None);
-                let _ = ws.flush();
-                return;
-            }
-        }
-    }
 }
 
 fn follow(

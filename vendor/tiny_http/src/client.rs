@@ -52,6 +52,11 @@ pub struct ClientConnection {
 
     // jobmgr: when the request being read must have arrived
     deadline: Arc<Deadline>,
+
+    // jobmgr: the socket's descriptor, which requests carry (see
+    // `Request::socket_fd`)
+    #[cfg(unix)]
+    socket_fd: Option<std::os::fd::RawFd>,
 }
 
 /// Error that can happen when reading a request.
@@ -85,6 +90,8 @@ impl ClientConnection {
     ) -> ClientConnection {
         let remote_addr = read_socket.peer_addr();
         let secure = read_socket.secure();
+        #[cfg(unix)]
+        let socket_fd = write_socket.raw_fd();
 
         let deadline = Arc::new(Deadline::default());
         let read_socket = DeadlineStream::new(read_socket, deadline.clone());
@@ -101,6 +108,8 @@ impl ClientConnection {
             limits,
             previous_body: None,
             deadline,
+            #[cfg(unix)]
+            socket_fd,
         }
     }
 
@@ -253,6 +262,8 @@ impl ClientConnection {
             }
         })?;
 
+        #[cfg(unix)]
+        let request = request.with_socket_fd(self.socket_fd);
         self.previous_body = Some(request.body_done());
         // jobmgr: an upgraded connection is no longer a request
         if request.headers().iter().any(|h| {

@@ -80,6 +80,10 @@ pub struct Request {
     // jobmgr: true once the whole body has been read; until then, an answer
     // closes the connection rather than reading the rest
     body_done: Arc<AtomicBool>,
+
+    // jobmgr: the connection's socket, see `socket_fd`
+    #[cfg(unix)]
+    socket_fd: Option<std::os::fd::RawFd>,
 }
 
 struct NotifyOnDrop<R> {
@@ -275,6 +279,8 @@ where
         must_send_continue: expects_continue,
         notify_when_responded: None,
         body_done,
+        #[cfg(unix)]
+        socket_fd: None,
     })
 }
 
@@ -495,6 +501,24 @@ impl Request {
             }
         }
         res
+    }
+
+    /// jobmgr: the descriptor of the connection's plain socket, for a
+    /// caller that upgrades the request and then writes the socket itself
+    /// (for example non-blocking, one thread writing many sockets). It is
+    /// valid while this request, or the stream `upgrade` returns, lives:
+    /// duplicate it to own it, and keep that stream until done (dropping
+    /// it closes the connection). None over TLS and for test requests.
+    #[cfg(unix)]
+    pub fn socket_fd(&self) -> Option<std::os::fd::RawFd> {
+        self.socket_fd
+    }
+
+    /// jobmgr: records the connection's socket descriptor.
+    #[cfg(unix)]
+    pub(crate) fn with_socket_fd(mut self, fd: Option<std::os::fd::RawFd>) -> Request {
+        self.socket_fd = fd;
+        self
     }
 
     /// jobmgr: the flag that says whether the body has been read whole.

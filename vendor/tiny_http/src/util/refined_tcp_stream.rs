@@ -132,6 +132,17 @@ impl RefinedTcpStream {
         Ok((read, write))
     }
 
+    /// jobmgr: the plain socket's descriptor; None over TLS, whose bytes
+    /// must go through the TLS stream.
+    #[cfg(unix)]
+    pub(crate) fn raw_fd(&self) -> Option<std::os::fd::RawFd> {
+        match &self.stream {
+            Stream::Http(c) => Some(c.raw_fd()),
+            #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
+            Stream::Https(_) => None,
+        }
+    }
+
     /// Returns true if this struct wraps around a secure connection.
     #[inline]
     pub(crate) fn secure(&self) -> bool {
