@@ -18,7 +18,7 @@ const READ_AT_ONCE: Duration = Duration::from_secs(8);
 /// Takes the write lock the way another writer would, until dropped.
 fn hold_write_lock(db: &TestDb) -> Connection {
     let conn = Connection::open(&db.path).expect("open the database");
-    conn.execute_batch("BEGIN IMMEDIATE; UPDATE JobRunCount SET n = n WHERE 0;")
+    conn.execute_batch("BEGIN IMMEDIATE; UPDATE JobRunCounter SET n = n WHERE 0;")
         .expect("take the write lock");
     conn
 }

@@ -91,7 +91,7 @@ fn counters_changed_by_hand_are_reported() {
     assert_eq!(w.wait_exit(WAIT), Some(0));
     db.conn()
         .execute(
-            "UPDATE JobRunCount SET n = n + 5 WHERE status = 'COMPLETED'",
+            "UPDATE JobRunCounter SET n = n + 5 WHERE status = 'COMPLETED'",
             [],
         )
         .expect("tamper");

@@ -262,7 +262,16 @@ fn a_backup_from_an_older_jobmgr_is_restored_and_migrated_at_the_next_start() {
     rusqlite::Connection::open(&older)
         .and_then(|c| {
             c.execute_batch(
-                "DROP TABLE Housekeeping; DROP INDEX MediaFile_run; \
+                "DROP VIEW JobRunCount; DROP TRIGGER JobRun_count_insert; \
+                 DROP TRIGGER JobRun_count_delete; ALTER TABLE JobRunCounter RENAME TO JobRunCount; \
+                 DELETE FROM JobRunCount WHERE status = 'GAPS'; \
+                 INSERT INTO JobRunCount (status, n) SELECT 'ALL', count(*) FROM JobRun; \
+                 CREATE TRIGGER JobRun_count_insert AFTER INSERT ON JobRun \
+                 BEGIN UPDATE JobRunCount SET n = n + 1 WHERE status = 'ALL'; END; \
+                 CREATE TRIGGER JobRun_count_delete AFTER DELETE ON JobRun \
+                 BEGIN UPDATE JobRunCount SET n = n - 1 WHERE status = 'ALL'; END; \
+                 DROP INDEX JobRun_status_id; CREATE INDEX JobRun_status_id ON JobRun (status, id); \
+                 DROP TABLE Housekeeping; DROP INDEX MediaFile_run; \
                  DROP TRIGGER JobRun_stat_finish; DROP TRIGGER JobRun_stat_insert_finished; \
                  DROP TRIGGER JobLog_stat_insert; DROP TRIGGER ScheduleTick_stat_insert; \
                  DROP TABLE JobStat; DROP TABLE MetricCounter; DROP TABLE ScheduleTickStat; \

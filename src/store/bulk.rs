@@ -6,8 +6,9 @@
 use rusqlite::{Connection, Transaction, params, params_from_iter};
 use serde_json::Value;
 
+use super::arms::{Arms, QueueGroup};
 use super::rows::{RUN_COLUMNS, run_from_row};
-use super::runs::{filter_clauses, sql_value};
+use super::runs::sql_value;
 use crate::error::{Error, Result};
 use crate::job::JobRun;
 use crate::query::RunFilter;
@@ -25,15 +26,30 @@ pub struct Selection<'a> {
 }
 
 impl Selection<'_> {
-    fn sql(&self, head: &str) -> (String, Vec<Value>) {
-        let mut sql = format!("{head} FROM JobRun WHERE id <= ?");
-        let mut args = vec![Value::from(self.upto)];
-        filter_clauses(self.filter, &mut sql, &mut args);
+    /// The compound SELECT of `head` over the selected runs (see `arms`),
+    /// with `extra` conditions; `groups` the queue's when ordered by id.
+    fn sql(
+        &self,
+        head: &str,
+        extra: Vec<(String, Vec<Value>)>,
+        groups: Option<&[QueueGroup]>,
+    ) -> (String, Vec<Value>) {
+        let mut all = vec![(" AND id <= ?".to_string(), vec![Value::from(self.upto)])];
+        all.extend(extra);
         if self.not_rerun {
             // Served by the partial index JobRun_rerun.
-            sql.push_str(" AND NOT EXISTS (SELECT 1 FROM JobRun c WHERE c.rerunOfId = JobRun.id)");
+            all.push((
+                " AND NOT EXISTS (SELECT 1 FROM JobRun c WHERE c.rerunOfId = JobRun.id)".into(),
+                Vec::new(),
+            ));
         }
-        (sql, args)
+        Arms {
+            head,
+            filter: self.filter,
+            extra: all,
+            groups,
+        }
+        .sql()
     }
 }
 
@@ -46,7 +62,7 @@ pub fn newest_run_id(conn: &Connection) -> Result<i64> {
 /// How many runs `sel` selects now, counting no further than `cap` when
 /// given (a dry run's count stays bounded however large the history).
 pub fn count(conn: &Connection, sel: &Selection<'_>, cap: Option<i64>) -> Result<i64> {
-    let (mut sql, mut args) = sel.sql("SELECT 1");
+    let (mut sql, mut args) = sel.sql("SELECT 1", Vec::new(), None);
     if let Some(cap) = cap {
         sql.push_str(" LIMIT ?");
         args.push(Value::from(cap));
@@ -64,10 +80,8 @@ pub fn next_batch(
     after: i64,
     limit: usize,
 ) -> Result<Vec<JobRun>> {
-    let (mut sql, mut args) = sel.sql(&format!("SELECT {RUN_COLUMNS}"));
-    sql.push_str(" AND id > ? ORDER BY id LIMIT ?");
-    args.push(Value::from(after));
-    args.push(Value::from(limit as i64));
+    let groups = super::arms::groups_for(conn, sel.filter)?;
+    let (sql, args) = batch_query(sel, after, limit, &groups);
     let mut stmt = conn
         .prepare(&sql)
         .map_err(Error::db("read matching runs"))?;
@@ -76,6 +90,22 @@ pub fn next_batch(
         .map_err(Error::db("read matching runs"))?;
     rows.collect::<rusqlite::Result<_>>()
         .map_err(Error::db("read matching runs"))
+}
+
+/// The SQL and arguments of [`next_batch`], with `groups` the queue's (see
+/// `arms`; public for the plan test).
+pub(crate) fn batch_query(
+    sel: &Selection<'_>,
+    after: i64,
+    limit: usize,
+    groups: &[QueueGroup],
+) -> (String, Vec<Value>) {
+    let after = vec![(" AND id > ?".to_string(), vec![Value::from(after)])];
+    let head = format!("SELECT {RUN_COLUMNS}");
+    let (mut sql, mut args) = sel.sql(&head, after, Some(groups));
+    sql.push_str(" ORDER BY id LIMIT ?");
+    args.push(Value::from(limit as i64));
+    (sql, args)
 }
 
 /// `ids` as a JSON array for `json_each` (one bound parameter however many).

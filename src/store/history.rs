@@ -4,7 +4,8 @@
 use rusqlite::{Connection, params_from_iter};
 use serde_json::Value;
 
-use super::runs::{RunFilter, filter_clauses, sql_value};
+use super::arms::Arms;
+use super::runs::{RunFilter, sql_value};
 use crate::error::{Error, Result};
 
 /// Counts the runs `filter` matches (its cursor and limit aside), stopping
@@ -12,10 +13,15 @@ use crate::error::{Error, Result};
 /// says so (`Some(cap + 1)` means "more than `cap`"). The walk is the
 /// history query's own, so it costs what reading `cap` rows of it costs.
 pub fn count_bounded(conn: &Connection, filter: &RunFilter, cap: usize) -> Result<usize> {
-    let mut sql = String::from("SELECT count(*) FROM (SELECT 1 FROM JobRun WHERE 1 = 1");
-    let mut args: Vec<Value> = Vec::new();
-    filter_clauses(filter, &mut sql, &mut args);
-    sql.push_str(" LIMIT ?)");
+    // Unordered: QUEUED is one walk of the queue index (see `arms`).
+    let arms = Arms {
+        head: "SELECT 1",
+        filter,
+        extra: Vec::new(),
+        groups: None,
+    };
+    let (arms, mut args) = arms.sql();
+    let sql = format!("SELECT count(*) FROM ({arms} LIMIT ?)");
     args.push(Value::from(cap as i64 + 1));
     conn.prepare_cached(&sql)
         .and_then(|mut s| {

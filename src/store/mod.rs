@@ -15,6 +15,7 @@ use rusqlite::{OpenFlags, TransactionBehavior};
 
 use crate::error::{Error, Result};
 
+pub mod arms;
 pub mod attempts;
 pub mod audit;
 pub mod backup;

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use rusqlite::{Connection, OptionalExtension, Transaction, params, params_from_iter};
 use serde_json::{Map, Value};
 
+use super::arms::{Arms, QueueGroup};
 use super::multirow::Family;
 use super::rows::{RUN_COLUMNS, run_from_row};
 use crate::error::{Error, Result};
@@ -171,8 +172,9 @@ pub fn insert_runs<R: Borrow<NewRun>>(
         }
         ids.extend(last - chunk.len() as i64 + 1..=last);
     }
+    // The total needs no counting: these ids are the largest plus one (see
+    // `counts`). SCHEDULED runs have a counter of their own.
     if super::counts::by_hand(tx)? {
-        super::counts::add_inserted(tx, runs.len())?;
         let scheduled = runs
             .iter()
             .filter(|r| Borrow::<NewRun>::borrow(*r).run_at.is_some())
@@ -192,10 +194,16 @@ pub fn get_run(conn: &Connection, id: i64) -> Result<Option<JobRun>> {
 pub use super::orphans::{OrphanRun, cancel_orphan, fail_orphan, orphan_runs, requeue_orphan};
 pub use crate::query::RunFilter;
 
-/// The history page for `filter`.
+/// The history page for `filter`. The queue's groups are read in the same
+/// snapshot as the page, so a page never misses a queued run.
 pub fn list_runs(conn: &Connection, filter: &RunFilter) -> Result<Vec<JobRun>> {
-    let (sql, args) = history_query(filter);
-    let mut stmt = conn.prepare_cached(&sql).map_err(Error::db("list runs"))?;
+    // Deferred: the connections default to IMMEDIATE, which would take the
+    // write lock for a read.
+    let tx = Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Deferred)
+        .map_err(Error::db("list runs"))?;
+    let groups = super::arms::groups_for(&tx, filter)?;
+    let (sql, args) = history_query(filter, &groups);
+    let mut stmt = tx.prepare_cached(&sql).map_err(Error::db("list runs"))?;
     let rows = stmt
         .query_map(params_from_iter(args.iter().map(sql_value)), run_from_row)
         .map_err(Error::db("list runs"))?;
@@ -203,29 +211,33 @@ pub fn list_runs(conn: &Connection, filter: &RunFilter) -> Result<Vec<JobRun>> {
         .map_err(Error::db("list runs"))
 }
 
-/// The SQL and arguments of the history page (public for the plan test).
-pub fn history_query(filter: &RunFilter) -> (String, Vec<Value>) {
-    let mut sql = format!("SELECT {RUN_COLUMNS} FROM JobRun WHERE 1 = 1");
-    let mut args: Vec<Value> = Vec::new();
-    filter_clauses(filter, &mut sql, &mut args);
-    if let Some(before) = filter.before_id {
-        sql.push_str(" AND id < ?");
-        args.push(Value::from(before));
-    }
+/// The SQL and arguments of the history page, with `groups` the queue's
+/// (see `arms`) when the filter asks for QUEUED runs (public for the plan
+/// test).
+pub fn history_query(filter: &RunFilter, groups: &[QueueGroup]) -> (String, Vec<Value>) {
+    let head = format!("SELECT {RUN_COLUMNS}");
+    let extra = filter
+        .before_id
+        .map(|before| (" AND id < ?".to_string(), vec![Value::from(before)]))
+        .into_iter()
+        .collect();
+    let arms = Arms {
+        head: &head,
+        filter,
+        extra,
+        groups: Some(groups),
+    };
+    let (mut sql, mut args) = arms.sql();
     sql.push_str(" ORDER BY id DESC LIMIT ?");
     args.push(Value::from(filter.limit as i64));
     (sql, args)
 }
 
-/// Appends the ` AND ...` conditions of `filter` (statuses, name, search,
-/// time range; not the page cursor) to `sql`, and their arguments: the
-/// history and the bulk actions select runs the same way.
+/// Appends the ` AND ...` conditions of `filter` other than its statuses
+/// (name, search, time range; not the page cursor) to `sql`, and their
+/// arguments: the history and the bulk actions select runs the same way,
+/// each status an arm of its own (see `arms`).
 pub(super) fn filter_clauses(filter: &RunFilter, sql: &mut String, args: &mut Vec<Value>) {
-    if !filter.statuses.is_empty() {
-        let marks = vec!["?"; filter.statuses.len()].join(", ");
-        sql.push_str(&format!(" AND status IN ({marks})"));
-        args.extend(filter.statuses.iter().map(|s| Value::from(s.as_str())));
-    }
     if let Some(name) = &filter.name {
         sql.push_str(" AND jobName = ?");
         args.push(Value::from(name.as_str()));
@@ -264,14 +276,30 @@ fn escape_like(q: &str) -> String {
 
 /// Runs in the given status, oldest first (the active-runs panel).
 pub fn runs_in_status(conn: &Connection, status: JobStatus, limit: usize) -> Result<Vec<JobRun>> {
-    conn.prepare_cached(&format!(
-        "SELECT {RUN_COLUMNS} FROM JobRun WHERE status = ?1 ORDER BY id LIMIT ?2"
-    ))
-    .and_then(|mut s| {
-        s.query_map(params![status.as_str(), limit as i64], run_from_row)?
-            .collect()
-    })
-    .map_err(Error::db("list runs by status"))
+    let op = "list runs by status";
+    let tx = Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Deferred)
+        .map_err(Error::db(op))?;
+    let filter = RunFilter {
+        statuses: vec![status],
+        ..RunFilter::default()
+    };
+    let groups = super::arms::groups_for(&tx, &filter)?;
+    let head = format!("SELECT {RUN_COLUMNS}");
+    let arms = Arms {
+        head: &head,
+        filter: &filter,
+        extra: Vec::new(),
+        groups: Some(&groups),
+    };
+    let (mut sql, mut args) = arms.sql();
+    sql.push_str(" ORDER BY id LIMIT ?");
+    args.push(Value::from(limit as i64));
+    tx.prepare_cached(&sql)
+        .and_then(|mut s| {
+            s.query_map(params_from_iter(args.iter().map(sql_value)), run_from_row)?
+                .collect()
+        })
+        .map_err(Error::db(op))
 }
 
 /// Cancels a run that has not started (QUEUED or SCHEDULED) at once;

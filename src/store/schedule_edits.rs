@@ -136,8 +136,6 @@ pub fn insert_run_now(
         params![name, now, id],
     )
     .map_err(Error::db(op))?;
-    if super::counts::by_hand(tx)? {
-        super::counts::add_inserted(tx, 1)?;
-    }
+    // A QUEUED run with the id SQLite chose: no counter moves (see `counts`).
     Ok(id)
 }

@@ -324,9 +324,7 @@ pub fn record(
         }
         save_state(tx, w, last_run, now)?;
     }
-    if super::counts::by_hand(tx)? {
-        super::counts::add_inserted(tx, out.runs.len())?;
-    }
+    // QUEUED runs with ids SQLite chose: no counter moves (see `counts`).
     super::stats::count_ticks(tx, &counted)?;
     Ok(out)
 }

@@ -197,28 +197,36 @@ pub struct Unfinished {
     pub oldest: String,
 }
 
+/// The unfinished runs per type and status (public for the plan test).
+pub(crate) const UNFINISHED_SQL: &str = "WITH u AS (SELECT jobName, status, coalesce(runAt, createdAt) AS at FROM JobRun \
+       INDEXED BY JobRun_status_id WHERE status = 'SCHEDULED' \
+     UNION ALL SELECT jobName, status, coalesce(runAt, createdAt) FROM JobRun \
+       INDEXED BY JobRun_status_id WHERE status = 'WAITING' \
+     UNION ALL SELECT jobName, status, coalesce(runAt, createdAt) FROM JobRun \
+       INDEXED BY JobRun_status_id WHERE status = 'RUNNING' \
+     UNION ALL SELECT jobName, status, coalesce(runAt, createdAt) FROM JobRun \
+       INDEXED BY JobRun_queue_type WHERE status = 'QUEUED') \
+     SELECT jobName, status, count(*), min(at) FROM u \
+     GROUP BY jobName, status ORDER BY jobName, status";
+
 /// Runs per job type in SCHEDULED, WAITING, QUEUED and RUNNING. One pass over the
-/// `(status, id)` index for those statuses, with a row look-up each for the
-/// job name: its cost grows with the unfinished runs (the backlog), never
-/// with the finished history.
+/// `(status, id)` index for the first, the second and the last, and over the
+/// queue index for QUEUED (V20), with a row look-up each: its cost grows with
+/// the unfinished runs (the backlog), never with the finished history.
 pub fn unfinished(conn: &Connection) -> Result<Vec<Unfinished>> {
-    conn.prepare_cached(
-        "SELECT jobName, status, count(*), min(coalesce(runAt, createdAt)) FROM JobRun \
-         INDEXED BY JobRun_status_id WHERE status IN ('SCHEDULED', 'WAITING', 'QUEUED', 'RUNNING') \
-         GROUP BY jobName, status ORDER BY jobName, status",
-    )
-    .and_then(|mut s| {
-        s.query_map([], |r| {
-            Ok(Unfinished {
-                job: r.get(0)?,
-                status: r.get(1)?,
-                n: r.get(2)?,
-                oldest: r.get(3)?,
-            })
-        })?
-        .collect()
-    })
-    .map_err(Error::db("count unfinished runs"))
+    conn.prepare_cached(UNFINISHED_SQL)
+        .and_then(|mut s| {
+            s.query_map([], |r| {
+                Ok(Unfinished {
+                    job: r.get(0)?,
+                    status: r.get(1)?,
+                    n: r.get(2)?,
+                    oldest: r.get(3)?,
+                })
+            })?
+            .collect()
+        })
+        .map_err(Error::db("count unfinished runs"))
 }
 
 /// A label-less counter of `MetricCounter` (0 when missing).

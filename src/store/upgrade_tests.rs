@@ -169,3 +169,62 @@ fn the_v18_unique_index_frees_the_keys_of_finished_runs() {
     insert("done").expect("a finished run's key is free");
     assert!(insert("live").is_err(), "a queued run holds its key");
 }
+
+/// V20 takes QUEUED runs out of `JobRun_status_id` and counts the total as
+/// the largest id minus the ids without a run: on a file with history and
+/// gaps in its ids, the counters read as before and stay exact.
+#[test]
+fn the_v20_total_and_status_index_keep_what_they_said() {
+    let file = TestFile::new("upgrade-v20");
+    let mut conn = open_connection(&file.db()).unwrap();
+    embedded::migrations::runner()
+        .set_target(Target::Version(19))
+        .run(&mut conn)
+        .unwrap();
+    conn.execute_batch(
+        "INSERT INTO JobRun (id, jobName, status, createdAt, updatedAt, finishedAt) VALUES \
+           (1, 'a', 'COMPLETED', 't', 't', 't'), (2, 'a', 'FAILED', 't', 't', 't'), \
+           (5, 'a', 'QUEUED', 't', 't', NULL), (6, 'b', 'RUNNING', 't', 't', NULL), \
+           (9, 'b', 'QUEUED', 't', 't', NULL);",
+    )
+    .unwrap();
+    assert_eq!(
+        scalar(&conn, "SELECT n FROM JobRunCount WHERE status = 'ALL'"),
+        5
+    );
+    drop(conn);
+
+    let store = Store::open(&file.db()).unwrap();
+    let conn = store.conn().unwrap();
+    let all = "SELECT n FROM JobRunCount WHERE status = 'ALL'";
+    assert_eq!(scalar(&conn, all), 5);
+    assert_eq!(
+        scalar(&conn, "SELECT n FROM JobRunCounter WHERE status = 'GAPS'"),
+        4
+    );
+    assert_eq!(
+        scalar(&conn, "SELECT n FROM JobRunCount WHERE status = 'FAILED'"),
+        1
+    );
+    // The index holds the RUNNING and finished runs, not the QUEUED ones.
+    assert_eq!(
+        scalar(
+            &conn,
+            "SELECT count(*) FROM JobRun INDEXED BY JobRun_status_id \
+             WHERE status = 'RUNNING' OR status = 'COMPLETED' OR status = 'FAILED' \
+                OR status = 'CANCELLED' OR status = 'SCHEDULED' OR status = 'WAITING'"
+        ),
+        3
+    );
+    // New ids continue after the old ones, and the total follows.
+    conn.execute(
+        "INSERT INTO JobRun (jobName, status, createdAt, updatedAt) VALUES ('a', 'QUEUED', 't', 't')",
+        [],
+    )
+    .unwrap();
+    assert_eq!(conn.last_insert_rowid(), 10);
+    conn.execute("DELETE FROM JobRun WHERE id IN (2, 10)", [])
+        .unwrap();
+    assert_eq!(scalar(&conn, all), 4);
+    assert_eq!(scalar(&conn, "SELECT count(*) FROM JobRun"), 4);
+}

@@ -5,10 +5,12 @@ use rusqlite::Connection;
 
 use crate::error::{Error, Result};
 use crate::job::JobStatus;
+use crate::store::arms::{Arms, QueueGroup};
 use crate::store::batch::CLAIM_PLAN_SQL;
+use crate::store::bulk::{Selection, batch_query};
 use crate::store::logs::RUN_LOG_PLAN_SQL;
 use crate::store::runs::{RunFilter, history_query};
-use crate::store::{Store, TestFile, insight, open_connection};
+use crate::store::{Store, TestFile, insight, notify, open_connection, stats};
 
 /// `EXPLAIN QUERY PLAN` of `sql`, one line per step.
 pub(crate) fn explain(conn: &Connection, sql: &str) -> Result<Vec<String>> {
@@ -29,7 +31,13 @@ fn hot_queries_use_indexes_and_sort_nothing() -> Result<()> {
     let file = TestFile::new("plans");
     Store::open(&file.db())?;
     let conn = open_connection(&file.db())?;
-    let history = |f: RunFilter| history_query(&RunFilter { limit: 50, ..f }).0;
+    // Two job types' queues, one with two priorities: three id-ordered
+    // ranges of JobRun_queue_type (see `arms`).
+    let groups = [("a", 0), ("a", -5), ("b", 0)].map(|(name, priority)| QueueGroup {
+        name: name.into(),
+        priority,
+    });
+    let history = |f: RunFilter| history_query(&RunFilter { limit: 50, ..f }, &groups).0;
     let cases = [
         ("claim: the queued types", CLAIM_PLAN_SQL.to_string(), "JobRun_queue_type"),
         ("run log", RUN_LOG_PLAN_SQL.to_string(), "JobLog_run_time"),
@@ -41,6 +49,40 @@ fn hot_queries_use_indexes_and_sort_nothing() -> Result<()> {
                 ..RunFilter::default()
             }),
             "JobRun_status_id",
+        ),
+        (
+            "history of queued runs (V20: not in JobRun_status_id)",
+            history(RunFilter {
+                statuses: vec![JobStatus::Queued],
+                before_id: Some(100),
+                ..RunFilter::default()
+            }),
+            "JobRun_queue_type (jobName=? AND priority=? AND id<?)",
+        ),
+        (
+            "history of queued and failed runs",
+            history(RunFilter {
+                statuses: vec![JobStatus::Queued, JobStatus::Failed],
+                ..RunFilter::default()
+            }),
+            "JobRun_status_id (status=?)",
+        ),
+        (
+            "history of queued runs of one type",
+            history(RunFilter {
+                statuses: vec![JobStatus::Queued],
+                name: Some("a".into()),
+                ..RunFilter::default()
+            }),
+            "JobRun_queue_type (jobName=? AND priority=?)",
+        ),
+        (
+            "history of running runs",
+            history(RunFilter {
+                statuses: vec![JobStatus::Running],
+                ..RunFilter::default()
+            }),
+            "JobRun_status_id (status=?)",
         ),
         (
             "history by job type",
@@ -83,10 +125,84 @@ fn hot_queries_use_indexes_and_sort_nothing() -> Result<()> {
             "JobLog_run_time",
         ),
     ];
+    let queued = RunFilter {
+        statuses: vec![JobStatus::Queued],
+        ..RunFilter::default()
+    };
+    let bulk = Selection {
+        filter: &queued,
+        upto: 100,
+        not_rerun: false,
+    };
+    let cases = cases.into_iter().chain([
+        (
+            "a bulk action's next batch of queued runs",
+            batch_query(&bulk, 5, 100, &groups).0,
+            "JobRun_queue_type (jobName=? AND priority=? AND id>? AND id<?)",
+        ),
+        (
+            "the active panel's queued runs (oldest first)",
+            format!(
+                "{} ORDER BY id LIMIT 20",
+                Arms {
+                    head: "SELECT id",
+                    filter: &queued,
+                    extra: Vec::new(),
+                    groups: Some(&groups),
+                }
+                .sql()
+                .0
+            ),
+            "JobRun_queue_type (jobName=? AND priority=?)",
+        ),
+    ]);
     for (what, sql, index) in cases {
         let p = explain(&conn, &sql)?.join(" | ");
         assert!(p.contains(index), "{what} does not use {index}: {p}");
         assert!(!p.contains("TEMP B-TREE"), "{what} sorts: {p}");
+    }
+    // Bounded sorts: the compound's arms are each indexed, but what they
+    // return is sorted (a count needs no order; the overdue check and the
+    // unfinished counts sort what the unfinished runs give).
+    let sorted = [
+        (
+            "history count of queued and failed runs",
+            format!(
+                "SELECT count(*) FROM ({} LIMIT 1001)",
+                Arms {
+                    head: "SELECT 1",
+                    filter: &RunFilter {
+                        statuses: vec![JobStatus::Queued, JobStatus::Failed],
+                        ..RunFilter::default()
+                    },
+                    extra: Vec::new(),
+                    groups: None,
+                }
+                .sql()
+                .0
+            ),
+            ["JobRun_queue_type", "JobRun_status_id (status=?)"],
+        ),
+        (
+            "notify: overdue runs",
+            notify::OVERDUE_SQL.into(),
+            ["JobRun_queue_type", "JobRun_status_id (status=?)"],
+        ),
+        (
+            "jobmgr status: unfinished runs per type",
+            stats::UNFINISHED_SQL.into(),
+            ["JobRun_queue_type", "JobRun_status_id (status=?)"],
+        ),
+    ];
+    for (what, sql, indexes) in sorted {
+        let p = explain(&conn, &sql)?.join(" | ");
+        for index in indexes {
+            assert!(p.contains(index), "{what} does not use {index}: {p}");
+        }
+        assert!(
+            !p.contains("SCAN JobRun |") && !p.ends_with("SCAN JobRun"),
+            "{what} scans: {p}"
+        );
     }
     Ok(())
 }
