@@ -238,6 +238,12 @@ impl Store {
         let pool = r2d2::Pool::builder()
             .max_size(8)
             .min_idle(Some(min_idle))
+            // r2d2 checks every checked-out connection by preparing and
+            // running `SELECT 1` (r2d2_sqlite's `is_valid`): a SQLite
+            // connection does not go stale like a network one, and the
+            // check cost every API read and every change the watcher looks
+            // at a statement compiled from scratch.
+            .test_on_check_out(false)
             .connection_timeout(Duration::from_secs(15))
             .build(manager)
             .map_err(|e| Error::Open {
