@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use r2d2::PooledConnection;
 use r2d2_sqlite::SqliteConnectionManager;
+use rusqlite::config::DbConfig;
 use rusqlite::functions::FunctionFlags;
 use rusqlite::{OpenFlags, TransactionBehavior};
 
@@ -119,6 +120,13 @@ fn configure(conn: &mut Connection) -> rusqlite::Result<()> {
     // only undo one statement and play no part in durability.
     conn.pragma_update(None, "temp_store", "MEMORY")?;
     conn.set_transaction_behavior(TransactionBehavior::Immediate);
+    // Without the query planner stability guarantee SQLite plans a bound
+    // `LIMIT ?` by its value and re-prepares the statement whenever the
+    // parameter is bound again, which rusqlite does on every run: each
+    // cached query with a bound limit (the change watcher's, every page of
+    // the API) was compiled from scratch each time. Nothing here relies on
+    // plans chosen by bound values (no sqlite_stat4, no LIKE on an index).
+    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
     // Failure groups group by the message with its numbers and ids masked.
     conn.create_scalar_function(
         "jobmgr_error_key",
