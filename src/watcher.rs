@@ -128,7 +128,14 @@ pub fn run(
     // falls between that look and the watch.
     let (wake_tx, mut woken) = bounded::<()>(1);
     let db = manager.database_path().to_path_buf();
+    let quiet = hub.clone();
     let wal = crate::walwatch::watch(&db, &db, "change-wake", move || {
+        // With nobody subscribed a wake-up would be ignored: not sending it
+        // spares this thread waking once per WAL write (a commit writes
+        // several), a twentieth of `serve`'s CPU under HTTP enqueues.
+        if quiet.is_empty() {
+            return true;
+        }
         // A full channel already holds a wake-up.
         !matches!(wake_tx.try_send(()), Err(TrySendError::Disconnected(_)))
     })

@@ -187,3 +187,75 @@ fn a_closed_or_upgraded_connection_gives_its_place_back() {
     answering.join().expect("responder");
     drop(ws);
 }
+
+/// A server whose handler answers each request with the name of the
+/// thread that answered it, and panics on `/panic`.
+fn handled_server() -> (Server, String) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let handler = Arc::new(|rq: Request| {
+        assert_ne!(rq.url(), "/panic", "a bug in the handler");
+        let me = format!("{:?} end", std::thread::current().id());
+        let _ = rq.respond(Response::from_string(me));
+    });
+    let server = Server::from_listener_with_handler(listener, None, Limits::default(), handler)
+        .expect("server");
+    let addr = server.server_addr().to_ip().expect("an IP address");
+    (server, addr.to_string())
+}
+
+/// The bodies of the answers in `text` (each `Content-Length` long).
+fn bodies(text: &str) -> Vec<String> {
+    text.split("HTTP/1.1 ")
+        .skip(1)
+        .filter_map(|a| {
+            let (head, body) = a.split_once("\r\n\r\n")?;
+            let len: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("Content-Length: "))?
+                .trim()
+                .parse()
+                .ok()?;
+            body.get(..len).map(str::to_string)
+        })
+        .collect()
+}
+
+/// With a handler, nobody calls `recv`: each request of a keep-alive
+/// connection is answered, in order, by the thread that reads that
+/// connection (the same one each time; another connection open meanwhile
+/// has another). A panicking handler costs its request (500) and its
+/// connection; the server answers the next connection.
+#[test]
+fn a_handler_answers_each_request_on_its_connections_thread() {
+    let (_server, addr) = handled_server();
+    let ask = |requests: &str| {
+        let mut c = TcpStream::connect(&addr).expect("connect");
+        c.write_all(requests.as_bytes()).expect("requests");
+        c.set_read_timeout(Some(WAIT)).expect("read timeout");
+        let mut answers = String::new();
+        let _ = c.read_to_string(&mut answers);
+        answers
+    };
+    let mut kept = TcpStream::connect(&addr).expect("connect");
+    kept.write_all(get("/a", false).as_bytes())
+        .expect("request");
+    let first = read_until(&mut kept, " end");
+    let other = ask(&get("/c", true));
+    kept.write_all(get("/b", true).as_bytes()).expect("request");
+    kept.set_read_timeout(Some(WAIT)).expect("read timeout");
+    let mut second = String::new();
+    let _ = kept.read_to_string(&mut second);
+    let (first, second, other) = (bodies(&first), bodies(&second), bodies(&other));
+    assert_eq!(first.len(), 1, "{first:?}");
+    assert_eq!(first, second, "one connection, one thread");
+    assert_eq!(other.len(), 1, "{other:?}");
+    assert_ne!(first, other, "another open connection, another thread");
+    let panicked = ask(&format!("{}{}", get("/panic", false), get("/d", true)));
+    assert_eq!(
+        statuses(&panicked),
+        [500],
+        "the connection ends: {panicked}"
+    );
+    let after = ask(&get("/e", true));
+    assert_eq!(statuses(&after), [200], "served after a panic: {after}");
+}

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use r2d2::PooledConnection;
 use r2d2_sqlite::SqliteConnectionManager;
+use rusqlite::config::DbConfig;
 use rusqlite::functions::FunctionFlags;
 use rusqlite::{OpenFlags, TransactionBehavior};
 
@@ -121,6 +122,13 @@ fn configure(conn: &mut Connection) -> rusqlite::Result<()> {
     // only undo one statement and play no part in durability.
     conn.pragma_update(None, "temp_store", "MEMORY")?;
     conn.set_transaction_behavior(TransactionBehavior::Immediate);
+    // Without the query planner stability guarantee SQLite plans a bound
+    // `LIMIT ?` by its value and re-prepares the statement whenever the
+    // parameter is bound again, which rusqlite does on every run: each
+    // cached query with a bound limit (the change watcher's, every page of
+    // the API) was compiled from scratch each time. Nothing here relies on
+    // plans chosen by bound values (no sqlite_stat4, no LIKE on an index).
+    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
     // Failure groups group by the message with its numbers and ids masked.
     conn.create_scalar_function(
         "jobmgr_error_key",
@@ -240,6 +248,12 @@ impl Store {
         let pool = r2d2::Pool::builder()
             .max_size(8)
             .min_idle(Some(min_idle))
+            // r2d2 checks every checked-out connection by preparing and
+            // running `SELECT 1` (r2d2_sqlite's `is_valid`): a SQLite
+            // connection does not go stale like a network one, and the
+            // check cost every API read and every change the watcher looks
+            // at a statement compiled from scratch.
+            .test_on_check_out(false)
             .connection_timeout(Duration::from_secs(15))
             .build(manager)
             .map_err(|e| Error::Open {

@@ -1,6 +1,7 @@
-//! The HTTP server of `jobmgr serve`: a fixed pool of handler threads takes
-//! the requests tiny_http's connection threads have read (past a backlog
-//! they are answered 503, which caps the work in flight), checks Host, auth,
+//! The HTTP server of `jobmgr serve`: each request is answered on the
+//! tiny_http connection thread that read it, a fixed number at once (past a
+//! backlog waiting behind them they are answered 503, which caps the work
+//! in flight; see `gate.rs`), after checks of Host, auth,
 //! Origin, method and size limits, and routes each request to a plain
 //! `fn(&Ctx, &Req) -> Result<Reply>`; a handler's panic is caught and
 //! answered 500. WebSocket upgrades get their own thread. Below that, the
@@ -15,6 +16,7 @@ mod api_schedules;
 mod api_worker;
 pub mod assets;
 pub mod auth;
+mod gate;
 mod http;
 pub mod live;
 mod metrics;
@@ -61,12 +63,12 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// Connections open at once, each read by a thread of its own; past it a
 /// new connection is answered 503 `busy` and closed.
 const MAX_CONNECTIONS: usize = 512;
-/// Threads answering plain HTTP requests.
+/// Plain HTTP requests answered at once.
 const HANDLERS: usize = 8;
-/// Threads answering the `--metrics-bind` address: a scraper asks about
-/// once every few seconds.
+/// Requests to the `--metrics-bind` address answered at once: a scraper
+/// asks about once every few seconds.
 const SCRAPE_HANDLERS: usize = 2;
-/// Requests waiting for a handler before the oldest get 503.
+/// Requests waiting for their turn before new ones get 503.
 const BACKLOG: usize = 64;
 /// Live WebSocket clients at most (each kind). An upgraded socket keeps
 /// its connection's place under `MAX_CONNECTIONS`, so both kinds together
@@ -167,10 +169,27 @@ pub fn allowed_hosts(addr: SocketAddr) -> Vec<String> {
     hosts
 }
 
+/// What answers a server's requests once it is started.
+type Serving = (Arc<Ctx>, fn(&Ctx, Request));
+
+/// A bound server, answering nothing until [`WebServer::start`]: its
+/// requests wait at the gate. Dropped, it answers no new request, waits
+/// for those being answered, and stops accepting.
+pub struct Bound {
+    gate: Arc<gate::Gate<Serving>>,
+    // Dropped after the gate is closed (fields drop after `drop`).
+    _server: Server,
+}
+
+impl Drop for Bound {
+    fn drop(&mut self) {
+        self.gate.close();
+    }
+}
+
 /// A running HTTP server.
 pub struct WebServer {
-    server: Arc<Server>,
-    threads: Vec<JoinHandle<()>>,
+    bound: Bound,
 }
 
 /// Binds `bind` (port 0 picks a free port). A write that a client leaves
@@ -179,7 +198,7 @@ pub struct WebServer {
 /// WebSocket slot) blocked in a write forever. The vendored tiny_http gives
 /// each connection the same timeout for reads, so one that sends nothing
 /// is closed too.
-pub fn bind(bind: &str, client_timeout: Duration) -> Result<(Arc<Server>, SocketAddr)> {
+pub fn bind(bind: &str, client_timeout: Duration) -> Result<(Bound, SocketAddr)> {
     let listen_error = |e: &dyn std::fmt::Display| Error::Invalid(format!("listen on {bind}: {e}"));
     let listener = TcpListener::bind(bind).map_err(|e| listen_error(&e))?;
     set_send_timeout(&listener, client_timeout).map_err(|e| listen_error(&e))?;
@@ -192,99 +211,85 @@ pub fn bind(bind: &str, client_timeout: Duration) -> Result<(Arc<Server>, Socket
         max_connections: Some(MAX_CONNECTIONS),
         refusal: http::refusal,
     };
-    let server =
-        Server::from_listener_with_limits(listener, None, limits).map_err(|e| listen_error(&e))?;
+    let gate = Arc::new(gate::Gate::new(BACKLOG));
+    let admit = gate.clone();
+    let handler = Arc::new(move |request: Request| admitted(&admit, request));
+    let server = Server::from_listener_with_handler(listener, None, limits, handler)
+        .map_err(|e| listen_error(&e))?;
     let addr = server
         .server_addr()
         .to_ip()
         .ok_or_else(|| Error::Invalid(format!("listen on {bind}: not an IP address")))?;
-    Ok((Arc::new(server), addr))
+    Ok((
+        Bound {
+            gate,
+            _server: server,
+        },
+        addr,
+    ))
+}
+
+/// Answers `request` on its connection's thread once the gate lets it in.
+/// A thread of our own taking requests from a queue cost each request two
+/// thread wake-ups (connection thread to handler and back, before the
+/// connection's next request is read): on two loaded cores, more wall time
+/// than the request's own work.
+fn admitted(gate: &gate::Gate<Serving>, request: Request) {
+    match gate.enter() {
+        Ok((_permit, (ctx, handle))) => guarded(|| handle(&ctx, request)),
+        Err(gate::Refused::Busy) => {
+            let _ = request.respond(http::error_reply(
+                503,
+                "busy",
+                "too many requests in flight",
+            ));
+        }
+        Err(gate::Refused::Closed) => {
+            let _ = request.respond(http::error_reply(503, "busy", "the server is stopping"));
+        }
+    }
 }
 
 impl WebServer {
-    /// Starts the accept thread and the handler pool on a bound server.
-    pub fn start(server: Arc<Server>, ctx: Arc<Ctx>) -> Result<WebServer> {
-        WebServer::start_with(server, ctx, HANDLERS, "http", handle)
+    /// Starts answering on a bound server.
+    pub fn start(bound: Bound, ctx: Arc<Ctx>) -> Result<WebServer> {
+        Ok(WebServer::start_with(bound, ctx, HANDLERS, handle))
     }
 
     /// The same for the `--metrics-bind` address: a small pool that
     /// answers `GET /metrics` without a token, and nothing else.
-    pub fn start_metrics(server: Arc<Server>, ctx: Arc<Ctx>) -> Result<WebServer> {
-        WebServer::start_with(
-            server,
+    pub fn start_metrics(bound: Bound, ctx: Arc<Ctx>) -> Result<WebServer> {
+        Ok(WebServer::start_with(
+            bound,
             ctx,
             SCRAPE_HANDLERS,
-            "metrics",
             metrics::handle_scrape,
-        )
+        ))
     }
 
     fn start_with(
-        server: Arc<Server>,
+        bound: Bound,
         ctx: Arc<Ctx>,
         handlers: usize,
-        name: &str,
         handle: fn(&Ctx, Request),
-    ) -> Result<WebServer> {
-        let mut threads = Vec::new();
-        for i in 0..handlers {
-            let (server, ctx) = (server.clone(), ctx.clone());
-            let t = std::thread::Builder::new()
-                .name(format!("{name}-{i}"))
-                .spawn(move || serve_requests(|| next_request(&server), |req| handle(&ctx, req)))
-                .map_err(Error::io("spawn http handler", "http"))?;
-            threads.push(t);
-        }
-        Ok(WebServer { server, threads })
+    ) -> WebServer {
+        bound.gate.open(handlers, (ctx, handle));
+        WebServer { bound }
     }
 
-    /// Stops accepting, lets the handlers finish, and joins every thread.
+    /// Answers no new request and waits for those being answered (and
+    /// those already waiting their turn), then stops accepting.
     pub fn stop(self) {
-        // Each unblock ends one thread's `recv`, after the requests
-        // already queued.
-        for _ in &self.threads {
-            self.server.unblock();
-        }
-        for t in self.threads {
-            let _ = t.join();
-        }
+        drop(self.bound);
     }
 }
 
-/// The next request for a handler thread, None at shutdown. Handlers take
-/// requests straight from tiny_http's queue: a hand-off through a queue of
-/// our own cost every request one more thread wake-up (and its spinning),
-/// a fifth of a one-client enqueue's CPU. A request with more than
-/// [`BACKLOG`] others waiting behind it is answered 503 at once.
-fn next_request(server: &Server) -> Option<Request> {
-    loop {
-        let req = match server.recv() {
-            Ok(r) => r,
-            Err(e) => {
-                log::debug!("http handler ended: {e}");
-                return None;
-            }
-        };
-        if server.queued_requests() < BACKLOG {
-            return Some(req);
-        }
-        let _ = req.respond(http::error_reply(
-            503,
-            "busy",
-            "too many requests in flight",
-        ));
-    }
-}
-
-/// A handler thread's loop. Each request is handled under a catch, so a
-/// panic (a bug) costs that request, not the thread: the pool would
-/// otherwise shrink by one per panic until nothing answered. A panic past
-/// [`caught`] drops the request, which tiny_http answers 500.
-fn serve_requests<T>(mut next: impl FnMut() -> Option<T>, handle: impl Fn(T)) {
-    while let Some(item) = next() {
-        if std::panic::catch_unwind(AssertUnwindSafe(|| handle(item))).is_err() {
-            log::error!("an HTTP handler panicked; the request was answered 500");
-        }
+/// Handles a request under a catch, so a panic (a bug) costs that request,
+/// not the connection's thread. A panic past [`caught`] drops the request,
+/// which tiny_http answers 500.
+fn guarded(handle: impl FnOnce()) {
+    if std::panic::catch_unwind(AssertUnwindSafe(handle)).is_err() {
+        log::error!("an HTTP handler panicked; the request was answered 500");
     }
 }
 
@@ -362,15 +367,13 @@ mod tests {
 
     #[test]
     fn a_handler_thread_survives_a_panic() {
-        let mut queue = vec![1, 2, 3].into_iter();
         let done = std::sync::Mutex::new(Vec::new());
-        serve_requests(
-            || queue.next(),
-            |i| {
+        for i in [1, 2, 3] {
+            guarded(|| {
                 assert_ne!(i, 2, "a bug in request 2");
                 done.lock().unwrap().push(i);
-            },
-        );
+            });
+        }
         assert_eq!(
             *done.lock().unwrap(),
             [1, 3],

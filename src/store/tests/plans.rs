@@ -206,3 +206,30 @@ fn hot_queries_use_indexes_and_sort_nothing() -> Result<()> {
     }
     Ok(())
 }
+
+/// A cached statement with a bound `LIMIT` runs again without being
+/// compiled again (SQLite re-prepares one whose plan used a bound value,
+/// and planned `LIMIT ?` by its value, unless the connection asks for
+/// stable plans).
+#[test]
+fn a_bound_limit_does_not_recompile_a_cached_statement() -> Result<()> {
+    let file = TestFile::new("qpsg");
+    Store::open(&file.db())?;
+    let conn = open_connection(&file.db())?;
+    let sql = "SELECT id FROM JobRun WHERE id >= ?1 ORDER BY id LIMIT ?2";
+    for limit in [1, 1000, 1] {
+        let mut stmt = conn.prepare_cached(sql).map_err(Error::db("prepare"))?;
+        let ids: Vec<i64> = stmt
+            .query_map(rusqlite::params![0, limit], |r| r.get(0))
+            .and_then(|rows| rows.collect())
+            .map_err(Error::db("query"))?;
+        assert!(ids.is_empty());
+    }
+    let stmt = conn.prepare_cached(sql).map_err(Error::db("prepare"))?;
+    assert_eq!(
+        stmt.get_status(rusqlite::StatementStatus::RePrepare),
+        0,
+        "the statement was compiled again"
+    );
+    Ok(())
+}
