@@ -29,20 +29,8 @@ fn live(db: &TestDb) -> (Serve, WebSocket<TcpStream>) {
 /// 24 MB of run events, far more than socket buffers and the per-client
 /// queue hold.
 fn flood(db: &TestDb) {
-    let params = json!({ "padding": "x".repeat(2000) }).to_string();
-    let mut c = db.conn();
     for _ in 0..12 {
-        let tx = c.transaction().expect("tx");
-        for _ in 0..1000 {
-            tx.execute(
-                "INSERT INTO JobRun (jobName, status, parameters, createdAt, updatedAt) \
-                 VALUES ('demo-known-total', 'QUEUED', ?1, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), \
-                 strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))",
-                [&params],
-            )
-            .expect("insert");
-        }
-        tx.commit().expect("commit");
+        bulky_runs(db, 1000, 2);
     }
 }
 
