@@ -277,7 +277,11 @@ mod tests {
         assert!(r.is_on());
         assert_eq!(r.step(), RECHECK_POLL);
         r.missed_at(woken + RECHECK_FAST / 2);
-        assert_eq!(r.step(), RECHECK_POLL, "quick looks while the commit is young");
+        assert_eq!(
+            r.step(),
+            RECHECK_POLL,
+            "quick looks while the commit is young"
+        );
         r.missed_at(woken + RECHECK_FAST);
         assert_eq!(r.step(), RECHECK_POLL * 2);
         for _ in 0..20 {

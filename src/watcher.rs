@@ -18,6 +18,7 @@ use crate::error::Result;
 use crate::events::{Event, Hub};
 use crate::job::JobRun;
 use crate::manager::Manager;
+use crate::store::changes::{ChangeFeed, Snapshot};
 use crate::worker::WorkerView;
 
 /// How often the watcher looks for commits without a wake-up from the WAL
@@ -207,7 +208,7 @@ pub fn run(
             let done = if hub.is_empty() {
                 rebase(&manager, &mut st)
             } else {
-                publish_runs(&manager, &hub, &mut st)
+                publish_runs(&manager, &feed, &hub, &mut st)
             };
             if let Err(e) = done {
                 log::warn!("change watcher: {e}");
@@ -251,12 +252,12 @@ fn publish_ticks(manager: &Manager, hub: &Hub, st: &mut State) {
     }
 }
 
-fn publish_runs(manager: &Manager, hub: &Hub, st: &mut State) -> Result<()> {
+fn publish_runs(manager: &Manager, feed: &ChangeFeed, hub: &Hub, st: &mut State) -> Result<()> {
     let mut at = st.since.plus_ms(-LOOKBACK_MS).to_text();
     if let Some(floor) = st.floor.as_ref().filter(|f| **f > at) {
         at = floor.clone();
     }
-    let Some(found) = look(manager, st, &at)? else {
+    let Some(found) = look(feed, st, &at)? else {
         return resync(manager, hub, st);
     };
     // A run can be found twice (added and RUNNING since): published once.
@@ -287,17 +288,21 @@ fn publish_runs(manager: &Manager, hub: &Hub, st: &mut State) -> Result<()> {
 /// The runs that may have changed since `at`: added ones, RUNNING ones
 /// updated since, finished ones, and those back in the queue. `None` when
 /// there are more than `MAX_SCAN`.
-fn look(manager: &Manager, st: &mut State, at: &str) -> Result<Option<Vec<JobRun>>> {
+fn look(feed: &ChangeFeed, st: &mut State, at: &str) -> Result<Option<Vec<JobRun>>> {
+    feed.read(|snap| look_in(snap, st, at))
+}
+
+fn look_in(snap: &Snapshot<'_>, st: &mut State, at: &str) -> Result<Option<Vec<JobRun>>> {
     let mut found = Vec::new();
     let mut newest = st.newest.clone();
-    let max = manager.max_run_id()?;
+    let max = snap.max_run_id()?;
     if max < newest.0 {
         // The newest run was deleted: its id may be given again.
         newest = (max, String::new());
     }
     let mut from = newest.0;
     loop {
-        let page = manager.runs_from_id(from, PAGE)?;
+        let page = snap.runs_from_id(from, PAGE)?;
         let full = page.len() == PAGE;
         if let Some(last) = page.last() {
             from = last.id + 1;
@@ -314,7 +319,7 @@ fn look(manager: &Manager, st: &mut State, at: &str) -> Result<Option<Vec<JobRun
             break;
         }
     }
-    let (ids, changed) = manager.running_runs(at, MAX_SCAN + 1)?;
+    let (ids, changed) = snap.running_runs(at, MAX_SCAN + 1)?;
     found.extend(changed);
     let running: HashSet<i64> = ids.into_iter().collect();
     let left: Vec<i64> = st.running.difference(&running).copied().collect();
@@ -323,7 +328,7 @@ fn look(manager: &Manager, st: &mut State, at: &str) -> Result<Option<Vec<JobRun
         if found.len() > MAX_SCAN {
             return Ok(None);
         }
-        let page = manager.runs_finished_after((&after, id), PAGE)?;
+        let page = snap.runs_finished_after((&after, id), PAGE)?;
         let full = page.len() == PAGE;
         if let Some(last) = page.last() {
             after = last.finished_at.clone().unwrap_or_default();
@@ -335,7 +340,7 @@ fn look(manager: &Manager, st: &mut State, at: &str) -> Result<Option<Vec<JobRun
         }
     }
     for chunk in left.chunks(PAGE) {
-        found.extend(manager.queued_among(chunk)?);
+        found.extend(snap.queued_among(chunk)?);
     }
     st.newest = newest;
     st.running = running;

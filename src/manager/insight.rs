@@ -111,17 +111,6 @@ impl Manager {
         insight::running_runs(&*self.store.conn()?, at, limit)
     }
 
-    /// Runs finished after the position (`finishedAt` text, id), oldest
-    /// first, at most `limit`.
-    pub fn runs_finished_after(&self, after: (&str, i64), limit: usize) -> Result<Vec<JobRun>> {
-        insight::runs_finished_after(&*self.store.conn()?, after.0, after.1, limit)
-    }
-
-    /// The runs among `ids` that are QUEUED now.
-    pub fn queued_among(&self, ids: &[i64]) -> Result<Vec<JobRun>> {
-        insight::queued_among(&*self.store.conn()?, ids)
-    }
-
     /// The highest run id (0 when there are none).
     pub fn max_run_id(&self) -> Result<i64> {
         insight::max_run_id(&*self.store.conn()?)

@@ -156,17 +156,23 @@ pub fn runs_from_id(conn: &Connection, from: i64, limit: usize) -> Result<Vec<Jo
 }
 
 /// The ids of the RUNNING runs, and the rows of those updated at or after
-/// `at` (at most `limit`), read in one snapshot.
+/// `at` (at most `limit`), read in one snapshot: the caller's read
+/// transaction, or one of its own.
 pub fn running_runs(conn: &Connection, at: &str, limit: usize) -> Result<(Vec<i64>, Vec<JobRun>)> {
-    let tx = rusqlite::Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Deferred)
+    let _own = conn
+        .is_autocommit()
+        .then(|| {
+            rusqlite::Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Deferred)
+        })
+        .transpose()
         .map_err(Error::db("read running runs"))?;
-    let ids = tx
+    let ids = conn
         .prepare_cached(
             "SELECT id FROM JobRun INDEXED BY JobRun_status_id WHERE status = 'RUNNING'",
         )
         .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
         .map_err(Error::db("read running runs"))?;
-    let changed = tx
+    let changed = conn
         .prepare_cached(&format!("SELECT {RUN_COLUMNS} {RUNNING_SINCE}"))
         .and_then(|mut s| {
             s.query_map(params![at, limit as i64], run_from_row)?
