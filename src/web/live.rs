@@ -109,6 +109,10 @@ impl Client {
         first: &str,
     ) -> std::io::Result<Client> {
         socket.set_nonblocking(true)?;
+        // Each write is a whole message someone waits for: Nagle's rule
+        // would hold one written while the last is unacknowledged (a run
+        // event right after a stats event) until the client's delayed ACK.
+        socket.set_nodelay(true)?;
         Ok(Client {
             sub,
             _stream: stream,
