@@ -114,8 +114,8 @@ pub fn run(
     let mut st = State {
         since: Timestamp::now(),
         sent: HashMap::new(),
-        newest: newest_run(&manager).unwrap_or_default(),
-        running: running_ids(&manager).unwrap_or_default(),
+        newest: feed.read(newest_run).unwrap_or_default(),
+        running: feed.read(running_ids).unwrap_or_default(),
         worker: None,
         stats_due: false,
         last_stats: Instant::now(),
@@ -206,7 +206,7 @@ pub fn run(
         if st.runs_pending && Instant::now() >= st.hold_until {
             st.runs_pending = false;
             let done = if hub.is_empty() {
-                rebase(&manager, &mut st)
+                rebase(&feed, &mut st)
             } else {
                 publish_runs(&manager, &feed, &hub, &mut st)
             };
@@ -214,13 +214,20 @@ pub fn run(
                 log::warn!("change watcher: {e}");
             }
         }
-        if changed {
-            publish_ticks(&manager, &hub, &mut st);
-        }
-        if (changed || st.last_worker_check.elapsed() >= WORKER_EVERY)
-            && let Err(e) = publish_worker(&manager, &hub, &supervised_pid, &mut st)
-        {
-            log::warn!("change watcher: {e}");
+        // With nobody subscribed there is no one to tell: a subscriber's
+        // snapshot holds the worker's state, and the first status read
+        // after it is published whatever it is (the last one is forgotten).
+        if hub.is_empty() {
+            st.worker = None;
+        } else {
+            if changed {
+                publish_ticks(&manager, &hub, &mut st);
+            }
+            if (changed || st.last_worker_check.elapsed() >= WORKER_EVERY)
+                && let Err(e) = publish_worker(&manager, &hub, &supervised_pid, &mut st)
+            {
+                log::warn!("change watcher: {e}");
+            }
         }
         if st.stats_due && st.last_stats.elapsed() >= STATS_EVERY {
             match manager.stats() {
@@ -258,7 +265,7 @@ fn publish_runs(manager: &Manager, feed: &ChangeFeed, hub: &Hub, st: &mut State)
         at = floor.clone();
     }
     let Some(found) = look(feed, st, &at)? else {
-        return resync(manager, hub, st);
+        return resync(feed, hub, st);
     };
     // A run can be found twice (added and RUNNING since): published once.
     let mut fresh: HashMap<i64, JobRun> = HashMap::new();
@@ -348,38 +355,37 @@ fn look_in(snap: &Snapshot<'_>, st: &mut State, at: &str) -> Result<Option<Vec<J
 }
 
 /// Nobody is subscribed: instead of reading every run that changed (and
-/// making its event), the watcher moves its state to now, two queries. The
+/// making its event), the watcher moves its state to now, three reads in
+/// one read transaction. The
 /// first look after someone subscribes then reads what changed since the
 /// last commit seen here, and the subscriber's snapshot, read after it
 /// subscribed, holds everything before. Reading every change cost a
 /// tenth of `serve`'s CPU under HTTP enqueues with no page open.
-fn rebase(manager: &Manager, st: &mut State) -> Result<()> {
+fn rebase(feed: &ChangeFeed, st: &mut State) -> Result<()> {
     st.since = st.since.max(Timestamp::now());
-    st.newest = newest_run(manager)?;
-    st.running = running_ids(manager)?;
+    (st.newest, st.running) = feed.read(|snap| Ok((newest_run(snap)?, running_ids(snap)?)))?;
     st.sent.clear();
     Ok(())
 }
 
 /// Too much changed at once: clients are told to resync instead of
 /// receiving a flood of events, and the watcher starts over from now.
-fn resync(manager: &Manager, hub: &Hub, st: &mut State) -> Result<()> {
+fn resync(feed: &ChangeFeed, hub: &Hub, st: &mut State) -> Result<()> {
     log::info!("{MAX_SCAN}+ runs changed at once; clients told to resync");
     hub.publish(&Event::Resync);
     let now = Timestamp::now();
     st.since = st.since.max(now);
     st.floor = Some(now.to_text());
-    st.newest = newest_run(manager)?;
-    st.running = running_ids(manager)?;
+    (st.newest, st.running) = feed.read(|snap| Ok((newest_run(snap)?, running_ids(snap)?)))?;
     st.hold_until = Instant::now() + RESYNC_HOLD;
     st.stats_due = true;
     Ok(())
 }
 
 /// The newest run's id and `updatedAt` ((0, "") when there is none).
-fn newest_run(manager: &Manager) -> Result<(i64, String)> {
-    let max = manager.max_run_id()?;
-    Ok(manager
+fn newest_run(snap: &Snapshot<'_>) -> Result<(i64, String)> {
+    let max = snap.max_run_id()?;
+    Ok(snap
         .runs_from_id(max, 1)?
         .into_iter()
         .next()
@@ -387,8 +393,8 @@ fn newest_run(manager: &Manager) -> Result<(i64, String)> {
         .unwrap_or_default())
 }
 
-fn running_ids(manager: &Manager) -> Result<HashSet<i64>> {
-    Ok(manager.running_runs("", 0)?.0.into_iter().collect())
+fn running_ids(snap: &Snapshot<'_>) -> Result<HashSet<i64>> {
+    Ok(snap.running_runs("", 0)?.0.into_iter().collect())
 }
 
 fn publish_worker(

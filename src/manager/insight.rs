@@ -100,22 +100,6 @@ impl Manager {
         })
     }
 
-    /// Runs with an id of at least `from`, by id, at most `limit`.
-    pub fn runs_from_id(&self, from: i64, limit: usize) -> Result<Vec<JobRun>> {
-        insight::runs_from_id(&*self.store.conn()?, from, limit)
-    }
-
-    /// The ids of the RUNNING runs, and the rows of those updated at or
-    /// after `at` (UTC text), at most `limit`.
-    pub fn running_runs(&self, at: &str, limit: usize) -> Result<(Vec<i64>, Vec<JobRun>)> {
-        insight::running_runs(&*self.store.conn()?, at, limit)
-    }
-
-    /// The highest run id (0 when there are none).
-    pub fn max_run_id(&self) -> Result<i64> {
-        insight::max_run_id(&*self.store.conn()?)
-    }
-
     /// A connection of its own for noticing other connections' commits.
     pub fn change_feed(&self) -> Result<ChangeFeed> {
         ChangeFeed::open(self.store.path())
