@@ -239,7 +239,7 @@ fn commit(conn: &mut Connection, batch: Vec<Request>) {
     // Every caller's runs in one list, so that they share multi-row
     // statements; each caller then gets its own slice of the ids.
     let all: Vec<&NewRun> = batch.iter().flat_map(|r| &r.runs).collect();
-    let result = super::write_on(conn, "enqueue runs", |tx| {
+    let result = write_prepared(conn, "enqueue runs", |tx| {
         let ids = insert_runs(tx, &all, &now)?;
         record_audits(tx, &batch, &ids, &now)?;
         Ok(ids)
@@ -262,14 +262,45 @@ fn commit(conn: &mut Connection, batch: Vec<Request>) {
     }
 }
 
+/// Runs `f` in one IMMEDIATE transaction on `conn` and commits it, like
+/// [`super::write_on`], but with `BEGIN IMMEDIATE` and `COMMIT` prepared
+/// once and kept: a rusqlite `Transaction` parses both again each time
+/// (`execute_batch`), which was a POST's only statement compiled per
+/// request. A round that fails, or panics, is rolled back.
+fn write_prepared<T>(
+    conn: &mut Connection,
+    op: &'static str,
+    f: impl FnOnce(&Connection) -> Result<T>,
+) -> Result<T> {
+    let run = |conn: &Connection, sql: &str| {
+        conn.prepare_cached(sql)
+            .and_then(|mut s| s.execute([]))
+            .map_err(Error::db(op))
+    };
+    run(conn, "BEGIN IMMEDIATE")?;
+    let open = Open(conn);
+    let out = f(open.0)?;
+    run(open.0, "COMMIT")?;
+    std::mem::forget(open);
+    Ok(out)
+}
+
+/// A transaction begun by [`write_prepared`]; dropped before its commit
+/// (an error or a panic on the way), it rolls back, so the committer's
+/// connection never stays inside a transaction.
+struct Open<'c>(&'c Connection);
+
+impl Drop for Open<'_> {
+    fn drop(&mut self) {
+        if !self.0.is_autocommit() {
+            let _ = self.0.execute_batch("ROLLBACK");
+        }
+    }
+}
+
 /// Writes the audit rows the round's callers brought, each naming its
 /// caller's first new run.
-fn record_audits(
-    tx: &rusqlite::Transaction<'_>,
-    batch: &[Request],
-    ids: &[i64],
-    now: &str,
-) -> Result<()> {
+fn record_audits(tx: &Connection, batch: &[Request], ids: &[i64], now: &str) -> Result<()> {
     let mut first = 0;
     for r in batch {
         if let (Some(audit), Some(id)) = (&r.audit, ids.get(first)) {
@@ -278,4 +309,42 @@ fn record_audits(
         first += r.runs.len();
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::panic::{AssertUnwindSafe, catch_unwind};
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::store::{Store, TestFile};
+
+    fn run() -> NewRun {
+        let meta: Arc<str> = Arc::from("{}");
+        NewRun::new("demo".into(), &serde_json::Map::new(), 0, "api", None, meta)
+    }
+
+    #[test]
+    fn a_round_that_panics_is_rolled_back_and_the_next_one_commits() {
+        let file = TestFile::new("committer-panic");
+        let store = Store::open(&file.db()).unwrap();
+        let c = Committer::start(&file.db()).unwrap();
+        let audit: NewRunsAudit = Box::new(|_| panic!("a bug while making the audit row"));
+        let failed = catch_unwind(AssertUnwindSafe(|| {
+            c.insert_audited(vec![run()], Some(audit))
+        }));
+        assert!(failed.is_err(), "the leader's panic reaches its caller");
+        // Without the rollback the connection would still be inside the
+        // failed round's transaction, and this BEGIN would fail.
+        let ids = c.insert(vec![run()]).expect("the next round commits");
+        let conn = store.conn().unwrap();
+        let runs: Vec<i64> = conn
+            .prepare("SELECT id FROM JobRun")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert_eq!(runs, ids, "only the second round's run is stored");
+    }
 }
