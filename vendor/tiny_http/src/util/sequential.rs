@@ -1,11 +1,101 @@
 use std::io::Result as IoResult;
 use std::io::{Read, Write};
 
-use std::sync::mpsc::channel;
-use std::sync::mpsc::{Receiver, Sender};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 
 use std::mem;
+
+/// jobmgr: a one-time hand-over of a value from one holder to the next,
+/// in place of the `mpsc` channel the original made for each request's
+/// reader and writer. A channel cost two allocations (its counter, and a
+/// block of 31 slots on the first send) and their frees per request;
+/// this is one small allocation. Like the channel, a receiver whose
+/// sender is dropped without sending learns it (`recv` gives `Err`).
+struct Handoff<T> {
+    slot: Mutex<Slot<T>>,
+    ready: Condvar,
+}
+
+enum Slot<T> {
+    Empty,
+    Sent(T),
+    /// The sender was dropped without sending.
+    Gone,
+}
+
+struct Sender<T> {
+    handoff: Arc<Handoff<T>>,
+    sent: bool,
+}
+
+struct Receiver<T> {
+    handoff: Arc<Handoff<T>>,
+}
+
+/// The two ends of one hand-over.
+fn channel<T>() -> (Sender<T>, Receiver<T>) {
+    let handoff = Arc::new(Handoff {
+        slot: Mutex::new(Slot::Empty),
+        ready: Condvar::new(),
+    });
+    (
+        Sender {
+            handoff: handoff.clone(),
+            sent: false,
+        },
+        Receiver { handoff },
+    )
+}
+
+impl<T> Handoff<T> {
+    fn put(&self, slot: Slot<T>) {
+        *self.slot.lock().unwrap_or_else(|e| e.into_inner()) = slot;
+        self.ready.notify_one();
+    }
+}
+
+impl<T> Sender<T> {
+    /// Hands `value` over (the first call only). Never blocks; like a
+    /// channel's `send`, the value is simply dropped with the hand-over if
+    /// nobody receives it.
+    fn send(&mut self, value: T) -> Result<(), ()> {
+        if self.sent {
+            return Err(());
+        }
+        self.sent = true;
+        self.handoff.put(Slot::Sent(value));
+        Ok(())
+    }
+}
+
+impl<T> Drop for Sender<T> {
+    fn drop(&mut self) {
+        if !self.sent {
+            self.handoff.put(Slot::Gone);
+        }
+    }
+}
+
+impl<T> Receiver<T> {
+    /// Waits for the value; `Err` when the sender was dropped without one.
+    fn recv(&self) -> Result<T, ()> {
+        let mut slot = self.handoff.slot.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            match mem::replace(&mut *slot, Slot::Gone) {
+                Slot::Sent(value) => return Ok(value),
+                Slot::Gone => return Err(()),
+                Slot::Empty => {
+                    *slot = Slot::Empty;
+                    slot = self
+                        .handoff
+                        .ready
+                        .wait(slot)
+                        .unwrap_or_else(|e| e.into_inner());
+                }
+            }
+        }
+    }
+}
 
 pub struct SequentialReaderBuilder<R>
 where
