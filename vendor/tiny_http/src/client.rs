@@ -161,35 +161,41 @@ impl ClientConnection {
                 first = false;
             }
 
-            let mut used = 0;
+            // The line so far is `buf` and the bytes of `chunk` before `i`.
             let mut end = None;
-            for &byte in chunk {
-                used += 1;
+            for (i, &byte) in chunk.iter().enumerate() {
                 if byte == b'\n' && prev_byte_was_cr {
-                    buf.pop(); // removing the '\r'
-                    end = Some(Ok(()));
+                    end = Some(Ok(i));
                     break;
                 }
-                // `buf` may hold `max` bytes and the '\r' of a line of `max`.
-                if buf.len() > max {
-                    end = Some(Err(LineError::TooLong));
+                // The line may hold `max` bytes and the '\r' of a line of `max`.
+                if buf.len() + i > max {
+                    end = Some(Err(i));
                     break;
                 }
                 prev_byte_was_cr = byte == b'\r';
-                buf.push(byte);
             }
-            reader.consume(used);
 
             match end {
-                None => continue,
-                Some(Err(e)) => return Err(e),
-                Some(Ok(())) => {
+                None => {
+                    let n = chunk.len();
+                    buf.extend_from_slice(chunk);
+                    reader.consume(n);
+                }
+                Some(Err(i)) => {
+                    reader.consume(i + 1);
+                    return Err(LineError::TooLong);
+                }
+                Some(Ok(i)) => {
+                    buf.extend_from_slice(&chunk[..i]);
+                    reader.consume(i + 1);
+                    buf.pop(); // removing the '\r'
                     return AsciiString::from_ascii(buf).map_err(|_| {
                         LineError::Io(IoError::new(
                             ErrorKind::InvalidInput,
                             "Header is not in ASCII",
                         ))
-                    })
+                    });
                 }
             }
         }

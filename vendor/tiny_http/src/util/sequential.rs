@@ -1,7 +1,7 @@
 use std::io::Result as IoResult;
 use std::io::{Read, Write};
 
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use std::mem;
 
@@ -9,17 +9,24 @@ use std::mem;
 /// in place of the `mpsc` channel the original made for each request's
 /// reader and writer. A channel cost two allocations (its counter, and a
 /// block of 31 slots on the first send) and their frees per request;
-/// this is one small allocation. Like the channel, a receiver whose
-/// sender is dropped without sending learns it (`recv` gives `Err`).
+/// this is one small allocation, and it wakes the receiver (a system
+/// call) only when the receiver is waiting. Like the channel, a receiver
+/// whose sender is dropped without sending learns it (`recv` gives `Err`).
 struct Handoff<T> {
     slot: Mutex<Slot<T>>,
     ready: Condvar,
 }
 
-enum Slot<T> {
+struct Slot<T> {
+    value: Value<T>,
+    /// The receiver is blocked in `recv`.
+    waiting: bool,
+}
+
+enum Value<T> {
     Empty,
     Sent(T),
-    /// The sender was dropped without sending.
+    /// The sender was dropped without sending (or the value was taken).
     Gone,
 }
 
@@ -35,7 +42,10 @@ struct Receiver<T> {
 /// The two ends of one hand-over.
 fn channel<T>() -> (Sender<T>, Receiver<T>) {
     let handoff = Arc::new(Handoff {
-        slot: Mutex::new(Slot::Empty),
+        slot: Mutex::new(Slot {
+            value: Value::Empty,
+            waiting: false,
+        }),
         ready: Condvar::new(),
     });
     (
@@ -48,9 +58,20 @@ fn channel<T>() -> (Sender<T>, Receiver<T>) {
 }
 
 impl<T> Handoff<T> {
-    fn put(&self, slot: Slot<T>) {
-        *self.slot.lock().unwrap_or_else(|e| e.into_inner()) = slot;
-        self.ready.notify_one();
+    fn lock(&self) -> MutexGuard<'_, Slot<T>> {
+        // A value and a flag, each set in one step: consistent whatever a
+        // panicking holder did.
+        self.slot.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn put(&self, value: Value<T>) {
+        let mut slot = self.lock();
+        slot.value = value;
+        let waiting = slot.waiting;
+        drop(slot);
+        if waiting {
+            self.ready.notify_one();
+        }
     }
 }
 
@@ -63,7 +84,7 @@ impl<T> Sender<T> {
             return Err(());
         }
         self.sent = true;
-        self.handoff.put(Slot::Sent(value));
+        self.handoff.put(Value::Sent(value));
         Ok(())
     }
 }
@@ -71,7 +92,7 @@ impl<T> Sender<T> {
 impl<T> Drop for Sender<T> {
     fn drop(&mut self) {
         if !self.sent {
-            self.handoff.put(Slot::Gone);
+            self.handoff.put(Value::Gone);
         }
     }
 }
@@ -79,18 +100,20 @@ impl<T> Drop for Sender<T> {
 impl<T> Receiver<T> {
     /// Waits for the value; `Err` when the sender was dropped without one.
     fn recv(&self) -> Result<T, ()> {
-        let mut slot = self.handoff.slot.lock().unwrap_or_else(|e| e.into_inner());
+        let mut slot = self.handoff.lock();
         loop {
-            match mem::replace(&mut *slot, Slot::Gone) {
-                Slot::Sent(value) => return Ok(value),
-                Slot::Gone => return Err(()),
-                Slot::Empty => {
-                    *slot = Slot::Empty;
+            match mem::replace(&mut slot.value, Value::Gone) {
+                Value::Sent(value) => return Ok(value),
+                Value::Gone => return Err(()),
+                Value::Empty => {
+                    slot.value = Value::Empty;
+                    slot.waiting = true;
                     slot = self
                         .handoff
                         .ready
                         .wait(slot)
                         .unwrap_or_else(|e| e.into_inner());
+                    slot.waiting = false;
                 }
             }
         }
