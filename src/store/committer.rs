@@ -25,7 +25,7 @@
 
 use std::collections::VecDeque;
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, TryLockError};
 use std::time::{Duration, Instant};
 
@@ -70,28 +70,44 @@ impl Drop for Request {
 /// clients on 2 cores was a twentieth of `serve`'s CPU.
 #[derive(Default)]
 struct Answer {
-    replies: Mutex<VecDeque<Reply>>,
+    replies: Mutex<Replies>,
     ready: Condvar,
+}
+
+#[derive(Default)]
+struct Replies {
+    queue: VecDeque<Reply>,
+    /// The caller is blocked in `recv`. A wake-up is a system call even
+    /// when nobody waits, and a lone caller, which leads and answers
+    /// itself, never waits.
+    waiting: bool,
 }
 
 impl Answer {
     fn send(&self, reply: Reply) {
-        lock(&self.replies).push_back(reply);
-        self.ready.notify_one();
+        let mut replies = lock(&self.replies);
+        replies.queue.push_back(reply);
+        let waiting = replies.waiting;
+        drop(replies);
+        if waiting {
+            self.ready.notify_one();
+        }
     }
 
     fn recv(&self) -> Reply {
         let mut replies = lock(&self.replies);
         loop {
-            if let Some(r) = replies.pop_front() {
+            if let Some(r) = replies.queue.pop_front() {
                 return r;
             }
+            replies.waiting = true;
             replies = self.ready.wait(replies).unwrap_or_else(|p| p.into_inner());
+            replies.waiting = false;
         }
     }
 
     fn is_empty(&self) -> bool {
-        lock(&self.replies).is_empty()
+        lock(&self.replies).queue.is_empty()
     }
 }
 
@@ -118,8 +134,10 @@ enum Reply {
 /// The shared commit path of one process.
 pub struct Committer {
     queue: Mutex<Vec<Request>>,
-    /// Signalled whenever a request is queued.
+    /// Signalled when a request is queued while a leader waits for company.
     queued: Condvar,
+    /// A leader waits on `queued` (read and written under `queue`'s lock).
+    gathering: AtomicBool,
     conn: Mutex<Connection>,
     /// Callers in the last round other than its leader, and how long its
     /// commit took (µs).
@@ -142,6 +160,7 @@ impl Committer {
         Ok(Committer {
             queue: Mutex::new(Vec::new()),
             queued: Condvar::new(),
+            gathering: AtomicBool::new(false),
             conn: Mutex::new(super::open_writer_connection(path)?),
             last_round: AtomicUsize::new(0),
             last_commit_us: AtomicUsize::new(0),
@@ -163,13 +182,18 @@ impl Committer {
     ) -> Result<Committed> {
         let answer = Arc::new(Answer::default());
         let reply = answer.clone();
-        lock(&self.queue).push(Request {
+        let mut queue = lock(&self.queue);
+        queue.push(Request {
             runs,
             audit,
             reply,
             answered: false,
         });
-        self.queued.notify_one();
+        let gathering = self.gathering.load(Ordering::Relaxed);
+        drop(queue);
+        if gathering {
+            self.queued.notify_one();
+        }
         loop {
             self.try_lead(&answer);
             match answer.recv() {
@@ -218,6 +242,7 @@ impl Committer {
             let delay = Duration::from_micros(self.last_commit_us.load(Ordering::Relaxed) as u64)
                 .min(MAX_DELAY);
             let deadline = Instant::now() + delay;
+            self.gathering.store(true, Ordering::Relaxed);
             while queue.len() < expected {
                 let left = deadline.saturating_duration_since(Instant::now());
                 if left.is_zero() {
@@ -229,6 +254,7 @@ impl Committer {
                     .map(|(q, _)| q)
                     .unwrap_or_else(|p| p.into_inner().0);
             }
+            self.gathering.store(false, Ordering::Relaxed);
         }
         std::mem::take(&mut *queue)
     }
