@@ -291,9 +291,18 @@ fn a_head_in_pieces_and_the_request_behind_it_are_read_exactly() {
         "\nab",
         "cde",
     ];
+    let ports = (
+        c.peer_addr().expect("server address").port(),
+        c.local_addr().expect("client address").port(),
+    );
     for p in pieces {
         c.write_all(p.as_bytes()).expect("piece");
         c.flush().expect("flush");
+        // Each piece read on its own: the server's socket holds no unread
+        // byte before the next is sent.
+        wait_for("the server to read the piece", WAIT, || {
+            unread_by_server(ports) == Some(0)
+        });
     }
     c.write_all(b"GET /second HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n")
         .expect("second request");
@@ -309,4 +318,21 @@ fn a_head_in_pieces_and_the_request_behind_it_are_read_exactly() {
     );
     server.unblock();
     echo.join().expect("echo thread");
+}
+
+/// Bytes the server's end of the loopback connection `(server port,
+/// client port)` has received but not read (`/proc/net/tcp`'s rx_queue).
+fn unread_by_server((server, client): (u16, u16)) -> Option<u64> {
+    let table = std::fs::read_to_string("/proc/net/tcp").ok()?;
+    let port = |field: &str| {
+        let hex = field.rsplit(':').next()?;
+        u16::from_str_radix(hex, 16).ok()
+    };
+    table.lines().skip(1).find_map(|line| {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        if f.len() < 5 || port(f[1])? != server || port(f[2])? != client {
+            return None;
+        }
+        u64::from_str_radix(f[4].rsplit(':').next()?, 16).ok()
+    })
 }
