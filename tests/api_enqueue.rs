@@ -71,3 +71,52 @@ fn concurrent_posts_share_commits_and_each_answer_is_its_stored_run() {
         .unwrap();
     assert_eq!(audited, runs, "one audit row per run");
 }
+
+/// The run of `GET /api/jobs/ID` printed as the enqueue answer prints it
+/// (keys sorted), without what is usual for its type (which only `GET` adds).
+fn stored_text(s: &common::Serve, id: i64, duplicate_of: Option<i64>) -> String {
+    let mut run = s.api.get(&format!("/api/jobs/{id}")).json()["run"].clone();
+    if let Value::Object(m) = &mut run {
+        m.remove("usual");
+        m.remove("unusual");
+    }
+    match duplicate_of {
+        Some(d) => json!({"run": run, "duplicateOf": d}).to_string(),
+        None => json!({"run": run}).to_string(),
+    }
+}
+
+#[test]
+fn each_answer_is_byte_for_byte_the_run_that_get_shows() {
+    let db = TestDb::new("apianswer");
+    let s = db.spawn_serve(&["--no-worker"]);
+    let bodies = [
+        json!({"jobName": "demo-known-total", "parameters": {"count": 2, "delay_ms": 0}}),
+        json!({"jobName": "demo-known-total", "priority": -7, "runAt": "2099-01-01T00:00:00Z"}),
+        json!({"jobName": "demo-known-total", "uniqueKey": "k \"1\"\n"}),
+    ];
+    for body in &bodies {
+        let r = s.api.post("/api/jobs", body);
+        assert_eq!(r.status, 201, "{}", r.text());
+        let id = r.json()["run"]["id"].as_i64().expect("run id");
+        assert_eq!(r.text(), stored_text(&s, id, None), "answer to {body}");
+    }
+    // The same unique key again: 200 with the waiting run.
+    let r = s.api.post("/api/jobs", &bodies[2]);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let id = r.json()["run"]["id"].as_i64().expect("run id");
+    assert_eq!(r.text(), stored_text(&s, id, Some(id)));
+    // A run enqueued after another (WAITING), and a re-run of a cancelled one.
+    let r = s.api.post(
+        "/api/jobs",
+        &json!({"jobName": "demo-known-total", "after": [1]}),
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    let waiting = r.json()["run"]["id"].as_i64().expect("run id");
+    assert_eq!(r.text(), stored_text(&s, waiting, None));
+    assert_eq!(s.api.post("/api/jobs/1/cancel", &json!({})).status, 200);
+    let r = s.api.post("/api/jobs/1/rerun", &json!({}));
+    assert_eq!(r.status, 201, "{}", r.text());
+    let rerun = r.json()["run"]["id"].as_i64().expect("run id");
+    assert_eq!(r.text(), stored_text(&s, rerun, None));
+}

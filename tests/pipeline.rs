@@ -259,3 +259,80 @@ fn a_handler_answers_each_request_on_its_connections_thread() {
     let after = ask(&get("/e", true));
     assert_eq!(statuses(&after), [200], "served after a panic: {after}");
 }
+
+/// A request head that arrives in pieces, split inside its CRLFs, is read
+/// whole; the request after it, sent in the same write as the end of its
+/// body, is read too; the lines the server takes and the body it hands
+/// out are exactly what was sent (the head is scanned in the connection's
+/// buffer, not read a byte at a time).
+#[test]
+fn a_head_in_pieces_and_the_request_behind_it_are_read_exactly() {
+    let (server, addr) = server(None);
+    let echo = std::thread::spawn({
+        let server = server.clone();
+        move || {
+            for mut rq in server.incoming_requests() {
+                let mut body = String::new();
+                let _ = rq.as_reader().read_to_string(&mut body);
+                let names: Vec<String> = rq.headers().iter().map(|h| h.to_string()).collect();
+                let text = format!("[{} {} {}|{body}]", rq.method(), rq.url(), names.join(";"));
+                let _ = rq.respond(Response::from_string(text));
+            }
+        }
+    });
+    let mut c = TcpStream::connect(&addr).expect("connect");
+    c.set_nodelay(true).expect("nodelay");
+    let pieces = [
+        "POST /first?a=1 HTTP/1.1\r",
+        "\nHost: te",
+        "st\r\nX-One: 1\r\nContent-Length: 5\r",
+        "\n",
+        "\r",
+        "\nab",
+        "cde",
+    ];
+    let ports = (
+        c.peer_addr().expect("server address").port(),
+        c.local_addr().expect("client address").port(),
+    );
+    for p in pieces {
+        c.write_all(p.as_bytes()).expect("piece");
+        c.flush().expect("flush");
+        // Each piece read on its own: the server's socket holds no unread
+        // byte before the next is sent.
+        wait_for("the server to read the piece", WAIT, || {
+            unread_by_server(ports) == Some(0)
+        });
+    }
+    c.write_all(b"GET /second HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n")
+        .expect("second request");
+    let answers = read_until(&mut c, "close|]");
+    assert_eq!(statuses(&answers), [200, 200], "{answers}");
+    assert!(
+        answers.contains("[POST /first?a=1 Host: test;X-One: 1;Content-Length: 5|abcde]"),
+        "{answers}"
+    );
+    assert!(
+        answers.contains("[GET /second Host: test;Connection: close|]"),
+        "{answers}"
+    );
+    server.unblock();
+    echo.join().expect("echo thread");
+}
+
+/// Bytes the server's end of the loopback connection `(server port,
+/// client port)` has received but not read (`/proc/net/tcp`'s rx_queue).
+fn unread_by_server((server, client): (u16, u16)) -> Option<u64> {
+    let table = std::fs::read_to_string("/proc/net/tcp").ok()?;
+    let port = |field: &str| {
+        let hex = field.rsplit(':').next()?;
+        u16::from_str_radix(hex, 16).ok()
+    };
+    table.lines().skip(1).find_map(|line| {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        if f.len() < 5 || port(f[1])? != server || port(f[2])? != client {
+            return None;
+        }
+        u64::from_str_radix(f[4].rsplit(':').next()?, 16).ok()
+    })
+}

@@ -1,7 +1,7 @@
 //! The `Audit` table: one row per admin action, from the web server or the
 //! CLI, written in the transaction of the change it records.
 
-use rusqlite::{Transaction, params};
+use rusqlite::{Connection, params};
 
 use crate::error::{Error, Result};
 pub use crate::query::{AuditEntry, AuditFilter, AuditSource};
@@ -19,9 +19,10 @@ pub struct AuditRow {
 }
 
 impl AuditRow {
-    /// Records the action at `at`, inside the caller's transaction: if the
-    /// row is refused, the change it records is rolled back with it.
-    pub fn insert(&self, tx: &Transaction<'_>, at: &str) -> Result<i64> {
+    /// Records the action at `at`, inside the caller's transaction (`tx`
+    /// is in one): if the row is refused, the change it records is rolled
+    /// back with it.
+    pub fn insert(&self, tx: &Connection, at: &str) -> Result<i64> {
         tx.prepare_cached(
             "INSERT INTO Audit (at, action, target, source, user, detail) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",

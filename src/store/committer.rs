@@ -25,7 +25,7 @@
 
 use std::collections::VecDeque;
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, TryLockError};
 use std::time::{Duration, Instant};
 
@@ -70,28 +70,44 @@ impl Drop for Request {
 /// clients on 2 cores was a twentieth of `serve`'s CPU.
 #[derive(Default)]
 struct Answer {
-    replies: Mutex<VecDeque<Reply>>,
+    replies: Mutex<Replies>,
     ready: Condvar,
+}
+
+#[derive(Default)]
+struct Replies {
+    queue: VecDeque<Reply>,
+    /// The caller is blocked in `recv`. A wake-up is a system call even
+    /// when nobody waits, and a lone caller, which leads and answers
+    /// itself, never waits.
+    waiting: bool,
 }
 
 impl Answer {
     fn send(&self, reply: Reply) {
-        lock(&self.replies).push_back(reply);
-        self.ready.notify_one();
+        let mut replies = lock(&self.replies);
+        replies.queue.push_back(reply);
+        let waiting = replies.waiting;
+        drop(replies);
+        if waiting {
+            self.ready.notify_one();
+        }
     }
 
     fn recv(&self) -> Reply {
         let mut replies = lock(&self.replies);
         loop {
-            if let Some(r) = replies.pop_front() {
+            if let Some(r) = replies.queue.pop_front() {
                 return r;
             }
+            replies.waiting = true;
             replies = self.ready.wait(replies).unwrap_or_else(|p| p.into_inner());
+            replies.waiting = false;
         }
     }
 
     fn is_empty(&self) -> bool {
-        lock(&self.replies).is_empty()
+        lock(&self.replies).queue.is_empty()
     }
 }
 
@@ -118,8 +134,10 @@ enum Reply {
 /// The shared commit path of one process.
 pub struct Committer {
     queue: Mutex<Vec<Request>>,
-    /// Signalled whenever a request is queued.
+    /// Signalled when a request is queued while a leader waits for company.
     queued: Condvar,
+    /// A leader waits on `queued` (read and written under `queue`'s lock).
+    gathering: AtomicBool,
     conn: Mutex<Connection>,
     /// Callers in the last round other than its leader, and how long its
     /// commit took (µs).
@@ -142,6 +160,7 @@ impl Committer {
         Ok(Committer {
             queue: Mutex::new(Vec::new()),
             queued: Condvar::new(),
+            gathering: AtomicBool::new(false),
             conn: Mutex::new(super::open_writer_connection(path)?),
             last_round: AtomicUsize::new(0),
             last_commit_us: AtomicUsize::new(0),
@@ -163,13 +182,18 @@ impl Committer {
     ) -> Result<Committed> {
         let answer = Arc::new(Answer::default());
         let reply = answer.clone();
-        lock(&self.queue).push(Request {
+        let mut queue = lock(&self.queue);
+        queue.push(Request {
             runs,
             audit,
             reply,
             answered: false,
         });
-        self.queued.notify_one();
+        let gathering = self.gathering.load(Ordering::Relaxed);
+        drop(queue);
+        if gathering {
+            self.queued.notify_one();
+        }
         loop {
             self.try_lead(&answer);
             match answer.recv() {
@@ -218,6 +242,7 @@ impl Committer {
             let delay = Duration::from_micros(self.last_commit_us.load(Ordering::Relaxed) as u64)
                 .min(MAX_DELAY);
             let deadline = Instant::now() + delay;
+            self.gathering.store(true, Ordering::Relaxed);
             while queue.len() < expected {
                 let left = deadline.saturating_duration_since(Instant::now());
                 if left.is_zero() {
@@ -229,6 +254,7 @@ impl Committer {
                     .map(|(q, _)| q)
                     .unwrap_or_else(|p| p.into_inner().0);
             }
+            self.gathering.store(false, Ordering::Relaxed);
         }
         std::mem::take(&mut *queue)
     }
@@ -239,7 +265,7 @@ fn commit(conn: &mut Connection, batch: Vec<Request>) {
     // Every caller's runs in one list, so that they share multi-row
     // statements; each caller then gets its own slice of the ids.
     let all: Vec<&NewRun> = batch.iter().flat_map(|r| &r.runs).collect();
-    let result = super::write_on(conn, "enqueue runs", |tx| {
+    let result = write_prepared(conn, "enqueue runs", |tx| {
         let ids = insert_runs(tx, &all, &now)?;
         record_audits(tx, &batch, &ids, &now)?;
         Ok(ids)
@@ -262,14 +288,45 @@ fn commit(conn: &mut Connection, batch: Vec<Request>) {
     }
 }
 
+/// Runs `f` in one IMMEDIATE transaction on `conn` and commits it, like
+/// [`super::write_on`], but with `BEGIN IMMEDIATE` and `COMMIT` prepared
+/// once and kept: a rusqlite `Transaction` parses both again each time
+/// (`execute_batch`), which was a POST's only statement compiled per
+/// request. A round that fails, or panics, is rolled back.
+fn write_prepared<T>(
+    conn: &mut Connection,
+    op: &'static str,
+    f: impl FnOnce(&Connection) -> Result<T>,
+) -> Result<T> {
+    let run = |conn: &Connection, sql: &str| {
+        conn.prepare_cached(sql)
+            .and_then(|mut s| s.execute([]))
+            .map_err(Error::db(op))
+    };
+    run(conn, "BEGIN IMMEDIATE")?;
+    let open = Open(conn);
+    let out = f(open.0)?;
+    run(open.0, "COMMIT")?;
+    std::mem::forget(open);
+    Ok(out)
+}
+
+/// A transaction begun by [`write_prepared`]; dropped before its commit
+/// (an error or a panic on the way), it rolls back, so the committer's
+/// connection never stays inside a transaction.
+struct Open<'c>(&'c Connection);
+
+impl Drop for Open<'_> {
+    fn drop(&mut self) {
+        if !self.0.is_autocommit() {
+            let _ = self.0.execute_batch("ROLLBACK");
+        }
+    }
+}
+
 /// Writes the audit rows the round's callers brought, each naming its
 /// caller's first new run.
-fn record_audits(
-    tx: &rusqlite::Transaction<'_>,
-    batch: &[Request],
-    ids: &[i64],
-    now: &str,
-) -> Result<()> {
+fn record_audits(tx: &Connection, batch: &[Request], ids: &[i64], now: &str) -> Result<()> {
     let mut first = 0;
     for r in batch {
         if let (Some(audit), Some(id)) = (&r.audit, ids.get(first)) {
@@ -278,4 +335,42 @@ fn record_audits(
         first += r.runs.len();
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::panic::{AssertUnwindSafe, catch_unwind};
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::store::{Store, TestFile};
+
+    fn run() -> NewRun {
+        let meta: Arc<str> = Arc::from("{}");
+        NewRun::new("demo".into(), &serde_json::Map::new(), 0, "api", None, meta)
+    }
+
+    #[test]
+    fn a_round_that_panics_is_rolled_back_and_the_next_one_commits() {
+        let file = TestFile::new("committer-panic");
+        let store = Store::open(&file.db()).unwrap();
+        let c = Committer::start(&file.db()).unwrap();
+        let audit: NewRunsAudit = Box::new(|_| panic!("a bug while making the audit row"));
+        let failed = catch_unwind(AssertUnwindSafe(|| {
+            c.insert_audited(vec![run()], Some(audit))
+        }));
+        assert!(failed.is_err(), "the leader's panic reaches its caller");
+        // Without the rollback the connection would still be inside the
+        // failed round's transaction, and this BEGIN would fail.
+        let ids = c.insert(vec![run()]).expect("the next round commits");
+        let conn = store.conn().unwrap();
+        let runs: Vec<i64> = conn
+            .prepare("SELECT id FROM JobRun")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert_eq!(runs, ids, "only the second round's run is stored");
+    }
 }

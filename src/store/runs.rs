@@ -115,12 +115,9 @@ fn run_insert_sql(n: usize, tuple: impl Fn(usize) -> String) -> String {
 }
 
 /// Inserts QUEUED runs (SCHEDULED ones for those with a `runAt`); returns
-/// their ids in order.
-pub fn insert_runs<R: Borrow<NewRun>>(
-    tx: &Transaction<'_>,
-    runs: &[R],
-    now: &str,
-) -> Result<Vec<i64>> {
+/// their ids in order. `tx` is in a write transaction (a `Transaction`, or
+/// the committer's connection inside its own BEGIN).
+pub fn insert_runs<R: Borrow<NewRun>>(tx: &Connection, runs: &[R], now: &str) -> Result<Vec<i64>> {
     let mut ids = Vec::with_capacity(runs.len());
     for chunk in RUN_INSERT.chunks(runs) {
         let first = chunk[0].borrow();

@@ -9,6 +9,7 @@ use serde_json::{Map, Value, json};
 use super::Ctx;
 use super::auth::Via;
 use super::http::{Reply, Req, hdr, json_reply, stream_reply};
+use super::run_body::{duplicate_reply, run_reply};
 use crate::clock::{self, Timestamp};
 use crate::error::{Error, Result};
 use crate::events::run_json;
@@ -156,14 +157,14 @@ pub fn enqueue(ctx: &Ctx, req: &Req) -> Result<Reply> {
             ));
         }
         let run = ctx.manager.enqueue_after(&request, &body.after, &by)?;
-        return Ok(json_reply(201, &json!({"run": run_json(&run)})));
+        return Ok(run_reply(201, &run));
     }
     let e = ctx
         .manager
         .enqueue_keyed(&request, run_at, body.unique_key.as_deref(), &by)?;
     Ok(match e.duplicate_of {
-        Some(id) => json_reply(200, &json!({"run": run_json(&e.run), "duplicateOf": id})),
-        None => json_reply(201, &json!({"run": run_json(&e.run)})),
+        Some(id) => duplicate_reply(&e.run, id),
+        None => run_reply(201, &e.run),
     })
 }
 
@@ -201,7 +202,7 @@ pub fn rerun(ctx: &Ctx, req: &Req) -> Result<Reply> {
     let run = ctx
         .manager
         .rerun(id, Trigger::Rerun, &Actor::web(&req.source))?;
-    Ok(json_reply(201, &json!({"run": run_json(&run)})))
+    Ok(run_reply(201, &run))
 }
 
 /// `POST /api/jobs/ID/retry-now`: a run waiting for its next attempt
@@ -212,7 +213,7 @@ pub fn retry_now(ctx: &Ctx, req: &Req) -> Result<Reply> {
     let run = ctx
         .manager
         .on_waiting(id, action, &Actor::web(&req.source))?;
-    Ok(json_reply(200, &json!({"run": run_json(&run)})))
+    Ok(run_reply(200, &run))
 }
 
 /// `POST /api/jobs/ID/give-up`: a run waiting for its next attempt fails.
@@ -222,7 +223,7 @@ pub fn give_up(ctx: &Ctx, req: &Req) -> Result<Reply> {
     let run = ctx
         .manager
         .on_waiting(id, action, &Actor::web(&req.source))?;
-    Ok(json_reply(200, &json!({"run": run_json(&run)})))
+    Ok(run_reply(200, &run))
 }
 
 /// `GET /api/jobs/stalled`: what a clean-up would resolve.

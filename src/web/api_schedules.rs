@@ -8,7 +8,6 @@ use serde_json::{Value, json};
 use super::Ctx;
 use super::http::{Reply, Req, json_reply};
 use crate::error::{Error, Result, suggest};
-use crate::events::run_json;
 use crate::manager::{Actor, ScheduleInput};
 
 /// Due times a preview returns when `count` is not given.
@@ -135,7 +134,7 @@ pub fn run(ctx: &Ctx, req: &Req) -> Result<Reply> {
         .manager
         .run_schedule_now(name(req), &Actor::web(&req.source))?;
     changed(ctx, name(req), "run");
-    Ok(json_reply(201, &json!({"run": run_json(&run)})))
+    Ok(super::run_body::run_reply(201, &run))
 }
 
 fn set_paused(ctx: &Ctx, req: &Req, paused: bool) -> Result<Reply> {

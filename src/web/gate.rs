@@ -59,10 +59,16 @@ impl<T> Drop for Permit<'_, T> {
     fn drop(&mut self) {
         let mut st = self.0.lock();
         st.running -= 1;
+        // A wake-up is a system call even when nobody waits: make it only
+        // when a request waits for a place or a stop for the last one.
+        // (Both wait after checking under this lock, so none is missed.)
+        let wanted = st.waiting > 0 || st.phase == Phase::Closed;
         drop(st);
         // All, not one: a stop waits on the same condition as the
         // requests (a rare case; otherwise nobody or few wait).
-        self.0.changed.notify_all();
+        if wanted {
+            self.0.changed.notify_all();
+        }
     }
 }
 

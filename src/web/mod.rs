@@ -21,6 +21,7 @@ mod http;
 pub mod live;
 mod metrics;
 mod router;
+mod run_body;
 mod ws;
 
 use std::io::Read;

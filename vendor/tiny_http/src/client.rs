@@ -2,7 +2,7 @@ use ascii::AsciiString;
 
 use std::io::Error as IoError;
 use std::io::Result as IoResult;
-use std::io::{BufReader, BufWriter, ErrorKind, Read, Write};
+use std::io::{BufRead, BufReader, BufWriter, ErrorKind, Read, Write};
 
 use std::net::SocketAddr;
 use std::str::FromStr;
@@ -137,42 +137,67 @@ impl ClientConnection {
         let mut buf = Vec::new();
         let mut prev_byte_was_cr = false;
         let mut first = starts_request;
+        // jobmgr: the line is scanned in the buffered reader's own buffer,
+        // a chunk at a time; the original took it one byte at a time
+        // through `bytes()`, three `Read` layers per byte, which was a
+        // tenth of the server's instructions for a small API request.
+        // The bytes taken and the checks made are the same.
+        let reader = self.next_header_source.wait_turn();
 
         loop {
-            let byte = self.next_header_source.by_ref().bytes().next();
-
-            let byte = match byte {
-                Some(b) => b.map_err(LineError::Io)?,
-                None => {
-                    return Err(LineError::Io(IoError::new(
-                        ErrorKind::ConnectionAborted,
-                        "Unexpected EOF",
-                    )))
-                }
+            let chunk = match reader.fill_buf() {
+                Ok(c) => c,
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) => return Err(LineError::Io(e)),
             };
+            if chunk.is_empty() {
+                return Err(LineError::Io(IoError::new(
+                    ErrorKind::ConnectionAborted,
+                    "Unexpected EOF",
+                )));
+            }
             if first {
                 self.deadline.set(self.limits.request_timeout);
                 first = false;
             }
 
-            if byte == b'\n' && prev_byte_was_cr {
-                buf.pop(); // removing the '\r'
-                return AsciiString::from_ascii(buf).map_err(|_| {
-                    LineError::Io(IoError::new(
-                        ErrorKind::InvalidInput,
-                        "Header is not in ASCII",
-                    ))
-                });
+            // The line so far is `buf` and the bytes of `chunk` before `i`.
+            let mut end = None;
+            for (i, &byte) in chunk.iter().enumerate() {
+                if byte == b'\n' && prev_byte_was_cr {
+                    end = Some(Ok(i));
+                    break;
+                }
+                // The line may hold `max` bytes and the '\r' of a line of `max`.
+                if buf.len() + i > max {
+                    end = Some(Err(i));
+                    break;
+                }
+                prev_byte_was_cr = byte == b'\r';
             }
 
-            // `buf` may hold `max` bytes and the '\r' of a line of `max`.
-            if buf.len() > max {
-                return Err(LineError::TooLong);
+            match end {
+                None => {
+                    let n = chunk.len();
+                    buf.extend_from_slice(chunk);
+                    reader.consume(n);
+                }
+                Some(Err(i)) => {
+                    reader.consume(i + 1);
+                    return Err(LineError::TooLong);
+                }
+                Some(Ok(i)) => {
+                    buf.extend_from_slice(&chunk[..i]);
+                    reader.consume(i + 1);
+                    buf.pop(); // removing the '\r'
+                    return AsciiString::from_ascii(buf).map_err(|_| {
+                        LineError::Io(IoError::new(
+                            ErrorKind::InvalidInput,
+                            "Header is not in ASCII",
+                        ))
+                    });
+                }
             }
-
-            prev_byte_was_cr = byte == b'\r';
-
-            buf.push(byte);
         }
     }
 

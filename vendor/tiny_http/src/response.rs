@@ -85,9 +85,13 @@ fn write_message_header<W>(
 where
     W: Write,
 {
+    // jobmgr: the head is put together in memory and written at once; the
+    // original made four writes per header line, each through the
+    // connection's `SequentialWriter` (a mutex) and `BufWriter`.
+    let mut head = Vec::with_capacity(256);
     // writing status line
     write!(
-        &mut writer,
+        &mut head,
         "HTTP/{}.{} {} {}\r\n",
         http_version.0,
         http_version.1,
@@ -97,16 +101,16 @@ where
 
     // writing headers
     for header in headers.iter() {
-        writer.write_all(header.field.as_str().as_ref())?;
-        write!(&mut writer, ": ")?;
-        writer.write_all(header.value.as_str().as_ref())?;
-        write!(&mut writer, "\r\n")?;
+        head.extend_from_slice(header.field.as_str().as_ref());
+        head.extend_from_slice(b": ");
+        head.extend_from_slice(header.value.as_str().as_ref());
+        head.extend_from_slice(b"\r\n");
     }
 
     // separator between header and data
-    write!(&mut writer, "\r\n")?;
+    head.extend_from_slice(b"\r\n");
 
-    Ok(())
+    writer.write_all(&head)
 }
 
 fn choose_transfer_encoding(

@@ -1,11 +1,124 @@
 use std::io::Result as IoResult;
 use std::io::{Read, Write};
 
-use std::sync::mpsc::channel;
-use std::sync::mpsc::{Receiver, Sender};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use std::mem;
+
+/// jobmgr: a one-time hand-over of a value from one holder to the next,
+/// in place of the `mpsc` channel the original made for each request's
+/// reader and writer. A channel cost two allocations (its counter, and a
+/// block of 31 slots on the first send) and their frees per request;
+/// this is one small allocation, and it wakes the receiver (a system
+/// call) only when the receiver is waiting. Like the channel, a receiver
+/// whose sender is dropped without sending learns it (`recv` gives `Err`).
+struct Handoff<T> {
+    slot: Mutex<Slot<T>>,
+    ready: Condvar,
+}
+
+struct Slot<T> {
+    value: Value<T>,
+    /// The receiver is blocked in `recv`.
+    waiting: bool,
+}
+
+enum Value<T> {
+    Empty,
+    Sent(T),
+    /// The sender was dropped without sending (or the value was taken).
+    Gone,
+}
+
+struct Sender<T> {
+    handoff: Arc<Handoff<T>>,
+    sent: bool,
+}
+
+struct Receiver<T> {
+    handoff: Arc<Handoff<T>>,
+}
+
+/// The two ends of one hand-over.
+fn channel<T>() -> (Sender<T>, Receiver<T>) {
+    let handoff = Arc::new(Handoff {
+        slot: Mutex::new(Slot {
+            value: Value::Empty,
+            waiting: false,
+        }),
+        ready: Condvar::new(),
+    });
+    (
+        Sender {
+            handoff: handoff.clone(),
+            sent: false,
+        },
+        Receiver { handoff },
+    )
+}
+
+impl<T> Handoff<T> {
+    fn lock(&self) -> MutexGuard<'_, Slot<T>> {
+        // A value and a flag, each set in one step: consistent whatever a
+        // panicking holder did.
+        self.slot.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn put(&self, value: Value<T>) {
+        let mut slot = self.lock();
+        slot.value = value;
+        let waiting = slot.waiting;
+        drop(slot);
+        if waiting {
+            self.ready.notify_one();
+        }
+    }
+}
+
+impl<T> Sender<T> {
+    /// Hands `value` over (the first call only). Never blocks; like a
+    /// channel's `send`, the value is simply dropped with the hand-over if
+    /// nobody receives it.
+    fn send(&mut self, value: T) -> Result<(), ()> {
+        if self.sent {
+            return Err(());
+        }
+        self.sent = true;
+        self.handoff.put(Value::Sent(value));
+        Ok(())
+    }
+}
+
+impl<T> Drop for Sender<T> {
+    fn drop(&mut self) {
+        if !self.sent {
+            self.handoff.put(Value::Gone);
+        }
+    }
+}
+
+impl<T> Receiver<T> {
+    /// Waits for the value; `Err` when the sender was dropped without one.
+    fn recv(&self) -> Result<T, ()> {
+        let mut slot = self.handoff.lock();
+        loop {
+            match mem::replace(&mut slot.value, Value::Gone) {
+                Value::Sent(value) => return Ok(value),
+                Value::Gone => return Err(()),
+                Value::Empty => {
+                    slot.value = Value::Empty;
+                    slot.waiting = true;
+                    slot = self
+                        .handoff
+                        .ready
+                        .wait(slot)
+                        .unwrap_or_else(|e| e.into_inner());
+                    slot.waiting = false;
+                }
+            }
+        }
+    }
+}
 
 pub struct SequentialReaderBuilder<R>
 where
