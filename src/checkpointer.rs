@@ -18,10 +18,12 @@
 //!   next commit starts, so it cannot start over and keeps growing. Past
 //!   [`FALLBACK_FRAMES`] the committing thread therefore runs one passive
 //!   checkpoint itself, after its commit is acknowledged, between two of
-//!   its own commits: the checkpointer has copied all but the last few
-//!   hundred frames, so this one is short, and the next commit starts the
-//!   WAL over. Then again every [`FALLBACK_FRAMES`] frames, should a reader
-//!   keep the WAL from starting over;
+//!   its own commits: the checkpointer has copied all but the frames of
+//!   the last thousand or so, so this one is short, and the next commit
+//!   starts the WAL over. It does so after each of its commits until the
+//!   WAL has started over: another process's writer may commit in
+//!   between, and a reader may hold the WAL (the checkpoint then has
+//!   nothing to copy and costs a few lock calls);
 //! - at shutdown the thread runs a last checkpoint, so a stopped process
 //!   leaves its commits in the database file.
 //!
@@ -107,8 +109,6 @@ pub struct Nudge {
 /// checkpoints itself past [`FALLBACK_FRAMES`].
 pub struct Follower {
     shared: Arc<Shared>,
-    /// The WAL length at which this connection checkpoints itself next.
-    next_fallback: AtomicU32,
 }
 
 impl Checkpointer {
@@ -208,7 +208,6 @@ impl Nudge {
         checkpoint::hand_over(conn)?;
         Ok(Follower {
             shared: self.shared.clone(),
-            next_fallback: AtomicU32::new(FALLBACK_FRAMES),
         })
     }
 }
@@ -216,8 +215,7 @@ impl Nudge {
 impl Follower {
     /// Called by the thread that just committed on `conn`, once the commit
     /// is acknowledged: wakes the checkpointer when enough frames wait, and
-    /// checkpoints on `conn` itself when the WAL has grown past the
-    /// fallback mark.
+    /// checkpoints on `conn` itself while the WAL is past the fallback mark.
     pub fn committed(&self, conn: &Connection) {
         let Some(frames) = checkpoint::frames_after_commit() else {
             return;
@@ -225,19 +223,17 @@ impl Follower {
         if self.shared.waiting(frames) >= NUDGE_FRAMES {
             let _ = self.shared.wake.try_send(());
         }
-        let mut next = self.next_fallback.load(Ordering::Relaxed);
-        if frames.saturating_add(FALLBACK_FRAMES) < next {
-            // The WAL started over since the last fallback.
-            next = FALLBACK_FRAMES;
-            self.next_fallback.store(next, Ordering::Relaxed);
-        }
-        if frames < next {
+        if frames < FALLBACK_FRAMES {
             return;
         }
+        // After every commit until the WAL starts over: another process's
+        // writer (serve's group commit beside the worker) may commit before
+        // this connection's next one and keep it from starting over, and
+        // while a reader holds it back the checkpoint finds nothing to copy
+        // and costs a few lock calls.
         match checkpoint::passive(conn) {
-            // The checkpointer is at it: once it is done, this connection's
-            // next commit tries again (and copies only what is left).
-            Ok(p) if p.busy => return,
+            // The checkpointer is at it: the next commit tries again.
+            Ok(p) if p.busy => {}
             Ok(p) => {
                 self.shared.record(p);
                 log::debug!(
@@ -249,9 +245,5 @@ impl Follower {
             }
             Err(e) => log::warn!("checkpoint a WAL of {frames} frames: {e}"),
         }
-        // Done, or held back by a reader (the next commit can start the WAL
-        // over once it is gone): again only after as many frames more.
-        self.next_fallback
-            .store(frames.saturating_add(FALLBACK_FRAMES), Ordering::Relaxed);
     }
 }
