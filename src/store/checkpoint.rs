@@ -77,3 +77,45 @@ pub fn passive(conn: &Connection) -> Result<Passive> {
         checkpointed: frames(checkpointed),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{TestFile, open_connection};
+
+    fn grow(conn: &Connection, rows: i64) {
+        conn.execute(
+            "WITH RECURSIVE k(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM k WHERE i < ?1) \
+             INSERT INTO t SELECT zeroblob(3000) FROM k",
+            [rows],
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn a_handed_over_connection_never_checkpoints_in_its_commits() {
+        let file = TestFile::new("checkpoint-hand-over");
+        let conn = open_connection(&file.db()).unwrap();
+        conn.execute_batch("CREATE TABLE t (b BLOB)").unwrap();
+        hand_over(&conn).unwrap();
+        frames_after_commit();
+        // About 1,500 pages in one commit: SQLite's default would have
+        // checkpointed it at once.
+        grow(&conn, 1500);
+        let frames = frames_after_commit().expect("the hook saw the commit");
+        assert!(frames > 1000, "{frames} frames");
+        assert_eq!(frames_after_commit(), None, "read once");
+        // Nothing was copied inside the commit (`nBackfill`, at byte 96 of
+        // the wal-index, is still 0); a passive checkpoint on another
+        // connection copies it all.
+        let mut shm = file.db().into_os_string();
+        shm.push("-shm");
+        let shm = std::fs::read(shm).unwrap();
+        assert_eq!(u32::from_ne_bytes(shm[96..100].try_into().unwrap()), 0);
+        let other = open_connection(&file.db()).unwrap();
+        let p = passive(&other).unwrap();
+        assert!(!p.busy);
+        assert_eq!(p.log, frames);
+        assert_eq!(p.checkpointed, frames);
+    }
+}
