@@ -26,6 +26,7 @@
 // through the small facade re-exported below.
 pub(crate) mod app;
 pub(crate) mod bench;
+pub(crate) mod checkpointer;
 pub(crate) mod cli;
 pub(crate) mod clock;
 pub(crate) mod command;

@@ -110,6 +110,10 @@ pub struct Manager {
     stale_after_ms: i64,
     drain_timeout_ms: i64,
     committer: Arc<OnceLock<Committer>>,
+    /// The process's checkpointer, which the group commit's connection
+    /// hands its checkpoints to (`serve`); None keeps SQLite's automatic
+    /// checkpoint (the CLI).
+    checkpoints: Option<crate::checkpointer::Nudge>,
     /// Recent COMPLETED runs per type, for what is usual for it.
     usual: Arc<usual::UsualCache>,
 }
@@ -128,8 +132,16 @@ impl Manager {
             stale_after_ms,
             drain_timeout_ms,
             committer: Arc::new(OnceLock::new()),
+            checkpoints: None,
             usual: Arc::default(),
         }
+    }
+
+    /// Hands the checkpoints of the group commit's connection to the
+    /// checkpointer `nudge` wakes (before the first enqueue).
+    pub fn with_checkpoints(mut self, nudge: crate::checkpointer::Nudge) -> Self {
+        self.checkpoints = Some(nudge);
+        self
     }
 
     /// The job types.

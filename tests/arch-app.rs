@@ -98,7 +98,7 @@ fn close_joins_every_thread_serve_started() {
     let ours = |n: &str| {
         n.starts_with("ws-")
             || n.starts_with("http-")
-            || ["watcher", "maintenance", "supervisor"].contains(&n)
+            || ["watcher", "maintenance", "supervisor", "checkpointer"].contains(&n)
     };
     wait_for("the socket threads", Duration::from_secs(20), || {
         let names = thread_names("self");

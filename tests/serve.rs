@@ -338,3 +338,36 @@ fn a_refused_write_fails_enqueues_cleanly_and_loses_nothing_acknowledged() {
         acked.len().to_string()
     );
 }
+
+#[test]
+fn serve_checkpoints_the_group_commit_s_wal_on_its_own_thread_and_at_stop() {
+    let db = TestDb::new("serve-checkpoint");
+    let mut s = db.spawn_serve(&["--no-worker"]);
+    // About 5 frames a POST: 300 take the WAL past the 1,000 frames that
+    // wake the checkpointer.
+    for i in 0..300 {
+        let body = serde_json::json!({"jobName": "demo-quick", "parameters": {"count": i}});
+        let r = s.api.post("/api/jobs", &body);
+        assert_eq!(r.status, 201, "{}", r.text());
+    }
+    let pid = s.child.id();
+    wait_for("the checkpointer to copy the WAL", WAIT, || {
+        common::thread_written(pid, "checkpointer").unwrap_or(0) > 0
+    });
+    // Open (and read) so that serve's connections are not the last and
+    // SQLite's own checkpoint at close does not run.
+    let reader = db.conn();
+    let runs: i64 = reader
+        .query_row("SELECT count(*) FROM JobRun", [], |r| r.get(0))
+        .expect("count runs");
+    assert_eq!(runs, 300);
+    s.signal("TERM");
+    assert_eq!(s.wait_exit(WAIT), Some(0), "{}", s.log_text());
+    let (log, done) = common::wal_frames(&db.path);
+    assert!(
+        log > 0 && done == log,
+        "{done} of {log} frames checkpointed at stop"
+    );
+    assert_eq!(db.scalar("PRAGMA integrity_check"), "ok");
+    drop(reader);
+}

@@ -620,3 +620,125 @@ fn a_run_deleted_while_it_runs_gets_no_lines_and_no_reference_dangles() {
     let dangling = db.query("PRAGMA foreign_key_check");
     assert!(dangling.is_empty(), "{dangling:?}");
 }
+
+/// Queues `n` runs of `demo-quick` (a total, progress and two log lines
+/// each) in one transaction: enough WAL for the checkpoints to matter.
+fn queue_quick_runs(db: &TestDb, n: i64) {
+    db.conn()
+        .execute(
+            "WITH RECURSIVE k(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM k WHERE i < ?1) \
+             INSERT INTO JobRun (jobName, status, parameters, createdAt, updatedAt) \
+             SELECT 'demo-quick', 'QUEUED', json_object('count', 1, 'delay_ms', 0), '2026-01-01T00:00:00.000Z', \
+             '2026-01-01T00:00:00.000Z' FROM k",
+            [n],
+        )
+        .expect("queue runs");
+}
+
+fn unfinished(db: &TestDb) -> i64 {
+    db.scalar("SELECT count(*) FROM JobRun WHERE finishedAt IS NULL")
+        .parse()
+        .unwrap_or(-1)
+}
+
+#[test]
+fn the_checkpointer_thread_copies_the_wal_and_a_stop_leaves_it_all_in_the_file() {
+    let db = TestDb::new("checkpointer");
+    db.ok(&["migrate"]);
+    // About 1,800 frames of WAL: past the 1,000 that wake the checkpointer.
+    queue_quick_runs(&db, 8000);
+    let mut w = db.spawn_worker(&["--concurrency", "4"]);
+    let pid = w.child.id();
+    wait_for("the queue to drain", WAIT, || unfinished(&db) == 0);
+    // The database file's pages were written by the checkpointer thread,
+    // not inside the writer's commits.
+    let copied = common::thread_written(pid, "checkpointer").expect("a checkpointer thread");
+    assert!(
+        copied >= 100 * 4096,
+        "the checkpointer wrote {copied} bytes"
+    );
+    let (log, done) = common::wal_frames(&db.path);
+    assert!(done > 0, "nothing checkpointed: {log} frames");
+    assert!(log - done < 1500, "{} of {log} frames wait", log - done);
+
+    // A connection that stays open (and has read), so that the worker is
+    // not the database's last and SQLite's own checkpoint at close does
+    // not run: what is in the file then is the worker's last checkpoint.
+    let reader = db.conn();
+    let runs: i64 = reader
+        .query_row("SELECT count(*) FROM JobRun", [], |r| r.get(0))
+        .expect("count runs");
+    assert_eq!(runs, 8000);
+    w.signal("TERM");
+    assert_eq!(w.wait_exit(WAIT), Some(0));
+    let (log, done) = common::wal_frames(&db.path);
+    assert_eq!(done, log, "the last checkpoint left frames in the WAL");
+    assert_eq!(
+        db.scalar("SELECT count(*) FROM JobRun WHERE status = 'COMPLETED'"),
+        "8000"
+    );
+    assert_eq!(db.scalar("PRAGMA integrity_check"), "ok");
+    drop(reader);
+}
+
+#[test]
+fn kill_9_while_the_checkpointer_copies_loses_nothing_committed() {
+    let db = TestDb::new("checkpoint-kill9");
+    db.ok(&["migrate"]);
+    queue_quick_runs(&db, 8000);
+    let mut w = db.spawn_worker(&["--concurrency", "4"]);
+    let pid = w.child.id();
+    // Kill as soon as the checkpointer's write count moves: it is copying
+    // pages into the database file, or has just done so.
+    let mut start = None;
+    wait_for("the checkpointer thread", WAIT, || {
+        start = common::thread_written(pid, "checkpointer");
+        start.is_some() || unfinished(&db) == 0
+    });
+    let start = start.expect("a checkpointer thread");
+    let written = || common::thread_written(pid, "checkpointer").unwrap_or(0);
+    wait_for("the checkpointer to write", WAIT, || {
+        written() > start || unfinished(&db) == 0
+    });
+    let copying = written() > start;
+    let seen = committed_finishes(&db);
+    w.signal("KILL");
+    w.wait_exit(WAIT);
+    assert!(
+        copying,
+        "the checkpointer wrote nothing before the queue drained"
+    );
+    assert!(!seen.is_empty(), "no run finished before the kill");
+    assert_eq!(db.scalar("PRAGMA integrity_check"), "ok");
+    let after = committed_finishes(&db);
+    for (id, status) in &seen {
+        assert_eq!(
+            after.get(id),
+            Some(status),
+            "run {id} changed after the kill"
+        );
+    }
+    // The next worker resolves the killed one's runs and drains the rest.
+    let mut w2 = db.spawn_worker(&["--concurrency", "4"]);
+    wait_for("the rest to finish", WAIT, || unfinished(&db) == 0);
+    w2.signal("TERM");
+    assert_eq!(w2.wait_exit(WAIT), Some(0));
+    assert_eq!(db.scalar("SELECT count(*) FROM JobRun"), "8000");
+    assert_eq!(db.scalar("PRAGMA integrity_check"), "ok");
+}
+
+/// Every finished run's id and status, and its log lines.
+fn committed_finishes(db: &TestDb) -> std::collections::HashMap<i64, String> {
+    db.query(
+        "SELECT r.id, r.status || ' ' || (SELECT count(*) FROM JobLog l WHERE l.jobRunId = r.id) \
+         FROM JobRun r WHERE r.finishedAt IS NOT NULL",
+    )
+    .into_iter()
+    .map(|r| {
+        (
+            r[0].as_i64().unwrap_or(0),
+            r[1].as_str().unwrap_or("").to_string(),
+        )
+    })
+    .collect()
+}

@@ -20,6 +20,7 @@ use crossbeam_channel::{Sender, bounded};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
+use crate::checkpointer::Checkpointer;
 use crate::config::Settings;
 use crate::error::{Error, Result};
 use crate::events::{CLIENT_QUEUE, Hub};
@@ -78,6 +79,8 @@ pub struct Serve {
     web: WebServer,
     /// The `--metrics-bind` server and its address, when asked for.
     scrape: Option<(WebServer, SocketAddr)>,
+    /// Checkpoints the WAL the group commit writes (started first).
+    checkpointer: Checkpointer,
 }
 
 /// Runs `jobmgr serve` until SIGTERM or SIGINT, then stops everything.
@@ -96,7 +99,7 @@ pub fn serve(settings: &Settings, registry: Arc<Registry>, opts: &ServeOptions) 
 }
 
 impl Serve {
-    /// Opens the store and starts, in this order: the worker supervisor,
+    /// Opens the store and starts, in this order: the checkpointer, the worker supervisor,
     /// the change watcher, the maintenance ticker, the bulk thread and the
     /// web server.
     pub fn open(
@@ -107,7 +110,10 @@ impl Serve {
         // Opened here, not by the manager: the maintenance tasks are the
         // engine's too and share the same pool.
         let store = Store::open(&settings.db)?;
-        let manager = manager_over(store.clone(), settings, registry.clone());
+        // First, so every commit of the group commit has it to wake.
+        let checkpointer = Checkpointer::start(&settings.db)?;
+        let manager = manager_over(store.clone(), settings, registry.clone())
+            .with_checkpoints(checkpointer.nudge());
         let env_token = std::env::var("JOBMGR_TOKEN").ok();
         let token = auth::load_token(&settings.db, env_token.as_deref())?;
         let (server, addr) = web::bind(&opts.bind, opts.client_timeout)?;
@@ -196,6 +202,7 @@ impl Serve {
                 let _ = ticker.join();
                 let _ = bulk.join();
                 supervisor.shutdown();
+                checkpointer.stop();
                 return Err(e);
             }
         };
@@ -212,6 +219,7 @@ impl Serve {
             bulk,
             web,
             scrape,
+            checkpointer,
         })
     }
 
@@ -242,8 +250,8 @@ impl Serve {
     /// the web server (no new requests or sockets), the live sockets (the
     /// hub is closed and their writer ends, follow sockets see the stop),
     /// the bulk thread (it
-    /// stops between two batches), the watcher and the ticker, and last the
-    /// supervised worker, which drains its runs.
+    /// stops between two batches), the watcher and the ticker, the
+    /// supervised worker, which drains its runs, and last the checkpointer.
     pub fn close(self) {
         drop(self.stop);
         if let Some((scrape, _)) = self.scrape {
@@ -257,6 +265,8 @@ impl Serve {
         let _ = self.watcher.join();
         let _ = self.ticker.join();
         self.supervisor.shutdown();
+        // Last: after every commit, so its last checkpoint copies them all.
+        self.checkpointer.stop();
         log::info!("server stopped");
     }
 }

@@ -1,5 +1,7 @@
 //! Start-up and shutdown of `jobmgr worker`: takes the lock file, checks
-//! the high-water mark, registers, then starts in this order the executor
+//! the high-water mark, registers, starts the checkpointer that takes the
+//! writer's checkpoints (stopped right after the writer's last commit),
+//! then starts in this order the executor
 //! threads, the signal thread, the wake watcher, the scheduler, the
 //! housekeeping thread (disk guard and retention under one ticker), the
 //! notify thread (when the config file has notifiers) and the writer; the
@@ -17,6 +19,7 @@ use crossbeam_channel::{RecvTimeoutError, Sender, bounded, unbounded};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
+use crate::checkpointer::Checkpointer;
 use crate::clock::Timestamp;
 use crate::config::Retention;
 use crate::error::{Error, Result};
@@ -81,6 +84,10 @@ pub fn start_worker(
     let conn = store::open_writer_connection(&opts.db)?;
     // Its group commits write only rows whose references they fenced.
     store::trusted::trust_references(&conn)?;
+    // Its commits leave the checkpoints to this thread (stopped after the
+    // writer's last commit, in the writer thread below).
+    let checkpointer = Checkpointer::start(&opts.db)?;
+    let follower = checkpointer.nudge().follow(&conn)?;
     // What jobs read through: connections that refuse writes, so that the
     // writer stays the process's only writer.
     let readers = Store::open_readers(&opts.db)?;
@@ -118,7 +125,8 @@ pub fn start_worker(
     )?
     .with_watcher(switch)
     .with_signals(received)
-    .with_mark(mark);
+    .with_mark(mark)
+    .with_checkpoints(follower);
     // Last, so that everything it writes through is running; stopped as
     // soon as the writer is done, before the executors are joined.
     let scheduler = SchedulerThread::start(readers, registry_for_scheduler, tx.clone())?;
@@ -142,6 +150,8 @@ pub fn start_worker(
             // The lock file stays held until the writer is done.
             let _lock = lock;
             let exit = writer.run();
+            // The writer has made its last commit: the last checkpoint.
+            checkpointer.stop();
             scheduler.stop();
             if let Some(w) = watcher {
                 w.stop();

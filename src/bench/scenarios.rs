@@ -14,6 +14,7 @@ use crossbeam_channel::{Receiver, Sender, unbounded};
 use super::jobtypes::{Started, noop_request, registry};
 use super::{BenchOptions, Measurement, TempDir, cpu_seconds};
 use crate::app::worker::{RunningWorker, start_worker};
+use crate::checkpointer::Checkpointer;
 use crate::config::Settings;
 use crate::error::{Error, Result};
 use crate::manager::Manager;
@@ -187,7 +188,11 @@ impl Ctx {
     ) -> Result<Vec<Measurement>> {
         self.ensure_raw()?;
         let dir = TempDir::beside(&self.opts.db, mode)?;
-        let m = self.manager(&dir.db())?;
+        // As in `serve`: the group commit's checkpoints are this thread's.
+        let checkpointer = Checkpointer::start(&dir.db())?;
+        let m = self
+            .manager(&dir.db())?
+            .with_checkpoints(checkpointer.nudge());
         let page_size = sb::page_size(&store::open_connection(&dir.db())?)?;
         let (t, cpu, commits) = (Instant::now(), cpu_seconds(), store::commits());
         let wal = store::wal_bytes();
@@ -196,6 +201,7 @@ impl Ctx {
             .with_cpu(cpu)
             .with_commits(commits)
             .with_wal(wal, page_size);
+        checkpointer.stop();
         out.raw_ratio = self.ratio(out.rate, bulk);
         out.note = Some(format!(
             "WAL {:.0} bytes ({:.2} pages) per run",

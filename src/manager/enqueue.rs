@@ -117,7 +117,7 @@ impl Manager {
         if let Some(c) = self.committer.get() {
             return Ok(c);
         }
-        let c = Committer::start(self.store.path())?;
+        let c = Committer::start(self.store.path(), self.checkpoints.as_ref())?;
         Ok(self.committer.get_or_init(|| c))
     }
 

@@ -114,6 +114,9 @@ pub struct Writer {
     /// Runs wait for others (WAITING), and something may have ended that
     /// they wait for: resolve them with the next commit.
     waiting: limits::Waiting,
+    /// Wakes the checkpointer after commits; None leaves the checkpoints
+    /// to SQLite, inside the commits.
+    checkpoints: Option<crate::checkpointer::Follower>,
 }
 
 /// The shortest wait between two passes.
@@ -164,7 +167,15 @@ impl Writer {
             recheck: Default::default(),
             signals: Arc::new(AtomicUsize::new(0)),
             mark: None,
+            checkpoints: None,
         })
+    }
+
+    /// Gives the writer the checkpointer its connection's checkpoints were
+    /// handed to.
+    pub fn with_checkpoints(mut self, follower: crate::checkpointer::Follower) -> Writer {
+        self.checkpoints = Some(follower);
+        self
     }
 
     /// Gives the writer the count of stop signals the process received.

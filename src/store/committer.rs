@@ -33,6 +33,7 @@ use rusqlite::Connection;
 
 use super::audit::AuditRow;
 use super::runs::{NewRun, insert_runs};
+use crate::checkpointer::{Follower, Nudge};
 use crate::clock::Timestamp;
 use crate::error::{Error, Result};
 
@@ -143,6 +144,9 @@ pub struct Committer {
     /// commit took (µs).
     last_round: AtomicUsize,
     last_commit_us: AtomicUsize,
+    /// Wakes the process's checkpointer after commits (`serve`); None
+    /// leaves the checkpoints to SQLite, inside the commits (the CLI).
+    checkpoints: Option<Follower>,
 }
 
 /// The longest a leader waits for company.
@@ -155,15 +159,19 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Committer {
-    /// A committer with its own connection to `path`.
-    pub fn start(path: &Path) -> Result<Committer> {
+    /// A committer with its own connection to `path`, whose checkpoints
+    /// `checkpoints` takes over when given.
+    pub fn start(path: &Path, checkpoints: Option<&Nudge>) -> Result<Committer> {
+        let conn = super::open_writer_connection(path)?;
+        let checkpoints = checkpoints.map(|n| n.follow(&conn)).transpose()?;
         Ok(Committer {
             queue: Mutex::new(Vec::new()),
             queued: Condvar::new(),
             gathering: AtomicBool::new(false),
-            conn: Mutex::new(super::open_writer_connection(path)?),
+            conn: Mutex::new(conn),
             last_round: AtomicUsize::new(0),
             last_commit_us: AtomicUsize::new(0),
+            checkpoints,
         })
     }
 
@@ -224,6 +232,11 @@ impl Committer {
             let took = started.elapsed().as_micros() as usize;
             self.last_round.store(callers, Ordering::Relaxed);
             self.last_commit_us.store(took, Ordering::Relaxed);
+            // After the round's callers are answered: a fallback checkpoint
+            // here delays only this leader's return and the next round.
+            if let Some(f) = &self.checkpoints {
+                f.committed(&conn);
+            }
         }
         drop(conn);
         if let Some(next) = lock(&self.queue).first() {
@@ -354,7 +367,7 @@ mod tests {
     fn a_round_that_panics_is_rolled_back_and_the_next_one_commits() {
         let file = TestFile::new("committer-panic");
         let store = Store::open(&file.db()).unwrap();
-        let c = Committer::start(&file.db()).unwrap();
+        let c = Committer::start(&file.db(), None).unwrap();
         let audit: NewRunsAudit = Box::new(|_| panic!("a bug while making the audit row"));
         let failed = catch_unwind(AssertUnwindSafe(|| {
             c.insert_audited(vec![run()], Some(audit))

@@ -27,6 +27,7 @@ pub mod bulk_actions;
 mod busy;
 pub mod changes;
 pub mod check;
+pub mod checkpoint;
 pub mod committer;
 mod counts;
 pub mod deps;

@@ -493,3 +493,30 @@ pub fn query_at(path: &Path, sql: &str) -> Vec<Vec<Value>> {
 
 /// Tests that move time: the test-driven clock.
 pub mod clock;
+
+/// Bytes the thread named `name` of process `pid` has written (`wchar` of
+/// its `/proc` io counters); None when it has no such thread.
+pub fn thread_written(pid: u32, name: &str) -> Option<u64> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
+    tasks.flatten().find_map(|t| {
+        let comm = std::fs::read_to_string(t.path().join("comm")).ok()?;
+        if comm.trim() != name {
+            return None;
+        }
+        let io = std::fs::read_to_string(t.path().join("io")).ok()?;
+        io.lines()
+            .find_map(|l| l.strip_prefix("wchar: "))
+            .and_then(|v| v.trim().parse().ok())
+    })
+}
+
+/// The WAL's length in frames and how many of them are in the database
+/// file `db`, from the wal-index header in `<db>-shm` (`mxFrame` at byte 16,
+/// `nBackfill` at byte 96; SQLite's documented WAL format).
+pub fn wal_frames(db: &Path) -> (u32, u32) {
+    let mut shm = db.as_os_str().to_owned();
+    shm.push("-shm");
+    let shm = std::fs::read(shm).expect("read -shm");
+    let at = |i: usize| u32::from_ne_bytes(shm[i..i + 4].try_into().expect("4 bytes"));
+    (at(16), at(96))
+}

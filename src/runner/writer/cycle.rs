@@ -104,6 +104,11 @@ impl Writer {
             // the writer runs, and the channel is unbounded.
             let _ = self.dispatch.send(Assignment { run, shared });
         }
+        // After the claimed runs are on their way: a fallback checkpoint
+        // here delays only the next commit.
+        if let Some(c) = &self.checkpoints {
+            c.committed(&self.conn);
+        }
         Ok(())
     }
 }

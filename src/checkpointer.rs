@@ -1,0 +1,249 @@
+//! Checkpoints off the hot write paths. With SQLite's default, the
+//! connection whose commit takes the WAL past 1,000 frames runs the
+//! checkpoint itself, inside that commit: it copies the pages to the
+//! database file and syncs it, about a tenth of the worker's writer's time
+//! and one enqueue's latency in every couple of hundred. The bulk writers
+//! (the worker's writer, `serve`'s enqueue group commit) hand that work to
+//! a checkpointer thread of their process instead: after each commit they
+//! look at the WAL's length (noted by a WAL hook, see
+//! [`crate::store::checkpoint`]) and, once 1,000 frames are waiting, wake
+//! the thread, which runs a PASSIVE checkpoint on a connection of its own.
+//! The commit and its acknowledgement never wait for it, and durability is
+//! unchanged (every commit is still synced before it is acknowledged).
+//!
+//! A passive checkpoint copies what it can and waits for no one:
+//! - frames a reader on an old snapshot still needs stay in the WAL until
+//!   a later checkpoint, as with SQLite's own;
+//! - while commits keep coming the WAL is never completely copied when the
+//!   next commit starts, so it cannot start over and keeps growing. Past
+//!   [`FALLBACK_FRAMES`] the committing thread therefore runs one passive
+//!   checkpoint itself, after its commit is acknowledged, between two of
+//!   its own commits: the checkpointer has copied all but the frames of
+//!   the last thousand or so, so this one is short, and the next commit
+//!   starts the WAL over. It does so after each of its commits until the
+//!   WAL has started over: another process's writer may commit in
+//!   between, and a reader may hold the WAL (the checkpoint then has
+//!   nothing to copy and costs a few lock calls);
+//! - at shutdown the thread runs a last checkpoint, so a stopped process
+//!   leaves its commits in the database file.
+//!
+//! Nothing here truncates or restarts the WAL by force (no TRUNCATE or
+//! RESTART checkpoint), so Litestream, which holds a read lock to keep the
+//! WAL from starting over before it has copied it, and checkpoints on its
+//! own, is never fought.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::thread::JoinHandle;
+
+use crossbeam_channel::{Receiver, Sender, bounded, select};
+
+use crate::error::{Error, Result};
+use crate::store::checkpoint::{self, Passive};
+use crate::store::{self, Connection};
+
+/// Frames waiting in the WAL that wake the checkpointer: SQLite's own
+/// automatic checkpoint threshold (about 4 MB of WAL).
+pub const NUDGE_FRAMES: u32 = 1000;
+
+/// A WAL this long (about 16 MB) has not started over since the
+/// checkpointer began following it: the committing thread checkpoints
+/// once itself (see the module's header). Until a WAL first starts over,
+/// each commit also makes the file longer, and the sync of a longer file
+/// waits for the file system's journal (under strace a growing commit's
+/// sync took 4.1 ms against 3.1 ms), so the mark is not set higher.
+pub const FALLBACK_FRAMES: u32 = 4 * NUDGE_FRAMES;
+
+/// What the committing threads and the checkpointer share.
+struct Shared {
+    /// The WAL's length and the frames of it in the database file, as the
+    /// last checkpoint of this process found them.
+    log: AtomicU32,
+    checkpointed: AtomicU32,
+    /// One pending wake-up is enough: the thread copies all it can.
+    wake: Sender<()>,
+}
+
+impl Shared {
+    fn record(&self, p: Passive) {
+        if !p.busy {
+            self.log.store(p.log, Ordering::Relaxed);
+            self.checkpointed.store(p.checkpointed, Ordering::Relaxed);
+        }
+    }
+
+    /// Frames of a WAL of `frames` not yet in the database file, as far as
+    /// this process knows.
+    fn waiting(&self, frames: u32) -> u32 {
+        let (log, done) = (
+            self.log.load(Ordering::Relaxed),
+            self.checkpointed.load(Ordering::Relaxed),
+        );
+        // A WAL shorter than at the last checkpoint has started over since:
+        // every frame in it is new.
+        if frames < log {
+            frames
+        } else {
+            frames.saturating_sub(done)
+        }
+    }
+}
+
+/// The running checkpointer thread of one process; [`Checkpointer::stop`]
+/// (or dropping it) runs the last checkpoint and joins it.
+pub struct Checkpointer {
+    shared: Arc<Shared>,
+    /// Nothing is sent: dropping it stops the thread.
+    stop: Option<Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+/// What a bulk writer's connection wakes the checkpointer with.
+#[derive(Clone)]
+pub struct Nudge {
+    shared: Arc<Shared>,
+}
+
+/// Follows one connection's commits: wakes the checkpointer, and
+/// checkpoints itself past [`FALLBACK_FRAMES`].
+pub struct Follower {
+    shared: Arc<Shared>,
+}
+
+impl Checkpointer {
+    /// Starts the thread, with its own connection to the database at `db`.
+    pub fn start(db: &Path) -> Result<Checkpointer> {
+        let conn = store::open_connection(db)?;
+        let (wake, woken) = bounded(1);
+        let (stop, stopped) = bounded::<()>(0);
+        let shared = Arc::new(Shared {
+            log: AtomicU32::new(0),
+            checkpointed: AtomicU32::new(0),
+            wake,
+        });
+        let s = shared.clone();
+        let thread = std::thread::Builder::new()
+            .name("checkpointer".into())
+            .spawn(move || run(&conn, &s, &woken, &stopped))
+            .map_err(Error::io("spawn checkpointer", db))?;
+        Ok(Checkpointer {
+            shared,
+            stop: Some(stop),
+            thread: Some(thread),
+        })
+    }
+
+    /// The handle bulk writers wake this thread with.
+    pub fn nudge(&self) -> Nudge {
+        Nudge {
+            shared: self.shared.clone(),
+        }
+    }
+
+    /// Runs a last checkpoint and joins the thread. Call it after the
+    /// process's last commit through a [`Follower`].
+    pub fn stop(mut self) {
+        self.join();
+    }
+
+    fn join(&mut self) {
+        drop(self.stop.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Checkpointer {
+    /// A checkpointer dropped unstopped (a start-up that failed later) still
+    /// ends its thread.
+    fn drop(&mut self) {
+        self.join();
+    }
+}
+
+fn run(conn: &Connection, shared: &Shared, woken: &Receiver<()>, stopped: &Receiver<()>) {
+    loop {
+        select! {
+            recv(woken) -> _ => {
+                checkpoint_now(conn, shared, "checkpoint");
+                // A nudge sent while it ran counted frames it has copied
+                // since; the next commit past the threshold nudges again.
+                while woken.try_recv().is_ok() {}
+            }
+            recv(stopped) -> _ => {
+                checkpoint_now(conn, shared, "last checkpoint");
+                return;
+            }
+        }
+    }
+}
+
+fn checkpoint_now(conn: &Connection, shared: &Shared, what: &str) {
+    match checkpoint::passive(conn) {
+        Ok(p) => {
+            shared.record(p);
+            log::debug!(
+                "{what}: {} of the WAL's {} frames in the database file{}",
+                p.checkpointed,
+                p.log,
+                if p.busy {
+                    " (another checkpoint was running)"
+                } else {
+                    ""
+                }
+            );
+        }
+        // The next nudge tries again; the fallback bounds the WAL meanwhile.
+        Err(e) => log::warn!("{what}: {e}"),
+    }
+}
+
+impl Nudge {
+    /// Hands the checkpoints of `conn`, a bulk writer's connection, to the
+    /// checkpointer (SQLite's automatic checkpoint off on it), and returns
+    /// what its owner calls after each commit.
+    pub fn follow(&self, conn: &Connection) -> Result<Follower> {
+        checkpoint::hand_over(conn)?;
+        Ok(Follower {
+            shared: self.shared.clone(),
+        })
+    }
+}
+
+impl Follower {
+    /// Called by the thread that just committed on `conn`, once the commit
+    /// is acknowledged: wakes the checkpointer when enough frames wait, and
+    /// checkpoints on `conn` itself while the WAL is past the fallback mark.
+    pub fn committed(&self, conn: &Connection) {
+        let Some(frames) = checkpoint::frames_after_commit() else {
+            return;
+        };
+        if self.shared.waiting(frames) >= NUDGE_FRAMES {
+            let _ = self.shared.wake.try_send(());
+        }
+        if frames < FALLBACK_FRAMES {
+            return;
+        }
+        // After every commit until the WAL starts over: another process's
+        // writer (serve's group commit beside the worker) may commit before
+        // this connection's next one and keep it from starting over, and
+        // while a reader holds it back the checkpoint finds nothing to copy
+        // and costs a few lock calls.
+        match checkpoint::passive(conn) {
+            // The checkpointer is at it: the next commit tries again.
+            Ok(p) if p.busy => {}
+            Ok(p) => {
+                self.shared.record(p);
+                log::debug!(
+                    "WAL at {frames} frames: checkpointed on the committing thread, \
+                     {} of {} frames in the database file",
+                    p.checkpointed,
+                    p.log
+                );
+            }
+            Err(e) => log::warn!("checkpoint a WAL of {frames} frames: {e}"),
+        }
+    }
+}
