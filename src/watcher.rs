@@ -111,11 +111,12 @@ pub fn run(
             }
         }
     };
+    let (newest, running) = starting_point(&feed).unwrap_or_default();
     let mut st = State {
         since: Timestamp::now(),
         sent: HashMap::new(),
-        newest: feed.read(newest_run).unwrap_or_default(),
-        running: feed.read(running_ids).unwrap_or_default(),
+        newest,
+        running,
         worker: None,
         stats_due: false,
         last_stats: Instant::now(),
@@ -363,7 +364,7 @@ fn look_in(snap: &Snapshot<'_>, st: &mut State, at: &str) -> Result<Option<Vec<J
 /// tenth of `serve`'s CPU under HTTP enqueues with no page open.
 fn rebase(feed: &ChangeFeed, st: &mut State) -> Result<()> {
     st.since = st.since.max(Timestamp::now());
-    (st.newest, st.running) = feed.read(|snap| Ok((newest_run(snap)?, running_ids(snap)?)))?;
+    (st.newest, st.running) = starting_point(feed)?;
     st.sent.clear();
     Ok(())
 }
@@ -376,10 +377,16 @@ fn resync(feed: &ChangeFeed, hub: &Hub, st: &mut State) -> Result<()> {
     let now = Timestamp::now();
     st.since = st.since.max(now);
     st.floor = Some(now.to_text());
-    (st.newest, st.running) = feed.read(|snap| Ok((newest_run(snap)?, running_ids(snap)?)))?;
+    (st.newest, st.running) = starting_point(feed)?;
     st.hold_until = Instant::now() + RESYNC_HOLD;
     st.stats_due = true;
     Ok(())
+}
+
+/// Where reading changes starts from now: the newest run and the running
+/// ones, from one snapshot.
+fn starting_point(feed: &ChangeFeed) -> Result<((i64, String), HashSet<i64>)> {
+    feed.read(|snap| Ok((newest_run(snap)?, running_ids(snap)?)))
 }
 
 /// The newest run's id and `updatedAt` ((0, "") when there is none).

@@ -244,8 +244,8 @@ pub fn incremental_vacuum(conn: &Connection, pages: u64) -> Result<()> {
     Ok(())
 }
 
-/// A passive checkpoint (see [`incremental_vacuum`]).
+/// A passive checkpoint (see [`incremental_vacuum`]), the one the
+/// checkpointer runs.
 pub fn checkpoint_passive(conn: &Connection) -> Result<()> {
-    conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
-        .map_err(Error::db("checkpoint"))
+    super::checkpoint::passive(conn).map(|_| ())
 }
