@@ -106,6 +106,21 @@ fn the_write_scenarios_report_the_documented_fields() {
     assert_eq!(per("enqueue"), 1.0);
     assert_eq!(per("enqueue-bulk"), 300.0);
     assert!(per("enqueue-concurrent") >= 1.0);
+    // Where the concurrent callers' rounds spend their time; a lone
+    // caller's rounds never wait for company, so it gets no such figure.
+    let note = |mode: &str| {
+        rows.iter().find(|r| r["mode"] == mode).unwrap()["note"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+    let round = regex::Regex::new(r"; a round: gather \d+ µs, commit [1-9]\d* µs$").unwrap();
+    assert!(
+        round.is_match(&note("enqueue-concurrent")),
+        "{}",
+        note("enqueue-concurrent")
+    );
+    assert!(!note("enqueue").contains("a round"), "{}", note("enqueue"));
     for p in &process {
         let per = p["per_commit"].as_f64().unwrap();
         assert!((0.5..=300.0).contains(&per), "{p}");

@@ -20,7 +20,7 @@ use crate::error::{Error, Result};
 use crate::manager::Manager;
 use crate::registry::Registry;
 use crate::runner::WorkerOptions;
-use crate::store::{self, Store, bench as sb};
+use crate::store::{self, Store, bench as sb, committer};
 
 /// Runs waiting for later beside the drained ones in `process-scheduled`.
 const SCHEDULED_BESIDE: usize = 100_000;
@@ -196,7 +196,9 @@ impl Ctx {
         let page_size = sb::page_size(&store::open_connection(&dir.db())?)?;
         let (t, cpu, commits) = (Instant::now(), cpu_seconds(), store::commits());
         let wal = store::wal_bytes();
+        let before = committer::rounds();
         enqueue(&m)?;
+        let rounds = committer::rounds();
         let mut out = Measurement::new(mode, n, callers, t.elapsed())
             .with_cpu(cpu)
             .with_commits(commits)
@@ -204,9 +206,10 @@ impl Ctx {
         checkpointer.stop();
         out.raw_ratio = self.ratio(out.rate, bulk);
         out.note = Some(format!(
-            "WAL {:.0} bytes ({:.2} pages) per run",
+            "WAL {:.0} bytes ({:.2} pages) per run{}",
             out.wal_bytes.unwrap_or(0.0),
-            out.wal_pages.unwrap_or(0.0)
+            out.wal_pages.unwrap_or(0.0),
+            round_note(before, rounds, callers)
         ));
         Ok(vec![out])
     }
@@ -253,6 +256,23 @@ impl Ctx {
             m.enqueue_many(&reqs).map(|_| ())
         })
     }
+}
+
+/// Where the group commit's rounds spent their time, when several callers
+/// shared them: per round, the leader's wait for them to come back and its
+/// transaction (sync included). Nothing for a lone
+/// caller, whose rounds never wait.
+fn round_note(before: committer::Rounds, after: committer::Rounds, callers: usize) -> String {
+    let rounds = after.rounds.saturating_sub(before.rounds);
+    if callers < 2 || rounds == 0 {
+        return String::new();
+    }
+    let per = |us: u64, was: u64| us.saturating_sub(was) as f64 / rounds as f64;
+    format!(
+        "; a round: gather {:.0} µs, commit {:.0} µs",
+        per(after.gather_us, before.gather_us),
+        per(after.commit_us, before.commit_us)
+    )
 }
 
 pub(super) fn wait_until(within: Duration, mut cond: impl FnMut() -> Result<bool>) -> Result<()> {

@@ -25,7 +25,7 @@
 
 use std::collections::VecDeque;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, TryLockError};
 use std::time::{Duration, Instant};
 
@@ -134,11 +134,9 @@ enum Reply {
 
 /// The shared commit path of one process.
 pub struct Committer {
-    queue: Mutex<Vec<Request>>,
-    /// Signalled when a request is queued while a leader waits for company.
+    queue: Mutex<Queue>,
+    /// Signalled when the request a gathering leader waits for is queued.
     queued: Condvar,
-    /// A leader waits on `queued` (read and written under `queue`'s lock).
-    gathering: AtomicBool,
     conn: Mutex<Connection>,
     /// Callers in the last round other than its leader, and how long its
     /// commit took (µs).
@@ -147,6 +145,44 @@ pub struct Committer {
     /// Wakes the process's checkpointer after commits (`serve`); None
     /// leaves the checkpoints to SQLite, inside the commits (the CLI).
     checkpoints: Option<Follower>,
+}
+
+/// The requests waiting for a round, and how many a leader that gathers
+/// company waits for.
+#[derive(Default)]
+struct Queue {
+    requests: Vec<Request>,
+    /// 0 when no leader waits. A caller wakes the leader only with the
+    /// request that makes the number: woken by every one of them, a leader
+    /// waiting for 8 callers slept and woke 7 times a round, each a
+    /// context switch on a machine with fewer cores than callers.
+    wanted: usize,
+}
+
+/// Rounds this process committed, and the microseconds their leaders spent
+/// waiting for company and committing, for the bench: where a round's time
+/// goes.
+static ROUNDS: AtomicU64 = AtomicU64::new(0);
+static GATHER_US: AtomicU64 = AtomicU64::new(0);
+static COMMIT_US: AtomicU64 = AtomicU64::new(0);
+
+/// The rounds this process's committers led so far, and their time.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Rounds {
+    pub rounds: u64,
+    /// Leaders waiting for callers to come back (see [`Committer`]'s gather).
+    pub gather_us: u64,
+    /// Leaders inside the transaction, its sync included.
+    pub commit_us: u64,
+}
+
+/// The rounds so far; the bench takes the difference over a scenario.
+pub fn rounds() -> Rounds {
+    Rounds {
+        rounds: ROUNDS.load(Ordering::Relaxed),
+        gather_us: GATHER_US.load(Ordering::Relaxed),
+        commit_us: COMMIT_US.load(Ordering::Relaxed),
+    }
 }
 
 /// The longest a leader waits for company.
@@ -165,9 +201,8 @@ impl Committer {
         let conn = super::open_writer_connection(path)?;
         let checkpoints = checkpoints.map(|n| n.follow(&conn)).transpose()?;
         Ok(Committer {
-            queue: Mutex::new(Vec::new()),
+            queue: Mutex::new(Queue::default()),
             queued: Condvar::new(),
-            gathering: AtomicBool::new(false),
             conn: Mutex::new(conn),
             last_round: AtomicUsize::new(0),
             last_commit_us: AtomicUsize::new(0),
@@ -191,15 +226,15 @@ impl Committer {
         let answer = Arc::new(Answer::default());
         let reply = answer.clone();
         let mut queue = lock(&self.queue);
-        queue.push(Request {
+        queue.requests.push(Request {
             runs,
             audit,
             reply,
             answered: false,
         });
-        let gathering = self.gathering.load(Ordering::Relaxed);
+        let wake = queue.wanted != 0 && queue.requests.len() >= queue.wanted;
         drop(queue);
-        if gathering {
+        if wake {
             self.queued.notify_one();
         }
         loop {
@@ -232,6 +267,8 @@ impl Committer {
             let took = started.elapsed().as_micros() as usize;
             self.last_round.store(callers, Ordering::Relaxed);
             self.last_commit_us.store(took, Ordering::Relaxed);
+            ROUNDS.fetch_add(1, Ordering::Relaxed);
+            COMMIT_US.fetch_add(took as u64, Ordering::Relaxed);
             // After the round's callers are answered: a fallback checkpoint
             // here delays only this leader's return and the next round.
             if let Some(f) = &self.checkpoints {
@@ -239,7 +276,7 @@ impl Committer {
             }
         }
         drop(conn);
-        if let Some(next) = lock(&self.queue).first() {
+        if let Some(next) = lock(&self.queue).requests.first() {
             next.reply.send(Reply::Lead);
         }
     }
@@ -251,12 +288,14 @@ impl Committer {
     fn gather(&self, own: bool) -> Vec<Request> {
         let mut queue = lock(&self.queue);
         let expected = self.last_round.load(Ordering::Relaxed) + usize::from(own);
-        if expected > 1 && !queue.is_empty() && queue.len() < expected {
+        let waiting = queue.requests.len();
+        if expected > 1 && waiting > 0 && waiting < expected {
             let delay = Duration::from_micros(self.last_commit_us.load(Ordering::Relaxed) as u64)
                 .min(MAX_DELAY);
-            let deadline = Instant::now() + delay;
-            self.gathering.store(true, Ordering::Relaxed);
-            while queue.len() < expected {
+            let started = Instant::now();
+            let deadline = started + delay;
+            queue.wanted = expected;
+            while queue.requests.len() < expected {
                 let left = deadline.saturating_duration_since(Instant::now());
                 if left.is_zero() {
                     break;
@@ -267,9 +306,10 @@ impl Committer {
                     .map(|(q, _)| q)
                     .unwrap_or_else(|p| p.into_inner().0);
             }
-            self.gathering.store(false, Ordering::Relaxed);
+            queue.wanted = 0;
+            GATHER_US.fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
         }
-        std::mem::take(&mut *queue)
+        std::mem::take(&mut queue.requests)
     }
 }
 
