@@ -66,6 +66,7 @@ impl Ctx {
         let n = self.opts.n;
         wait_until(Duration::from_secs(3600), || {
             Ok(self.done.load(Ordering::Relaxed) >= n
+                && sb::count_unfinished(&conn, "bench-noop")? == 0
                 && sb::count_completed(&conn, "bench-noop")? as usize >= n)
         })?;
         let took = t.elapsed();

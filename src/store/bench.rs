@@ -59,6 +59,22 @@ pub fn commit_rounds(conn: &Connection) -> Result<(i64, i64)> {
     .map_err(Error::db("count commit rounds"))
 }
 
+/// Runs of `job_name` still QUEUED or RUNNING, from the two indexes that
+/// hold those (a few entries each once a drain nears its end): what a
+/// drain's end is polled with. Counting the COMPLETED ones instead visits
+/// every run of the type and its row on each poll, which beside a large
+/// history took a core from the worker it was measuring.
+pub fn count_unfinished(conn: &Connection, job_name: &str) -> Result<i64> {
+    conn.prepare_cached(
+        "SELECT (SELECT count(*) FROM JobRun INDEXED BY JobRun_queue_type \
+                 WHERE status = 'QUEUED' AND jobName = ?1) \
+              + (SELECT count(*) FROM JobRun INDEXED BY JobRun_status_id \
+                 WHERE status = 'RUNNING' AND jobName = ?1)",
+    )
+    .and_then(|mut s| s.query_row([job_name], |r| r.get(0)))
+    .map_err(Error::db("count unfinished runs"))
+}
+
 /// Runs of `job_name` in COMPLETED.
 pub fn count_completed(conn: &Connection, job_name: &str) -> Result<i64> {
     conn.query_row(
