@@ -2,7 +2,9 @@
 //! the counts match the runs a real worker drained (read from the SQLite
 //! file and from the API), a status change from a plain connection (a CLI
 //! cancel) is counted by the trigger, the window's buckets follow the test
-//! clock, and a bad window is refused with a JSON message.
+//! clock, and a bad window is refused with a JSON message. `GET /api/stats`
+//! (read from the rollup) and `GET /api/errors` say exactly what a count of
+//! the runs says at every minute edge and window start.
 
 mod common;
 
@@ -258,4 +260,142 @@ fn retention_drops_rollup_rows_older_than_eight_days() {
         db.scalar("SELECT count(*) FROM RunMinute WHERE jobName = 'recent'"),
         "1"
     );
+}
+
+/// `GET /api/stats` reads its windows from the rollup and the one partial
+/// minute at each window's start from the history; what it says must be
+/// what a count of the runs says, with runs on both sides of every minute
+/// edge and of every window's start, as the clock moves across them, and
+/// after a run in the window is deleted.
+#[test]
+fn the_stats_windows_are_exact_at_every_edge() {
+    let db = TestDb::new("insight-stats-edges");
+    db.ok(&["migrate"]);
+    // T is 07:08:09.000; each window starts 09 s into a minute.
+    let clock = DrivenClock::new(&db, T_MS);
+    let statuses = ["COMPLETED", "FAILED", "CANCELLED"];
+    let mut n = 0;
+    {
+        let conn = db.conn();
+        for window in [MINUTE, 60 * MINUTE, 1440 * MINUTE] {
+            let start = T_MS - window;
+            let edge = start - start.rem_euclid(MINUTE);
+            // Around the window's start, the minute it falls in, and the
+            // minutes before and after; and the moments the clock moves to.
+            for at in [
+                edge - 1,
+                edge,
+                start - 1_000,
+                start - 1,
+                start,
+                start + 1,
+                start + 500,
+                edge + MINUTE - 1,
+                edge + MINUTE,
+                edge + MINUTE + 1,
+                start + 30_000,
+                start + 59_999,
+                start + 60_000,
+            ] {
+                n += 1;
+                conn.execute(
+                    "INSERT INTO JobRun (jobName, status, createdAt, updatedAt, startedAt, \
+                     finishedAt) VALUES (?1, ?2, ?3, ?3, ?3, ?3)",
+                    rusqlite::params![format!("edge-{}", n % 2), statuses[n % 3], text(at)],
+                )
+                .expect("insert a finished run");
+            }
+        }
+    }
+    let direct = |now: i64| {
+        let conn = db.conn();
+        let count = |ms: i64, only: &str| -> i64 {
+            conn.query_row(
+                "SELECT count(*) FROM JobRun WHERE finishedAt >= ?1 AND status LIKE ?2",
+                rusqlite::params![text(now - ms), only],
+                |r| r.get(0),
+            )
+            .expect("count runs")
+        };
+        (
+            count(MINUTE, "%"),
+            count(60 * MINUTE, "%"),
+            count(1440 * MINUTE, "FAILED"),
+        )
+    };
+    let mut serve = db.cmd();
+    clock
+        .apply(&mut serve)
+        .args(["serve", "--bind", "127.0.0.1:0", "--no-worker"]);
+    let s = db.spawn_server(serve, db.dir.join("serve-stats.log"));
+    let stats = || {
+        let v = s.api.ok("/api/stats");
+        let field = |x: &Value| x.as_i64().unwrap_or(-1);
+        (
+            field(&v["throughput"]["lastMinute"]),
+            field(&v["throughput"]["lastHour"]),
+            field(&v["failedLast24h"]),
+        )
+    };
+    // At T the last minute holds the 9 runs from its start on.
+    assert_eq!(direct(T_MS).0, 9);
+    // Through 1 ms and 0.5 s after T, half a minute, a window start on a
+    // minute edge (T + 51 s), and a minute later.
+    for step in [0, 1, 499, 500, 29_000, 20_999, 1, 1, 8_998, 1, 1, 9_000] {
+        clock.advance(step);
+        let now = clock.now_ms();
+        assert_eq!(stats(), direct(now), "at {}", text(now));
+    }
+    // A deleted run leaves the counts, as it left a count of the history.
+    clock.set(T_MS);
+    let in_window = db.conn().query_row(
+        "SELECT id FROM JobRun WHERE finishedAt > ?1 AND status = 'FAILED' ORDER BY id LIMIT 1",
+        [text(T_MS - MINUTE)],
+        |r| r.get::<_, i64>(0),
+    );
+    let id = in_window
+        .expect("a FAILED run of the last minute")
+        .to_string();
+    let before = stats();
+    db.ok(&["delete", &id]);
+    assert_eq!(stats(), direct(T_MS));
+    assert_eq!(stats(), (before.0 - 1, before.1 - 1, before.2 - 1));
+}
+
+/// `GET /api/errors` groups exactly the FAILED runs from the window's
+/// start on (through the index of FAILED runs, V21).
+#[test]
+fn the_error_groups_hold_the_failed_runs_of_the_window_exactly() {
+    let db = TestDb::new("insight-errors-edges");
+    db.ok(&["migrate"]);
+    let clock = DrivenClock::new(&db, T_MS);
+    let start = T_MS - 60 * MINUTE;
+    {
+        let conn = db.conn();
+        for (i, at) in [start - 1, start, start + 1, T_MS - 1, T_MS]
+            .iter()
+            .enumerate()
+        {
+            for status in ["FAILED", "COMPLETED"] {
+                conn.execute(
+                    "INSERT INTO JobRun (jobName, status, createdAt, updatedAt, startedAt, \
+                     finishedAt, error) VALUES ('edge', ?1, ?2, ?2, ?2, ?2, ?3)",
+                    rusqlite::params![status, text(*at), format!("timeout after {i} s")],
+                )
+                .expect("insert a finished run");
+            }
+        }
+    }
+    let mut serve = db.cmd();
+    clock
+        .apply(&mut serve)
+        .args(["serve", "--bind", "127.0.0.1:0", "--no-worker"]);
+    let s = db.spawn_server(serve, db.dir.join("serve-errors.log"));
+    let e = s.api.ok("/api/errors?hours=1");
+    let groups = e["groups"].as_array().expect("groups");
+    assert_eq!(groups.len(), 1, "{groups:?}");
+    // The run 1 ms before the start is out; the newest message is shown.
+    assert_eq!(groups[0]["count"], 4, "{groups:?}");
+    assert_eq!(groups[0]["error"], "timeout after 4 s", "{groups:?}");
+    assert_eq!(groups[0]["lastAt"], text(T_MS), "{groups:?}");
 }

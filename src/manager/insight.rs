@@ -53,14 +53,16 @@ impl Manager {
         let counts = self.counts()?;
         let now = Timestamp::now();
         let conn = self.store.conn()?;
-        let ago = |ms: i64| now.plus_ms(-ms).to_text();
+        let ago = |ms: i64| now.plus_ms(-ms);
+        let [(last_minute, _), (last_hour, _), (_, failed_last24h)] =
+            insight::finished_since(&conn, [ago(60_000), ago(3_600_000), ago(86_400_000)])?;
         Ok(Stats {
             counts,
             throughput: Throughput {
-                last_minute: insight::finished_since(&conn, &ago(60_000))?,
-                last_hour: insight::finished_since(&conn, &ago(3_600_000))?,
+                last_minute,
+                last_hour,
             },
-            failed_last24h: insight::failed_since(&conn, &ago(86_400_000))?,
+            failed_last24h,
         })
     }
 

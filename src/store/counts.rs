@@ -90,6 +90,7 @@ mod tests {
                 "JobRun_count_insert",
                 "JobRun_count_insert_finished",
                 "JobRun_count_unfinish",
+                "JobRun_minute_delete",
                 "JobRun_minute_finish",
                 "JobRun_minute_insert_finished",
                 "JobRun_stat_finish",

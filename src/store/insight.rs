@@ -5,42 +5,70 @@
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::rows::{RUN_COLUMNS, run_from_row};
+use crate::clock::Timestamp;
 use crate::error::{Error, Result};
 use crate::job::{JobRun, JobStatus};
 pub use crate::query::{ErrorGroup, RunRef, StageMark};
 
-/// Runs that finished (any final status) at or after `since`.
-pub fn finished_since(conn: &Connection, since: &str) -> Result<i64> {
-    conn.prepare_cached(
-        "SELECT count(*) FROM JobRun INDEXED BY JobRun_finished \
-         WHERE finishedAt IS NOT NULL AND finishedAt >= ?1",
-    )
-    .and_then(|mut s| s.query_row([since], |r| r.get(0)))
-    .map_err(Error::db("count finished runs"))
+/// Finished runs (any final status) and FAILED runs that finished at or
+/// after each of `since`, read in one snapshot (the caller's read
+/// transaction, or one of its own). Exact, and bounded by job types x
+/// minutes rather than by the history: the whole minutes from the first
+/// one that starts at or after `since` are summed from `RunMinute`, and
+/// only the part of a minute before it is counted from the finish indexes
+/// (an index range of under a minute).
+pub fn finished_since<const N: usize>(
+    conn: &Connection,
+    since: [Timestamp; N],
+) -> Result<[(i64, i64); N]> {
+    let _own = conn
+        .is_autocommit()
+        .then(|| {
+            rusqlite::Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Deferred)
+        })
+        .transpose()
+        .map_err(Error::db("count finished runs"))?;
+    let mut out = [(0, 0); N];
+    for (counts, t) in out.iter_mut().zip(since) {
+        let first = t.0.div_euclid(60_000) + i64::from(t.0.rem_euclid(60_000) != 0);
+        let (from, edge) = (t.to_text(), Timestamp(first * 60_000).to_text());
+        let (finished, failed) = super::minutes::totals_from(conn, first)?;
+        *counts = (
+            finished + count_between(conn, FINISHED_BETWEEN, &from, &edge)?,
+            failed + count_between(conn, FAILED_BETWEEN, &from, &edge)?,
+        );
+    }
+    Ok(out)
 }
 
-/// FAILED runs that finished at or after `since`.
-pub fn failed_since(conn: &Connection, since: &str) -> Result<i64> {
-    conn.prepare_cached(
-        // The time range is the selective part: without INDEXED BY the planner
-        // may walk every FAILED run of the whole history instead.
-        "SELECT count(*) FROM JobRun INDEXED BY JobRun_finished \
-         WHERE finishedAt IS NOT NULL AND finishedAt >= ?1 AND status = 'FAILED'",
-    )
-    .and_then(|mut s| s.query_row([since], |r| r.get(0)))
-    .map_err(Error::db("count failed runs"))
+/// Runs that finished in [?1, ?2) (public for the query-plan test).
+pub const FINISHED_BETWEEN: &str = "SELECT count(*) FROM JobRun INDEXED BY JobRun_finished \
+     WHERE finishedAt IS NOT NULL AND finishedAt >= ?1 AND finishedAt < ?2";
+
+/// FAILED runs that finished in [?1, ?2), from the index of FAILED runs
+/// (V21; public for the query-plan test).
+pub const FAILED_BETWEEN: &str = "SELECT count(*) FROM JobRun INDEXED BY JobRun_failed \
+     WHERE status = 'FAILED' AND finishedAt >= ?1 AND finishedAt < ?2";
+
+fn count_between(conn: &Connection, sql: &str, from: &str, to: &str) -> Result<i64> {
+    conn.prepare_cached(sql)
+        .and_then(|mut s| s.query_row([from, to], |r| r.get(0)))
+        .map_err(Error::db("count finished runs"))
 }
+
+/// [`error_groups`]' statement: ?1 the start, ?2 the limit (public for the
+/// query-plan test). It walks the index of FAILED runs (V21), never the
+/// COMPLETED ones of the window.
+pub const ERROR_GROUPS: &str = "SELECT jobName, jobmgr_error_key(error) AS pattern, count(*), \
+     max(finishedAt), max(id) FROM JobRun INDEXED BY JobRun_failed \
+     WHERE status = 'FAILED' AND finishedAt >= ?1 \
+     GROUP BY jobName, pattern ORDER BY max(finishedAt) DESC, max(id) DESC LIMIT ?2";
 
 /// FAILED runs finished since `since`, grouped by job type and error,
 /// most recent group first.
 pub fn error_groups(conn: &Connection, since: &str, limit: usize) -> Result<Vec<ErrorGroup>> {
     let mut groups: Vec<ErrorGroup> = conn
-        .prepare_cached(
-            "SELECT jobName, jobmgr_error_key(error) AS pattern, count(*), max(finishedAt), max(id) \
-             FROM JobRun INDEXED BY JobRun_finished \
-             WHERE finishedAt IS NOT NULL AND finishedAt >= ?1 AND status = 'FAILED' \
-             GROUP BY jobName, pattern ORDER BY max(finishedAt) DESC, max(id) DESC LIMIT ?2",
-        )
+        .prepare_cached(ERROR_GROUPS)
         .and_then(|mut s| {
             s.query_map(params![since, limit as i64], |r| {
                 let pattern: Option<String> = r.get(1)?;

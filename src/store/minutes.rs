@@ -183,6 +183,26 @@ pub fn types(conn: &Connection) -> Result<Vec<String>> {
     }
 }
 
+/// Finished runs (any status) and FAILED runs of the minutes from `minute`
+/// on, all job types: one primary-key range per type.
+pub fn totals_from(conn: &Connection, minute: i64) -> Result<(i64, i64)> {
+    let op = "read the rollup totals";
+    let mut sum = conn
+        .prepare_cached(
+            "SELECT coalesce(sum(completed + failed + cancelled), 0), coalesce(sum(failed), 0) \
+             FROM RunMinute WHERE jobName = ?1 AND minute >= ?2",
+        )
+        .map_err(Error::db(op))?;
+    let mut total = (0, 0);
+    for job in types(conn)? {
+        let (finished, failed): (i64, i64) = sum
+            .query_row(params![job, minute], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(Error::db(op))?;
+        total = (total.0 + finished, total.1 + failed);
+    }
+    Ok(total)
+}
+
 /// [`window`]'s statement: ?1 the job, ?2 and ?3 the minutes, ?4 the step.
 static WINDOW: LazyLock<String> = LazyLock::new(|| {
     let sums: Vec<String> = BUCKET_COLUMNS

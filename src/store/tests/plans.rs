@@ -110,6 +110,21 @@ fn hot_queries_use_indexes_and_sort_nothing() -> Result<()> {
             "JobRun_finished",
         ),
         (
+            "stats: FAILED runs of a partial minute (V21)",
+            insight::FAILED_BETWEEN.into(),
+            "JobRun_failed (finishedAt>? AND finishedAt<?)",
+        ),
+        (
+            "stats: finished runs of a partial minute",
+            insight::FINISHED_BETWEEN.into(),
+            "JobRun_finished (finishedAt>? AND finishedAt<?)",
+        ),
+        (
+            "stats: a type's whole minutes in the rollup",
+            "SELECT sum(failed) FROM RunMinute WHERE jobName = ?1 AND minute >= ?2".into(),
+            "PRIMARY KEY (jobName=? AND minute>?)",
+        ),
+        (
             "change watcher: runs added since",
             "SELECT * FROM JobRun WHERE id >= 5 ORDER BY id LIMIT 1000".into(),
             "INTEGER PRIMARY KEY",
@@ -182,6 +197,12 @@ fn hot_queries_use_indexes_and_sort_nothing() -> Result<()> {
                 .0
             ),
             ["JobRun_queue_type", "JobRun_status_id (status=?)"],
+        ),
+        (
+            // Grouped and sorted, but only the window's FAILED runs.
+            "failure groups: the FAILED runs only (V21)",
+            insight::ERROR_GROUPS.into(),
+            ["JobRun_failed (finishedAt>?)", "JobRun_failed"],
         ),
         (
             "notify: overdue runs",
