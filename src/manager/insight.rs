@@ -74,7 +74,7 @@ impl Manager {
             )));
         }
         let since = Timestamp::now().plus_ms(-hours * 3_600_000).to_text();
-        insight::error_groups(&*self.store.conn()?, &since, 200)
+        crate::store::failures::error_groups(&*self.store.conn()?, &since, 200)
     }
 
     /// A run with its stage timeline, its re-runs and the run it re-ran.

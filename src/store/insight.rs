@@ -1,5 +1,5 @@
 //! Read-only queries behind the admin page: throughput and failure counts,
-//! failures grouped by error, a run's stage timeline and re-run chain, and
+//! a run's stage timeline and re-run chain, and
 //! the change watcher's "what changed since" look-ups.
 
 use rusqlite::{Connection, OptionalExtension, params};
@@ -8,7 +8,7 @@ use super::rows::{RUN_COLUMNS, run_from_row};
 use crate::clock::Timestamp;
 use crate::error::{Error, Result};
 use crate::job::{JobRun, JobStatus};
-pub use crate::query::{ErrorGroup, RunRef, StageMark};
+pub use crate::query::{RunRef, StageMark};
 
 /// Finished runs (any final status) and FAILED runs that finished at or
 /// after each of `since`, read in one snapshot (the caller's read
@@ -54,47 +54,6 @@ fn count_between(conn: &Connection, sql: &str, from: &str, to: &str) -> Result<i
     conn.prepare_cached(sql)
         .and_then(|mut s| s.query_row([from, to], |r| r.get(0)))
         .map_err(Error::db("count finished runs"))
-}
-
-/// [`error_groups`]' statement: ?1 the start, ?2 the limit (public for the
-/// query-plan test). It walks the index of FAILED runs (V21), never the
-/// COMPLETED ones of the window.
-pub const ERROR_GROUPS: &str = "SELECT jobName, jobmgr_error_key(error) AS pattern, count(*), \
-     max(finishedAt), max(id) FROM JobRun INDEXED BY JobRun_failed \
-     WHERE status = 'FAILED' AND finishedAt >= ?1 \
-     GROUP BY jobName, pattern ORDER BY max(finishedAt) DESC, max(id) DESC LIMIT ?2";
-
-/// FAILED runs finished since `since`, grouped by job type and error,
-/// most recent group first.
-pub fn error_groups(conn: &Connection, since: &str, limit: usize) -> Result<Vec<ErrorGroup>> {
-    let mut groups: Vec<ErrorGroup> = conn
-        .prepare_cached(ERROR_GROUPS)
-        .and_then(|mut s| {
-            s.query_map(params![since, limit as i64], |r| {
-                let pattern: Option<String> = r.get(1)?;
-                Ok(ErrorGroup {
-                    job_name: r.get(0)?,
-                    error: None,
-                    search: pattern.as_deref().and_then(crate::query::error_search),
-                    pattern,
-                    count: r.get(2)?,
-                    last_at: r.get(3)?,
-                    last_run_id: r.get(4)?,
-                })
-            })?
-            .collect()
-        })
-        .map_err(Error::db("group failures"))?;
-    // Each group shows its newest message as it was written.
-    let mut newest = conn
-        .prepare_cached("SELECT error FROM JobRun WHERE id = ?1")
-        .map_err(Error::db("group failures"))?;
-    for g in &mut groups {
-        g.error = newest
-            .query_row([g.last_run_id], |r| r.get(0))
-            .map_err(Error::db("group failures"))?;
-    }
-    Ok(groups)
 }
 
 /// The stages a run entered, from its log lines marked `"event": "stage"`.

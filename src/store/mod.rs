@@ -11,7 +11,6 @@ use std::time::Duration;
 use r2d2::PooledConnection;
 use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::config::DbConfig;
-use rusqlite::functions::FunctionFlags;
 use rusqlite::{OpenFlags, TransactionBehavior};
 
 use crate::error::{Error, Result};
@@ -32,6 +31,7 @@ pub mod committer;
 mod counts;
 pub mod deps;
 pub mod due;
+pub mod failures;
 pub mod history;
 pub mod housekeeping;
 pub mod insight;
@@ -130,16 +130,6 @@ fn configure(conn: &mut Connection) -> rusqlite::Result<()> {
     // the API) was compiled from scratch each time. Nothing here relies on
     // plans chosen by bound values (no sqlite_stat4, no LIKE on an index).
     conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
-    // Failure groups group by the message with its numbers and ids masked.
-    conn.create_scalar_function(
-        "jobmgr_error_key",
-        1,
-        FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
-        |ctx| {
-            let message: Option<String> = ctx.get(0)?;
-            Ok(message.map(|m| crate::query::error_key(&m)))
-        },
-    )?;
     Ok(())
 }
 
