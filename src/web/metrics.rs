@@ -266,7 +266,7 @@ fn write_path(out: &mut String, w: &WritePath) {
         ),
         (
             "jobmgr_commit_requests_total",
-            "Enqueue requests those rounds carried; per round, how many requests shared a sync.",
+            "Enqueue requests those rounds carried; divided by the rounds, how many requests shared each sync.",
             c.requests as f64,
         ),
         (
