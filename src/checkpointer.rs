@@ -27,6 +27,10 @@
 //! - at shutdown the thread runs a last checkpoint, so a stopped process
 //!   leaves its commits in the database file.
 //!
+//! Each checkpoint that ran is counted, by who ran it, with the frames it
+//! copied and its time: process-wide relaxed counters that `GET /metrics`
+//! reads (see [`counts`]).
+//!
 //! Nothing here truncates or restarts the WAL by force (no TRUNCATE or
 //! RESTART checkpoint), so Litestream, which holds a read lock to keep the
 //! WAL from starting over before it has copied it, and checkpoints on its
@@ -34,13 +38,14 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::thread::JoinHandle;
+use std::time::Instant;
 
 use crossbeam_channel::{Receiver, Sender, bounded, select};
 
 use crate::error::{Error, Result};
-use crate::store::checkpoint::{self, Passive};
+use crate::store::checkpoint::{self, Passive, WalIndex};
 use crate::store::{self, Connection};
 
 /// Frames waiting in the WAL that wake the checkpointer: SQLite's own
@@ -63,6 +68,67 @@ struct Shared {
     checkpointed: AtomicU32,
     /// One pending wake-up is enough: the thread copies all it can.
     wake: Sender<()>,
+    /// Read before each checkpoint, for the frames it copies.
+    index: WalIndex,
+}
+
+/// The checkpoints one kind of checkpointing ran in this process.
+struct Tally {
+    runs: AtomicU64,
+    frames: AtomicU64,
+    micros: AtomicU64,
+}
+
+impl Tally {
+    const fn new() -> Tally {
+        Tally {
+            runs: AtomicU64::new(0),
+            frames: AtomicU64::new(0),
+            micros: AtomicU64::new(0),
+        }
+    }
+
+    /// Counts a checkpoint begun at `started` that copied `frames`; one
+    /// that found another checkpoint running did nothing and is not counted.
+    fn add(&self, p: &Passive, frames: u32, started: Instant) {
+        if p.busy {
+            return;
+        }
+        self.runs.fetch_add(1, Ordering::Relaxed);
+        self.frames.fetch_add(u64::from(frames), Ordering::Relaxed);
+        let took = started.elapsed().as_micros() as u64;
+        self.micros.fetch_add(took, Ordering::Relaxed);
+    }
+
+    fn read(&self) -> Checkpoints {
+        Checkpoints {
+            runs: self.runs.load(Ordering::Relaxed),
+            frames: self.frames.load(Ordering::Relaxed),
+            micros: self.micros.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// The checkpointer threads' checkpoints (the last one at a stop included)
+/// and the committing threads' fallback ones, in this process.
+static BY_THREAD: Tally = Tally::new();
+static BY_FALLBACK: Tally = Tally::new();
+
+/// Checkpoints that ran, the WAL frames they copied into the database
+/// file, and the time they took (µs).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Checkpoints {
+    pub runs: u64,
+    pub frames: u64,
+    pub micros: u64,
+}
+
+/// This process's checkpoints so far: (by its checkpointer threads, by
+/// committing threads past [`FALLBACK_FRAMES`]). SQLite's automatic
+/// checkpoints, inside the commits of the connections not handed over,
+/// are not among them.
+pub fn counts() -> (Checkpoints, Checkpoints) {
+    (BY_THREAD.read(), BY_FALLBACK.read())
 }
 
 impl Shared {
@@ -121,6 +187,7 @@ impl Checkpointer {
             log: AtomicU32::new(0),
             checkpointed: AtomicU32::new(0),
             wake,
+            index: WalIndex::of(db),
         });
         let s = shared.clone();
         let thread = std::thread::Builder::new()
@@ -181,8 +248,10 @@ fn run(conn: &Connection, shared: &Shared, woken: &Receiver<()>, stopped: &Recei
 }
 
 fn checkpoint_now(conn: &Connection, shared: &Shared, what: &str) {
-    match checkpoint::passive(conn) {
-        Ok(p) => {
+    let started = Instant::now();
+    match checkpoint::passive_copied(conn, &shared.index) {
+        Ok((p, copied)) => {
+            BY_THREAD.add(&p, copied, started);
             shared.record(p);
             log::debug!(
                 "{what}: {} of the WAL's {} frames in the database file{}",
@@ -231,10 +300,12 @@ impl Follower {
         // this connection's next one and keep it from starting over, and
         // while a reader holds it back the checkpoint finds nothing to copy
         // and costs a few lock calls.
-        match checkpoint::passive(conn) {
+        let started = Instant::now();
+        match checkpoint::passive_copied(conn, &self.shared.index) {
             // The checkpointer is at it: the next commit tries again.
-            Ok(p) if p.busy => {}
-            Ok(p) => {
+            Ok((p, _)) if p.busy => {}
+            Ok((p, copied)) => {
+                BY_FALLBACK.add(&p, copied, started);
                 self.shared.record(p);
                 log::debug!(
                     "WAL at {frames} frames: checkpointed on the committing thread, \
@@ -245,5 +316,50 @@ impl Follower {
             }
             Err(e) => log::warn!("checkpoint a WAL of {frames} frames: {e}"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::TestFile;
+
+    #[test]
+    fn a_fallback_checkpoint_is_counted_with_the_frames_it_copied() {
+        let file = TestFile::new("checkpointer-fallback");
+        let conn = store::open_connection(&file.db()).unwrap();
+        conn.execute_batch("CREATE TABLE t (b BLOB)").unwrap();
+        // No checkpointer thread: the nudge is never received, so only the
+        // committing thread's fallback checkpoints.
+        let (wake, _woken) = bounded(1);
+        let follower = Follower {
+            shared: Arc::new(Shared {
+                log: AtomicU32::new(0),
+                checkpointed: AtomicU32::new(0),
+                wake,
+                index: WalIndex::of(&file.db()),
+            }),
+        };
+        checkpoint::hand_over(&conn).unwrap();
+        let (_, before) = counts();
+        // Past the fallback mark in one commit, about a page a row.
+        conn.execute(
+            "WITH RECURSIVE k(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM k WHERE i < ?1) \
+             INSERT INTO t SELECT zeroblob(3000) FROM k",
+            [i64::from(FALLBACK_FRAMES) + 100],
+        )
+        .unwrap();
+        follower.committed(&conn);
+        let (_, after) = counts();
+        let frames = follower.shared.log.load(Ordering::Relaxed);
+        assert!(frames > FALLBACK_FRAMES, "{frames} frames");
+        assert_eq!(after.runs - before.runs, 1);
+        assert_eq!(after.frames - before.frames, u64::from(frames));
+        assert!(after.micros > before.micros);
+        // All of it copied, the next commit starts the WAL over: below the
+        // mark, no fallback.
+        conn.execute("INSERT INTO t VALUES (1)", []).unwrap();
+        follower.committed(&conn);
+        assert_eq!(counts().1.runs, after.runs);
     }
 }

@@ -53,7 +53,7 @@ pub use enqueue::EnqueueRequest;
 pub(crate) use enqueue::enqueue_metadata;
 pub use housekeeping::Housekeeping;
 pub use insight_view::Window;
-pub use metrics::Metrics;
+pub use metrics::{Metrics, WritePath};
 pub use notify::{NOTIFICATIONS_MAX, NotifySummary};
 pub use pauses::TypeState;
 pub use retries::WaitingAction;

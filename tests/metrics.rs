@@ -465,3 +465,77 @@ fn an_address_that_cannot_be_bound_is_refused_at_start() {
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("listen on not-an-address"), "{err}");
 }
+
+/// The write path's counters, each `(family, labels)`.
+const WRITES: [(&str, &[(&str, &str)]); 10] = [
+    ("jobmgr_commit_rounds_total", &[]),
+    ("jobmgr_commit_requests_total", &[]),
+    ("jobmgr_commit_gather_seconds_total", &[]),
+    ("jobmgr_commit_seconds_total", &[]),
+    ("jobmgr_checkpoints_total", &[("by", "checkpointer")]),
+    ("jobmgr_checkpoints_total", &[("by", "fallback")]),
+    ("jobmgr_checkpoint_frames_total", &[("by", "checkpointer")]),
+    ("jobmgr_checkpoint_frames_total", &[("by", "fallback")]),
+    ("jobmgr_checkpoint_seconds_total", &[("by", "checkpointer")]),
+    ("jobmgr_checkpoint_seconds_total", &[("by", "fallback")]),
+];
+
+#[test]
+fn the_group_commit_and_its_checkpoints_are_counted_by_the_server_that_ran_them() {
+    let db = TestDb::new("metrics-writes");
+    // A type whose runs carry a long text: about a dozen WAL pages an
+    // enqueue, so a few dozen wake the checkpointer (1,000 frames).
+    std::fs::write(
+        db.dir.join("jobmgr.toml"),
+        "[jobs.blob]\ncommand = [\"true\"]\n\n[jobs.blob.parameters.text]\n\
+         type = \"string\"\nmax_length = 60000\n",
+    )
+    .expect("write jobmgr.toml");
+    let server = Server::start(&db, &["--no-worker"]);
+    let read = || parse(&server.scrape().text());
+    let s = read();
+    for (name, labels) in WRITES {
+        assert_eq!(value(&s, name, labels), Some(0.0), "{name}{labels:?}");
+    }
+
+    // 4 clients at once, so that rounds can carry several requests; until
+    // the checkpointer has run.
+    let body = serde_json::json!({"jobName": "blob", "parameters": {"text": "x".repeat(48_000)}});
+    let mut sent = 0.0;
+    let checkpointed = poll_until(WAIT, || {
+        std::thread::scope(|scope| {
+            for _ in 0..4 {
+                scope.spawn(|| {
+                    for _ in 0..10 {
+                        let r = server.api.post("/api/jobs", &body);
+                        assert_eq!(r.status, 201, "{}", r.text());
+                    }
+                });
+            }
+        });
+        sent += 40.0;
+        let by = [("by", "checkpointer")];
+        value(&read(), "jobmgr_checkpoints_total", &by).is_some_and(|n| n > 0.0)
+    });
+    assert!(
+        checkpointed,
+        "no checkpoint after {sent} enqueues:\n{}",
+        std::fs::read_to_string(&server.log).unwrap_or_default()
+    );
+
+    let s = read();
+    let v = |name, labels| value(&s, name, labels).unwrap_or(-1.0);
+    assert_eq!(v("jobmgr_commit_requests_total", &[]), sent);
+    let rounds = v("jobmgr_commit_rounds_total", &[]);
+    assert!((1.0..=sent).contains(&rounds), "{rounds} rounds");
+    assert!(v("jobmgr_commit_seconds_total", &[]) > 0.0);
+    assert!(v("jobmgr_commit_gather_seconds_total", &[]) >= 0.0);
+    let by = [("by", "checkpointer")];
+    assert!(v("jobmgr_checkpoint_frames_total", &by) > 0.0);
+    assert!(v("jobmgr_checkpoint_seconds_total", &by) > 0.0);
+    assert_eq!(
+        db.scalar("SELECT count(*) FROM JobRun"),
+        sent.to_string(),
+        "every request was a run"
+    );
+}

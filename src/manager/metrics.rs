@@ -1,13 +1,17 @@
 //! What `GET /metrics` reports, read in one snapshot: the rollups kept as
 //! runs finish (never a scan of the history), the unfinished runs, the
-//! worker's heartbeat, the files' sizes and retention's last pass.
+//! worker's heartbeat, the files' sizes and retention's last pass; and
+//! this process's own write path (its group commit and checkpoints), read
+//! from its counters.
 
 use std::path::Path;
 
 use super::Manager;
+use crate::checkpointer::{self, Checkpoints};
 use crate::clock::Timestamp;
 use crate::error::Result;
 use crate::maintenance::disk;
+use crate::store::committer::{self, Rounds};
 use crate::store::stats::{self, JobStatRow, Unfinished};
 use crate::store::workers;
 use crate::worker::WorkerState;
@@ -34,6 +38,33 @@ pub struct Metrics {
     pub disk_free_bytes: u64,
     /// Retention's last pass: when (ms since the epoch) and runs removed.
     pub retention: Option<(Timestamp, u64)>,
+    /// This process's write path.
+    pub writes: WritePath,
+}
+
+/// What this process's own counters say of its writes: those of another
+/// process (a `jobmgr worker`, which `serve` runs as a child) live in that
+/// process's memory and are not here.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct WritePath {
+    /// The enqueue group commit's rounds.
+    pub commit: Rounds,
+    /// The checkpoints of its checkpointer thread, and the committing
+    /// threads' fallback ones.
+    pub checkpointer: Checkpoints,
+    pub fallback: Checkpoints,
+}
+
+impl WritePath {
+    /// The counters as they stand.
+    pub fn now() -> WritePath {
+        let (checkpointer, fallback) = checkpointer::counts();
+        WritePath {
+            commit: committer::rounds(),
+            checkpointer,
+            fallback,
+        }
+    }
 }
 
 impl Manager {
@@ -81,6 +112,7 @@ impl Manager {
             wal_bytes: file_size(&with_suffix(path, "-wal")),
             disk_free_bytes: disk::free_bytes(path)?,
             retention,
+            writes: WritePath::now(),
         })
     }
 }

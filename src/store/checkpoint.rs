@@ -1,11 +1,16 @@
 //! The SQLite side of checkpointing off the write paths: a bulk writer's
 //! connection hands its checkpoints over (SQLite's automatic checkpoint
 //! off, a WAL hook that notes the WAL's length after each commit), and the
-//! one kind of checkpoint jobmgr's long-running processes run, PASSIVE.
-//! Who checkpoints when is [`crate::checkpointer`]'s.
+//! one kind of checkpoint jobmgr's long-running processes run, PASSIVE,
+//! and how many WAL frames one copied. Who checkpoints when is
+//! [`crate::checkpointer`]'s.
 
 use std::cell::Cell;
 use std::ffi::c_int;
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use rusqlite::Connection;
 use rusqlite::hooks::Wal;
@@ -78,6 +83,67 @@ pub fn passive(conn: &Connection) -> Result<Passive> {
     })
 }
 
+/// Where `nBackfill`, the frames of the WAL already in the database file,
+/// sits in the wal-index (the `-shm` file): after the two 48-byte copies of
+/// its header, the first field of the checkpoint information, in the
+/// machine's byte order (SQLite's file format, "WAL-index format").
+const BACKFILL_AT: u64 = 96;
+
+/// The wal-index of one database, read to learn how many frames a
+/// checkpoint copied: its result gives only the total now in the database
+/// file, which counts the frames another process's checkpoint (the
+/// worker's, beside `serve`'s) copied since this process last looked.
+pub struct WalIndex {
+    path: PathBuf,
+    /// Opened at the first checkpoint: it exists while any connection is
+    /// open, which a checkpoint's own connection is.
+    file: OnceLock<File>,
+}
+
+impl WalIndex {
+    /// The wal-index of the database at `db`.
+    pub fn of(db: &Path) -> WalIndex {
+        let mut path = db.as_os_str().to_owned();
+        path.push("-shm");
+        WalIndex {
+            path: path.into(),
+            file: OnceLock::new(),
+        }
+    }
+
+    /// `nBackfill` now; None when the file cannot be read.
+    fn backfilled(&self) -> Option<u32> {
+        let file = match self.file.get() {
+            Some(f) => f,
+            None => {
+                let f = File::open(&self.path).ok()?;
+                self.file.get_or_init(|| f)
+            }
+        };
+        let mut b = [0u8; 4];
+        file.read_exact_at(&mut b, BACKFILL_AT).ok()?;
+        Some(u32::from_ne_bytes(b))
+    }
+}
+
+/// A [`passive`] checkpoint, and the frames it copied: those in the
+/// database file after it that were not just before it (0 when it was
+/// busy, or the wal-index could not be read). One read of the wal-index
+/// more than the checkpoint, which itself syncs the database file.
+pub fn passive_copied(conn: &Connection, index: &WalIndex) -> Result<(Passive, u32)> {
+    let before = index.backfilled();
+    let p = passive(conn)?;
+    let copied = match before {
+        _ if p.busy => 0,
+        None => 0,
+        Some(b) if b <= p.checkpointed => p.checkpointed - b,
+        // The WAL started over between the read and the checkpoint: every
+        // frame in it was copied since.
+        Some(_) => p.checkpointed,
+    };
+    Ok((p, copied))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -113,9 +179,20 @@ mod tests {
         let shm = std::fs::read(shm).unwrap();
         assert_eq!(u32::from_ne_bytes(shm[96..100].try_into().unwrap()), 0);
         let other = open_connection(&file.db()).unwrap();
-        let p = passive(&other).unwrap();
+        let index = WalIndex::of(&file.db());
+        let (p, copied) = passive_copied(&other, &index).unwrap();
         assert!(!p.busy);
         assert_eq!(p.log, frames);
         assert_eq!(p.checkpointed, frames);
+        assert_eq!(copied, frames, "all of it copied by this checkpoint");
+        // Nothing new: the next one copies nothing, though the checkpoint's
+        // own result still says every frame is in the database file.
+        let (again, copied) = passive_copied(&other, &index).unwrap();
+        assert_eq!((again.checkpointed, copied), (frames, 0));
+        // The next commit starts the WAL over; only its frames are copied.
+        grow(&conn, 10);
+        let (p, copied) = passive_copied(&other, &index).unwrap();
+        assert!(p.log < frames && p.log > 0, "{} frames", p.log);
+        assert_eq!(copied, p.log);
     }
 }

@@ -159,10 +159,12 @@ struct Queue {
     wanted: usize,
 }
 
-/// Rounds this process committed, and the microseconds their leaders spent
-/// waiting for company and committing, for the bench: where a round's time
-/// goes.
+/// Rounds this process committed, the requests they carried, and the
+/// microseconds their leaders spent waiting for company and committing,
+/// for the bench and `GET /metrics`: where a round's time goes, and how
+/// many callers share a sync.
 static ROUNDS: AtomicU64 = AtomicU64::new(0);
+static REQUESTS: AtomicU64 = AtomicU64::new(0);
 static GATHER_US: AtomicU64 = AtomicU64::new(0);
 static COMMIT_US: AtomicU64 = AtomicU64::new(0);
 
@@ -170,6 +172,9 @@ static COMMIT_US: AtomicU64 = AtomicU64::new(0);
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Rounds {
     pub rounds: u64,
+    /// Callers' requests those rounds carried (committed, or refused
+    /// together with their round).
+    pub requests: u64,
     /// Leaders waiting for callers to come back (see [`Committer`]'s gather).
     pub gather_us: u64,
     /// Leaders inside the transaction, its sync included.
@@ -180,6 +185,7 @@ pub struct Rounds {
 pub fn rounds() -> Rounds {
     Rounds {
         rounds: ROUNDS.load(Ordering::Relaxed),
+        requests: REQUESTS.load(Ordering::Relaxed),
         gather_us: GATHER_US.load(Ordering::Relaxed),
         commit_us: COMMIT_US.load(Ordering::Relaxed),
     }
@@ -262,12 +268,14 @@ impl Committer {
         let own = mine.is_empty();
         let batch = self.gather(own);
         if !batch.is_empty() {
-            let (callers, started) = (batch.len() - usize::from(own), Instant::now());
+            let (requests, started) = (batch.len(), Instant::now());
+            let callers = requests - usize::from(own);
             commit(&mut conn, batch);
             let took = started.elapsed().as_micros() as usize;
             self.last_round.store(callers, Ordering::Relaxed);
             self.last_commit_us.store(took, Ordering::Relaxed);
             ROUNDS.fetch_add(1, Ordering::Relaxed);
+            REQUESTS.fetch_add(requests as u64, Ordering::Relaxed);
             COMMIT_US.fetch_add(took as u64, Ordering::Relaxed);
             // After the round's callers are answered: a fallback checkpoint
             // here delays only this leader's return and the next round.

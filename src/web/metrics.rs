@@ -12,8 +12,9 @@ use tiny_http::{Method, Request};
 
 use super::Ctx;
 use super::http::{Reply, Req, error_reply, reply, split_url};
+use crate::checkpointer::Checkpoints;
 use crate::error::Result;
-use crate::manager::Metrics;
+use crate::manager::{Metrics, WritePath};
 use crate::store::stats::BUCKETS_MS;
 use crate::worker::VERSION;
 
@@ -134,6 +135,7 @@ pub fn render(m: &Metrics, jobs: &[String], websocket_clients: usize) -> String 
     }
 
     histogram(&mut out, m);
+    write_path(&mut out, &m.writes);
 
     family(
         &mut out,
@@ -245,6 +247,67 @@ pub fn render(m: &Metrics, jobs: &[String], websocket_clients: usize) -> String 
         );
     }
     out
+}
+
+/// One figure of a kind of checkpoint.
+type Figure = fn(&Checkpoints) -> f64;
+
+/// The group commit's and the checkpoints' counters: this server
+/// process's only, as their HELP says (the worker `serve` supervises is a
+/// process of its own, whose writer and checkpoints are not here).
+fn write_path(out: &mut String, w: &WritePath) {
+    let seconds = |us: u64| us as f64 / 1e6;
+    let c = &w.commit;
+    let commit: [(&str, &str, f64); 4] = [
+        (
+            "jobmgr_commit_rounds_total",
+            "Group-commit rounds (one transaction and one sync each) that committed this server process's enqueues.",
+            c.rounds as f64,
+        ),
+        (
+            "jobmgr_commit_requests_total",
+            "Enqueue requests those rounds carried; divided by the rounds, how many requests shared each sync.",
+            c.requests as f64,
+        ),
+        (
+            "jobmgr_commit_gather_seconds_total",
+            "Time this server process's group-commit leaders waited for more requests to join their round.",
+            seconds(c.gather_us),
+        ),
+        (
+            "jobmgr_commit_seconds_total",
+            "Time this server process's group-commit rounds spent in their transaction, its sync included.",
+            seconds(c.commit_us),
+        ),
+    ];
+    for (name, help, value) in commit {
+        family(out, name, "counter", help);
+        sample(out, name, &[], value);
+    }
+    let by = [("checkpointer", &w.checkpointer), ("fallback", &w.fallback)];
+    let checkpoints: [(&str, &str, Figure); 3] = [
+        (
+            "jobmgr_checkpoints_total",
+            "WAL checkpoints this server process ran after its group commits, by who ran them: its checkpointer thread, or the committing thread once the WAL passed 4,000 frames (fallback).",
+            |k| k.runs as f64,
+        ),
+        (
+            "jobmgr_checkpoint_frames_total",
+            "WAL frames those checkpoints copied into the database file.",
+            |k| k.frames as f64,
+        ),
+        (
+            "jobmgr_checkpoint_seconds_total",
+            "Time those checkpoints took, the database file's sync included.",
+            |k| k.micros as f64 / 1e6,
+        ),
+    ];
+    for (name, help, value) in checkpoints {
+        family(out, name, "counter", help);
+        for (who, k) in by {
+            sample(out, name, &[("by", who)], value(k));
+        }
+    }
 }
 
 /// `jobmgr_run_duration_seconds{job}`: every finished run with a duration,
