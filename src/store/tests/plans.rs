@@ -205,6 +205,14 @@ fn hot_queries_use_indexes_and_sort_nothing() -> Result<()> {
             ["JobRun_queue_type", "JobRun_status_id (status=?)"],
         ),
         (
+            // Only the failures past the cursor, however many runs
+            // completed since (the part of the order after the finish
+            // time is sorted: runs that failed in the same millisecond).
+            "notify: failed runs past the cursor",
+            notify::FAILED_SINCE_SQL.into(),
+            ["JobRun_failed (finishedAt>?)", "JobRun_failed"],
+        ),
+        (
             "notify: overdue runs",
             notify::OVERDUE_SQL.into(),
             ["JobRun_queue_type", "JobRun_status_id (status=?)"],
