@@ -285,12 +285,13 @@ fn write_path(out: &mut String, w: &WritePath) {
         sample(out, name, &[], value);
     }
     let by = [("checkpointer", &w.checkpointer), ("fallback", &w.fallback)];
+    let runs_help = format!(
+        "WAL checkpoints this server process ran after its group commits, by who ran them: its \
+         checkpointer thread, or the committing thread once the WAL passed {} frames (fallback).",
+        crate::checkpointer::FALLBACK_FRAMES
+    );
     let checkpoints: [(&str, &str, Figure); 3] = [
-        (
-            "jobmgr_checkpoints_total",
-            "WAL checkpoints this server process ran after its group commits, by who ran them: its checkpointer thread, or the committing thread once the WAL passed 4,000 frames (fallback).",
-            |k| k.runs as f64,
-        ),
+        ("jobmgr_checkpoints_total", &runs_help, |k| k.runs as f64),
         (
             "jobmgr_checkpoint_frames_total",
             "WAL frames those checkpoints copied into the database file.",
