@@ -178,9 +178,9 @@ pub struct Follower {
 }
 
 impl Checkpointer {
-    /// Starts the thread, with its own connection to the database at `db`.
+    /// Starts the thread, which opens a connection of its own to the
+    /// database at `db` when it first checkpoints.
     pub fn start(db: &Path) -> Result<Checkpointer> {
-        let conn = store::open_connection(db)?;
         let (wake, woken) = bounded(1);
         let (stop, stopped) = bounded::<()>(0);
         let shared = Arc::new(Shared {
@@ -190,9 +190,10 @@ impl Checkpointer {
             index: WalIndex::of(db),
         });
         let s = shared.clone();
+        let path = db.to_path_buf();
         let thread = std::thread::Builder::new()
             .name("checkpointer".into())
-            .spawn(move || run(&conn, &s, &woken, &stopped))
+            .spawn(move || run(&path, &s, &woken, &stopped))
             .map_err(Error::io("spawn checkpointer", db))?;
         Ok(Checkpointer {
             shared,
@@ -230,26 +231,49 @@ impl Drop for Checkpointer {
     }
 }
 
-fn run(conn: &Connection, shared: &Shared, woken: &Receiver<()>, stopped: &Receiver<()>) {
+fn run(db: &Path, shared: &Shared, woken: &Receiver<()>, stopped: &Receiver<()>) {
+    // Opened at the first checkpoint, not at start: a connection parses the
+    // whole schema when it opens (about 1.6 ms), which `serve` would pay
+    // before its first answer, and a process that never fills the WAL
+    // opens it only for its last checkpoint.
+    let mut conn = Lazy { db, conn: None };
     loop {
         select! {
             recv(woken) -> _ => {
-                checkpoint_now(conn, shared, "checkpoint");
+                checkpoint_now(&mut conn, shared, "checkpoint");
                 // A nudge sent while it ran counted frames it has copied
                 // since; the next commit past the threshold nudges again.
                 while woken.try_recv().is_ok() {}
             }
             recv(stopped) -> _ => {
-                checkpoint_now(conn, shared, "last checkpoint");
+                checkpoint_now(&mut conn, shared, "last checkpoint");
                 return;
             }
         }
     }
 }
 
-fn checkpoint_now(conn: &Connection, shared: &Shared, what: &str) {
+/// The checkpointer's connection, opened when first asked for.
+struct Lazy<'a> {
+    db: &'a Path,
+    conn: Option<Connection>,
+}
+
+impl Lazy<'_> {
+    fn get(&mut self) -> Result<&Connection> {
+        match &mut self.conn {
+            Some(conn) => Ok(conn),
+            slot => Ok(slot.insert(store::open_connection(self.db)?)),
+        }
+    }
+}
+
+fn checkpoint_now(conn: &mut Lazy<'_>, shared: &Shared, what: &str) {
     let started = Instant::now();
-    match checkpoint::passive_copied(conn, &shared.index) {
+    match conn
+        .get()
+        .and_then(|c| checkpoint::passive_copied(c, &shared.index))
+    {
         Ok((p, copied)) => {
             BY_THREAD.add(&p, copied, started);
             shared.record(p);
@@ -264,7 +288,8 @@ fn checkpoint_now(conn: &Connection, shared: &Shared, what: &str) {
                 }
             );
         }
-        // The next nudge tries again; the fallback bounds the WAL meanwhile.
+        // The next nudge tries again (to open the connection too); the
+        // fallback bounds the WAL meanwhile.
         Err(e) => log::warn!("{what}: {e}"),
     }
 }

@@ -61,12 +61,10 @@ pub struct SchemaReport {
     pub changed: Vec<String>,
 }
 
-/// Reads refinery's migration table and compares it with the embedded
-/// migrations.
-pub fn schema(conn: &Connection) -> Result<SchemaReport> {
-    let runner = super::migrate::embedded::migrations::runner();
-    let mut report = SchemaReport::default();
-    let mut applied: BTreeMap<i64, (String, String)> = BTreeMap::new();
+/// The applied migrations in refinery's history: version → (name,
+/// checksum); empty when there is no history table.
+pub fn applied(conn: &Connection) -> Result<BTreeMap<i64, (String, String)>> {
+    let mut applied = BTreeMap::new();
     let has_table: bool = conn
         .query_row(
             "SELECT count(*) > 0 FROM sqlite_schema WHERE type = 'table' \
@@ -87,6 +85,15 @@ pub fn schema(conn: &Connection) -> Result<SchemaReport> {
             applied.insert(v, rest);
         }
     }
+    Ok(applied)
+}
+
+/// Reads refinery's migration table and compares it with the embedded
+/// migrations.
+pub fn schema(conn: &Connection) -> Result<SchemaReport> {
+    let runner = super::migrate::embedded::migrations::runner();
+    let mut report = SchemaReport::default();
+    let mut applied = applied(conn)?;
     // refinery hands them over in file-name order (V10 before V9): sorted
     // by version, the last one is the latest.
     let mut embedded: Vec<_> = runner.get_migrations().iter().collect();

@@ -2,7 +2,12 @@
 //! foreign-key switch a table rebuild needs and the schema_version raise a
 //! hand edit of sqlite_schema needs.
 
+use std::collections::BTreeMap;
+use std::hash::{Hash, Hasher};
 use std::path::Path;
+
+use rust_embed::RustEmbed;
+use siphasher::sip::SipHasher13;
 
 use super::{Connection, Store, check, retry_start_race};
 use crate::error::{Error, Result};
@@ -24,7 +29,11 @@ impl Store {
         // Refinery reads its history inside a write transaction, so every
         // command would wait for (and, past the busy timeout, fail on) a
         // lock another process holds even with nothing to apply: a current
-        // schema is recognised with a plain read instead.
+        // schema is recognised with a plain read instead, at first without
+        // refinery (see `history`).
+        if check::applied(&conn)? == history() {
+            return Ok(Vec::new());
+        }
         let schema = check::schema(&conn)?;
         if schema.missing.is_empty() && schema.changed.is_empty() && schema.unknown.is_empty() {
             return Ok(Vec::new());
@@ -57,6 +66,40 @@ impl Store {
     }
 }
 
+/// The migration files, as refinery embeds them.
+#[derive(RustEmbed)]
+#[folder = "migrations"]
+struct Files;
+
+/// The history refinery records once every embedded migration is applied:
+/// version → (name, checksum). Made without refinery, which parses each
+/// file name with a Unicode regular expression whose compilation (about 4
+/// million instructions, over a millisecond) was most of the check every
+/// command and every start makes. The checksum is refinery's (SipHash-1-3
+/// over the name, the version and the SQL; the test below holds it to
+/// refinery's own). A file this does not read, or a later refinery that
+/// sums otherwise, makes no history match it, and the full comparison runs.
+fn history() -> BTreeMap<i64, (String, String)> {
+    Files::iter()
+        .filter_map(|file| {
+            let (version, name) = file
+                .strip_suffix(".sql")?
+                .strip_prefix('V')?
+                .split_once("__")?;
+            let version: i32 = version.parse().ok()?;
+            let data = Files::get(&file)?.data;
+            let mut sum = SipHasher13::new();
+            name.hash(&mut sum);
+            version.hash(&mut sum);
+            std::str::from_utf8(&data).ok()?.hash(&mut sum);
+            Some((
+                i64::from(version),
+                (name.to_string(), sum.finish().to_string()),
+            ))
+        })
+        .collect()
+}
+
 /// Raises `schema_version` after a migration edited `sqlite_schema` by hand
 /// (V16), the last step of SQLite's procedure for it: every connection,
 /// this one included, then reads the tables' new text.
@@ -86,5 +129,24 @@ fn migrate_error(path: &Path, e: refinery::Error) -> Error {
     Error::Open {
         path: path.to_path_buf(),
         message: format!("migrate: {e}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    #[test]
+    fn the_history_made_without_refinery_is_refinery_s() {
+        let refinery: BTreeMap<i64, (String, String)> = super::embedded::migrations::runner()
+            .get_migrations()
+            .iter()
+            .map(|m| {
+                let v = i64::from(m.version());
+                (v, (m.name().to_string(), m.checksum().to_string()))
+            })
+            .collect();
+        assert!(!refinery.is_empty());
+        assert_eq!(super::history(), refinery);
     }
 }

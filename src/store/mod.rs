@@ -42,6 +42,7 @@ mod multirow;
 pub mod notify;
 mod orphans;
 pub mod pauses;
+mod pool;
 pub mod restore;
 pub mod retention;
 pub mod rows;
@@ -95,12 +96,12 @@ fn count_commit() {
 }
 
 /// A pooled connection.
-pub type Conn = PooledConnection<SqliteConnectionManager>;
+pub type Conn = PooledConnection<pool::Connections>;
 
 /// The database: a pool of configured connections to one file.
 #[derive(Clone)]
 pub struct Store {
-    pool: r2d2::Pool<SqliteConnectionManager>,
+    pool: r2d2::Pool<pool::Connections>,
     path: PathBuf,
 }
 
@@ -219,40 +220,22 @@ impl Store {
     pub fn open_unmigrated(path: &Path) -> Result<Store> {
         // One direct connection first: a bad path or a file that is not a
         // database fails here at once with SQLite's message, instead of the
-        // pool retrying until its timeout.
-        retry_start_race(locked, || {
-            open_connection(path)?
-                .query_row("SELECT count(*) FROM sqlite_master", [], |_| Ok(()))
-                .map_err(|e| open_error(path, e))
+        // pool retrying until its timeout. It is then the pool's first
+        // connection (the migration check reads on it).
+        let checked = retry_start_race(locked, || {
+            let conn = open_connection(path)?;
+            conn.query_row("SELECT count(*) FROM sqlite_master", [], |_| Ok(()))
+                .map_err(|e| open_error(path, e))?;
+            Ok(conn)
         })?;
         warn_if_exposed(path);
-        Store::pooled(
-            path,
-            SqliteConnectionManager::file(path).with_init(configure),
-            1,
-        )
+        let make = SqliteConnectionManager::file(path).with_init(configure);
+        Store::pooled(path, pool::Connections::new(make, Some(checked)))
     }
 
-    /// A pool of up to 8 connections made by `manager`, `min_idle` of them
-    /// kept open.
-    fn pooled(path: &Path, manager: SqliteConnectionManager, min_idle: u32) -> Result<Store> {
-        let pool = r2d2::Pool::builder()
-            .max_size(8)
-            .min_idle(Some(min_idle))
-            // r2d2 checks every checked-out connection by preparing and
-            // running `SELECT 1` (r2d2_sqlite's `is_valid`): a SQLite
-            // connection does not go stale like a network one, and the
-            // check cost every API read and every change the watcher looks
-            // at a statement compiled from scratch.
-            .test_on_check_out(false)
-            .connection_timeout(Duration::from_secs(15))
-            .build(manager)
-            .map_err(|e| Error::Open {
-                path: path.to_path_buf(),
-                message: e.to_string(),
-            })?;
+    fn pooled(path: &Path, make: pool::Connections) -> Result<Store> {
         Ok(Store {
-            pool,
+            pool: pool::build(path, make)?,
             path: path.to_path_buf(),
         })
     }
@@ -261,12 +244,13 @@ impl Store {
     /// every write (`PRAGMA query_only`): what a worker's jobs read through,
     /// so that the worker's writer stays the only connection that writes.
     pub fn open_readers(path: &Path) -> Result<Store> {
-        let manager = SqliteConnectionManager::file(path).with_init(|c| {
+        let make = SqliteConnectionManager::file(path).with_init(|c| {
             configure(c)?;
             c.pragma_update(None, "query_only", true)
         });
-        Store::pooled(path, manager, 0)
+        Store::pooled(path, pool::Connections::new(make, None))
     }
+
     /// The database file's path.
     pub fn path(&self) -> &Path {
         &self.path
