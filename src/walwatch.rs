@@ -11,6 +11,7 @@
 //! wal-index, a moment later. A caller that finds nothing new right after
 //! a wake-up looks again for a short while ([`RECHECK`]).
 
+use std::os::fd::{AsRawFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -195,14 +196,35 @@ pub fn watch(
 }
 
 fn run(mut inotify: Inotify, wake: impl Fn() -> bool, stop: Arc<AtomicBool>) {
+    // The crate opens the descriptor non-blocking, and its blocking read
+    // clears and restores the flag around every read: four `fcntl` calls
+    // per wake-up, two of them between a commit and its wake. Cleared once
+    // here, a plain read blocks. Should that fail, the blocking read works.
+    let blocking = clear_nonblocking(inotify.as_raw_fd());
     let mut buf = [0u8; 4096];
     loop {
-        if inotify.read_events_blocking(&mut buf).is_err() || stop.load(Ordering::Acquire) {
+        let read = if blocking {
+            inotify.read_events(&mut buf)
+        } else {
+            inotify.read_events_blocking(&mut buf)
+        };
+        if read.is_err() || stop.load(Ordering::Acquire) {
             return;
         }
         if !wake() {
             return;
         }
+    }
+}
+
+/// Makes `fd` blocking; false when it could not.
+#[allow(unsafe_code)]
+fn clear_nonblocking(fd: RawFd) -> bool {
+    // SAFETY: `fd` is the open inotify descriptor this thread owns; F_GETFL
+    // and F_SETFL only read and set its status flags.
+    unsafe {
+        let flags = libc::fcntl(fd, libc::F_GETFL);
+        flags != -1 && libc::fcntl(fd, libc::F_SETFL, flags & !libc::O_NONBLOCK) != -1
     }
 }
 

@@ -363,7 +363,38 @@ fn a_new_run_reusing_a_deleted_runs_id_shows_up_live() {
     assert_eq!(m["run"]["status"], "QUEUED");
 }
 
-/// Threads of the server process whose name is `name`.
+/// Clients are shared out among several writer threads: every client
+/// gets every change whichever writer holds it, and clients leaving one
+/// writer do not stop the others' messages.
+#[test]
+fn every_live_client_gets_each_change_whichever_writer_has_it() {
+    let db = TestDb::new("wswriters");
+    let s = db.spawn_serve(&["--no-worker"]);
+    let mut clients: Vec<_> = (0..5)
+        .map(|_| {
+            let mut ws = s.api.ws("/ws");
+            assert_eq!(next_json(&mut ws).expect("snapshot")["type"], "snapshot");
+            ws
+        })
+        .collect();
+    wait_for("5 live clients", WAIT, || live_clients(&s) == 5.0);
+    let id = db.enqueue("demo-unknown-total", &["count=3"]);
+    for ws in clients.iter_mut() {
+        wait_message(ws, "the queued run", WAIT, |m| is_run(m, id));
+    }
+    for mut ws in clients.drain(..2) {
+        ws.close(None).expect("close");
+        let _ = ws.flush();
+    }
+    wait_for("3 live clients", WAIT, || live_clients(&s) == 3.0);
+    db.ok(&["cancel", &id.to_string()]);
+    for ws in clients.iter_mut() {
+        wait_message(ws, "the cancellation", WAIT, |m| {
+            is_run(m, id) && m["run"]["status"] == "CANCELLED"
+        });
+    }
+}
+
 /// Live sockets the server counts (`jobmgr_websocket_clients`).
 fn live_clients(s: &Serve) -> f64 {
     let text = s.api.get("/metrics").text();

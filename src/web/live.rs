@@ -1,18 +1,26 @@
-//! The live sockets' writer: one thread writes the hub's messages to every
-//! `/ws` client. Each message's WebSocket frame is made once and the same
-//! bytes go to every socket, written non-blocking: a client whose socket
-//! takes nothing more keeps its unsent bytes here and its backlog in its
-//! hub queue, which overflows into a resync and then a drop, so it never
-//! holds up the others; one that takes nothing for the client timeout is
-//! dropped too. A thread per socket meant one thread wake-up per client
-//! and change: with 100 clients on 2 cores, waking them took longer than
-//! the rest of the way from the commit to the page.
+//! The live sockets' writers: a few threads (one per core, at most
+//! [`MAX_WRITERS`]) write the hub's messages to the `/ws` clients, each to
+//! its share of them. Each message's WebSocket frame is made once and the
+//! same bytes go to every socket, written non-blocking: a client whose
+//! socket takes nothing more keeps its unsent bytes here and its backlog in
+//! its hub queue, which overflows into a resync and then a drop, so it
+//! never holds up the others; one that takes nothing for the client
+//! timeout is dropped too.
+//!
+//! A thread per socket meant one thread wake-up per client and change:
+//! with 100 clients on 2 cores, waking them took longer than the rest of
+//! the way from the commit to the page. One thread for all of them wrote
+//! the sockets one after the other, and each loopback write runs the
+//! receiver's side of TCP too, so the median client waited for half of
+//! the others' writes. A writer per core shares those writes out; a writer
+//! without clients is not woken by a publish.
 
 use std::collections::VecDeque;
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -31,10 +39,23 @@ const PING_EVERY: Duration = Duration::from_secs(20);
 /// the rest waits in the queue, where an overflow turns into a resync.
 const AHEAD: usize = 64 * 1024;
 
-/// The writer thread and the way to hand it new clients.
+/// Writer threads at most: past the cores, more threads only take turns.
+const MAX_WRITERS: usize = 4;
+
+/// The writer threads and the way to hand them new clients.
 pub struct Live {
+    writers: Vec<Writer>,
+    /// The writer the next client goes to (round robin).
+    next: AtomicUsize,
+}
+
+/// One writer thread: its share of the clients and its wake-up.
+struct Writer {
     add: Sender<Client>,
     waker: Arc<Waker>,
+    /// The clients it writes, as it last counted them (a publish wakes
+    /// only writers with some).
+    clients: Arc<AtomicUsize>,
     thread: Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -232,51 +253,94 @@ impl Client {
 }
 
 impl Live {
-    /// Starts the writer for `hub`'s subscribers; a client that takes no
-    /// byte for `timeout` while some are pending is dropped.
+    /// Starts the writers for `hub`'s subscribers, one per core up to
+    /// [`MAX_WRITERS`]; a client that takes no byte for `timeout` while
+    /// some are pending is dropped.
     pub fn start(hub: Arc<Hub>, timeout: Duration) -> Result<Live> {
-        let io = || Error::io("start the live sockets' writer", "ws");
-        let (tx, rx) = UnixStream::pair().map_err(io())?;
-        tx.set_nonblocking(true).map_err(io())?;
-        rx.set_nonblocking(true).map_err(io())?;
-        let waker = Arc::new(Waker(tx));
-        let on_publish = waker.clone();
-        hub.on_publish(move || on_publish.wake());
-        let (add, added) = unbounded();
-        let thread = std::thread::Builder::new()
-            .name("ws-live".into())
-            .spawn(move || run(&hub, &added, rx, timeout))
-            .map_err(io())?;
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let writers = (0..cores.clamp(1, MAX_WRITERS))
+            .map(|i| Writer::start(hub.clone(), timeout, i))
+            .collect::<Result<Vec<_>>>()?;
+        let wakes: Vec<_> = writers
+            .iter()
+            .map(|w| (w.waker.clone(), w.clients.clone()))
+            .collect();
+        // Weak: the hub keeps this closure, which must not keep the hub.
+        let closing = Arc::downgrade(&hub);
+        hub.on_publish(move || {
+            // At close every writer is woken, to send its clients the
+            // resync and close and to end.
+            let all = closing.upgrade().is_none_or(|h| h.is_closed());
+            for (waker, clients) in &wakes {
+                if all || clients.load(Ordering::SeqCst) > 0 {
+                    waker.wake();
+                }
+            }
+        });
         Ok(Live {
-            add,
-            waker,
-            thread: Mutex::new(Some(thread)),
+            writers,
+            next: AtomicUsize::new(0),
         })
     }
 
-    /// Hands `client` to the writer.
+    /// Hands `client` to the next writer.
     pub fn add(&self, client: Client) {
-        if self.add.send(client).is_ok() {
-            self.waker.wake();
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.writers.len();
+        let writer = &self.writers[i];
+        if writer.add.send(client).is_ok() {
+            writer.waker.wake();
         }
     }
 
-    /// Waits for the writer to end: call it once the hub is closed (its
+    /// Waits for the writers to end: call it once the hub is closed (their
     /// clients then get a resync and a close, as far as their sockets
     /// take them at once).
     pub fn join(&self) {
-        let thread = self.thread.lock().map(|mut t| t.take());
-        if let Ok(Some(t)) = thread {
-            let _ = t.join();
+        for w in &self.writers {
+            let thread = w.thread.lock().map(|mut t| t.take());
+            if let Ok(Some(t)) = thread {
+                let _ = t.join();
+            }
         }
     }
 }
 
-fn run(hub: &Hub, added: &Receiver<Client>, woken: UnixStream, timeout: Duration) {
+impl Writer {
+    fn start(hub: Arc<Hub>, timeout: Duration, i: usize) -> Result<Writer> {
+        let io = || Error::io("start the live sockets' writer", "ws");
+        let (tx, rx) = UnixStream::pair().map_err(io())?;
+        tx.set_nonblocking(true).map_err(io())?;
+        rx.set_nonblocking(true).map_err(io())?;
+        let (add, added) = unbounded();
+        let clients = Arc::new(AtomicUsize::new(0));
+        let counted = clients.clone();
+        let thread = std::thread::Builder::new()
+            .name(format!("ws-live-{i}"))
+            .spawn(move || run(&hub, &added, rx, &counted, timeout))
+            .map_err(io())?;
+        Ok(Writer {
+            add,
+            waker: Arc::new(Waker(tx)),
+            clients,
+            thread: Mutex::new(Some(thread)),
+        })
+    }
+}
+
+fn run(
+    hub: &Hub,
+    added: &Receiver<Client>,
+    woken: UnixStream,
+    count: &AtomicUsize,
+    timeout: Duration,
+) {
     let mut clients: Vec<Client> = Vec::new();
     let mut fds: Vec<libc::pollfd> = Vec::new();
     loop {
         clients.extend(added.try_iter());
+        // Counted before the pump below: a message published before this
+        // store, when the count said nobody was here, is taken by it.
+        count.store(clients.len(), Ordering::SeqCst);
         let closed = hub.is_closed();
         let now = Instant::now();
         for c in clients.iter_mut() {
