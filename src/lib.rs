@@ -15,6 +15,8 @@
 // the database (std has no call for it either), and
 // `store::restore::locked_elsewhere` asks fcntl(F_GETLK) whether another
 // process holds SQLite's locks on the database (std cannot ask).
+// `memory` sets glibc's arena count and the huge-page flag (std has no
+// call for either), and restores the flag in spawned children.
 // `store::vfs` is the one unsafe module: a layer over SQLite's C file API
 // (a VFS) that coalesces WAL writes, which only FFI can provide.
 #![deny(unsafe_code)]
@@ -40,6 +42,8 @@ pub mod jobs;
 pub(crate) mod maintenance;
 pub(crate) mod manager;
 pub(crate) mod media;
+/// What `main` sets up first: how the process holds memory.
+pub mod memory;
 pub(crate) mod notify;
 pub mod policies;
 pub(crate) mod query;

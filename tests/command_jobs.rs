@@ -38,7 +38,15 @@ for fd in range(1024):
     except OSError:
         pass
 ppid = os.getppid()
+def thp(pid):
+    with open("/proc/%s/status" % pid) as f:
+        for line in f:
+            if line.startswith("THP_enabled:"):
+                return line.split()[1]
+    return None
 info = {
+    "thp": thp("self"),
+    "parent_thp": thp(ppid),
     "fds": fds,
     "parent_exe": os.readlink("/proc/%d/exe" % ppid),
     "pid": os.getpid(),
@@ -49,6 +57,17 @@ info = {
 with open(out + ".json", "w") as f:
     json.dump(info, f)
 "#;
+
+/// This process's `THP_enabled` (what a worker it starts inherits).
+fn thp_enabled() -> Value {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("THP_enabled:").map(|v| v.trim().to_string()))
+        })
+        .map_or(Value::Null, Value::String)
+}
 
 const PROBE_TOML: &str = r#"
 [jobs.probe]
@@ -159,6 +178,10 @@ fn hostile_values_arrive_byte_for_byte_without_a_shell() {
             "the program leads its own process group"
         );
         assert_eq!(info["stdin"], "/dev/null");
+        // jobmgr runs without transparent huge pages; the program gets the
+        // setting jobmgr inherited back.
+        assert_eq!(info["parent_thp"], "0", "jobmgr opted out of huge pages");
+        assert_eq!(info["thp"], thp_enabled(), "the program's huge-page flag");
         let dir = std::fs::canonicalize(&db.dir).expect("test dir");
         assert_eq!(
             info["cwd"].as_str().map(PathBuf::from),

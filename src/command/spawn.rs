@@ -126,11 +126,13 @@ pub fn command(
 /// Most descriptors the fallback marks when `close_range` is missing.
 const FALLBACK_MAX_FD: i32 = 65_536;
 
-/// Marks every descriptor above 2 close-on-exec in the child. Marking
-/// instead of closing keeps std's own CLOEXEC error pipe working.
+/// Marks every descriptor above 2 close-on-exec in the child (marking
+/// instead of closing keeps std's own CLOEXEC error pipe working), and
+/// gives it back the huge-page setting jobmgr inherited.
 #[allow(unsafe_code)]
 pub(crate) fn close_inherited_fds(c: &mut Command) {
     let hook = || {
+        crate::memory::restore_in_child();
         // close_range(2) with CLOSE_RANGE_CLOEXEC (Linux 5.11+); older
         // kernels get a loop of fcntl calls, both async-signal-safe.
         // SAFETY: plain syscalls on integers; no allocation, no locks, no
