@@ -2,7 +2,7 @@
 //! with one SQLite file as the single source of truth.
 // `deny`, not `forbid`: small functions opt out, each with SAFETY
 // comments: `command::kill::raw_kill` (std cannot signal a process group)
-// and `command::spawn::close_inherited_fds` (std cannot stop a child from
+// and `command::spawn::prepare_child` (std cannot stop a child from
 // inheriting descriptors the worker itself inherited without CLOEXEC).
 // A third, `supervisor::send_sigterm`, signals the worker `jobmgr serve` started;
 // a fourth, `web::set_send_timeout`, sets a socket option std has no setter

@@ -3,8 +3,9 @@
 /// mimalloc rather than glibc's allocator: strings and JSON built on one
 /// thread and freed on another (log lines, HTTP requests, runs) cost glibc
 /// a locked arena and its consolidations, a sixth of `serve`'s CPU under 8
-/// HTTP clients; with mimalloc HTTP enqueues, group commits and a busy
-/// worker ran 13 to 40 % faster. Its memory use: see `jobmgr::memory`.
+/// HTTP clients. With mimalloc, real jobs through a worker ran 21 to 27 %
+/// faster and log lines 9 %, the rest within noise (`bench --rounds 5
+/// --compare`). Its memory use: see `jobmgr::memory`.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -119,7 +119,7 @@ pub fn command(
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0);
-    close_inherited_fds(&mut c);
+    prepare_child(&mut c);
     c
 }
 
@@ -130,7 +130,7 @@ const FALLBACK_MAX_FD: i32 = 65_536;
 /// instead of closing keeps std's own CLOEXEC error pipe working), and
 /// gives it back the huge-page setting jobmgr inherited.
 #[allow(unsafe_code)]
-pub(crate) fn close_inherited_fds(c: &mut Command) {
+pub(crate) fn prepare_child(c: &mut Command) {
     let hook = || {
         crate::memory::restore_in_child();
         // close_range(2) with CLOSE_RANGE_CLOEXEC (Linux 5.11+); older

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 
 use crate::command::kill::{SIGKILL, SIGTERM, signal_group};
-use crate::command::spawn::{close_inherited_fds, resolve_program};
+use crate::command::spawn::{prepare_child, resolve_program};
 
 /// `timeout_secs` when a command notifier leaves it out.
 pub const TIMEOUT_SECS: u64 = 30;
@@ -72,7 +72,7 @@ pub fn run(cmd: &NotifyCommand, event_env: &[(String, String)], stop: &Receiver<
         }
     }
     c.envs(event_env.iter().map(|(k, v)| (k, v)));
-    close_inherited_fds(&mut c);
+    prepare_child(&mut c);
     let mut child = match c.spawn() {
         Ok(ch) => ch,
         Err(e) => return Ran::Failed(format!("start {}: {e}", path.display())),
