@@ -144,7 +144,22 @@ fn api_enqueue_posts_from_one_and_eight_clients_with_and_without_a_worker() {
         );
         assert!(p50.unwrap() > 0.0 && p50 <= p95 && p95 <= p99, "{r}");
         assert_eq!(r["synchronous"], "FULL", "{r}");
+        // The server's own group-commit counters (from its /metrics) say
+        // how many POSTs shared a round: at least one, at most all 8.
+        let note = r["note"].as_str().unwrap();
+        let per_round: f64 = note
+            .split_once("a round: ")
+            .and_then(|(_, rest)| rest.split_once(" POSTs"))
+            .and_then(|(n, _)| n.parse().ok())
+            .unwrap_or_else(|| panic!("no round in {note}"));
+        let clients = r["workers"].as_f64().unwrap();
+        assert!((1.0..=clients).contains(&per_round), "{note}");
+        assert!(note.contains("cores allow at most"), "{note}");
     }
+    // One client's floor: the HTTP round trip alone, next to raw's commit.
+    let floor = rows[0]["note"].as_str().unwrap();
+    assert!(floor.contains("HTTP alone (GET /healthz) p50"), "{floor}");
+    assert!(floor.contains("× raw)"), "{floor}");
     // The serve children (and the worker one of them started) are gone
     // with their temporary databases.
     let left: Vec<_> = std::fs::read_dir(&db.dir).unwrap().collect();

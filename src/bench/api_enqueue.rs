@@ -19,6 +19,13 @@ use crate::worker::WorkerState;
 /// finishes at once when a worker takes it.
 const BODY: &str = r#"{"jobName":"demo-known-total","parameters":{"count":1,"delay_ms":0}}"#;
 const IO_TIMEOUT: Duration = Duration::from_secs(30);
+/// Round trips timed for the HTTP floor.
+const ROUND_TRIPS: usize = 1_000;
+
+/// The processor cores the clients and the server share.
+fn cores() -> usize {
+    thread::available_parallelism().map_or(1, |n| n.get())
+}
 
 impl Ctx {
     /// 1 and 8 clients, without a worker and with one.
@@ -50,6 +57,12 @@ impl Ctx {
                     .is_some_and(|w| w.state == WorkerState::Running))
             })?;
         }
+        // The HTTP round trip alone: a POST can be no faster than it plus
+        // a commit.
+        let floor = match (clients, worker) {
+            (1, false) => Some(Client::connect(&server.addr)?.round_trip_p50()?),
+            _ => None,
+        };
         let start = Arc::new(Barrier::new(clients + 1));
         let mut handles = Vec::with_capacity(clients);
         for i in 0..clients {
@@ -68,6 +81,9 @@ impl Ctx {
                 Ok(lat)
             }));
         }
+        let rounds_before = server.commit_rounds()?;
+        let cpu_before =
+            super::proc_cpu_seconds(Some(server.pid())) + super::proc_cpu_seconds(None);
         start.wait();
         let t = Instant::now();
         let mut lat = Vec::with_capacity(n);
@@ -78,26 +94,50 @@ impl Ctx {
             lat.extend(mine);
         }
         let took = t.elapsed();
-        let cpu = super::proc_cpu_seconds(Some(server.pid()));
-        let (runs, rounds) =
-            crate::store::bench::commit_rounds(&crate::store::open_connection(&dir.db())?)?;
+        // serve's CPU and this process's (the clients), over the POSTs
+        // only; a worker under serve is its child and not counted.
+        let cpu = super::proc_cpu_seconds(Some(server.pid())) + super::proc_cpu_seconds(None)
+            - cpu_before;
+        let rounds = server.commit_rounds()?;
         lat.sort_by(f64::total_cmp);
         let mut out = Measurement::new(mode, lat.len(), clients, took);
         out.raw_ratio = self.ratio(out.rate, false);
         out.lat_p50_ms = percentile(&lat, 50.0);
         out.lat_p95_ms = percentile(&lat, 95.0);
         out.lat_p99_ms = percentile(&lat, 99.0);
-        out.note = Some(format!(
-            "{clients} keep-alive client(s), {}; serve CPU {:.0} µs per POST (from its start); \
-             at most {:.1} POSTs per commit (runs per distinct commit time)",
+        let per_post_us = cpu * 1e6 / lat.len().max(1) as f64;
+        let (made, requests) = (
+            rounds.rounds.saturating_sub(rounds_before.rounds).max(1),
+            rounds.requests.saturating_sub(rounds_before.requests),
+        );
+        let per_round = |after: u64, before: u64| after.saturating_sub(before) as f64 / made as f64;
+        let mut note = format!(
+            "{clients} keep-alive client(s), {}; serve and clients CPU {per_post_us:.0} µs per \
+             POST, so {} cores allow at most {:.0}/s; a round: {:.1} POSTs, gather {:.0} µs, \
+             commit {:.0} µs",
             if worker {
                 "a worker draining them"
             } else {
                 "no worker"
             },
-            cpu * 1e6 / lat.len().max(1) as f64,
-            runs as f64 / rounds.max(1) as f64
-        ));
+            cores(),
+            cores() as f64 * 1e6 / per_post_us.max(1.0),
+            requests as f64 / made as f64,
+            per_round(rounds.gather_us, rounds_before.gather_us),
+            per_round(rounds.commit_us, rounds_before.commit_us),
+        );
+        if let (Some(floor_ms), Some(raw)) = (floor, self.ratio(1.0, false)) {
+            // One request at a time: a commit as fast as raw's, plus the
+            // round trip, at best.
+            let raw_ms = raw * 1000.0;
+            let best = 1000.0 / (raw_ms + floor_ms);
+            note.push_str(&format!(
+                "; HTTP alone (GET /healthz) p50 {floor_ms:.3} ms: with raw's {raw_ms:.3} ms \
+                 commit one client reaches at most {best:.0}/s ({:.2} × raw)",
+                best * raw_ms / 1000.0
+            ));
+        }
+        out.note = Some(note);
         Ok(out)
     }
 }
@@ -107,6 +147,7 @@ struct Client {
     reader: BufReader<TcpStream>,
     writer: TcpStream,
     request: Vec<u8>,
+    addr: String,
 }
 
 impl Client {
@@ -125,13 +166,36 @@ impl Client {
             reader: BufReader::new(stream.try_clone().map_err(io)?),
             writer: stream,
             request,
+            addr: addr.to_string(),
         })
     }
 
     /// Sends one enqueue and reads its whole answer, which must be 201.
     fn enqueue(&mut self) -> Result<()> {
-        let io = |e: std::io::Error| Error::Internal(format!("POST /api/jobs: {e}"));
-        self.writer.write_all(&self.request).map_err(io)?;
+        let request = std::mem::take(&mut self.request);
+        let answer = self.exchange("POST /api/jobs", &request, "201");
+        self.request = request;
+        answer
+    }
+
+    /// The median of 1,000 `GET /healthz` round trips, in ms.
+    fn round_trip_p50(&mut self) -> Result<f64> {
+        let request = format!("GET /healthz HTTP/1.1\r\nHost: {}\r\n\r\n", self.addr).into_bytes();
+        let mut lat = Vec::with_capacity(ROUND_TRIPS);
+        for _ in 0..ROUND_TRIPS {
+            let t0 = Instant::now();
+            self.exchange("GET /healthz", &request, "200")?;
+            lat.push(t0.elapsed().as_secs_f64() * 1000.0);
+        }
+        lat.sort_by(f64::total_cmp);
+        Ok(percentile(&lat, 50.0).unwrap_or(0.0))
+    }
+
+    /// Sends `request` and reads its whole answer, whose status must be
+    /// `expected`.
+    fn exchange(&mut self, what: &str, request: &[u8], expected: &str) -> Result<()> {
+        let io = |e: std::io::Error| Error::Internal(format!("{what}: {e}"));
+        self.writer.write_all(request).map_err(io)?;
         let mut line = String::new();
         self.reader.read_line(&mut line).map_err(io)?;
         let status = line.split_whitespace().nth(1).unwrap_or("").to_string();
@@ -139,7 +203,7 @@ impl Client {
         loop {
             line.clear();
             if self.reader.read_line(&mut line).map_err(io)? == 0 {
-                return Err(Error::Internal("POST /api/jobs: connection closed".into()));
+                return Err(Error::Internal(format!("{what}: connection closed")));
             }
             let header = line.trim_end();
             if header.is_empty() {
@@ -153,9 +217,9 @@ impl Client {
         }
         let mut body = vec![0; length];
         self.reader.read_exact(&mut body).map_err(io)?;
-        if status != "201" {
+        if status != expected {
             return Err(Error::Internal(format!(
-                "POST /api/jobs answered {status}: {}",
+                "{what} answered {status}: {}",
                 String::from_utf8_lossy(&body)
             )));
         }

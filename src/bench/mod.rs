@@ -273,7 +273,36 @@ pub fn cpu_seconds() -> f64 {
 /// CPU time process `pid` (this one when `None`) has used, user + system,
 /// in seconds, from /proc (0 where unavailable).
 fn proc_cpu_seconds(pid: Option<u32>) -> f64 {
-    let stat = std::fs::read_to_string(proc_file(pid, "stat")).unwrap_or_default();
+    stat_cpu_seconds(&std::fs::read_to_string(proc_file(pid, "stat")).unwrap_or_default())
+}
+
+/// CPU seconds of process `pid`'s threads so far, summed by name with a
+/// trailing `-N` dropped (`executor-0` and `executor-3` are `executor`).
+fn thread_cpu_seconds(pid: u32) -> std::collections::HashMap<String, f64> {
+    let mut by_name = std::collections::HashMap::new();
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return by_name;
+    };
+    for task in tasks.flatten() {
+        let dir = task.path();
+        let (Ok(comm), Ok(stat)) = (
+            std::fs::read_to_string(dir.join("comm")),
+            std::fs::read_to_string(dir.join("stat")),
+        ) else {
+            continue;
+        };
+        let comm = comm.trim_end();
+        let name = match comm.rsplit_once('-') {
+            Some((base, n)) if n.bytes().all(|b| b.is_ascii_digit()) => base,
+            _ => comm,
+        };
+        *by_name.entry(name.to_string()).or_insert(0.0) += stat_cpu_seconds(&stat);
+    }
+    by_name
+}
+
+/// utime + stime of a /proc `stat` line, in seconds.
+fn stat_cpu_seconds(stat: &str) -> f64 {
     // Fields after the parenthesised command name; utime and stime are the
     // 12th and 13th of them, in clock ticks (100 per second on Linux).
     let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");

@@ -13,7 +13,7 @@ use serde_json::{Map, Value};
 
 use super::footprint::{PATIENCE, WorkerChild, completed};
 use super::scenarios::{Ctx, wait_until};
-use super::{Measurement, TempDir, proc_cpu_seconds, proc_status_kb};
+use super::{Measurement, TempDir, proc_cpu_seconds, proc_status_kb, thread_cpu_seconds};
 use crate::error::Result;
 use crate::job::Trigger;
 use crate::manager::EnqueueRequest;
@@ -46,6 +46,7 @@ impl Ctx {
         m.enqueue_many(&vec![req; n])?;
         let (pid, lock) = (worker.pid(), lock_path(&dir.db()));
         let commits = || mark::read(&lock).map_or(0, |m| m.commits);
+        let threads = thread_cpu_seconds(pid);
         let (t, cpu, before) = (Instant::now(), proc_cpu_seconds(Some(pid)), commits());
         wait_until(PATIENCE, || {
             worker.check_alive()?;
@@ -53,6 +54,14 @@ impl Ctx {
         })?;
         let took = t.elapsed();
         let cpu = proc_cpu_seconds(Some(pid)) - cpu;
+        let threads_after = thread_cpu_seconds(pid);
+        // The writer commits every run: whatever the concurrency, the
+        // rate cannot pass one run per writer's CPU per run.
+        let spent = |name: &str| {
+            threads_after.get(name).copied().unwrap_or(0.0)
+                - threads.get(name).copied().unwrap_or(0.0)
+        };
+        let (writer, executors) = (spent("writer"), spent("executor"));
         let mut out = Measurement::new("process-real", n, concurrency, took);
         out.maxrss_kb = proc_status_kb(Some(pid), "VmHWM:");
         out.cpu_us = Some(cpu * 1e6 / n as f64);
@@ -62,7 +71,16 @@ impl Ctx {
         }
         out.note = Some(format!(
             "`worker` child draining {n} {JOB} runs (a total, progress, 2 log lines with \
-             context each); rss is the child's peak"
+             context each); rss is the child's peak; its writer thread {:.1} µs per run (busy \
+             {:.0} % of the time: at most {:.0} runs/s at any concurrency), its executors {:.1} µs",
+            writer * 1e6 / n as f64,
+            writer * 100.0 / took.as_secs_f64(),
+            if writer > 0.0 {
+                n as f64 / writer
+            } else {
+                f64::INFINITY
+            },
+            executors * 1e6 / n as f64,
         ));
         Ok(out)
     }

@@ -82,6 +82,13 @@ impl ServeChild {
 
     /// One GET with the bearer token; returns the status and body size.
     pub fn get(&self, path: &str) -> Result<(u16, usize)> {
+        self.get_text(path)
+            .map(|(status, answer)| (status, answer.len()))
+    }
+
+    /// One GET with the bearer token; returns the status and the whole
+    /// answer, head included.
+    pub fn get_text(&self, path: &str) -> Result<(u16, String)> {
         let io = |e| Error::Internal(format!("GET {path}: {e}"));
         let mut s = TcpStream::connect(&self.addr).map_err(io)?;
         s.set_read_timeout(Some(IO_TIMEOUT)).map_err(io)?;
@@ -98,7 +105,32 @@ impl ServeChild {
             .nth(1)
             .and_then(|c| c.parse().ok())
             .unwrap_or(0);
-        Ok((status, buf.len()))
+        Ok((status, String::from_utf8_lossy(&buf).into_owned()))
+    }
+
+    /// The server's group-commit counters, from its `/metrics`.
+    pub fn commit_rounds(&self) -> Result<crate::store::committer::Rounds> {
+        let (status, text) = self.get_text("/metrics")?;
+        if status != 200 {
+            return Err(Error::Internal(format!("GET /metrics answered {status}")));
+        }
+        let value = |name: &str| {
+            text.lines()
+                .find_map(|l| {
+                    l.strip_prefix(name)?
+                        .strip_prefix(' ')?
+                        .trim()
+                        .parse::<f64>()
+                        .ok()
+                })
+                .unwrap_or(0.0)
+        };
+        Ok(crate::store::committer::Rounds {
+            rounds: value("jobmgr_commit_rounds_total") as u64,
+            requests: value("jobmgr_commit_requests_total") as u64,
+            gather_us: (value("jobmgr_commit_gather_seconds_total") * 1e6) as u64,
+            commit_us: (value("jobmgr_commit_seconds_total") * 1e6) as u64,
+        })
     }
 
     /// A WebSocket client on `/ws`.

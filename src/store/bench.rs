@@ -46,19 +46,6 @@ pub fn raw_insert(conn: &mut Connection, n: usize, per_tx: usize) -> Result<()> 
     Ok(())
 }
 
-/// The runs in the file and how many distinct creation times they have:
-/// the runs of one group commit share its time (to the millisecond), so
-/// the second is about the number of commits that enqueued them (two
-/// commits in one millisecond count once).
-pub fn commit_rounds(conn: &Connection) -> Result<(i64, i64)> {
-    conn.query_row(
-        "SELECT count(*), count(DISTINCT createdAt) FROM JobRun",
-        [],
-        |r| Ok((r.get(0)?, r.get(1)?)),
-    )
-    .map_err(Error::db("count commit rounds"))
-}
-
 /// Runs of `job_name` still QUEUED or RUNNING, from the two indexes that
 /// hold those (a few entries each once a drain nears its end): what a
 /// drain's end is polled with. Counting the COMPLETED ones instead visits
