@@ -167,8 +167,8 @@ fn api_enqueue_posts_from_one_and_eight_clients_with_and_without_a_worker() {
 }
 
 /// The enqueue scenarios report the WAL they write per run: an enqueue
-/// on its own writes its row, its index leaves and the counter page; a
-/// bulk enqueue shares pages between runs.
+/// on its own writes at least its row's page and its index leaf; a bulk
+/// enqueue shares pages between runs.
 #[test]
 fn enqueue_reports_wal_bytes_and_pages_per_run() {
     let db = TestDb::new("bench-wal");

@@ -10,6 +10,11 @@
 //! job type and one priority are each in id order: QUEUED is one arm per
 //! such group, found by a skip-scan of the index ([`queue_groups`]), a few
 //! seeks per group however long the queue.
+//!
+//! `JobRun_name_id` (jobName, id) holds neither QUEUED nor RUNNING runs
+//! (V23): a job type's runs of every status are one arm on it
+//! ([`AT_REST`] written out), one of its RUNNING runs on `JobRun_status_id`
+//! and its QUEUED groups.
 
 use rusqlite::{Connection, OptionalExtension};
 use serde_json::Value;
@@ -17,6 +22,13 @@ use serde_json::Value;
 use super::runs::RunFilter;
 use crate::error::{Error, Result};
 use crate::job::JobStatus;
+
+/// The condition of the partial index `JobRun_name_id` (V23), word for
+/// word: every status but QUEUED and RUNNING. A query that names it may use
+/// the index (SQLite proves a partial index applies only from a term that
+/// is or implies its condition).
+pub const AT_REST: &str = "(status = 'COMPLETED' OR status = 'FAILED' OR status = 'CANCELLED' \
+     OR status = 'SCHEDULED' OR status = 'WAITING')";
 
 /// The most QUEUED groups walked as arms of their own. SQLite allows 500
 /// arms in a compound SELECT; past this many (job types × priorities with
@@ -114,33 +126,48 @@ impl Arms<'_> {
             }
         }
         if statuses.is_empty() {
-            self.arm(&mut arms, &mut args, "", "1 = 1", &[]);
+            if self.filter.name.is_some() {
+                // One type's runs: those at rest on JobRun_name_id, the
+                // running ones on JobRun_status_id (a few, however long
+                // the history), the queued ones on the queue index.
+                self.arm(&mut arms, &mut args, "", AT_REST, &[]);
+                self.arm(&mut arms, &mut args, "", "status = 'RUNNING'", &[]);
+                self.queued_arms(&mut arms, &mut args);
+            } else {
+                self.arm(&mut arms, &mut args, "", "1 = 1", &[]);
+            }
         }
         for s in statuses {
-            if s != JobStatus::Queued {
-                // A literal from the enum, never input: it is what lets
-                // SQLite use the partial index.
-                let cond = format!("status = '{}'", s.as_str());
-                self.arm(&mut arms, &mut args, "", &cond, &[]);
+            if s == JobStatus::Queued {
+                self.queued_arms(&mut arms, &mut args);
                 continue;
             }
-            let queue = " INDEXED BY JobRun_queue_type";
-            match self.groups.filter(|g| g.len() <= MAX_GROUPS) {
-                Some(groups) => {
-                    for g in groups {
-                        let bound = [Value::from(g.name.as_str()), Value::from(g.priority)];
-                        let cond = "status = 'QUEUED' AND jobName = ? AND priority = ?";
-                        self.arm(&mut arms, &mut args, queue, cond, &bound);
-                    }
-                }
-                None => self.arm(&mut arms, &mut args, queue, "status = 'QUEUED'", &[]),
-            }
+            // A literal from the enum, never input: it is what lets
+            // SQLite use the partial index.
+            let cond = format!("status = '{}'", s.as_str());
+            self.arm(&mut arms, &mut args, "", &cond, &[]);
         }
         if arms.is_empty() {
             // Only QUEUED asked for, and nothing is queued.
             self.arm(&mut arms, &mut args, "", "0", &[]);
         }
         (arms.join(" UNION ALL "), args)
+    }
+
+    /// The QUEUED runs: one arm per queue group when the caller orders by
+    /// id, else one walk of the queue index.
+    fn queued_arms(&self, arms: &mut Vec<String>, args: &mut Vec<Value>) {
+        let queue = " INDEXED BY JobRun_queue_type";
+        match self.groups.filter(|g| g.len() <= MAX_GROUPS) {
+            Some(groups) => {
+                for g in groups {
+                    let bound = [Value::from(g.name.as_str()), Value::from(g.priority)];
+                    let cond = "status = 'QUEUED' AND jobName = ? AND priority = ?";
+                    self.arm(arms, args, queue, cond, &bound);
+                }
+            }
+            None => self.arm(arms, args, queue, "status = 'QUEUED'", &[]),
+        }
     }
 
     fn arm(
@@ -162,9 +189,11 @@ impl Arms<'_> {
     }
 }
 
-/// The queue's groups, when `filter` asks for QUEUED runs in id order.
+/// The queue's groups, when `filter` asks for QUEUED runs in id order
+/// (asking for a type's runs of every status asks for its queued ones).
 pub fn groups_for(conn: &Connection, filter: &RunFilter) -> Result<Vec<QueueGroup>> {
-    if filter.statuses.contains(&JobStatus::Queued) {
+    let every_status_of_a_type = filter.statuses.is_empty() && filter.name.is_some();
+    if filter.statuses.contains(&JobStatus::Queued) || every_status_of_a_type {
         queue_groups(conn, filter.name.as_deref())
     } else {
         Ok(Vec::new())
@@ -235,6 +264,17 @@ mod tests {
             sql.push_str(&format!(" AND jobName = '{n}'"));
         }
         sql
+    }
+
+    /// A type's history walks AT_REST, RUNNING and QUEUED: every status
+    /// once.
+    #[test]
+    fn at_rest_names_every_status_but_queued_and_running() {
+        for s in JobStatus::ALL {
+            let named = AT_REST.contains(&format!("status = '{}'", s.as_str()));
+            let active = matches!(s, JobStatus::Queued | JobStatus::Running);
+            assert_eq!(named, !active, "{s}");
+        }
     }
 
     #[test]

@@ -4,6 +4,7 @@
 use rusqlite::{Connection, params};
 use serde_json::{Map, Value};
 
+use super::arms::AT_REST;
 use crate::error::{Error, Result};
 
 /// How many of a type's newest runs are looked through for COMPLETED ones:
@@ -20,17 +21,21 @@ pub struct Sample {
 }
 
 /// The newest `limit` COMPLETED runs of `job_name`, newest first, among its
-/// last [`SCAN`] runs. One walk down `JobRun_name_id` from the newest id.
+/// last [`SCAN`] runs that are neither queued nor running. One walk down `JobRun_name_id`
+/// from the newest id.
 pub fn recent_completed(conn: &Connection, job_name: &str, limit: usize) -> Result<Vec<Sample>> {
+    // JobRun_name_id holds no queued or running run (V23): its condition
+    // is named.
+    let sql = format!(
+        "SELECT id, CAST(round((julianday(finishedAt) - julianday(startedAt)) * 86400000) \
+         AS INTEGER), outcomeSummary \
+         FROM (SELECT id, status, startedAt, finishedAt, outcomeSummary \
+               FROM JobRun INDEXED BY JobRun_name_id \
+               WHERE jobName = ?1 AND {AT_REST} ORDER BY id DESC LIMIT ?2) \
+         WHERE status = 'COMPLETED' ORDER BY id DESC LIMIT ?3"
+    );
     let mut stmt = conn
-        .prepare_cached(
-            "SELECT id, CAST(round((julianday(finishedAt) - julianday(startedAt)) * 86400000) \
-             AS INTEGER), outcomeSummary \
-             FROM (SELECT id, status, startedAt, finishedAt, outcomeSummary \
-                   FROM JobRun INDEXED BY JobRun_name_id \
-                   WHERE jobName = ?1 ORDER BY id DESC LIMIT ?2) \
-             WHERE status = 'COMPLETED' ORDER BY id DESC LIMIT ?3",
-        )
+        .prepare_cached(&sql)
         .map_err(Error::db("read recent runs"))?;
     let rows = stmt
         .query_map(params![job_name, SCAN, limit as i64], |r| {

@@ -228,12 +228,13 @@ fn an_enqueue_returns_the_run_exactly_as_stored() {
     assert_eq!(rerun, m.get(rerun.id).unwrap());
 }
 
-/// One acknowledged enqueue per commit writes the run's row and its two
-/// index entries (`JobRun_queue_type`, `JobRun_name_id`), not the QUEUED
-/// entry of `JobRun_status_id` nor a counter page (V20): at most 3.5 WAL
-/// pages per enqueue with the odd page split, where it wrote 5.5.
+/// One acknowledged enqueue per commit writes the run's row and its one
+/// index entry (`JobRun_queue_type`), not the QUEUED entry of
+/// `JobRun_status_id` nor a counter page (V20) nor one in `JobRun_name_id`
+/// (V23): at most 2.5 WAL pages per enqueue with SQLite's re-spreading of
+/// the index's last leaf, where it wrote 5.5 and then 3.4.
 #[test]
-fn one_enqueue_per_commit_writes_at_most_three_and_a_half_wal_pages() {
+fn one_enqueue_per_commit_writes_at_most_two_and_a_half_wal_pages() {
     let db = TestDb::new("enqueue-pages");
     let m = manager(&db);
     let one = |i| m.enqueue_many(&[request(i)]).unwrap();
@@ -258,7 +259,7 @@ fn one_enqueue_per_commit_writes_at_most_three_and_a_half_wal_pages() {
     let frames = (bytes - 32) / (page + 24);
     let per = frames as f64 / n as f64;
     assert!(
-        per <= 3.5,
+        per <= 2.5,
         "{per:.2} WAL pages per enqueue ({frames} for {n})"
     );
 }
