@@ -72,13 +72,14 @@ impl Ctx {
         out.note = Some(format!(
             "`worker` child draining {n} {JOB} runs (a total, progress, 2 log lines with \
              context each); rss is the child's peak; its writer thread {:.1} µs per run (busy \
-             {:.0} % of the time: at most {:.0} runs/s at any concurrency), its executors {:.1} µs",
+             {:.0} % of the time: {}), its executors {:.1} µs",
             writer * 1e6 / n as f64,
             writer * 100.0 / took.as_secs_f64(),
+            // CPU time comes in 10 ms ticks: a short drain may show none.
             if writer > 0.0 {
-                n as f64 / writer
+                format!("at most {:.0} runs/s at any concurrency", n as f64 / writer)
             } else {
-                f64::INFINITY
+                "too short to tell its ceiling".to_string()
             },
             executors * 1e6 / n as f64,
         ));
