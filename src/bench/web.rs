@@ -114,7 +114,8 @@ impl ServeChild {
         if status != 200 {
             return Err(Error::Internal(format!("GET /metrics answered {status}")));
         }
-        let value = |name: &str| {
+        // A missing counter is an error, not a zero in the bench's note.
+        let value = |name: &str| -> Result<f64> {
             text.lines()
                 .find_map(|l| {
                     l.strip_prefix(name)?
@@ -123,13 +124,13 @@ impl ServeChild {
                         .parse::<f64>()
                         .ok()
                 })
-                .unwrap_or(0.0)
+                .ok_or_else(|| Error::Internal(format!("GET /metrics: no {name}")))
         };
         Ok(crate::store::committer::Rounds {
-            rounds: value("jobmgr_commit_rounds_total") as u64,
-            requests: value("jobmgr_commit_requests_total") as u64,
-            gather_us: (value("jobmgr_commit_gather_seconds_total") * 1e6) as u64,
-            commit_us: (value("jobmgr_commit_seconds_total") * 1e6) as u64,
+            rounds: value("jobmgr_commit_rounds_total")? as u64,
+            requests: value("jobmgr_commit_requests_total")? as u64,
+            gather_us: (value("jobmgr_commit_gather_seconds_total")? * 1e6) as u64,
+            commit_us: (value("jobmgr_commit_seconds_total")? * 1e6) as u64,
         })
     }
 

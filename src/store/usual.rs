@@ -1,6 +1,8 @@
 //! The recent COMPLETED runs of one job type, read for what is usual for
 //! it (the engine's `manager::usual` takes medians of them).
 
+use std::sync::LazyLock;
+
 use rusqlite::{Connection, params};
 use serde_json::{Map, Value};
 
@@ -20,22 +22,25 @@ pub struct Sample {
     pub outcome: Map<String, Value>,
 }
 
-/// The newest `limit` COMPLETED runs of `job_name`, newest first, among its
-/// last [`SCAN`] runs that are neither queued nor running. One walk down `JobRun_name_id`
-/// from the newest id.
-pub fn recent_completed(conn: &Connection, job_name: &str, limit: usize) -> Result<Vec<Sample>> {
-    // JobRun_name_id holds no queued or running run (V23): its condition
-    // is named.
-    let sql = format!(
+/// The query of [`recent_completed`]. `JobRun_name_id` holds no queued or
+/// running run (V23): its condition is named, so that SQLite may use it.
+static RECENT_COMPLETED_SQL: LazyLock<String> = LazyLock::new(|| {
+    format!(
         "SELECT id, CAST(round((julianday(finishedAt) - julianday(startedAt)) * 86400000) \
          AS INTEGER), outcomeSummary \
          FROM (SELECT id, status, startedAt, finishedAt, outcomeSummary \
                FROM JobRun INDEXED BY JobRun_name_id \
                WHERE jobName = ?1 AND {AT_REST} ORDER BY id DESC LIMIT ?2) \
          WHERE status = 'COMPLETED' ORDER BY id DESC LIMIT ?3"
-    );
+    )
+});
+
+/// The newest `limit` COMPLETED runs of `job_name`, newest first, among its
+/// last [`SCAN`] runs that are neither queued nor running. One walk down
+/// `JobRun_name_id` from the newest id.
+pub fn recent_completed(conn: &Connection, job_name: &str, limit: usize) -> Result<Vec<Sample>> {
     let mut stmt = conn
-        .prepare_cached(&sql)
+        .prepare_cached(&RECENT_COMPLETED_SQL)
         .map_err(Error::db("read recent runs"))?;
     let rows = stmt
         .query_map(params![job_name, SCAN, limit as i64], |r| {
