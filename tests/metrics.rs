@@ -467,11 +467,13 @@ fn an_address_that_cannot_be_bound_is_refused_at_start() {
 }
 
 /// The write path's counters, each `(family, labels)`.
-const WRITES: [(&str, &[(&str, &str)]); 10] = [
+const WRITES: [(&str, &[(&str, &str)]); 12] = [
     ("jobmgr_commit_rounds_total", &[]),
     ("jobmgr_commit_requests_total", &[]),
     ("jobmgr_commit_gather_seconds_total", &[]),
     ("jobmgr_commit_seconds_total", &[]),
+    ("jobmgr_commit_sync_seconds_total", &[]),
+    ("jobmgr_commit_answer_seconds_total", &[]),
     ("jobmgr_checkpoints_total", &[("by", "checkpointer")]),
     ("jobmgr_checkpoints_total", &[("by", "fallback")]),
     ("jobmgr_checkpoint_frames_total", &[("by", "checkpointer")]),
@@ -528,8 +530,17 @@ fn the_group_commit_and_its_checkpoints_are_counted_by_the_server_that_ran_them(
     assert_eq!(v("jobmgr_commit_requests_total", &[]), sent);
     let rounds = v("jobmgr_commit_rounds_total", &[]);
     assert!((1.0..=sent).contains(&rounds), "{rounds} rounds");
-    assert!(v("jobmgr_commit_seconds_total", &[]) > 0.0);
+    let commit = v("jobmgr_commit_seconds_total", &[]);
+    assert!(commit > 0.0);
     assert!(v("jobmgr_commit_gather_seconds_total", &[]) >= 0.0);
+    // The COMMIT statement and the answers are parts of the commit's time,
+    // and every round synced.
+    let (sync, answer) = (
+        v("jobmgr_commit_sync_seconds_total", &[]),
+        v("jobmgr_commit_answer_seconds_total", &[]),
+    );
+    assert!(sync > 0.0 && answer >= 0.0, "sync {sync}, answer {answer}");
+    assert!(sync + answer <= commit, "{sync} + {answer} > {commit}");
     let by = [("by", "checkpointer")];
     assert!(v("jobmgr_checkpoint_frames_total", &by) > 0.0);
     assert!(v("jobmgr_checkpoint_seconds_total", &by) > 0.0);

@@ -114,7 +114,7 @@ impl Ctx {
         let mut note = format!(
             "{clients} keep-alive client(s), {}; serve and clients CPU {per_post_us:.0} µs per \
              POST, so {} cores allow at most {:.0}/s; a round: {:.1} POSTs, gather {:.0} µs, \
-             commit {:.0} µs",
+             {}",
             if worker {
                 "a worker draining them"
             } else {
@@ -124,7 +124,7 @@ impl Ctx {
             cores() as f64 * 1e6 / per_post_us.max(1.0),
             requests as f64 / made as f64,
             per_round(rounds.gather_us, rounds_before.gather_us),
-            per_round(rounds.commit_us, rounds_before.commit_us),
+            super::scenarios::commit_parts(rounds_before, rounds),
         );
         if let (Some(floor_ms), Some(raw)) = (floor, self.ratio(1.0, false)) {
             // One request at a time: a commit as fast as raw's, plus the

@@ -267,11 +267,24 @@ fn round_note(before: committer::Rounds, after: committer::Rounds, callers: usiz
     if callers < 2 || rounds == 0 {
         return String::new();
     }
-    let per = |us: u64, was: u64| us.saturating_sub(was) as f64 / rounds as f64;
+    let gather = after.gather_us.saturating_sub(before.gather_us) as f64 / rounds as f64;
     format!(
-        "; a round: gather {:.0} µs, commit {:.0} µs",
-        per(after.gather_us, before.gather_us),
-        per(after.commit_us, before.commit_us)
+        "; a round: gather {gather:.0} µs, {}",
+        commit_parts(before, after)
+    )
+}
+
+/// A round's commit, per round, with its parts: the COMMIT statement (WAL
+/// write and sync: the disk) and waking the callers (the scheduler); the
+/// rest is the statements that write the rows.
+pub(super) fn commit_parts(before: committer::Rounds, after: committer::Rounds) -> String {
+    let rounds = after.rounds.saturating_sub(before.rounds).max(1) as f64;
+    let per = |us: u64, was: u64| us.saturating_sub(was) as f64 / rounds;
+    format!(
+        "commit {:.0} µs (its COMMIT statement {:.0}, answering the callers {:.0})",
+        per(after.commit_us, before.commit_us),
+        per(after.sync_us, before.sync_us),
+        per(after.answer_us, before.answer_us)
     )
 }
 

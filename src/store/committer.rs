@@ -167,6 +167,8 @@ static ROUNDS: AtomicU64 = AtomicU64::new(0);
 static REQUESTS: AtomicU64 = AtomicU64::new(0);
 static GATHER_US: AtomicU64 = AtomicU64::new(0);
 static COMMIT_US: AtomicU64 = AtomicU64::new(0);
+static SYNC_US: AtomicU64 = AtomicU64::new(0);
+static ANSWER_US: AtomicU64 = AtomicU64::new(0);
 
 /// The rounds this process's committers led so far, and their time.
 #[derive(Debug, Clone, Copy, Default)]
@@ -179,6 +181,13 @@ pub struct Rounds {
     pub gather_us: u64,
     /// Leaders inside the transaction, its sync included.
     pub commit_us: u64,
+    /// Of `commit_us`: the COMMIT statement alone, which writes the WAL
+    /// frames and syncs them (the disk's part).
+    pub sync_us: u64,
+    /// Of `commit_us`: waking the round's callers with their answers (the
+    /// scheduler's part: on fewer cores than callers, each wake-up can
+    /// take the leader's processor for a while).
+    pub answer_us: u64,
 }
 
 /// The rounds so far; the bench takes the difference over a scenario.
@@ -188,6 +197,8 @@ pub fn rounds() -> Rounds {
         requests: REQUESTS.load(Ordering::Relaxed),
         gather_us: GATHER_US.load(Ordering::Relaxed),
         commit_us: COMMIT_US.load(Ordering::Relaxed),
+        sync_us: SYNC_US.load(Ordering::Relaxed),
+        answer_us: ANSWER_US.load(Ordering::Relaxed),
     }
 }
 
@@ -331,6 +342,7 @@ fn commit(conn: &mut Connection, batch: Vec<Request>) {
         record_audits(tx, &batch, &ids, &now)?;
         Ok(ids)
     });
+    let answering = Instant::now();
     match result {
         Ok(ids) => {
             super::count_commit();
@@ -347,6 +359,7 @@ fn commit(conn: &mut Connection, batch: Vec<Request>) {
             }
         }
     }
+    ANSWER_US.fetch_add(answering.elapsed().as_micros() as u64, Ordering::Relaxed);
 }
 
 /// Runs `f` in one IMMEDIATE transaction on `conn` and commits it, like
@@ -367,7 +380,9 @@ fn write_prepared<T>(
     run(conn, "BEGIN IMMEDIATE")?;
     let open = Open(conn);
     let out = f(open.0)?;
+    let syncing = Instant::now();
     run(open.0, "COMMIT")?;
+    SYNC_US.fetch_add(syncing.elapsed().as_micros() as u64, Ordering::Relaxed);
     std::mem::forget(open);
     Ok(out)
 }
