@@ -155,7 +155,8 @@ fn api_enqueue_posts_from_one_and_eight_clients_with_and_without_a_worker() {
         let clients = r["workers"].as_f64().unwrap();
         assert!((1.0..=clients).contains(&per_round), "{note}");
         assert!(note.contains("cores allow at most"), "{note}");
-        assert!(note.contains("(its COMMIT statement "), "{note}");
+        assert!(note.contains("(waiting for the write lock "), "{note}");
+        assert!(note.contains(", its COMMIT statement "), "{note}");
         assert!(note.contains(", answering the callers "), "{note}");
     }
     // One client's floor: the HTTP round trip alone, next to raw's commit.

@@ -467,11 +467,12 @@ fn an_address_that_cannot_be_bound_is_refused_at_start() {
 }
 
 /// The write path's counters, each `(family, labels)`.
-const WRITES: [(&str, &[(&str, &str)]); 12] = [
+const WRITES: [(&str, &[(&str, &str)]); 13] = [
     ("jobmgr_commit_rounds_total", &[]),
     ("jobmgr_commit_requests_total", &[]),
     ("jobmgr_commit_gather_seconds_total", &[]),
     ("jobmgr_commit_seconds_total", &[]),
+    ("jobmgr_commit_lock_wait_seconds_total", &[]),
     ("jobmgr_commit_sync_seconds_total", &[]),
     ("jobmgr_commit_answer_seconds_total", &[]),
     ("jobmgr_checkpoints_total", &[("by", "checkpointer")]),
@@ -533,14 +534,21 @@ fn the_group_commit_and_its_checkpoints_are_counted_by_the_server_that_ran_them(
     let commit = v("jobmgr_commit_seconds_total", &[]);
     assert!(commit > 0.0);
     assert!(v("jobmgr_commit_gather_seconds_total", &[]) >= 0.0);
-    // The COMMIT statement and the answers are parts of the commit's time,
-    // and every round synced.
-    let (sync, answer) = (
+    // The wait for the lock, the COMMIT statement and the answers are
+    // parts of the commit's time, and every round synced.
+    let (lock, sync, answer) = (
+        v("jobmgr_commit_lock_wait_seconds_total", &[]),
         v("jobmgr_commit_sync_seconds_total", &[]),
         v("jobmgr_commit_answer_seconds_total", &[]),
     );
-    assert!(sync > 0.0 && answer >= 0.0, "sync {sync}, answer {answer}");
-    assert!(sync + answer <= commit, "{sync} + {answer} > {commit}");
+    assert!(
+        lock >= 0.0 && sync > 0.0 && answer >= 0.0,
+        "{lock} {sync} {answer}"
+    );
+    assert!(
+        lock + sync + answer <= commit,
+        "{lock} + {sync} + {answer} > {commit}"
+    );
     let by = [("by", "checkpointer")];
     assert!(v("jobmgr_checkpoint_frames_total", &by) > 0.0);
     assert!(v("jobmgr_checkpoint_seconds_total", &by) > 0.0);

@@ -274,15 +274,18 @@ fn round_note(before: committer::Rounds, after: committer::Rounds, callers: usiz
     )
 }
 
-/// A round's commit, per round, with its parts: the COMMIT statement (WAL
-/// write and sync: the disk) and waking the callers (the scheduler); the
-/// rest is the statements that write the rows.
+/// A round's commit, per round, with its parts: BEGIN IMMEDIATE (waiting
+/// for another connection's write lock), the COMMIT statement (WAL write
+/// and sync: the disk) and waking the callers (the scheduler); the rest is
+/// the statements that write the rows.
 pub(super) fn commit_parts(before: committer::Rounds, after: committer::Rounds) -> String {
     let rounds = after.rounds.saturating_sub(before.rounds).max(1) as f64;
     let per = |us: u64, was: u64| us.saturating_sub(was) as f64 / rounds;
     format!(
-        "commit {:.0} µs (its COMMIT statement {:.0}, answering the callers {:.0})",
+        "commit {:.0} µs (waiting for the write lock {:.0}, its COMMIT statement {:.0}, \
+         answering the callers {:.0})",
         per(after.commit_us, before.commit_us),
+        per(after.lock_us, before.lock_us),
         per(after.sync_us, before.sync_us),
         per(after.answer_us, before.answer_us)
     )

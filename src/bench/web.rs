@@ -131,6 +131,7 @@ impl ServeChild {
             requests: value("jobmgr_commit_requests_total")? as u64,
             gather_us: (value("jobmgr_commit_gather_seconds_total")? * 1e6) as u64,
             commit_us: (value("jobmgr_commit_seconds_total")? * 1e6) as u64,
+            lock_us: (value("jobmgr_commit_lock_wait_seconds_total")? * 1e6) as u64,
             sync_us: (value("jobmgr_commit_sync_seconds_total")? * 1e6) as u64,
             answer_us: (value("jobmgr_commit_answer_seconds_total")? * 1e6) as u64,
         })

@@ -167,6 +167,7 @@ static ROUNDS: AtomicU64 = AtomicU64::new(0);
 static REQUESTS: AtomicU64 = AtomicU64::new(0);
 static GATHER_US: AtomicU64 = AtomicU64::new(0);
 static COMMIT_US: AtomicU64 = AtomicU64::new(0);
+static LOCK_US: AtomicU64 = AtomicU64::new(0);
 static SYNC_US: AtomicU64 = AtomicU64::new(0);
 static ANSWER_US: AtomicU64 = AtomicU64::new(0);
 
@@ -181,6 +182,9 @@ pub struct Rounds {
     pub gather_us: u64,
     /// Leaders inside the transaction, its sync included.
     pub commit_us: u64,
+    /// Of `commit_us`: BEGIN IMMEDIATE, which waits for the write lock
+    /// while another connection (the worker's writer, a CLI) holds it.
+    pub lock_us: u64,
     /// Of `commit_us`: the COMMIT statement alone, which writes the WAL
     /// frames and syncs them (the disk's part).
     pub sync_us: u64,
@@ -197,6 +201,7 @@ pub fn rounds() -> Rounds {
         requests: REQUESTS.load(Ordering::Relaxed),
         gather_us: GATHER_US.load(Ordering::Relaxed),
         commit_us: COMMIT_US.load(Ordering::Relaxed),
+        lock_us: LOCK_US.load(Ordering::Relaxed),
         sync_us: SYNC_US.load(Ordering::Relaxed),
         answer_us: ANSWER_US.load(Ordering::Relaxed),
     }
@@ -377,7 +382,9 @@ fn write_prepared<T>(
             .and_then(|mut s| s.execute([]))
             .map_err(Error::db(op))
     };
+    let locking = Instant::now();
     run(conn, "BEGIN IMMEDIATE")?;
+    LOCK_US.fetch_add(locking.elapsed().as_micros() as u64, Ordering::Relaxed);
     let open = Open(conn);
     let out = f(open.0)?;
     let syncing = Instant::now();

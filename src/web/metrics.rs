@@ -258,7 +258,7 @@ type Figure = fn(&Checkpoints) -> f64;
 fn write_path(out: &mut String, w: &WritePath) {
     let seconds = |us: u64| us as f64 / 1e6;
     let c = &w.commit;
-    let commit: [(&str, &str, f64); 6] = [
+    let commit: [(&str, &str, f64); 7] = [
         (
             "jobmgr_commit_rounds_total",
             "Group-commit rounds (one transaction and one sync each) that committed this server process's enqueues.",
@@ -278,6 +278,11 @@ fn write_path(out: &mut String, w: &WritePath) {
             "jobmgr_commit_seconds_total",
             "Time this server process's group-commit rounds spent in their transaction, its sync included.",
             seconds(c.commit_us),
+        ),
+        (
+            "jobmgr_commit_lock_wait_seconds_total",
+            "Of that, time waiting for the write lock another connection held (BEGIN IMMEDIATE).",
+            seconds(c.lock_us),
         ),
         (
             "jobmgr_commit_sync_seconds_total",
