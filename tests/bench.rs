@@ -114,7 +114,8 @@ fn the_write_scenarios_report_the_documented_fields() {
             .unwrap_or_default()
             .to_string()
     };
-    // The commit's parts: the COMMIT statement (the sync) and the answers.
+    // The commit's parts: the wait for the write lock, the COMMIT statement
+    // (the sync) and the answers.
     let round = regex::Regex::new(
         r"; a round: gather \d+ µs, commit ([1-9]\d*) µs \(waiting for the write lock (\d+), its COMMIT statement ([1-9]\d*), answering the callers (\d+)\)$",
     )
