@@ -110,11 +110,9 @@ impl Ctx {
             rounds.rounds.saturating_sub(rounds_before.rounds).max(1),
             rounds.requests.saturating_sub(rounds_before.requests),
         );
-        let per_round = |after: u64, before: u64| after.saturating_sub(before) as f64 / made as f64;
         let mut note = format!(
             "{clients} keep-alive client(s), {}; serve and clients CPU {per_post_us:.0} µs per \
-             POST, so {} cores allow at most {:.0}/s; a round: {:.1} POSTs, gather {:.0} µs, \
-             {}",
+             POST, so {} cores allow at most {:.0}/s; a round: {:.1} POSTs, {}",
             if worker {
                 "a worker draining them"
             } else {
@@ -123,8 +121,7 @@ impl Ctx {
             cores(),
             cores() as f64 * 1e6 / per_post_us.max(1.0),
             requests as f64 / made as f64,
-            per_round(rounds.gather_us, rounds_before.gather_us),
-            super::scenarios::commit_parts(rounds_before, rounds),
+            super::scenarios::round_parts(rounds_before, rounds),
         );
         if let (Some(floor_ms), Some(raw)) = (floor, self.ratio(1.0, false)) {
             // One request at a time: a commit as fast as raw's, plus the

@@ -267,23 +267,21 @@ fn round_note(before: committer::Rounds, after: committer::Rounds, callers: usiz
     if callers < 2 || rounds == 0 {
         return String::new();
     }
-    let gather = after.gather_us.saturating_sub(before.gather_us) as f64 / rounds as f64;
-    format!(
-        "; a round: gather {gather:.0} µs, {}",
-        commit_parts(before, after)
-    )
+    format!("; a round: {}", round_parts(before, after))
 }
 
-/// A round's commit, per round, with its parts: BEGIN IMMEDIATE (waiting
-/// for another connection's write lock), the COMMIT statement (WAL write
-/// and sync: the disk) and waking the callers (the scheduler); the rest is
-/// the statements that write the rows.
-pub(super) fn commit_parts(before: committer::Rounds, after: committer::Rounds) -> String {
+/// Where the rounds between `before` and `after` spent their time, per
+/// round: the leader's gather, then its commit with the commit's parts:
+/// BEGIN IMMEDIATE (waiting for another connection's write lock), the
+/// COMMIT statement (WAL write and sync: the disk) and waking the callers
+/// (the scheduler); the rest is the statements that write the rows.
+pub(super) fn round_parts(before: committer::Rounds, after: committer::Rounds) -> String {
     let rounds = after.rounds.saturating_sub(before.rounds).max(1) as f64;
     let per = |us: u64, was: u64| us.saturating_sub(was) as f64 / rounds;
     format!(
-        "commit {:.0} µs (waiting for the write lock {:.0}, its COMMIT statement {:.0}, \
-         answering the callers {:.0})",
+        "gather {:.0} µs, commit {:.0} µs (waiting for the write lock {:.0}, its COMMIT \
+         statement {:.0}, answering the callers {:.0})",
+        per(after.gather_us, before.gather_us),
         per(after.commit_us, before.commit_us),
         per(after.lock_us, before.lock_us),
         per(after.sync_us, before.sync_us),
