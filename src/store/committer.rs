@@ -437,6 +437,18 @@ mod tests {
         NewRun::new("demo".into(), &serde_json::Map::new(), 0, "api", None, meta)
     }
 
+    /// Whether a leader holds the committer's connection. A probe that
+    /// finds it free held it for a moment, and a caller trying to lead
+    /// then went back to waiting for the lead: so the probe hands the lead
+    /// on as a leader does, or that caller would wait forever.
+    fn leading(c: &Committer) -> bool {
+        let held = matches!(c.conn.try_lock(), Err(TryLockError::WouldBlock));
+        if !held && let Some(next) = lock(&c.queue).requests.first() {
+            next.reply.send(Reply::Lead);
+        }
+        held
+    }
+
     /// A round that finds the write lock taken counts the wait as its
     /// lock wait: at least as long as the other connection was seen to
     /// hold it with the round waiting.
@@ -455,7 +467,7 @@ mod tests {
         // start of its round; with the write lock taken here, it is then
         // in BEGIN, waiting.
         let deadline = Instant::now() + Duration::from_secs(10);
-        while c.conn.try_lock().is_ok() {
+        while !leading(&c) {
             assert!(Instant::now() < deadline, "the round never started");
             std::thread::yield_now();
         }
@@ -469,9 +481,11 @@ mod tests {
         let ids = enqueue.join().unwrap().unwrap();
         assert_eq!(ids.len(), 1);
         let waited = rounds().lock_us - before.lock_us;
-        // Slack for the moment between the leader taking its connection
-        // and entering BEGIN.
-        assert!(waited + 1_000 >= held, "waited {waited} µs, held {held} µs");
+        // Half: the leader takes its connection a moment before it enters
+        // BEGIN, and on a loaded machine that moment can last milliseconds
+        // (seen at 86 % with three busy loops on two cores). A round that
+        // did not count its wait would show about nothing here.
+        assert!(waited * 2 >= held, "waited {waited} µs, held {held} µs");
     }
 
     #[test]
