@@ -146,6 +146,47 @@ pub struct WorkerRow {
     pub stopping_at: Option<String>,
     pub stopped_at: Option<String>,
     pub metadata: Map<String, Value>,
+    /// Its writer thread's work so far, as of its last heartbeat.
+    pub writer: WriterLoad,
+}
+
+/// Running totals of a worker's writer thread (microseconds), written with
+/// each heartbeat. The writer commits everything its process changes: a
+/// busy share near 1 says the single writer, not the jobs or the disk,
+/// sets how many runs a second the worker finishes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WriterLoad {
+    /// Working rather than waiting for messages, its commits included.
+    pub busy_us: i64,
+    /// Transactions it committed.
+    pub commits: i64,
+    /// Inside those transactions, BEGIN to COMMIT.
+    pub commit_us: i64,
+    /// Of that, waiting for the write lock another connection held
+    /// (BEGIN IMMEDIATE).
+    pub lock_wait_us: i64,
+    /// Of that, the COMMIT statement alone: the WAL frames written and
+    /// synced.
+    pub sync_us: i64,
+}
+
+/// How long one commit of the writer took, and its parts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CommitTimes {
+    pub total_us: i64,
+    pub lock_wait_us: i64,
+    pub sync_us: i64,
+}
+
+impl WriterLoad {
+    /// Counts one more commit.
+    pub fn add_commit(&mut self, t: CommitTimes) {
+        self.commits += 1;
+        self.commit_us += t.total_us;
+        self.lock_wait_us += t.lock_wait_us;
+        self.sync_us += t.sync_us;
+    }
 }
 
 impl WorkerRow {
@@ -232,6 +273,7 @@ mod tests {
             stopping_at: None,
             stopped_at: None,
             metadata: Map::new(),
+            writer: WriterLoad::default(),
         }
     }
 

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::page::{SERIAL, Serve, WAIT, chromium_available, load_page, text_of};
+use common::page::{SERIAL, Serve, WAIT, chromium_available, load_page, screenshot, text_of};
 use common::{TestDb, wait_for};
 
 #[test]
@@ -34,4 +34,48 @@ fn the_worker_panel_shows_retention_and_a_low_disk() {
         retention.starts_with("keeps finished runs 14 d, failed 60 d; last run "),
         "{retention}"
     );
+}
+
+#[test]
+fn the_worker_panel_shows_how_hard_the_writer_works() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !chromium_available() {
+        return;
+    }
+    let db = TestDb::new("browser-writer");
+    let serve = Serve::start_with(&db, &["--no-worker"]);
+    // A worker that lived 100 s: its writer busy 25 s of them, 5,000
+    // commits, 10 s of its busy time in COMMIT.
+    db.conn()
+        .execute_batch(
+            "INSERT INTO Worker (hostname, pid, version, state, concurrency, startedAt, \
+             heartbeatAt, stoppedAt, writerBusyUs, writerCommits, writerCommitUs, \
+             writerLockWaitUs, writerSyncUs) VALUES ('elsewhere', 4242, 'v', 'STOPPED', 4, \
+             '2026-01-01T00:00:00.000Z', '2026-01-01T00:01:40.000Z', \
+             '2026-01-01T00:01:40.000Z', 25000000, 5000, 20000000, 1000000, 10000000)",
+        )
+        .expect("insert worker");
+    // No live worker: the page is opened without waiting for one.
+    let mut b = common::cdp::Browser::launch(&db.dir, 1280, 900);
+    b.navigate(&serve.url);
+    let shown = "document.getElementById('worker-writer')?.textContent";
+    b.wait_js(
+        "the writer's load since the start",
+        WAIT,
+        &format!("{shown} === 'busy 25 % (since start) · 50 commits/s · sync 40 %'"),
+    );
+    // A later heartbeat of the same worker: its last 20 s, busy 18 of
+    // them, 3,000 more commits, 4.5 s syncing.
+    db.conn()
+        .execute_batch(
+            "UPDATE Worker SET heartbeatAt = '2026-01-01T00:02:00.000Z', \
+             writerBusyUs = 43000000, writerCommits = 8000, writerSyncUs = 14500000",
+        )
+        .expect("update worker");
+    b.wait_js(
+        "the writer's load over the last heartbeat interval",
+        WAIT,
+        &format!("{shown} === 'busy 90 % (last 20s) · 150 commits/s · sync 25 %'"),
+    );
+    screenshot(&mut b, &db, "worker-writer");
 }

@@ -558,3 +558,74 @@ fn the_group_commit_and_its_checkpoints_are_counted_by_the_server_that_ran_them(
         "every request was a run"
     );
 }
+
+#[test]
+fn the_workers_writer_reports_its_load_with_each_heartbeat() {
+    let db = TestDb::new("metrics-writer");
+    let server = Server::start(&db, &[]);
+    let read = || parse(&server.scrape().text());
+    let figures = |s: &Scrape| -> [f64; 5] {
+        [
+            "busy_seconds",
+            "commits",
+            "commit_seconds",
+            "lock_wait_seconds",
+            "sync_seconds",
+        ]
+        .map(|f| value(s, &format!("jobmgr_worker_writer_{f}_total"), &[]).unwrap_or(-1.0))
+    };
+    let up = poll_until(WAIT, || {
+        value(&read(), "jobmgr_worker_up", &[]) == Some(1.0)
+    });
+    assert!(
+        up,
+        "the worker never showed as up:\n{}",
+        std::fs::read_to_string(&server.log).unwrap_or_default()
+    );
+    let before = figures(&read());
+
+    // Runs with progress and log lines: the writer claims, writes and
+    // finishes them in its commits.
+    let n = 200;
+    for _ in 0..n {
+        let r = server.api.post(
+            "/api/jobs",
+            &serde_json::json!({"jobName": "demo-quick", "parameters": {"count": 3}}),
+        );
+        assert_eq!(r.status, 201, "{}", r.text());
+    }
+    wait_for("the runs finished", WAIT, || {
+        db.scalar("SELECT count(*) FROM JobRun WHERE status = 'COMPLETED'") == n.to_string()
+    });
+    // The heartbeat after the last finish carries its commit.
+    let last_finish = db.scalar("SELECT max(finishedAt) FROM JobRun");
+    wait_for("a heartbeat after the last finish", WAIT, || {
+        db.scalar("SELECT heartbeatAt FROM Worker WHERE state = 'RUNNING'") > last_finish
+    });
+    let s = read();
+    let [busy, commits, commit, lock, sync] = figures(&s);
+    assert!(
+        commits > before[1] && busy > before[0],
+        "{before:?} then {:?}",
+        figures(&s)
+    );
+    // Each part is inside the one that holds it.
+    assert!(sync > 0.0 && lock >= 0.0, "sync {sync}, lock wait {lock}");
+    assert!(lock + sync <= commit, "{lock} + {sync} > {commit}");
+    assert!(commit <= busy, "commit {commit} > busy {busy}");
+
+    // The same figures are in the worker's row and in `GET /api/worker`.
+    let row = db.query(
+        "SELECT writerCommits, writerBusyUs, writerSyncUs FROM Worker WHERE state = 'RUNNING'",
+    );
+    let status = server.api.get("/api/worker").json();
+    let writer = &status["worker"]["writer"];
+    let from_api = writer["commits"].as_i64().expect("commits in /api/worker");
+    let from_row = row[0][0].as_i64().expect("writerCommits");
+    assert!(
+        from_api >= commits as i64 && from_row >= commits as i64,
+        "scrape {commits}, API {from_api}, row {from_row}"
+    );
+    assert!(writer["busyUs"].as_i64().is_some_and(|b| b > 0), "{writer}");
+    assert!(writer["syncUs"].as_i64().is_some_and(|b| b > 0), "{writer}");
+}

@@ -283,7 +283,11 @@ fn a_backup_from_an_older_jobmgr_is_restored_and_migrated_at_the_next_start() {
                  DROP TABLE NotifyOutbox; DROP TABLE NotifyCursor; DROP TABLE BulkAction; \
                  DROP TRIGGER JobRun_minute_finish; DROP TRIGGER JobRun_minute_insert_finished; \
                  DROP INDEX JobRun_failed; DROP TRIGGER JobRun_minute_delete; \
-                 DROP TABLE RunMinute; \
+                 DROP TABLE RunMinute; ALTER TABLE Worker DROP COLUMN writerBusyUs; \
+                 ALTER TABLE Worker DROP COLUMN writerCommits; \
+                 ALTER TABLE Worker DROP COLUMN writerCommitUs; \
+                 ALTER TABLE Worker DROP COLUMN writerLockWaitUs; \
+                 ALTER TABLE Worker DROP COLUMN writerSyncUs; \
                  CREATE INDEX JobRun_queue ON JobRun (priority DESC, id) WHERE status = 'QUEUED'; \
                  DELETE FROM refinery_schema_history WHERE version >= 11;",
             )

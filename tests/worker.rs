@@ -742,3 +742,32 @@ fn committed_finishes(db: &TestDb) -> std::collections::HashMap<i64, String> {
     })
     .collect()
 }
+
+#[test]
+fn a_stopped_workers_row_keeps_its_writers_totals() {
+    let db = TestDb::new("writer-load");
+    db.ok(&["migrate"]);
+    queue_quick_runs(&db, 300);
+    // No heartbeat within the test: whatever totals the row holds, the
+    // stop wrote.
+    let mut cmd = db.cmd();
+    cmd.env("JOBMGR_HEARTBEAT_MS", "600000")
+        .env("JOBMGR_STALE_AFTER_MS", "1200000")
+        .arg("worker");
+    let mut w = db.spawn_worker_cmd(cmd, "worker-load.log");
+    wait_for("the runs finished", WAIT, || unfinished(&db) == 0);
+    w.signal("TERM");
+    assert_eq!(w.wait_exit(WAIT), Some(0), "{}", w.log_text());
+    let row = &db.query(
+        "SELECT state, writerBusyUs, writerCommits, writerCommitUs, writerLockWaitUs, \
+         writerSyncUs FROM Worker",
+    )[0];
+    assert_eq!(row[0], "STOPPED");
+    let n = |i: usize| row[i].as_i64().unwrap_or(-1);
+    let (busy, commits, commit, lock, sync) = (n(1), n(2), n(3), n(4), n(5));
+    // 300 runs are at least one claim and one finish commit, and at most
+    // two commits each.
+    assert!((2..=600 + 10).contains(&commits), "{commits} commits");
+    assert!(sync > 0 && lock >= 0 && lock + sync <= commit, "{row:?}");
+    assert!(commit <= busy, "{row:?}");
+}

@@ -14,7 +14,7 @@ use crate::maintenance::disk;
 use crate::store::committer::{self, Rounds};
 use crate::store::stats::{self, JobStatRow, Unfinished};
 use crate::store::workers;
-use crate::worker::WorkerState;
+use crate::worker::{WorkerState, WriterLoad};
 
 /// Everything one scrape shows, except what only the server knows (its
 /// WebSocket clients).
@@ -33,6 +33,8 @@ pub struct Metrics {
     pub worker_up: bool,
     /// The active (or latest) worker's heartbeat age; None without one.
     pub heartbeat_age_ms: Option<i64>,
+    /// That worker's writer thread, as of its last heartbeat.
+    pub writer: Option<WriterLoad>,
     pub database_bytes: u64,
     pub wal_bytes: u64,
     pub disk_free_bytes: u64,
@@ -90,6 +92,7 @@ impl Manager {
         drop(conn);
         let now = crate::clock::now();
         let heartbeat_age_ms = worker.as_ref().map(|w| w.heartbeat_age_ms(now));
+        let writer = worker.as_ref().map(|w| w.writer);
         let worker_up = worker.as_ref().is_some_and(|w| {
             w.state == WorkerState::Running && w.heartbeat_age_ms(now) <= self.stale_after_ms
         });
@@ -108,6 +111,7 @@ impl Manager {
             schedule_ticks,
             worker_up,
             heartbeat_age_ms,
+            writer,
             database_bytes: file_size(path),
             wal_bytes: file_size(&with_suffix(path, "-wal")),
             disk_free_bytes: disk::free_bytes(path)?,

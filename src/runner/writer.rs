@@ -20,7 +20,7 @@ use crate::error::Result;
 use crate::registry::Registry;
 use crate::store::batch::{Batch, Claimant};
 use crate::store::{self, Connection, workers};
-use crate::worker::WorkerState;
+use crate::worker::{WorkerState, WriterLoad};
 
 mod cycle;
 mod due;
@@ -117,6 +117,8 @@ pub struct Writer {
     /// Wakes the checkpointer after commits; None leaves the checkpoints
     /// to SQLite, inside the commits.
     checkpoints: Option<crate::checkpointer::Follower>,
+    /// This thread's work so far, written with each heartbeat.
+    load: WriterLoad,
 }
 
 /// The shortest wait between two passes.
@@ -168,6 +170,7 @@ impl Writer {
             signals: Arc::new(AtomicUsize::new(0)),
             mark: None,
             checkpoints: None,
+            load: WriterLoad::default(),
         })
     }
 
@@ -223,7 +226,11 @@ impl Writer {
             let mut batch = Batch::default();
             let mut nudged = false;
             let mut fast = 0usize;
-            match self.rx.recv_timeout(self.next_wait()) {
+            let received = self.rx.recv_timeout(self.next_wait());
+            // Busy from here to the next wait: the pass's commit, and
+            // the reading of what came meanwhile.
+            let busy = Instant::now();
+            match received {
                 Ok(m) => self.absorb(m, &mut batch, &mut nudged, &mut fast)?,
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => self.begin_stopping()?,
@@ -242,6 +249,7 @@ impl Writer {
             if !batch.is_empty() {
                 self.commit(batch)?;
             }
+            self.load.busy_us += i64::try_from(busy.elapsed().as_micros()).unwrap_or(i64::MAX);
             if let Some(exit) = self.step_stopping()? {
                 return Ok(exit);
             }
@@ -334,11 +342,16 @@ impl Writer {
         Ok(())
     }
 
+    /// Moves the worker's row to `state`, with the writer's totals so far:
+    /// a stopped worker's row keeps those of its whole life, not of its
+    /// last heartbeat.
     fn set_state(&mut self, state: WorkerState) -> Result<bool> {
         let now = Timestamp::now().to_text();
-        let id = self.me.worker_id;
+        let (id, load) = (self.me.worker_id, self.load);
         store::write_on(&mut self.conn, "change worker state", |tx| {
-            workers::set_state(tx, id, state, &now)
+            let moved = workers::set_state(tx, id, state, &now)?;
+            workers::record_load(tx, id, &load)?;
+            Ok(moved)
         })
     }
 }

@@ -4,12 +4,14 @@
 //! that was declared dead cannot overwrite what happened since.
 
 use std::collections::HashMap;
+use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, Transaction, TransactionBehavior, params};
 
 use crate::clock::Timestamp;
 use crate::error::{Error, Result};
 use crate::job::{JobStatus, LogLevel};
+use crate::worker::{CommitTimes, WriterLoad};
 #[cfg(test)]
 pub use claims::CLAIM_PLAN_SQL;
 use claims::claim;
@@ -96,8 +98,8 @@ pub struct Batch {
     pub claim: usize,
     /// When limits apply: which types the claim may start, and how many.
     pub limits: Option<Limits>,
-    /// Whether to record a heartbeat.
-    pub heartbeat: bool,
+    /// A heartbeat to record, with the writer's work so far.
+    pub heartbeat: Option<WriterLoad>,
     /// Process groups of command runs that just started, as (run, pgid):
     /// small and one per command run, so they ride in the group commit.
     pub pgids: Vec<(i64, i64)>,
@@ -127,7 +129,7 @@ impl Batch {
             && self.finishes.is_empty()
             && self.retries.is_empty()
             && self.claim == 0
-            && !self.heartbeat
+            && self.heartbeat.is_none()
             && self.pgids.is_empty()
             && !self.queue_due
             && self.resolve_waiting == ResolveWaiting::No
@@ -162,6 +164,12 @@ pub struct BatchResult {
     pub next_due: Option<Timestamp>,
     /// The commit's time: the claimed runs' `startedAt`.
     pub at: Timestamp,
+    /// How long the commit took (real time), and its parts.
+    pub took: CommitTimes,
+}
+
+fn micros(d: Duration) -> i64 {
+    i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
 }
 
 /// Commits `batch` in one transaction.
@@ -172,9 +180,11 @@ pub fn commit(
     at: Timestamp,
 ) -> Result<BatchResult> {
     let now = at.to_text();
+    let began = Instant::now();
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(Error::db("begin batch"))?;
+    let lock_wait = began.elapsed();
     let mut owned = Ownership::default();
     let (requeues, ends): (Vec<&FinishRecord>, Vec<&FinishRecord>) = batch
         .finishes
@@ -216,8 +226,8 @@ pub fn commit(
             super::deps::resolve_waiting(&tx, &now)?;
         }
     }
-    let still_registered = if batch.heartbeat {
-        super::workers::heartbeat(&tx, me.worker_id, &now)?
+    let still_registered = if let Some(load) = &batch.heartbeat {
+        super::workers::heartbeat(&tx, me.worker_id, &now, load)?
     } else {
         true
     };
@@ -235,9 +245,16 @@ pub fn commit(
     } else {
         Vec::new()
     };
+    let syncing = Instant::now();
     tx.commit().map_err(Error::db("commit batch"))?;
+    let took = CommitTimes {
+        total_us: micros(began.elapsed()),
+        lock_wait_us: micros(lock_wait),
+        sync_us: micros(syncing.elapsed()),
+    };
     super::count_commit();
     Ok(BatchResult {
+        took,
         claimed,
         fenced: owned.refused(),
         still_registered,

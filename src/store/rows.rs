@@ -6,7 +6,7 @@ use serde_json::{Map, Value};
 
 use super::runs::NewRun;
 use crate::job::{JobRun, JobStatus, LogLevel, LogLine};
-use crate::worker::{WorkerRow, WorkerState};
+use crate::worker::{WorkerRow, WorkerState, WriterLoad};
 
 /// Columns read into a [`JobRun`], in [`run_from_row`] order.
 pub const RUN_COLUMNS: &str = "id, jobName, status, parameters, priority, attempt, createdAt, \
@@ -16,7 +16,8 @@ pub const RUN_COLUMNS: &str = "id, jobName, status, parameters, priority, attemp
 
 /// Columns read into a [`WorkerRow`].
 pub const WORKER_COLUMNS: &str = "id, hostname, pid, version, state, concurrency, startedAt, \
-     heartbeatAt, stopRequestedAt, stoppingAt, stoppedAt, metadata";
+     heartbeatAt, stopRequestedAt, stoppingAt, stoppedAt, metadata, writerBusyUs, writerCommits, \
+     writerCommitUs, writerLockWaitUs, writerSyncUs";
 
 /// Columns read into a [`LogLine`].
 pub const LOG_COLUMNS: &str = "id, jobRunId, level, stage, message, context, timestamp, attempt";
@@ -127,6 +128,13 @@ pub fn worker_from_row(r: &Row<'_>) -> rusqlite::Result<WorkerRow> {
         stopping_at: r.get(9)?,
         stopped_at: r.get(10)?,
         metadata: object(r.get(11)?),
+        writer: WriterLoad {
+            busy_us: r.get(12)?,
+            commits: r.get(13)?,
+            commit_us: r.get(14)?,
+            lock_wait_us: r.get(15)?,
+            sync_us: r.get(16)?,
+        },
     })
 }
 

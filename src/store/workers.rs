@@ -6,7 +6,7 @@ use serde_json::{Map, Value};
 
 use super::rows::{WORKER_COLUMNS, worker_from_row};
 use crate::error::{Error, Result};
-use crate::worker::{WorkerRow, WorkerState};
+use crate::worker::{WorkerRow, WorkerState, WriterLoad};
 
 /// What a new worker says about itself.
 pub struct NewWorker<'a> {
@@ -115,15 +115,45 @@ pub fn set_state(tx: &Transaction<'_>, id: i64, next: WorkerState, now: &str) ->
         .map_err(Error::db("change worker state"))
 }
 
-/// Records a heartbeat; false when the worker is no longer active.
-pub fn heartbeat(conn: &Connection, id: i64, now: &str) -> Result<bool> {
+/// Records a heartbeat, and the writer's work so far; false when the
+/// worker is no longer active.
+pub fn heartbeat(conn: &Connection, id: i64, now: &str, load: &WriterLoad) -> Result<bool> {
     conn.prepare_cached(
-        "UPDATE Worker SET heartbeatAt = ?2 \
+        "UPDATE Worker SET heartbeatAt = ?2, writerBusyUs = ?3, writerCommits = ?4, \
+         writerCommitUs = ?5, writerLockWaitUs = ?6, writerSyncUs = ?7 \
          WHERE id = ?1 AND state IN ('STARTING', 'RUNNING', 'STOPPING')",
     )
-    .and_then(|mut s| s.execute(params![id, now]))
+    .and_then(|mut s| {
+        s.execute(params![
+            id,
+            now,
+            load.busy_us,
+            load.commits,
+            load.commit_us,
+            load.lock_wait_us,
+            load.sync_us
+        ])
+    })
     .map(|n| n == 1)
     .map_err(Error::db("record heartbeat"))
+}
+
+/// Records the writer's totals on worker `id`'s row, whatever its state.
+pub fn record_load(tx: &Transaction<'_>, id: i64, load: &WriterLoad) -> Result<()> {
+    tx.execute(
+        "UPDATE Worker SET writerBusyUs = ?2, writerCommits = ?3, writerCommitUs = ?4, \
+         writerLockWaitUs = ?5, writerSyncUs = ?6 WHERE id = ?1",
+        params![
+            id,
+            load.busy_us,
+            load.commits,
+            load.commit_us,
+            load.lock_wait_us,
+            load.sync_us
+        ],
+    )
+    .map(drop)
+    .map_err(Error::db("record writer load"))
 }
 
 /// Writes a stop request on the active worker; returns it, or None when no

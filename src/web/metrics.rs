@@ -16,7 +16,7 @@ use crate::checkpointer::Checkpoints;
 use crate::error::Result;
 use crate::manager::{Metrics, WritePath};
 use crate::store::stats::BUCKETS_MS;
-use crate::worker::VERSION;
+use crate::worker::{VERSION, WriterLoad};
 
 /// The content type Prometheus asks for.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -220,6 +220,9 @@ pub fn render(m: &Metrics, jobs: &[String], websocket_clients: usize) -> String 
             }
         }
     }
+    if let Some(load) = &m.writer {
+        writer_load(&mut out, load);
+    }
     if let Some((at, removed)) = m.retention {
         family(
             &mut out,
@@ -247,6 +250,45 @@ pub fn render(m: &Metrics, jobs: &[String], websocket_clients: usize) -> String 
         );
     }
     out
+}
+
+/// The active (or latest) worker's writer thread, as of its last
+/// heartbeat: the worker is a process of its own, and writes these into
+/// its row. They start again from 0 with each new worker, which
+/// Prometheus' `rate` reads as a counter reset.
+fn writer_load(out: &mut String, w: &WriterLoad) {
+    let seconds = |us: i64| us as f64 / 1e6;
+    let figures: [(&str, &str, f64); 5] = [
+        (
+            "jobmgr_worker_writer_busy_seconds_total",
+            "Time the worker's writer thread spent working rather than waiting for work; a rate near 1 means this single writer, not the jobs or the disk, sets how many runs a second finish.",
+            seconds(w.busy_us),
+        ),
+        (
+            "jobmgr_worker_writer_commits_total",
+            "Transactions the worker's writer committed (claims, progress, log lines and finishes together).",
+            w.commits as f64,
+        ),
+        (
+            "jobmgr_worker_writer_commit_seconds_total",
+            "Of the writer's busy time, time inside those transactions, BEGIN to COMMIT.",
+            seconds(w.commit_us),
+        ),
+        (
+            "jobmgr_worker_writer_lock_wait_seconds_total",
+            "Of that, time waiting for the write lock another connection held (BEGIN IMMEDIATE).",
+            seconds(w.lock_wait_us),
+        ),
+        (
+            "jobmgr_worker_writer_sync_seconds_total",
+            "Of that, time in the COMMIT statement alone: writing the WAL frames and syncing them.",
+            seconds(w.sync_us),
+        ),
+    ];
+    for (name, help, value) in figures {
+        family(out, name, "counter", help);
+        sample(out, name, &[], value);
+    }
 }
 
 /// One figure of a kind of checkpoint.

@@ -3,6 +3,9 @@
 // asks first, naming the runs it will interrupt; while the worker drains,
 // the time its running jobs have left counts down. Under them, what
 // retention keeps and last removed, and a warning when the disk is low.
+// And how hard the worker's one writer thread works, from the totals each
+// heartbeat writes: over the last heartbeat interval, or since the start
+// until a second heartbeat of the same worker arrives.
 
 import { api, attempt, toast } from './api.js';
 import { runningRuns } from './active.js';
@@ -11,6 +14,10 @@ import { h, replace, duration, num, parseTime } from './format.js';
 
 let status = null;
 let receivedAt = 0;
+// The writer's totals at the heartbeat before the one shown, and at the one
+// shown: { id, at (ms), writer }.
+let loadBefore = null;
+let loadShown = null;
 let busy = false;
 // While a start is on its way: the time it was accepted (202), and the
 // newest worker id then shown. The answer comes before the new worker
@@ -65,11 +72,47 @@ export function setWorker(value) {
   if (status && !next.housekeeping) next.housekeeping = status.housekeeping;
   status = next;
   receivedAt = Date.now();
+  noteLoad(next.worker);
   if (starting && next.worker && next.worker.id !== starting.afterId
       && ACTIVE.includes(next.state)) {
     starting = null;
   }
   render();
+}
+
+/** Keeps the writer's totals of the last two heartbeats of one worker. */
+function noteLoad(w) {
+  const at = w ? parseTime(w.heartbeatAt) : null;
+  if (!w || !w.writer || at === null) return;
+  if (loadShown && loadShown.id === w.id && at <= loadShown.at) return;
+  loadBefore = loadShown && loadShown.id === w.id ? loadShown : null;
+  loadShown = { id: w.id, at, writer: w.writer };
+}
+
+/**
+ * "busy 34 % (last 10s) · 120 commits/s · sync 60 %": the writer's share of
+ * the wall time spent working, its commits a second, and the share of its
+ * busy time in COMMIT (the disk's part). Since the start when only one
+ * heartbeat of this worker was seen.
+ */
+function writerText(w) {
+  let from = loadBefore;
+  let span = '';
+  if (from) span = `last ${duration(loadShown.at - from.at)}`;
+  else {
+    const started = parseTime(w.startedAt);
+    if (started === null || !loadShown) return '—';
+    from = { at: started, writer: { busyUs: 0, commits: 0, syncUs: 0 } };
+    span = 'since start';
+  }
+  const wallUs = (loadShown.at - from.at) * 1000;
+  const now = loadShown.writer;
+  const busy = now.busyUs - from.writer.busyUs;
+  if (wallUs <= 0 || busy < 0) return '—';
+  const commits = ((now.commits - from.writer.commits) * 1e6) / wallUs;
+  const sync = busy > 0 ? (now.syncUs - from.writer.syncUs) / busy : 0;
+  return `busy ${Math.round((busy / wallUs) * 100)} % (${span}) · ` +
+    `${num(Math.round(commits))} commits/s · sync ${Math.round(sync * 100)} %`;
 }
 
 /** Whether a start was accepted and its worker is not shown yet. */
@@ -128,6 +171,14 @@ function render() {
     }
     row('Uptime', '', 'worker-uptime');
     row('Heartbeat', '', 'worker-heartbeat');
+    if (w.writer) {
+      row('Writer', h('span', {
+        title: 'The worker\'s one writer thread commits every claim, progress update, log line '
+          + 'and finish. Near 100 % busy, it sets how many runs a second finish; sync is the '
+          + 'part of its time the disk takes.',
+        text: writerText(w),
+      }), 'worker-writer');
+    }
   }
   const hk = status.housekeeping || {};
   if (w && hk.retention) row('Retention', retentionText(hk.retention), 'worker-retention');

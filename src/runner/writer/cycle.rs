@@ -38,7 +38,7 @@ impl Writer {
         self.time_out_overdue();
         if self.last_heartbeat.elapsed() >= self.timing.heartbeat {
             self.last_heartbeat = Instant::now();
-            batch.heartbeat = true;
+            batch.heartbeat = Some(self.load);
         }
         batch.resolve_waiting = self.waiting.due(finished > 0);
         if batch.resolve_waiting != ResolveWaiting::No {
@@ -57,6 +57,7 @@ impl Writer {
     pub(super) fn commit(&mut self, batch: Batch) -> Result<()> {
         let asked = batch.claim;
         let result = self.commit_retrying(&batch)?;
+        self.load.add_commit(result.took);
         if batch.queue_due {
             self.next_due.set(result.next_due);
         }
