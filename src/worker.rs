@@ -202,6 +202,33 @@ impl WorkerRow {
         self.state.is_active() && self.heartbeat_age_ms(now) > stale_after_ms
     }
 
+    /// "busy 25 % over 1 min 40 s, 50 commits/s, sync 40 %": the writer's
+    /// share of the wall time from the start to the last heartbeat (or the
+    /// stop), its commits a second, and the share of its busy time in
+    /// COMMIT. None before the first heartbeat.
+    pub fn writer_summary(&self) -> Option<String> {
+        let start = Timestamp::parse(&self.started_at)?;
+        let beat = Timestamp::parse(&self.heartbeat_at)?;
+        let wall_ms = beat.0 - start.0;
+        let w = &self.writer;
+        if wall_ms <= 0 || w.commits == 0 {
+            return None;
+        }
+        let wall_us = wall_ms as f64 * 1000.0;
+        let sync = if w.busy_us > 0 {
+            w.sync_us as f64 / w.busy_us as f64
+        } else {
+            0.0
+        };
+        Some(format!(
+            "busy {:.0} % over {}, {:.0} commits/s, sync {:.0} %",
+            w.busy_us as f64 / wall_us * 100.0,
+            human_ms(wall_ms),
+            w.commits as f64 / wall_us * 1e6,
+            sync * 100.0
+        ))
+    }
+
     /// "worker 3 (pid 123 on host, heartbeat 2 s ago)".
     pub fn describe(&self, now: Timestamp) -> String {
         format!(

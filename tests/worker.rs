@@ -771,3 +771,29 @@ fn a_stopped_workers_row_keeps_its_writers_totals() {
     assert!(sync > 0 && lock >= 0 && lock + sync <= commit, "{row:?}");
     assert!(commit <= busy, "{row:?}");
 }
+
+#[test]
+fn status_prints_how_hard_the_writer_worked() {
+    let db = TestDb::new("writer-status");
+    db.ok(&["migrate"]);
+    // 100 s from the start to the stop: busy 25 s, 5,000 commits, 10 s of
+    // the busy time in COMMIT.
+    db.conn()
+        .execute_batch(
+            "INSERT INTO Worker (hostname, pid, version, state, concurrency, startedAt, \
+             heartbeatAt, stoppedAt, writerBusyUs, writerCommits, writerCommitUs, \
+             writerLockWaitUs, writerSyncUs) VALUES ('elsewhere', 4242, 'v', 'STOPPED', 4, \
+             '2026-01-01T00:00:00.000Z', '2026-01-01T00:01:40.000Z', \
+             '2026-01-01T00:01:40.000Z', 25000000, 5000, 20000000, 1000000, 10000000)",
+        )
+        .expect("insert worker");
+    let out = db.ok(&["status"]);
+    assert!(
+        out.contains("\n  writer busy 25 % over 1 min 40 s, 50 commits/s, sync 40 %\n"),
+        "{out}"
+    );
+    let json: Value = serde_json::from_str(&db.ok(&["status", "--json"])).expect("JSON");
+    let writer = &json["worker"]["worker"]["writer"];
+    assert_eq!(writer["lockWaitUs"], 1_000_000, "{json}");
+    assert_eq!(writer["commitUs"], 20_000_000, "{json}");
+}

@@ -33,6 +33,9 @@ pub fn status(w: &WorkerStatus, counts: &Counts) {
             if let Some(up) = w.uptime_ms {
                 outln!("  up {}", human_ms(up));
             }
+            if let Some(load) = row.writer_summary() {
+                outln!("  writer {load}");
+            }
             if let Some(over) = w.stopping_overdue_ms {
                 outln!("  STOPPING for {} past its drain timeout", human_ms(over));
             }
