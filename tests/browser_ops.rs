@@ -46,15 +46,7 @@ fn the_worker_panel_shows_how_hard_the_writer_works() {
     let serve = Serve::start_with(&db, &["--no-worker"]);
     // A worker that lived 100 s: its writer busy 25 s of them, 5,000
     // commits, 10 s of its busy time in COMMIT.
-    db.conn()
-        .execute_batch(
-            "INSERT INTO Worker (hostname, pid, version, state, concurrency, startedAt, \
-             heartbeatAt, stoppedAt, writerBusyUs, writerCommits, writerCommitUs, \
-             writerLockWaitUs, writerSyncUs) VALUES ('elsewhere', 4242, 'v', 'STOPPED', 4, \
-             '2026-01-01T00:00:00.000Z', '2026-01-01T00:01:40.000Z', \
-             '2026-01-01T00:01:40.000Z', 25000000, 5000, 20000000, 1000000, 10000000)",
-        )
-        .expect("insert worker");
+    db.insert_worker_with_writer_load();
     // No live worker: the page is opened without waiting for one.
     let mut b = common::cdp::Browser::launch(&db.dir, 1280, 900);
     b.navigate(&serve.url);

@@ -196,6 +196,18 @@ impl Server {
         }
     }
 
+    /// Waits until the scrape shows the supervised worker up.
+    fn wait_worker_up(&self) {
+        let up = poll_until(WAIT, || {
+            value(&parse(&self.scrape().text()), "jobmgr_worker_up", &[]) == Some(1.0)
+        });
+        assert!(
+            up,
+            "the worker never showed as up:\n{}",
+            std::fs::read_to_string(&self.log).unwrap_or_default()
+        );
+    }
+
     /// `GET /metrics` on the unauthenticated address.
     fn scrape(&self) -> Resp {
         http::request(&self.metrics_addr, "GET", "/metrics", &[], None)
@@ -433,14 +445,7 @@ fn worker_up_is_1_while_a_worker_runs_and_websocket_clients_are_counted() {
     let db = TestDb::new("metrics-up");
     let server = Server::start(&db, &[]);
     let read = || parse(&server.scrape().text());
-    let up = poll_until(WAIT, || {
-        value(&read(), "jobmgr_worker_up", &[]) == Some(1.0)
-    });
-    assert!(
-        up,
-        "the worker never showed as up:\n{}",
-        std::fs::read_to_string(&server.log).unwrap_or_default()
-    );
+    server.wait_worker_up();
     let age = value(&read(), "jobmgr_worker_heartbeat_age_seconds", &[]).expect("age");
     assert!(age < 60.0, "age {age}");
     let mut live = server.api.ws("/ws");
@@ -574,14 +579,7 @@ fn the_workers_writer_reports_its_load_with_each_heartbeat() {
         ]
         .map(|f| value(s, &format!("jobmgr_worker_writer_{f}_total"), &[]).unwrap_or(-1.0))
     };
-    let up = poll_until(WAIT, || {
-        value(&read(), "jobmgr_worker_up", &[]) == Some(1.0)
-    });
-    assert!(
-        up,
-        "the worker never showed as up:\n{}",
-        std::fs::read_to_string(&server.log).unwrap_or_default()
-    );
+    server.wait_worker_up();
     let before = figures(&read());
 
     // Runs with progress and log lines: the writer claims, writes and

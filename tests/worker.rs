@@ -778,15 +778,7 @@ fn status_prints_how_hard_the_writer_worked() {
     db.ok(&["migrate"]);
     // 100 s from the start to the stop: busy 25 s, 5,000 commits, 10 s of
     // the busy time in COMMIT.
-    db.conn()
-        .execute_batch(
-            "INSERT INTO Worker (hostname, pid, version, state, concurrency, startedAt, \
-             heartbeatAt, stoppedAt, writerBusyUs, writerCommits, writerCommitUs, \
-             writerLockWaitUs, writerSyncUs) VALUES ('elsewhere', 4242, 'v', 'STOPPED', 4, \
-             '2026-01-01T00:00:00.000Z', '2026-01-01T00:01:40.000Z', \
-             '2026-01-01T00:01:40.000Z', 25000000, 5000, 20000000, 1000000, 10000000)",
-        )
-        .expect("insert worker");
+    db.insert_worker_with_writer_load();
     let out = db.ok(&["status"]);
     assert!(
         out.contains("\n  writer busy 25 % over 1 min 40 s, 50 commits/s, sync 40 %\n"),

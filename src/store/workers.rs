@@ -124,15 +124,8 @@ pub fn heartbeat(conn: &Connection, id: i64, now: &str, load: &WriterLoad) -> Re
          WHERE id = ?1 AND state IN ('STARTING', 'RUNNING', 'STOPPING')",
     )
     .and_then(|mut s| {
-        s.execute(params![
-            id,
-            now,
-            load.busy_us,
-            load.commits,
-            load.commit_us,
-            load.lock_wait_us,
-            load.sync_us
-        ])
+        let [busy, commits, commit, lock, sync] = load_values(load);
+        s.execute(params![id, now, busy, commits, commit, lock, sync])
     })
     .map(|n| n == 1)
     .map_err(Error::db("record heartbeat"))
@@ -140,20 +133,19 @@ pub fn heartbeat(conn: &Connection, id: i64, now: &str, load: &WriterLoad) -> Re
 
 /// Records the writer's totals on worker `id`'s row, whatever its state.
 pub fn record_load(tx: &Transaction<'_>, id: i64, load: &WriterLoad) -> Result<()> {
+    let [busy, commits, commit, lock, sync] = load_values(load);
     tx.execute(
         "UPDATE Worker SET writerBusyUs = ?2, writerCommits = ?3, writerCommitUs = ?4, \
          writerLockWaitUs = ?5, writerSyncUs = ?6 WHERE id = ?1",
-        params![
-            id,
-            load.busy_us,
-            load.commits,
-            load.commit_us,
-            load.lock_wait_us,
-            load.sync_us
-        ],
+        params![id, busy, commits, commit, lock, sync],
     )
     .map(drop)
     .map_err(Error::db("record writer load"))
+}
+
+/// The writer's totals in the order of the `writer*` columns.
+fn load_values(l: &WriterLoad) -> [i64; 5] {
+    [l.busy_us, l.commits, l.commit_us, l.lock_wait_us, l.sync_us]
 }
 
 /// Writes a stop request on the active worker; returns it, or None when no

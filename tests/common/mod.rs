@@ -222,6 +222,21 @@ impl TestDb {
         c.last_insert_rowid()
     }
 
+    /// Inserts a STOPPED worker that lived 100 s, its writer busy 25 s of
+    /// them over 5,000 commits, 20 s inside them, 1 s waiting for the lock
+    /// and 10 s in COMMIT: figures whose shares are exact.
+    pub fn insert_worker_with_writer_load(&self) {
+        self.conn()
+            .execute_batch(
+                "INSERT INTO Worker (hostname, pid, version, state, concurrency, startedAt, \
+                 heartbeatAt, stoppedAt, writerBusyUs, writerCommits, writerCommitUs, \
+                 writerLockWaitUs, writerSyncUs) VALUES ('elsewhere', 4242, 'v', 'STOPPED', 4, \
+                 '2026-01-01T00:00:00.000Z', '2026-01-01T00:01:40.000Z', \
+                 '2026-01-01T00:01:40.000Z', 25000000, 5000, 20000000, 1000000, 10000000)",
+            )
+            .expect("insert worker");
+    }
+
     /// A direct connection to the database file.
     pub fn conn(&self) -> Connection {
         let c = Connection::open(&self.path).expect("open test db");
