@@ -3,6 +3,8 @@
 //! state → DEAD when its heartbeat goes silent or a new worker proves, by
 //! holding the lock file, that the old process is gone.
 
+use std::time::Duration;
+
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -179,7 +181,26 @@ pub struct CommitTimes {
     pub sync_us: i64,
 }
 
+impl CommitTimes {
+    pub fn new(total: Duration, lock_wait: Duration, sync: Duration) -> CommitTimes {
+        CommitTimes {
+            total_us: micros(total),
+            lock_wait_us: micros(lock_wait),
+            sync_us: micros(sync),
+        }
+    }
+}
+
+fn micros(d: Duration) -> i64 {
+    i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
+}
+
 impl WriterLoad {
+    /// Counts a stretch of work.
+    pub fn add_busy(&mut self, d: Duration) {
+        self.busy_us += micros(d);
+    }
+
     /// Counts one more commit.
     pub fn add_commit(&mut self, t: CommitTimes) {
         self.commits += 1;

@@ -249,7 +249,7 @@ impl Writer {
             if !batch.is_empty() {
                 self.commit(batch)?;
             }
-            self.load.busy_us += i64::try_from(busy.elapsed().as_micros()).unwrap_or(i64::MAX);
+            self.load.add_busy(busy.elapsed());
             if let Some(exit) = self.step_stopping()? {
                 return Ok(exit);
             }

@@ -4,7 +4,7 @@
 //! that was declared dead cannot overwrite what happened since.
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use rusqlite::{Connection, Transaction, TransactionBehavior, params};
 
@@ -168,10 +168,6 @@ pub struct BatchResult {
     pub took: CommitTimes,
 }
 
-fn micros(d: Duration) -> i64 {
-    i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
-}
-
 /// Commits `batch` in one transaction.
 pub fn commit(
     conn: &mut Connection,
@@ -247,11 +243,7 @@ pub fn commit(
     };
     let syncing = Instant::now();
     tx.commit().map_err(Error::db("commit batch"))?;
-    let took = CommitTimes {
-        total_us: micros(began.elapsed()),
-        lock_wait_us: micros(lock_wait),
-        sync_us: micros(syncing.elapsed()),
-    };
+    let took = CommitTimes::new(began.elapsed(), lock_wait, syncing.elapsed());
     super::count_commit();
     Ok(BatchResult {
         took,

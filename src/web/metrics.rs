@@ -285,7 +285,12 @@ fn writer_load(out: &mut String, w: &WriterLoad) {
             seconds(w.sync_us),
         ),
     ];
-    for (name, help, value) in figures {
+    counters(out, &figures);
+}
+
+/// Counters without labels, each with its HELP.
+fn counters(out: &mut String, figures: &[(&str, &str, f64)]) {
+    for &(name, help, value) in figures {
         family(out, name, "counter", help);
         sample(out, name, &[], value);
     }
@@ -337,10 +342,7 @@ fn write_path(out: &mut String, w: &WritePath) {
             seconds(c.answer_us),
         ),
     ];
-    for (name, help, value) in commit {
-        family(out, name, "counter", help);
-        sample(out, name, &[], value);
-    }
+    counters(out, &commit);
     let by = [("checkpointer", &w.checkpointer), ("fallback", &w.fallback)];
     let runs_help = format!(
         "WAL checkpoints this server process ran after its group commits, by who ran them: its \
